@@ -1,0 +1,257 @@
+//! The one place the server is assembled; `main` and every test call [`Application::build`].
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use poem::http::{HeaderValue, StatusCode, Uri, header};
+use poem::listener::{Acceptor, TcpAcceptor};
+use poem::middleware::CookieJarManager;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, post};
+use poem_openapi::OpenApiService;
+
+use crate::config::Config;
+use crate::crypto::PasswordHasherConfig;
+use crate::oauth::api::{DiscoveryApi, OAuthApi};
+use crate::oauth::jwt::AccessTokens;
+use crate::oauth::keys::KeyRing;
+use crate::state::{AppState, State};
+use crate::store::Store;
+use crate::{mcp, pages};
+
+/// Request bodies above this size are refused with 413 before they are read.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How often every instance re-reads the signing keys, so a rotation elsewhere is picked up.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The OpenAPI description of every JSON and form endpoint. It depends on no configuration, so the
+/// exported `openapi/openapi.json` is the same on every machine.
+pub fn openapi_service() -> OpenApiService<(DiscoveryApi, OAuthApi), ()> {
+    OpenApiService::new((DiscoveryApi, OAuthApi), "mcp-gateway", env!("CARGO_PKG_VERSION")).description(
+        "An MCP server (Streamable HTTP at /mcp) that is its own OAuth 2.1 authorization server. \
+         Discovery: RFC 9728 and RFC 8414. Registration: RFC 7591. Tokens: RFC 9068 JWTs, PKCE S256 required.",
+    )
+}
+
+pub struct Application {
+    state: State,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations, loads (or creates) the signing keys.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let store = Store::connect(&config.database_url).await?;
+        store.migrate().await?;
+        let keys = KeyRing::load(
+            store.clone(),
+            config.jwt_secret.as_deref(),
+            config.access_token_ttl,
+        )
+        .await?;
+        let tokens = AccessTokens::new(
+            keys,
+            config.issuer.clone(),
+            config.resource.as_str().to_owned(),
+        );
+        let passwords = PasswordHasherConfig::new(config.password_hash_cost);
+        Ok(Application {
+            state: Arc::new(AppState {
+                config,
+                store,
+                tokens,
+                passwords,
+            }),
+        })
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Serves on a bound listener until the process ends.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        self.serve_until(listener, std::future::pending()).await
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish (up to 10 s).
+    pub async fn serve_until(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
+        let keys = self.state.tokens.keys().clone();
+        let reload = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = keys.reload().await {
+                    tracing::warn!(error = %e, "reloading signing keys failed");
+                }
+            }
+        });
+        let acceptor = TcpAcceptor::from_tokio(listener)?;
+        tracing::info!(addr = ?acceptor.local_addr(), "listening");
+        let result = Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(routes(self.state), shutdown, Some(Duration::from_secs(10)))
+            .await;
+        reload.abort();
+        result
+    }
+}
+
+/// Every route of the server.
+pub fn routes(state: State) -> impl Endpoint<Output = Response> {
+    let api = openapi_service();
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    let guarded_state = state.clone();
+    let mcp = mcp::placeholder
+        .around(move |ep, req| mcp::guard::require_bearer(ep, req, guarded_state.clone()));
+    let config = state.config.clone();
+    Route::new()
+        .nest_no_strip("/oauth", api)
+        .nest_no_strip("/.well-known", openapi_service())
+        .at("/", get(pages::home))
+        .at("/login", get(pages::login_form).post(pages::login))
+        .at("/signup", get(pages::signup_form).post(pages::signup))
+        .at("/logout", post(pages::logout))
+        .at("/assets/style.css", get(pages::stylesheet))
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .at("/mcp", mcp)
+        .with(CookieJarManager::new())
+        .around(limit_body)
+        .data(state)
+        .around(move |ep, req| rewrite_paths(ep, req, config.clone()))
+        .around(observe)
+        .map_to_response()
+}
+
+/// Maps the other spellings of our routes onto the canonical ones: the issuer's path prefix, the
+/// path-inserted well-known URLs (RFC 8414 §3.1, RFC 9728 §3.1) and the root aliases `/authorize`,
+/// `/token`, `/register` that 2025-03-26 MCP clients use without metadata.
+async fn rewrite_paths<E: Endpoint>(
+    ep: E,
+    mut req: Request,
+    config: Config,
+) -> poem::Result<E::Output> {
+    let path = req.uri().path();
+    let issuer_path = config.issuer_path();
+    let resource_path = config
+        .resource
+        .url()
+        .path()
+        .trim_end_matches('/')
+        .to_owned();
+    let mut target = match path.strip_prefix(issuer_path) {
+        Some(rest) if !issuer_path.is_empty() && (rest.is_empty() || rest.starts_with('/')) => {
+            rest.to_owned()
+        }
+        _ => path.to_owned(),
+    };
+    for doc in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        if !issuer_path.is_empty() && target == format!("{doc}{issuer_path}") {
+            target = doc.to_owned();
+        }
+    }
+    if !resource_path.is_empty()
+        && target == format!("/.well-known/oauth-protected-resource{resource_path}")
+    {
+        target = "/.well-known/oauth-protected-resource".to_owned();
+    }
+    target = match target.as_str() {
+        "" => "/".to_owned(),
+        "/authorize" => "/oauth/authorize".to_owned(),
+        "/token" => "/oauth/token".to_owned(),
+        "/register" => "/oauth/register".to_owned(),
+        _ => target,
+    };
+    if target != req.uri().path() {
+        let path_and_query = match req.uri().query() {
+            Some(q) => format!("{target}?{q}"),
+            None => target,
+        };
+        if let Ok(uri) = path_and_query.parse::<Uri>() {
+            *req.uri_mut() = uri;
+        }
+    }
+    ep.call(req).await
+}
+
+/// Refuses bodies over [`MAX_BODY_BYTES`] with 413: by `Content-Length` before reading, and by reading at
+/// most that much of a chunked body.
+async fn limit_body<E: Endpoint>(ep: E, mut req: Request) -> poem::Result<E::Output> {
+    let too_large =
+        || poem::Error::from_string("request body too large", StatusCode::PAYLOAD_TOO_LARGE);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.parse::<usize>());
+    match declared {
+        Some(Ok(len)) if len > MAX_BODY_BYTES => return Err(too_large()),
+        Some(Ok(_)) => {}
+        Some(Err(_)) => {
+            return Err(poem::Error::from_string(
+                "invalid Content-Length",
+                StatusCode::BAD_REQUEST,
+            ));
+        }
+        None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
+            let body = req
+                .take_body()
+                .into_bytes_limit(MAX_BODY_BYTES)
+                .await
+                .map_err(|_| too_large())?;
+            req.set_body(body);
+        }
+        None => {}
+    }
+    ep.call(req).await
+}
+
+/// Security headers on every response and one log line per request (method, path without the query,
+/// status, latency: never a token, code or secret).
+async fn observe<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut resp = match ep.call(req).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) => err.into_response(),
+    };
+    let headers = resp.headers_mut();
+    let set = |headers: &mut poem::http::HeaderMap, name, value: &'static str| {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    };
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::REFERRER_POLICY, "no-referrer");
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    let is_html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    let is_docs = path.starts_with("/docs");
+    if is_html && !is_docs {
+        // No form-action: Chromium applies it to the redirect after the consent POST (see DESIGN.md).
+        set(
+            headers,
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+        );
+    }
+    let cacheable = is_docs
+        || path.starts_with("/.well-known/")
+        || path.starts_with("/assets/")
+        || path == "/openapi.json";
+    if !cacheable {
+        set(headers, header::CACHE_CONTROL, "no-store");
+        set(headers, header::PRAGMA, "no-cache");
+    }
+    tracing::info!(%method, %path, status = resp.status().as_u16(), latency_ms = started.elapsed().as_secs_f64() * 1000.0, "request");
+    Ok(resp)
+}

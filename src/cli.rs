@@ -1,0 +1,295 @@
+//! The command line: `serve` (default) and the operator commands. Every command reads the same
+//! configuration as the server.
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::app::{Application, openapi_service};
+use crate::config::Config;
+use crate::crypto::PasswordHasherConfig;
+use crate::oauth::client_auth;
+use crate::oauth::keys::generate_es256;
+use crate::oauth::register::{ClientMetadata, RegistrationSource, register_client};
+use crate::pages::{validate_password, validate_username};
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcp-gateway",
+    version,
+    about = "An MCP server that is its own OAuth 2.1 authorization server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage the people who can sign in.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage the keys that sign access tokens.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// The OpenAPI description.
+    #[command(subcommand)]
+    Openapi(OpenapiCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; prompts for the password when --password is omitted.
+    Add {
+        username: String,
+        #[arg(long)]
+        password: Option<String>,
+        /// May use the admin views.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users.
+    List,
+    /// Stop a user from signing in (their sessions and refresh tokens stop working too).
+    Disable { username: String },
+    /// Allow a disabled user to sign in again.
+    Enable { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client as the operator (shown without the "unverified" mark on the consent page).
+    Add {
+        #[arg(long)]
+        name: String,
+        /// A redirect URI; repeat for several.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A confidential client with a secret (client_secret_basic); the secret is printed once.
+        #[arg(long)]
+        confidential: bool,
+        /// Space-separated scopes (default: all).
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// List clients.
+    List,
+    /// Delete a client.
+    Remove { client_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys.
+    List,
+    /// Create a new signing key; older keys keep verifying until their tokens expire.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OpenapiCommand {
+    /// Write openapi.json and openapi.yaml into a directory.
+    Export {
+        #[arg(long, default_value = "openapi")]
+        dir: PathBuf,
+    },
+}
+
+/// Runs a non-serve command.
+pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => unreachable!("serve is handled by main"),
+        Command::Openapi(OpenapiCommand::Export { dir }) => export_openapi(&dir),
+        Command::Migrate => {
+            let store = Store::connect(&config.database_url).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User(cmd) => user(cmd, &config).await,
+        Command::Client(cmd) => client(cmd, config).await,
+        Command::Keys(cmd) => keys(cmd, &config).await,
+    }
+}
+
+async fn store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .context("connecting to the database")?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+pub fn export_openapi(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let api = openapi_service();
+    std::fs::write(dir.join("openapi.json"), api.spec() + "\n")?;
+    std::fs::write(dir.join("openapi.yaml"), api.spec_yaml())?;
+    println!("wrote {}/openapi.json and openapi.yaml", dir.display());
+    Ok(())
+}
+
+async fn user(cmd: UserCommand, config: &Config) -> anyhow::Result<()> {
+    let store = store(config).await?;
+    match cmd {
+        UserCommand::Add {
+            username,
+            password,
+            admin,
+        } => {
+            let username = validate_username(&username).map_err(anyhow::Error::msg)?;
+            let password = match password {
+                Some(p) => p,
+                None => {
+                    let first = rpassword::prompt_password(format!("Password for {username}: "))?;
+                    if rpassword::prompt_password("Repeat the password: ")? != first {
+                        bail!("the passwords are not the same");
+                    }
+                    first
+                }
+            };
+            validate_password(&password).map_err(anyhow::Error::msg)?;
+            let hash = PasswordHasherConfig::new(config.password_hash_cost).hash(&password);
+            match store.create_user(&username, hash, admin).await? {
+                Some(user) => println!("created user {} ({})", user.username, user.id),
+                None => bail!("a user named {username} exists already"),
+            }
+        }
+        UserCommand::List => {
+            println!(
+                "{:<24} {:<36} {:<6} {:<8}",
+                "USERNAME", "ID", "ADMIN", "STATUS"
+            );
+            for u in store.list_users().await? {
+                println!(
+                    "{:<24} {:<36} {:<6} {:<8}",
+                    u.username,
+                    u.id,
+                    u.is_admin,
+                    if u.disabled { "disabled" } else { "active" }
+                );
+            }
+        }
+        UserCommand::Disable { username } => {
+            if !store
+                .set_user_disabled(&username.to_ascii_lowercase(), true)
+                .await?
+            {
+                bail!("no user named {username}");
+            }
+            println!("disabled {username}");
+        }
+        UserCommand::Enable { username } => {
+            if !store
+                .set_user_disabled(&username.to_ascii_lowercase(), false)
+                .await?
+            {
+                bail!("no user named {username}");
+            }
+            println!("enabled {username}");
+        }
+    }
+    Ok(())
+}
+
+async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
+    match cmd {
+        ClientCommand::Add {
+            name,
+            redirect_uris,
+            confidential,
+            scope,
+        } => {
+            let app = Application::build(config).await?;
+            let method = if confidential {
+                client_auth::CLIENT_SECRET_BASIC
+            } else {
+                client_auth::NONE
+            };
+            let metadata = ClientMetadata {
+                client_name: Some(name),
+                redirect_uris: Some(redirect_uris),
+                token_endpoint_auth_method: Some(method.into()),
+                grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
+                scope,
+                ..Default::default()
+            };
+            let info = register_client(app.state(), metadata, RegistrationSource::Operator)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.description))?;
+            println!("client_id: {}", info.client_id);
+            if let Some(secret) = info.client_secret {
+                println!("client_secret: {secret}");
+                println!("(the secret is shown only now; store it safely)");
+            }
+        }
+        ClientCommand::List => {
+            let store = store(&config).await?;
+            println!(
+                "{:<36} {:<20} {:<20} {:<10} REDIRECT URIS",
+                "CLIENT ID", "NAME", "AUTH METHOD", "SOURCE"
+            );
+            for c in store.list_clients().await? {
+                println!(
+                    "{:<36} {:<20} {:<20} {:<10} {}",
+                    c.client_id,
+                    c.name,
+                    c.token_endpoint_auth_method,
+                    c.registration_source,
+                    c.redirect_uris
+                );
+            }
+        }
+        ClientCommand::Remove { client_id } => {
+            if !store(&config).await?.delete_client(&client_id).await? {
+                bail!("no client {client_id}");
+            }
+            println!("removed {client_id}");
+        }
+    }
+    Ok(())
+}
+
+async fn keys(cmd: KeysCommand, config: &Config) -> anyhow::Result<()> {
+    let store = store(config).await?;
+    match cmd {
+        KeysCommand::List => {
+            println!("{:<44} {:<6} {:<22} STATUS", "KID", "ALG", "CREATED");
+            for k in store.all_keys().await? {
+                let created = chrono::DateTime::from_timestamp(k.created_at, 0)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default();
+                let status = match k.retired_at {
+                    None => "signing".to_owned(),
+                    Some(t) => format!(
+                        "retired {}",
+                        chrono::DateTime::from_timestamp(t, 0)
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or_default()
+                    ),
+                };
+                println!("{:<44} {:<6} {:<22} {status}", k.kid, k.alg, created);
+            }
+            if config.jwt_secret.is_some() {
+                println!(
+                    "(JWT_SECRET is set: access tokens are HS256 and these keys are not used)"
+                );
+            }
+        }
+        KeysCommand::Rotate => {
+            let key = generate_es256()?;
+            let kid = key.kid.clone();
+            store.rotate_in_key(key).await?;
+            println!("new signing key {kid}; older keys verify until their tokens expire");
+        }
+    }
+    Ok(())
+}

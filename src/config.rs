@@ -1,0 +1,313 @@
+//! Configuration from the environment (and `.env`), validated once at start.
+//!
+//! Every problem is reported as one line that names the variable, so a bad value stops the start with a
+//! message an operator can act on. The rest of the program receives a [`Config`] value and never reads
+//! the environment itself.
+use std::net::IpAddr;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::oauth::resource::Resource;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn problem(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// How expensive argon2id password hashing is. `Low` exists for tests and must never be used in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordHashCost {
+    /// OWASP's argon2id recommendation: 19 MiB, 2 passes.
+    Default,
+    /// 1 MiB, 1 pass: fast enough for test suites.
+    Low,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: IpAddr,
+    pub port: u16,
+    /// The authorization server's issuer identifier (RFC 8414 §2), without a trailing slash.
+    pub issuer: String,
+    /// The canonical URI of the MCP server (RFC 8707 resource, RFC 9728 `resource`).
+    pub resource: Resource,
+    pub database_url: String,
+    /// When set, access tokens are HS256 with this secret instead of ES256 with keys in the database.
+    pub jwt_secret: Option<String>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub auth_code_ttl: Duration,
+    pub session_ttl: Duration,
+    pub allowed_origins: Vec<String>,
+    pub signup: bool,
+    pub log_format: LogFormat,
+    pub password_hash_cost: PasswordHashCost,
+}
+
+impl Config {
+    /// Reads the process environment, after loading `.env` from the working directory if there is one.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        // A missing .env is normal; a malformed one is worth stopping for.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(problem("DOTENV", format!(".env could not be read: {e}"))),
+        }
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from a lookup of variable names, so tests can pass values directly.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let port = match get("PORT") {
+            None => 3000,
+            Some(v) => v
+                .parse::<u16>()
+                .map_err(|_| problem("PORT", format!("'{v}' is not a port number (0-65535)")))?,
+        };
+        let bind = match get("BIND") {
+            None => IpAddr::from([127, 0, 0, 1]),
+            Some(v) => v
+                .parse()
+                .map_err(|_| problem("BIND", format!("'{v}' is not an IP address")))?,
+        };
+        let issuer = match get("AUTH_ISSUER") {
+            None => format!("http://localhost:{port}"),
+            Some(v) => parse_issuer(&v)?,
+        };
+        let resource = match get("MCP_RESOURCE_URI") {
+            None => Resource::parse(&format!("{issuer}/mcp")),
+            Some(v) => Resource::parse(&v),
+        }
+        .map_err(|e| problem("MCP_RESOURCE_URI", e))?;
+        let database_url =
+            get("DATABASE_URL").unwrap_or_else(|| "sqlite://mcp-gateway.db?mode=rwc".to_owned());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(problem(
+                "DATABASE_URL",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        let jwt_secret = match get("JWT_SECRET") {
+            None => None,
+            Some(v) if v.len() < 32 => {
+                return Err(problem("JWT_SECRET", "must be at least 32 characters"));
+            }
+            Some(v) => Some(v),
+        };
+        let access_token_ttl = seconds(&get, "ACCESS_TOKEN_TTL", 3600, 60, 86_400)?;
+        let refresh_token_ttl = seconds(&get, "REFRESH_TOKEN_TTL", 30 * 86_400, 300, 365 * 86_400)?;
+        let auth_code_ttl = seconds(&get, "AUTH_CODE_TTL", 60, 1, 60)?;
+        let session_ttl = seconds(&get, "SESSION_TTL", 12 * 3600, 60, 30 * 86_400)?;
+        let allowed_origins = match get("ALLOWED_ORIGINS") {
+            None => vec![origin_of(&issuer)],
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(|o| {
+                    Url::parse(o)
+                        .ok()
+                        .filter(|u| matches!(u.scheme(), "http" | "https") && u.path() == "/")
+                        .map(|_| o.trim_end_matches('/').to_owned())
+                        .ok_or_else(|| {
+                            problem(
+                                "ALLOWED_ORIGINS",
+                                format!("'{o}' is not an origin like https://app.example"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let signup = on_off(&get, "SIGNUP", true)?;
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(v) => {
+                return Err(problem(
+                    "LOG_FORMAT",
+                    format!("'{v}' is not one of pretty, json"),
+                ));
+            }
+        };
+        let password_hash_cost = match get("PASSWORD_HASH_COST").as_deref() {
+            None | Some("default") => PasswordHashCost::Default,
+            Some("low") => PasswordHashCost::Low,
+            Some(v) => {
+                return Err(problem(
+                    "PASSWORD_HASH_COST",
+                    format!("'{v}' is not one of default, low"),
+                ));
+            }
+        };
+
+        Ok(Config {
+            bind,
+            port,
+            issuer,
+            resource,
+            database_url,
+            jwt_secret,
+            access_token_ttl,
+            refresh_token_ttl,
+            auth_code_ttl,
+            session_ttl,
+            allowed_origins,
+            signup,
+            log_format,
+            password_hash_cost,
+        })
+    }
+
+    /// The path part of the issuer (`""` for `https://as.example`, `"/tenant"` for `https://as.example/tenant`).
+    pub fn issuer_path(&self) -> &str {
+        let after_scheme = self.issuer.split_once("://").map_or("", |(_, rest)| rest);
+        after_scheme.find('/').map_or("", |i| &after_scheme[i..])
+    }
+
+    /// Whether cookies must carry `Secure`: the browser reaches us over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// The RFC 9728 metadata URL that `WWW-Authenticate` points clients to.
+    pub fn resource_metadata_url(&self) -> String {
+        let url = self.resource.url();
+        let path = url.path().trim_end_matches('/');
+        format!(
+            "{}/.well-known/oauth-protected-resource{path}",
+            origin_of(url.as_str())
+        )
+    }
+}
+
+/// RFC 8414 §2: https (or http for local development), no query, no fragment; stored without a trailing slash.
+fn parse_issuer(value: &str) -> Result<String, ConfigError> {
+    let url = Url::parse(value)
+        .map_err(|e| problem("AUTH_ISSUER", format!("'{value}' is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(problem("AUTH_ISSUER", "must be an http(s) URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(problem(
+            "AUTH_ISSUER",
+            "must not have a query, fragment or user info",
+        ));
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+fn origin_of(url: &str) -> String {
+    Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default()
+}
+
+fn seconds(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    let value = match get(variable) {
+        None => default,
+        Some(v) => v
+            .parse::<u64>()
+            .map_err(|_| problem(variable, format!("'{v}' is not a whole number of seconds")))?,
+    };
+    if !(min..=max).contains(&value) {
+        return Err(problem(
+            variable,
+            format!("{value} is outside {min}..={max} seconds"),
+        ));
+    }
+    Ok(Duration::from_secs(value))
+}
+
+fn on_off(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(variable).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("on" | "true" | "1" | "yes") => Ok(true),
+        Some("off" | "false" | "0" | "no") => Ok(false),
+        Some(v) => Err(problem(variable, format!("'{v}' is not one of on, off"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_serve_localhost_3000_with_mcp_resource() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.issuer, "http://localhost:3000");
+        assert_eq!(c.resource.as_str(), "http://localhost:3000/mcp");
+        assert_eq!(
+            c.resource_metadata_url(),
+            "http://localhost:3000/.well-known/oauth-protected-resource/mcp"
+        );
+        assert!(c.signup);
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        for (var, value) in [
+            ("PORT", "abc"),
+            ("AUTH_ISSUER", "ftp://x"),
+            ("JWT_SECRET", "short"),
+            ("ACCESS_TOKEN_TTL", "-1"),
+            ("AUTH_CODE_TTL", "600"),
+            ("SIGNUP", "maybe"),
+            ("MCP_RESOURCE_URI", "http://x/mcp#frag"),
+        ] {
+            let err = config(&[(var, value)]).unwrap_err();
+            assert_eq!(err.variable, var);
+            assert!(err.to_string().starts_with(var));
+        }
+    }
+
+    #[test]
+    fn issuer_path_and_trailing_slash() {
+        let c = config(&[("AUTH_ISSUER", "https://as.example/tenant/")]).unwrap();
+        assert_eq!(c.issuer, "https://as.example/tenant");
+        assert_eq!(c.issuer_path(), "/tenant");
+        assert!(c.secure_cookies());
+    }
+}

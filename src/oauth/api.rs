@@ -1,0 +1,201 @@
+//! The poem-openapi operations: thin adapters from HTTP to the modules that implement each RFC.
+use poem::Request;
+use poem::web::Data;
+use poem::web::cookie::CookieJar;
+use poem_openapi::param::Query;
+use poem_openapi::payload::{Form, Json};
+use poem_openapi::{OpenApi, Tags};
+
+use super::authorize::{self, AuthorizationRequest, AuthorizeResponse, ConsentDecision};
+use super::introspect::{self, IntrospectRequest, Introspection};
+use super::metadata::{self, AuthorizationServerMetadata, ProtectedResourceMetadata};
+use super::register::{self, ClientInformation, ClientMetadata, RegistrationSource};
+use super::revoke::{self, RevokeRequest, Revoked};
+use super::token::{self, TokenRequest, TokenResponseBody};
+use crate::error::{ErrorCode, OAuthResponse};
+use crate::oauth_response;
+use crate::state::State;
+
+#[derive(Tags)]
+enum ApiTags {
+    /// Metadata documents clients read to find the authorization server and its endpoints.
+    Discovery,
+    /// The OAuth 2.1 authorization server.
+    #[oai(rename = "OAuth 2.1")]
+    OAuth,
+}
+
+oauth_response!(
+    /// Token endpoint response.
+    TokenResponse, 200, TokenResponseBody
+);
+impl OAuthResponse for TokenResponse {}
+
+oauth_response!(
+    /// Registration response.
+    RegisterResponse, 201, ClientInformation
+);
+impl OAuthResponse for RegisterResponse {
+    const MALFORMED: ErrorCode = ErrorCode::InvalidClientMetadata;
+}
+
+oauth_response!(
+    /// Revocation response.
+    RevokeResponse, 200, Revoked
+);
+impl OAuthResponse for RevokeResponse {}
+
+oauth_response!(
+    /// Introspection response.
+    IntrospectResponse, 200, Introspection
+);
+impl OAuthResponse for IntrospectResponse {}
+
+fn authorization_header(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Discovery: RFC 9728, RFC 8414 and the JWKS.
+pub struct DiscoveryApi;
+
+#[OpenApi(tag = "ApiTags::Discovery")]
+impl DiscoveryApi {
+    /// Protected resource metadata (RFC 9728) of the MCP server.
+    #[oai(path = "/.well-known/oauth-protected-resource", method = "get")]
+    async fn protected_resource(&self, state: Data<&State>) -> Json<ProtectedResourceMetadata> {
+        Json(metadata::protected_resource(&state.config))
+    }
+
+    /// Protected resource metadata at the path-inserted location for the `/mcp` resource (RFC 9728 §3.1).
+    #[oai(path = "/.well-known/oauth-protected-resource/mcp", method = "get")]
+    async fn protected_resource_mcp(&self, state: Data<&State>) -> Json<ProtectedResourceMetadata> {
+        Json(metadata::protected_resource(&state.config))
+    }
+
+    /// Authorization server metadata (RFC 8414).
+    #[oai(path = "/.well-known/oauth-authorization-server", method = "get")]
+    async fn authorization_server(&self, state: Data<&State>) -> Json<AuthorizationServerMetadata> {
+        Json(metadata::authorization_server(&state.config))
+    }
+
+    /// The same metadata at the OpenID Connect Discovery location, for clients that look there.
+    #[oai(path = "/.well-known/openid-configuration", method = "get")]
+    async fn openid_configuration(&self, state: Data<&State>) -> Json<AuthorizationServerMetadata> {
+        Json(metadata::authorization_server(&state.config))
+    }
+
+    /// The public keys that verify access tokens (RFC 7517). Empty when tokens are HS256.
+    #[oai(path = "/.well-known/jwks.json", method = "get")]
+    async fn jwks(&self, state: Data<&State>) -> Json<serde_json::Value> {
+        Json(serde_json::to_value(state.tokens.keys().jwks()).unwrap_or_default())
+    }
+}
+
+/// The authorization server's endpoints.
+pub struct OAuthApi;
+
+#[OpenApi(tag = "ApiTags::OAuth")]
+impl OAuthApi {
+    /// Authorization endpoint (RFC 6749 §4.1.1, PKCE S256 required, RFC 8707 `resource`).
+    ///
+    /// Shows the sign-in page, then the consent page; redirects back with `code`, `state` and `iss`
+    /// (RFC 9207). An unknown client or unregistered redirect URI gets an HTML error page, never a redirect.
+    /// Also served at `/authorize`.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/oauth/authorize", method = "get")]
+    async fn authorize(
+        &self,
+        state: Data<&State>,
+        req: &Request,
+        jar: &CookieJar,
+        response_type: Query<Option<String>>,
+        client_id: Query<Option<String>>,
+        redirect_uri: Query<Option<String>>,
+        scope: Query<Option<String>>,
+        #[oai(name = "state")] client_state: Query<Option<String>>,
+        code_challenge: Query<Option<String>>,
+        code_challenge_method: Query<Option<String>>,
+        resource: Query<Option<String>>,
+    ) -> AuthorizeResponse {
+        let request = AuthorizationRequest {
+            response_type: response_type.0,
+            client_id: client_id.0,
+            redirect_uri: redirect_uri.0,
+            scope: scope.0,
+            state: client_state.0,
+            code_challenge: code_challenge.0,
+            code_challenge_method: code_challenge_method.0,
+            resource: resource.0,
+        };
+        authorize::begin(&state, jar, req.uri().query().unwrap_or_default(), request).await
+    }
+
+    /// The consent page's form: `decision=allow` or `decision=deny`, with the page's CSRF token.
+    #[oai(path = "/oauth/authorize", method = "post")]
+    async fn authorize_decision(
+        &self,
+        state: Data<&State>,
+        jar: &CookieJar,
+        form: Form<ConsentDecision>,
+    ) -> AuthorizeResponse {
+        authorize::decide(&state, jar, form.0).await
+    }
+
+    /// Token endpoint (RFC 6749 §3.2): `authorization_code` and `refresh_token` grants.
+    ///
+    /// Clients authenticate with HTTP Basic (`client_secret_basic`), with `client_id` and `client_secret`
+    /// in the body (`client_secret_post`), or with `client_id` alone (public clients). Refresh tokens
+    /// rotate on every use; presenting a used one revokes the whole grant. Also served at `/token`.
+    #[oai(path = "/oauth/token", method = "post")]
+    async fn token(
+        &self,
+        state: Data<&State>,
+        req: &Request,
+        form: Form<TokenRequest>,
+    ) -> TokenResponse {
+        token::token(&state, authorization_header(req), form.0)
+            .await
+            .into()
+    }
+
+    /// Dynamic client registration (RFC 7591). Confidential clients receive their secret once.
+    /// Also served at `/register`.
+    #[oai(path = "/oauth/register", method = "post")]
+    async fn register(
+        &self,
+        state: Data<&State>,
+        metadata: Json<ClientMetadata>,
+    ) -> RegisterResponse {
+        register::register_client(&state, metadata.0, RegistrationSource::Dynamic)
+            .await
+            .into()
+    }
+
+    /// Token revocation (RFC 7009). Same client authentication as the token endpoint.
+    #[oai(path = "/oauth/revoke", method = "post")]
+    async fn revoke(
+        &self,
+        state: Data<&State>,
+        req: &Request,
+        form: Form<RevokeRequest>,
+    ) -> RevokeResponse {
+        revoke::revoke(&state, authorization_header(req), form.0)
+            .await
+            .into()
+    }
+
+    /// Token introspection (RFC 7662) for confidential clients, about tokens issued to them.
+    #[oai(path = "/oauth/introspect", method = "post")]
+    async fn introspect(
+        &self,
+        state: Data<&State>,
+        req: &Request,
+        form: Form<IntrospectRequest>,
+    ) -> IntrospectResponse {
+        introspect::introspect(&state, authorization_header(req), form.0)
+            .await
+            .into()
+    }
+}

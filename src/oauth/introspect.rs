@@ -1,0 +1,105 @@
+//! Token introspection (RFC 7662) for authenticated (confidential) clients, about their own tokens.
+use poem_openapi::Object;
+use serde::Deserialize;
+
+use super::client_auth::{PresentedClient, is_confidential};
+use crate::crypto::{now, sha256_hex};
+use crate::error::{ErrorCode, OAuthError};
+use crate::state::AppState;
+
+#[derive(Debug, Object, Deserialize)]
+pub struct IntrospectRequest {
+    /// The token to describe.
+    pub token: String,
+    /// `access_token` or `refresh_token`; a hint only.
+    pub token_type_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// RFC 7662 §2.2. Only `active` is present for an inactive token.
+#[derive(Debug, Default, Object)]
+pub struct Introspection {
+    pub active: bool,
+    #[oai(skip_serializing_if_is_none)]
+    pub scope: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub client_id: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub sub: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub aud: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub iss: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub exp: Option<i64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub iat: Option<i64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub jti: Option<String>,
+    /// `Bearer` for access tokens, `refresh_token` for refresh tokens.
+    #[oai(skip_serializing_if_is_none)]
+    pub token_type: Option<String>,
+}
+
+pub async fn introspect(
+    state: &AppState,
+    authorization: Option<&str>,
+    req: IntrospectRequest,
+) -> Result<Introspection, OAuthError> {
+    let client = PresentedClient::from_request(
+        authorization,
+        req.client_id.as_deref(),
+        req.client_secret.as_deref(),
+    )?
+    .authenticate(state)
+    .await?;
+    if !is_confidential(&client) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidClient,
+            "introspection requires an authenticated (confidential) client",
+        ));
+    }
+    if let Ok(claims) = state.tokens.verify(&req.token).await {
+        if claims.client_id != client.client_id {
+            return Ok(Introspection::default());
+        }
+        return Ok(Introspection {
+            active: true,
+            scope: Some(claims.scope),
+            client_id: Some(claims.client_id),
+            sub: Some(claims.sub),
+            aud: Some(claims.aud),
+            iss: Some(claims.iss),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            jti: Some(claims.jti),
+            token_type: Some("Bearer".into()),
+        });
+    }
+    let live = state
+        .store
+        .find_refresh_token(&sha256_hex(&req.token))
+        .await?
+        .filter(|t| {
+            t.client_id == client.client_id
+                && t.used_at.is_none()
+                && t.revoked_at.is_none()
+                && t.expires_at > now()
+        });
+    Ok(match live {
+        Some(t) => Introspection {
+            active: true,
+            scope: Some(t.scope),
+            client_id: Some(t.client_id),
+            sub: Some(t.user_id),
+            aud: Some(t.resource),
+            iss: Some(state.config.issuer.clone()),
+            exp: Some(t.expires_at),
+            iat: Some(t.issued_at),
+            token_type: Some("refresh_token".into()),
+            ..Default::default()
+        },
+        None => Introspection::default(),
+    })
+}

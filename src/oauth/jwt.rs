@@ -1,0 +1,149 @@
+//! JWT access tokens (RFC 9068): `typ: at+jwt`, `kid`, and the claims iss, sub, aud, client_id, scope,
+//! iat, exp, jti. Verification pins the algorithm, type, issuer, audience and lifetime.
+use jsonwebtoken::{Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::keys::KeyRing;
+use crate::crypto::now;
+
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+const LEEWAY_SECS: u64 = 10;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    pub scope: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    /// The grant (refresh-token family) this token was issued under, so revoking it can revoke the grant.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub grant_id: String,
+}
+
+impl AccessClaims {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope.split(' ').any(|s| s == scope)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token is not an access token (typ must be at+jwt)")]
+    WrongType,
+    #[error("the token is signed with an unknown key")]
+    UnknownKey,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+}
+
+/// Who an access token is for and what it allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Grant<'a> {
+    pub subject: &'a str,
+    pub client_id: &'a str,
+    pub scope: &'a str,
+    pub audience: &'a str,
+    pub grant_id: &'a str,
+}
+
+/// Signs and verifies access tokens for one issuer and one audience.
+#[derive(Clone)]
+pub struct AccessTokens {
+    keys: KeyRing,
+    issuer: String,
+    audience: String,
+}
+
+impl AccessTokens {
+    pub fn new(keys: KeyRing, issuer: String, audience: String) -> AccessTokens {
+        AccessTokens {
+            keys,
+            issuer,
+            audience,
+        }
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// Issues an access token for a grant; returns the JWT and its claims.
+    pub fn issue(
+        &self,
+        grant: Grant<'_>,
+        ttl_secs: i64,
+    ) -> Result<(String, AccessClaims), jsonwebtoken::errors::Error> {
+        let iat = now();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: grant.subject.to_owned(),
+            aud: grant.audience.to_owned(),
+            client_id: grant.client_id.to_owned(),
+            scope: grant.scope.to_owned(),
+            iat,
+            exp: iat + ttl_secs,
+            jti: uuid::Uuid::new_v4().to_string(),
+            grant_id: grant.grant_id.to_owned(),
+        };
+        let (kid, key) = self.keys.signing_key();
+        let mut header = Header::new(self.keys.algorithm());
+        header.typ = Some(ACCESS_TOKEN_TYPE.into());
+        header.kid = kid;
+        Ok((jsonwebtoken::encode(&header, &claims, &key)?, claims))
+    }
+
+    /// Verifies a bearer token: signature with a known key of the pinned algorithm, `typ`, `iss`, `aud`,
+    /// `exp`/`nbf`/`iat` with a small leeway. `alg: none` and algorithm confusion fail at the pinned algorithm.
+    pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+        if header.alg != self.keys.algorithm() {
+            return Err(VerifyError::Invalid("unexpected algorithm".into()));
+        }
+        if !header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)
+                || t.eq_ignore_ascii_case("application/at+jwt")
+        }) {
+            return Err(VerifyError::WrongType);
+        }
+        let kid = header.kid.as_deref();
+        let key = match self.keys.verifying_key(kid) {
+            Some(key) => key,
+            None if self.keys.reload_if_stale().await => self
+                .keys
+                .verifying_key(kid)
+                .ok_or(VerifyError::UnknownKey)?,
+            None => return Err(VerifyError::UnknownKey),
+        };
+        let mut validation = Validation::new(self.keys.algorithm());
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, &key, &validation).map_err(|e| match e
+                .kind()
+            {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
+                jsonwebtoken::errors::ErrorKind::InvalidToken
+                | jsonwebtoken::errors::ErrorKind::Base64(_) => VerifyError::Malformed,
+                other => VerifyError::Invalid(format!("{other:?}")),
+            })?;
+        if data.claims.iat > now() + LEEWAY_SECS as i64 {
+            return Err(VerifyError::NotYetValid);
+        }
+        Ok(data.claims)
+    }
+}

@@ -1,0 +1,90 @@
+//! Discovery documents: protected resource metadata (RFC 9728), authorization server metadata (RFC 8414,
+//! also served as `openid-configuration`), and the JWKS.
+use poem_openapi::Object;
+
+use super::client_auth::METHODS;
+use super::scope::SUPPORTED;
+use crate::config::Config;
+
+/// RFC 9728 §2.
+#[derive(Debug, Object)]
+pub struct ProtectedResourceMetadata {
+    /// The canonical URI of the MCP server; the `resource` clients send and the `aud` of its tokens.
+    pub resource: String,
+    /// The issuer of the authorization server, byte for byte the `issuer` in its metadata.
+    pub authorization_servers: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    /// Only the `Authorization` header (RFC 6750 §2.1).
+    pub bearer_methods_supported: Vec<String>,
+    pub resource_name: String,
+    pub resource_documentation: String,
+}
+
+/// RFC 8414 §2.
+#[derive(Debug, Object)]
+pub struct AuthorizationServerMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub registration_endpoint: String,
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
+    pub jwks_uri: String,
+    pub scopes_supported: Vec<String>,
+    pub response_types_supported: Vec<String>,
+    pub response_modes_supported: Vec<String>,
+    pub grant_types_supported: Vec<String>,
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// Only `S256` (PKCE is required for every client).
+    pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 9207: the authorization response carries `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
+    pub client_id_metadata_document_supported: bool,
+    pub service_documentation: String,
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+pub fn protected_resource(config: &Config) -> ProtectedResourceMetadata {
+    ProtectedResourceMetadata {
+        resource: config.resource.as_str().to_owned(),
+        authorization_servers: vec![config.issuer.clone()],
+        scopes_supported: SUPPORTED.iter().map(|(s, _)| (*s).to_owned()).collect(),
+        bearer_methods_supported: strings(&["header"]),
+        resource_name: "mcp-gateway".into(),
+        resource_documentation: format!("{}/docs", config.issuer),
+    }
+}
+
+pub fn authorization_server(config: &Config) -> AuthorizationServerMetadata {
+    let issuer = &config.issuer;
+    let authenticated: Vec<String> = METHODS
+        .iter()
+        .filter(|m| **m != "none")
+        .map(|m| (*m).to_owned())
+        .collect();
+    AuthorizationServerMetadata {
+        issuer: issuer.clone(),
+        authorization_endpoint: format!("{issuer}/oauth/authorize"),
+        token_endpoint: format!("{issuer}/oauth/token"),
+        registration_endpoint: format!("{issuer}/oauth/register"),
+        revocation_endpoint: format!("{issuer}/oauth/revoke"),
+        introspection_endpoint: format!("{issuer}/oauth/introspect"),
+        jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+        scopes_supported: SUPPORTED.iter().map(|(s, _)| (*s).to_owned()).collect(),
+        response_types_supported: strings(&["code"]),
+        response_modes_supported: strings(&["query"]),
+        grant_types_supported: strings(&["authorization_code", "refresh_token"]),
+        token_endpoint_auth_methods_supported: strings(METHODS),
+        revocation_endpoint_auth_methods_supported: strings(METHODS),
+        introspection_endpoint_auth_methods_supported: authenticated,
+        code_challenge_methods_supported: strings(&["S256"]),
+        authorization_response_iss_parameter_supported: true,
+        client_id_metadata_document_supported: false,
+        service_documentation: format!("{issuer}/docs"),
+    }
+}

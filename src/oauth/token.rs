@@ -1,0 +1,303 @@
+//! The token endpoint (RFC 6749 §3.2, §4.1.3, §6; OAuth 2.1 §4.1.3, §4.3): the authorization-code and
+//! refresh-token grants, issuing RFC 9068 JWT access tokens and rotating refresh tokens.
+use poem_openapi::Object;
+use serde::Deserialize;
+
+use super::client_auth::PresentedClient;
+use super::jwt::Grant;
+use super::pkce::CodeChallenge;
+use super::scope::Scope;
+use crate::crypto::{now, random_token, sha256_hex};
+use crate::error::{ErrorCode, OAuthError};
+use crate::state::AppState;
+use crate::store::{authorization_code, client, refresh_token};
+
+/// A token request (`application/x-www-form-urlencoded`).
+#[derive(Debug, Object, Deserialize)]
+pub struct TokenRequest {
+    /// `authorization_code` or `refresh_token`.
+    pub grant_type: String,
+    /// The authorization code (authorization_code grant).
+    pub code: Option<String>,
+    /// The redirect URI used in the authorization request (authorization_code grant).
+    pub redirect_uri: Option<String>,
+    /// The PKCE code verifier (authorization_code grant, RFC 7636).
+    pub code_verifier: Option<String>,
+    /// The refresh token (refresh_token grant).
+    pub refresh_token: Option<String>,
+    /// A narrower scope than granted (refresh_token grant).
+    pub scope: Option<String>,
+    /// The resource the token is for (RFC 8707); must be the one the grant was made for.
+    pub resource: Option<String>,
+    /// The client, for public clients and `client_secret_post`.
+    pub client_id: Option<String>,
+    /// The client secret, for `client_secret_post`.
+    pub client_secret: Option<String>,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Object)]
+pub struct TokenResponseBody {
+    /// A JWT access token (RFC 9068).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Lifetime of the access token in seconds.
+    pub expires_in: i64,
+    /// A new refresh token; the one presented (if any) is now used up.
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh_token: Option<String>,
+    /// The scope of the access token.
+    pub scope: String,
+}
+
+pub async fn token(
+    state: &AppState,
+    authorization: Option<&str>,
+    req: TokenRequest,
+) -> Result<TokenResponseBody, OAuthError> {
+    let presented = PresentedClient::from_request(
+        authorization,
+        req.client_id.as_deref(),
+        req.client_secret.as_deref(),
+    )?;
+    let client = presented.authenticate(state).await?;
+    let grant_allowed = |grant: &str| client.grant_types.split(' ').any(|g| g == grant);
+    match req.grant_type.as_str() {
+        "authorization_code" if grant_allowed("authorization_code") => {
+            redeem_authorization_code(state, &client, req).await
+        }
+        "refresh_token" if grant_allowed("refresh_token") => refresh(state, &client, req).await,
+        "authorization_code" | "refresh_token" => Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client is not registered for that grant type",
+        )),
+        _ => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "grant_type must be authorization_code or refresh_token",
+        )),
+    }
+}
+
+/// RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6) and resource binding (RFC 8707 §2.2).
+async fn redeem_authorization_code(
+    state: &AppState,
+    client: &client::Model,
+    req: TokenRequest,
+) -> Result<TokenResponseBody, OAuthError> {
+    let code = req
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let verifier = req
+        .code_verifier
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
+    let code_hash = sha256_hex(code);
+    let Some(grant) = state
+        .store
+        .redeem_code(&code_hash, &client.client_id)
+        .await?
+    else {
+        // RFC 6749 §4.1.2 / RFC 9700 §4.2.4: a second redemption revokes what the first one issued.
+        if let Some(used) = state
+            .store
+            .find_code(&code_hash)
+            .await?
+            .filter(|c| c.client_id == client.client_id && c.used_at.is_some())
+        {
+            let revoked = state.store.revoke_family(&used.family_id).await?;
+            tracing::warn!(client_id = %client.client_id, revoked, "authorization code replayed; its grant is revoked");
+        }
+        return Err(OAuthError::invalid_grant(
+            "the authorization code is invalid, expired or already used",
+        ));
+    };
+    check_code_bindings(state, &grant, &req, verifier)?;
+    let scope = grant.scope.clone();
+    issue_tokens(
+        state,
+        client,
+        &grant.user_id,
+        &scope,
+        &scope,
+        &grant.resource,
+        &grant.family_id,
+    )
+    .await
+}
+
+/// Everything the code is bound to: lifetime, redirect URI, PKCE verifier, resource.
+fn check_code_bindings(
+    state: &AppState,
+    grant: &authorization_code::Model,
+    req: &TokenRequest,
+    verifier: &str,
+) -> Result<(), OAuthError> {
+    if grant.expires_at <= now() {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code has expired",
+        ));
+    }
+    match req.redirect_uri.as_deref() {
+        Some(sent) if sent == grant.redirect_uri => {}
+        None if !grant.redirect_uri_explicit => {}
+        None => {
+            return Err(OAuthError::invalid_request(
+                "redirect_uri is required: it was part of the authorization request",
+            ));
+        }
+        Some(_) => {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+    }
+    if !CodeChallenge::from_stored(grant.code_challenge.clone()).is_satisfied_by(verifier) {
+        return Err(OAuthError::invalid_grant(
+            "code_verifier does not match the code_challenge",
+        ));
+    }
+    check_resource(state, req.resource.as_deref(), &grant.resource)
+}
+
+fn check_resource(
+    state: &AppState,
+    requested: Option<&str>,
+    granted: &str,
+) -> Result<(), OAuthError> {
+    match requested {
+        Some(r)
+            if !(state.config.resource.is_named_by(r)
+                && state.config.resource.as_str() == granted) =>
+        {
+            Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                "resource does not match the grant",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// RFC 6749 §6 with rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): every use returns a new refresh token;
+/// presenting a used one revokes the whole family.
+async fn refresh(
+    state: &AppState,
+    client: &client::Model,
+    req: TokenRequest,
+) -> Result<TokenResponseBody, OAuthError> {
+    let presented = req
+        .refresh_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    let token_hash = sha256_hex(presented);
+    let Some(old) = state
+        .store
+        .use_refresh_token(&token_hash, &client.client_id)
+        .await?
+    else {
+        if let Some(reused) = state
+            .store
+            .find_refresh_token(&token_hash)
+            .await?
+            .filter(|t| t.client_id == client.client_id && t.used_at.is_some())
+        {
+            let revoked = state.store.revoke_family(&reused.family_id).await?;
+            tracing::warn!(client_id = %client.client_id, revoked, "refresh token reused; its family is revoked");
+        }
+        return Err(OAuthError::invalid_grant(
+            "the refresh token is invalid, expired, revoked or already used",
+        ));
+    };
+    check_resource(state, req.resource.as_deref(), &old.resource)?;
+    let granted = Scope::parse(&old.scope).map_err(OAuthError::internal)?;
+    let scope = match req.scope.as_deref() {
+        None => granted.clone(),
+        Some(s) => match Scope::parse(s) {
+            Ok(asked) if !asked.is_empty() && asked.is_subset_of(&granted) => asked,
+            _ => {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    "scope may only narrow the granted scope",
+                ));
+            }
+        },
+    };
+    let user = state
+        .store
+        .find_user(&old.user_id)
+        .await?
+        .filter(|u| !u.disabled);
+    if user.is_none() {
+        state.store.revoke_family(&old.family_id).await?;
+        return Err(OAuthError::invalid_grant(
+            "the resource owner is no longer active",
+        ));
+    }
+    issue_tokens(
+        state,
+        client,
+        &old.user_id,
+        &scope.to_string(),
+        &old.scope,
+        &old.resource,
+        &old.family_id,
+    )
+    .await
+}
+
+/// Signs the access token and, when the client may refresh, stores the next refresh token of the family.
+async fn issue_tokens(
+    state: &AppState,
+    client: &client::Model,
+    user_id: &str,
+    scope: &str,
+    granted_scope: &str,
+    resource: &str,
+    family_id: &str,
+) -> Result<TokenResponseBody, OAuthError> {
+    let ttl = state.config.access_token_ttl.as_secs() as i64;
+    let grant = Grant {
+        subject: user_id,
+        client_id: &client.client_id,
+        scope,
+        audience: resource,
+        grant_id: family_id,
+    };
+    let (access_token, _) = state
+        .tokens
+        .issue(grant, ttl)
+        .map_err(OAuthError::internal)?;
+    let refresh_token = if client.grant_types.split(' ').any(|g| g == "refresh_token") {
+        let raw = random_token();
+        let issued_at = now();
+        state
+            .store
+            .insert_refresh_token(refresh_token::Model {
+                token_hash: sha256_hex(&raw),
+                family_id: family_id.to_owned(),
+                client_id: client.client_id.clone(),
+                user_id: user_id.to_owned(),
+                scope: granted_scope.to_owned(),
+                resource: resource.to_owned(),
+                issued_at,
+                expires_at: issued_at + state.config.refresh_token_ttl.as_secs() as i64,
+                used_at: None,
+                revoked_at: None,
+            })
+            .await?;
+        Some(raw)
+    } else {
+        None
+    };
+    Ok(TokenResponseBody {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+        refresh_token,
+        scope: scope.to_owned(),
+    })
+}

@@ -1,0 +1,287 @@
+//! The pages people use: home, sign up, log in, log out. The consent page belongs to
+//! `oauth::authorize`. Plain server-rendered forms that work without JavaScript.
+pub mod session;
+pub mod templates;
+
+use poem::http::StatusCode;
+use poem::web::cookie::CookieJar;
+use poem::web::{Data, Form, Query, Redirect};
+use poem::{IntoResponse, Response, handler};
+use serde::Deserialize;
+
+use self::session::{
+    anonymous_csrf_token, check_anonymous_csrf, safe_return_to, signed_in, start_session,
+};
+use self::templates::{HomePage, LoginPage, SignupPage, render};
+use crate::error::PageError;
+use crate::state::State;
+
+pub const STYLESHEET: &str = include_str!("../../templates/style.css");
+
+pub fn html_response(status: StatusCode, html: String) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("text/html; charset=utf-8")
+        .body(html)
+}
+
+/// 303 See Other: the answer to a successful form POST.
+fn see_other(location: &str) -> Response {
+    Redirect::see_other(location).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReturnTo {
+    return_to: Option<String>,
+}
+
+#[handler]
+pub async fn home(state: Data<&State>, jar: &CookieJar) -> Result<Response, PageError> {
+    let me = signed_in(&state, jar).await?;
+    let csrf = me.as_ref().map(|m| m.csrf_token()).unwrap_or_default();
+    let page = HomePage {
+        base: state.config.issuer_path(),
+        username: me.as_ref().map(|m| m.user.username.as_str()),
+        csrf_token: &csrf,
+        signup: state.config.signup,
+        resource: state.config.resource.as_str(),
+    };
+    Ok(html_response(StatusCode::OK, render(&page)))
+}
+
+#[handler]
+pub fn stylesheet() -> Response {
+    Response::builder()
+        .content_type("text/css; charset=utf-8")
+        .header("Cache-Control", "public, max-age=3600")
+        .body(STYLESHEET)
+}
+
+/// The login form; also what `/oauth/authorize` shows when nobody is signed in.
+pub fn login_html(
+    state: &State,
+    jar: &CookieJar,
+    return_to: &str,
+    username: &str,
+    error: Option<&str>,
+) -> String {
+    let csrf = anonymous_csrf_token(&state.config, jar);
+    render(&LoginPage {
+        base: state.config.issuer_path(),
+        csrf_token: &csrf,
+        return_to,
+        username,
+        error,
+        signup: state.config.signup,
+    })
+}
+
+fn login_page(
+    state: &State,
+    jar: &CookieJar,
+    status: StatusCode,
+    return_to: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
+    html_response(status, login_html(state, jar, return_to, username, error))
+}
+
+#[handler]
+pub async fn login_form(
+    state: Data<&State>,
+    jar: &CookieJar,
+    Query(q): Query<ReturnTo>,
+) -> Response {
+    login_page(
+        &state,
+        jar,
+        StatusCode::OK,
+        &safe_return_to(q.return_to.as_deref()),
+        "",
+        None,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    username: Option<String>,
+    password: Option<String>,
+    csrf_token: Option<String>,
+    return_to: Option<String>,
+}
+
+#[handler]
+pub async fn login(
+    state: Data<&State>,
+    jar: &CookieJar,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    check_anonymous_csrf(jar, form.csrf_token.as_deref())?;
+    let return_to = safe_return_to(form.return_to.as_deref());
+    let username = form
+        .username
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let password = form.password.unwrap_or_default();
+    let user = state.store.find_user_by_username(&username).await?;
+    let verified = match &user {
+        Some(u) => state.passwords.verify(&password, &u.password_hash) && !u.disabled,
+        None => {
+            state.passwords.verify_dummy(&password);
+            false
+        }
+    };
+    match user {
+        Some(user) if verified => {
+            start_session(&state, jar, &user).await?;
+            tracing::info!(user_id = %user.id, "login succeeded");
+            Ok(see_other(&return_to))
+        }
+        _ => {
+            tracing::info!("login failed");
+            Ok(login_page(
+                &state,
+                jar,
+                StatusCode::UNAUTHORIZED,
+                &return_to,
+                &username,
+                Some("The username or password is not right."),
+            ))
+        }
+    }
+}
+
+fn signup_page(
+    state: &State,
+    jar: &CookieJar,
+    status: StatusCode,
+    return_to: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
+    let csrf = anonymous_csrf_token(&state.config, jar);
+    let page = SignupPage {
+        base: state.config.issuer_path(),
+        csrf_token: &csrf,
+        return_to,
+        username,
+        error,
+    };
+    html_response(status, render(&page))
+}
+
+#[handler]
+pub async fn signup_form(
+    state: Data<&State>,
+    jar: &CookieJar,
+    Query(q): Query<ReturnTo>,
+) -> Result<Response, PageError> {
+    if !state.config.signup {
+        return Err(PageError::not_found());
+    }
+    Ok(signup_page(
+        &state,
+        jar,
+        StatusCode::OK,
+        &safe_return_to(q.return_to.as_deref()),
+        "",
+        None,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignupForm {
+    username: Option<String>,
+    password: Option<String>,
+    password_confirm: Option<String>,
+    csrf_token: Option<String>,
+    return_to: Option<String>,
+}
+
+/// Usernames are 3–64 characters of `[A-Za-z0-9._-]`, compared in lower case.
+pub fn validate_username(username: &str) -> Result<String, &'static str> {
+    let ok = (3..=64).contains(&username.len())
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(username.to_ascii_lowercase())
+    } else {
+        Err("The username must be 3–64 letters, digits, dots, dashes or underscores.")
+    }
+}
+
+/// Passwords are 8–1024 characters (the upper bound keeps hashing cost bounded).
+pub fn validate_password(password: &str) -> Result<(), &'static str> {
+    if (8..=1024).contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err("The password must be at least 8 characters long.")
+    }
+}
+
+#[handler]
+pub async fn signup(
+    state: Data<&State>,
+    jar: &CookieJar,
+    Form(form): Form<SignupForm>,
+) -> Result<Response, PageError> {
+    if !state.config.signup {
+        return Err(PageError::not_found());
+    }
+    check_anonymous_csrf(jar, form.csrf_token.as_deref())?;
+    let return_to = safe_return_to(form.return_to.as_deref());
+    let raw_username = form.username.unwrap_or_default();
+    let password = form.password.unwrap_or_default();
+    let fail = |message: &str| {
+        signup_page(
+            &state,
+            jar,
+            StatusCode::BAD_REQUEST,
+            &return_to,
+            raw_username.trim(),
+            Some(message),
+        )
+    };
+    let username = match validate_username(raw_username.trim()) {
+        Ok(u) => u,
+        Err(message) => return Ok(fail(message)),
+    };
+    if let Err(message) = validate_password(&password) {
+        return Ok(fail(message));
+    }
+    if form.password_confirm.as_deref() != Some(password.as_str()) {
+        return Ok(fail("The two passwords are not the same."));
+    }
+    let Some(user) = state
+        .store
+        .create_user(&username, state.passwords.hash(&password), false)
+        .await?
+    else {
+        return Ok(fail("That username is taken."));
+    };
+    tracing::info!(user_id = %user.id, "user signed up");
+    start_session(&state, jar, &user).await?;
+    Ok(see_other(&return_to))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogoutForm {
+    csrf_token: Option<String>,
+}
+
+#[handler]
+pub async fn logout(
+    state: Data<&State>,
+    jar: &CookieJar,
+    Form(form): Form<LogoutForm>,
+) -> Result<Response, PageError> {
+    if let Some(me) = signed_in(&state, jar).await? {
+        me.check_csrf(form.csrf_token.as_deref())?;
+        session::end_session(&state, jar).await?;
+        tracing::info!(user_id = %me.user.id, "logged out");
+    }
+    Ok(see_other(&format!("{}/", state.config.issuer_path())))
+}

@@ -1,0 +1,160 @@
+//! Browser sessions and CSRF protection.
+//!
+//! The session cookie holds 256 random bits; the database keeps only their SHA-256. A new id is issued at
+//! every login (no session fixation). Forms of a signed-in person carry a CSRF token derived from the
+//! session id, so nothing more is stored; anonymous forms (login, sign-up) use a double-submit cookie.
+use std::time::Duration;
+
+use poem::web::cookie::{Cookie, CookieJar, SameSite};
+use subtle::ConstantTimeEq;
+
+use crate::config::Config;
+use crate::crypto::{random_token, sha256_b64};
+use crate::error::PageError;
+use crate::state::AppState;
+use crate::store::user;
+
+pub const SESSION_COOKIE: &str = "mcpgw_session";
+pub const CSRF_COOKIE: &str = "mcpgw_csrf";
+
+fn cookie(config: &Config, name: &str, value: String, max_age: Duration) -> Cookie {
+    let mut c = Cookie::new_with_str(name, value);
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c.set_secure(config.secure_cookies());
+    c.set_path("/");
+    c.set_max_age(max_age);
+    c
+}
+
+/// The signed-in person: who, and the raw session id their CSRF token derives from.
+pub struct SignedIn {
+    pub user: user::Model,
+    session: String,
+}
+
+impl SignedIn {
+    pub fn csrf_token(&self) -> String {
+        sha256_b64(format!("csrf:{}", self.session).as_bytes())
+    }
+
+    pub fn check_csrf(&self, presented: Option<&str>) -> Result<(), PageError> {
+        check(&self.csrf_token(), presented)
+    }
+}
+
+fn check(expected: &str, presented: Option<&str>) -> Result<(), PageError> {
+    let ok = presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.as_bytes())));
+    if ok {
+        Ok(())
+    } else {
+        Err(PageError::bad_request(
+            "This form has expired",
+            "The security token of the form was missing or did not match. Go back, reload the page and try again.",
+        ))
+    }
+}
+
+pub async fn signed_in(state: &AppState, jar: &CookieJar) -> Result<Option<SignedIn>, PageError> {
+    let Some(raw) = jar.get(SESSION_COOKIE).map(|c| c.value_str().to_owned()) else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .session_user(&raw)
+        .await?
+        .map(|user| SignedIn { user, session: raw }))
+}
+
+/// Starts a fresh session for `user` (replacing any previous one in this browser).
+pub async fn start_session(
+    state: &AppState,
+    jar: &CookieJar,
+    user: &user::Model,
+) -> Result<(), PageError> {
+    if let Some(old) = jar.get(SESSION_COOKIE) {
+        state.store.delete_session(old.value_str()).await?;
+    }
+    let ttl = state.config.session_ttl;
+    let raw = state
+        .store
+        .create_session(&user.id, ttl.as_secs() as i64)
+        .await?;
+    jar.add(cookie(&state.config, SESSION_COOKIE, raw, ttl));
+    Ok(())
+}
+
+pub async fn end_session(state: &AppState, jar: &CookieJar) -> Result<(), PageError> {
+    if let Some(old) = jar.get(SESSION_COOKIE) {
+        state.store.delete_session(old.value_str()).await?;
+    }
+    jar.add(cookie(
+        &state.config,
+        SESSION_COOKIE,
+        String::new(),
+        Duration::ZERO,
+    ));
+    Ok(())
+}
+
+/// The double-submit token of anonymous forms: the cookie's value, set if the browser has none yet.
+pub fn anonymous_csrf_token(config: &Config, jar: &CookieJar) -> String {
+    if let Some(existing) = jar.get(CSRF_COOKIE).filter(|c| c.value_str().len() == 43) {
+        return existing.value_str().to_owned();
+    }
+    let token = random_token();
+    jar.add(cookie(
+        config,
+        CSRF_COOKIE,
+        token.clone(),
+        Duration::from_secs(2 * 3600),
+    ));
+    token
+}
+
+pub fn check_anonymous_csrf(jar: &CookieJar, presented: Option<&str>) -> Result<(), PageError> {
+    match jar.get(CSRF_COOKIE) {
+        Some(c) if c.value_str().len() == 43 => check(c.value_str(), presented),
+        _ => check("\u{0}missing", None),
+    }
+}
+
+/// A post-login destination: only a local path (`/…`, not `//…` or `/\…`), so the login page can never
+/// be used as an open redirect.
+pub fn safe_return_to(value: Option<&str>) -> String {
+    match value {
+        Some(v)
+            if v.starts_with('/')
+                && !v.starts_with("//")
+                && !v.starts_with("/\\")
+                && !v.chars().any(|c| c.is_control() || c == '\\') =>
+        {
+            v.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_return_to;
+
+    #[test]
+    fn return_to_stays_on_this_site() {
+        assert_eq!(
+            safe_return_to(Some("/oauth/authorize?client_id=x")),
+            "/oauth/authorize?client_id=x"
+        );
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "/a\r\nLocation: x",
+            "",
+        ] {
+            assert_eq!(safe_return_to(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_return_to(None), "/");
+    }
+}

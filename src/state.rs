@@ -1,0 +1,16 @@
+//! What every handler shares.
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::crypto::PasswordHasherConfig;
+use crate::oauth::jwt::AccessTokens;
+use crate::store::Store;
+
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub tokens: AccessTokens,
+    pub passwords: PasswordHasherConfig,
+}
+
+pub type State = Arc<AppState>;

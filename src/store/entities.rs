@@ -1,0 +1,156 @@
+//! sea-orm entities, one module per table (see the migration for the schema).
+#![allow(clippy::struct_excessive_bools)]
+
+macro_rules! no_relations {
+    () => {
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+pub mod user {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub username: String,
+        pub password_hash: String,
+        pub is_admin: bool,
+        pub disabled: bool,
+        pub created_at: i64,
+    }
+    no_relations!();
+}
+
+pub mod login_session {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "login_sessions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id_hash: String,
+        pub user_id: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+    }
+    no_relations!();
+}
+
+pub mod client {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "clients")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub client_id: String,
+        pub secret_hash: Option<String>,
+        pub name: String,
+        /// JSON array of the registered redirect URIs, exactly as registered.
+        pub redirect_uris: String,
+        /// Space-separated.
+        pub grant_types: String,
+        /// Space-separated.
+        pub response_types: String,
+        pub token_endpoint_auth_method: String,
+        pub scope: String,
+        pub application_type: String,
+        /// The full registered metadata (RFC 7591 §3.2.1 echoes it), without secrets.
+        pub metadata: String,
+        /// `dynamic` (RFC 7591), `operator` (CLI).
+        pub registration_source: String,
+        pub owner_user_id: Option<String>,
+        pub registration_access_token_hash: Option<String>,
+        pub metadata_url: Option<String>,
+        pub disabled: bool,
+        pub created_at: i64,
+        pub expires_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+pub mod authorization_code {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "authorization_codes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub code_hash: String,
+        pub client_id: String,
+        pub user_id: String,
+        pub redirect_uri: String,
+        pub redirect_uri_explicit: bool,
+        pub scope: String,
+        pub resource: String,
+        pub code_challenge: String,
+        /// The refresh-token family this code starts when redeemed; a replayed code revokes it.
+        pub family_id: String,
+        pub expires_at: i64,
+        pub used_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+pub mod consent {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "consents")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub client_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub resource: String,
+        pub scope: String,
+        pub granted_at: i64,
+        pub revoked_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+pub mod refresh_token {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refresh_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        pub family_id: String,
+        pub client_id: String,
+        pub user_id: String,
+        /// The scope the resource owner granted; a refresh may narrow the access token's scope within it.
+        pub scope: String,
+        pub resource: String,
+        pub issued_at: i64,
+        pub expires_at: i64,
+        pub used_at: Option<i64>,
+        pub revoked_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+pub mod signing_key {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "signing_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kid: String,
+        pub alg: String,
+        pub private_pem: String,
+        pub public_jwk: String,
+        pub created_at: i64,
+        pub retired_at: Option<i64>,
+    }
+    no_relations!();
+}

@@ -1,0 +1,74 @@
+//! Storage: the sea-orm entities and every query the domain needs. Nothing outside this module writes SQL.
+//!
+//! One code path serves SQLite and Postgres. State changes that must happen once (redeeming a code,
+//! rotating a refresh token) are a single conditional `UPDATE … RETURNING`, so exactly one caller wins
+//! even when several instances race on the same row.
+pub mod entities;
+
+mod clients;
+mod codes;
+mod consents;
+mod keys;
+mod refresh_tokens;
+mod sessions;
+mod users;
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    TransactionTrait,
+};
+
+pub use entities::{
+    authorization_code, client, consent, login_session, refresh_token, signing_key, user,
+};
+
+/// The database handle shared by every request.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    pub async fn connect(url: &str) -> Result<Store, DbErr> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10));
+        let db = Database::connect(options).await?;
+        if db.get_database_backend() == DatabaseBackend::Sqlite {
+            // WAL lets readers proceed while one connection writes; foreign keys are off by default in SQLite.
+            db.execute_unprepared(
+                "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+            )
+            .await?;
+        }
+        Ok(Store { db })
+    }
+
+    /// Brings the schema up to date. On Postgres the migrations run under a transaction-scoped advisory
+    /// lock, so instances that start together on an empty database do not collide.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        if self.db.get_database_backend() == DatabaseBackend::Postgres {
+            let txn = self.db.begin().await?;
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7316514001)")
+                .await?;
+            Migrator::up(&txn, None).await?;
+            txn.commit().await
+        } else {
+            Migrator::up(&self.db, None).await
+        }
+    }
+
+    /// Whether every migration has been applied (for readiness checks and `migrate --check`).
+    pub async fn pending_migrations(&self) -> Result<usize, DbErr> {
+        Ok(Migrator::get_pending_migrations(&self.db).await?.len())
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}

@@ -1,0 +1,62 @@
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+
+use super::{Store, user};
+use crate::crypto::now;
+
+impl Store {
+    /// Creates a user; `Ok(None)` when the username is taken.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password_hash: String,
+        is_admin: bool,
+    ) -> Result<Option<user::Model>, DbErr> {
+        let model = user::Model {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: username.to_owned(),
+            password_hash,
+            is_admin,
+            disabled: false,
+            created_at: now(),
+        };
+        let inserted = user::Entity::insert(user::ActiveModel::from(model.clone()))
+            .on_conflict_do_nothing()
+            .exec(&self.db)
+            .await?;
+        Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(_)).then_some(model))
+    }
+
+    pub async fn find_user_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<user::Model>, DbErr> {
+        user::Entity::find()
+            .filter(user::Column::Username.eq(username))
+            .one(&self.db)
+            .await
+    }
+
+    pub async fn find_user(&self, id: &str) -> Result<Option<user::Model>, DbErr> {
+        user::Entity::find_by_id(id).one(&self.db).await
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<user::Model>, DbErr> {
+        user::Entity::find()
+            .order_by_asc(user::Column::Username)
+            .all(&self.db)
+            .await
+    }
+
+    /// Disables or enables a user; returns whether the user exists.
+    pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, DbErr> {
+        let result = user::Entity::update_many()
+            .set(user::ActiveModel {
+                disabled: Set(disabled),
+                ..Default::default()
+            })
+            .filter(user::Column::Username.eq(username))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+}
