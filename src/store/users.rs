@@ -1,4 +1,4 @@
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr};
 
 use super::{Store, user};
 use crate::crypto::now;
@@ -19,11 +19,14 @@ impl Store {
             disabled: false,
             created_at: now(),
         };
-        let inserted = user::Entity::insert(user::ActiveModel::from(model.clone()))
-            .on_conflict_do_nothing()
-            .exec(&self.db)
-            .await?;
-        Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(_)).then_some(model))
+        match user::Entity::insert(user::ActiveModel::from(model.clone()))
+            .exec_without_returning(&self.db)
+            .await
+        {
+            Ok(_) => Ok(Some(model)),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn find_user_by_username(

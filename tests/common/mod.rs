@@ -1,0 +1,977 @@
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mcp_gateway::app::Application;
+use mcp_gateway::config::Config;
+use reqwest::header::{COOKIE, SET_COOKIE};
+use reqwest::{Client, RequestBuilder, Response, StatusCode};
+use sea_orm::ConnectionTrait;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+use url::Url;
+
+pub const REDIRECT_URI: &str = "http://127.0.0.1:7777/callback";
+pub const PASSWORD: &str = "correct-horse-battery";
+pub const ALL_SCOPES: &str = "mcp:read mcp:write";
+pub const STATE: &str = "state-Zx9";
+pub const SESSION_COOKIE: &str = "mcpgw_session";
+pub const CSRF_COOKIE: &str = "mcpgw_csrf";
+pub const JWT_SECRET: &str = "tests-only-shared-secret-0123456789abcdef";
+
+pub struct TestApp {
+    pub base: String,
+    pub issuer: String,
+    pub resource: String,
+    pub client: Client,
+    pub db_url: String,
+    _db_dir: Option<TempDir>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port");
+    let port = listener.local_addr().expect("local address").port();
+    let base = format!("http://127.0.0.1:{port}");
+    let (db_url, db_dir) = match extra.iter().find(|(key, _)| *key == "DATABASE_URL") {
+        Some((_, url)) => (url.to_string(), None),
+        None => fresh_database().await,
+    };
+    let mut env: HashMap<String, String> = [
+        ("PORT", port.to_string()),
+        ("BIND", "127.0.0.1".to_string()),
+        ("AUTH_ISSUER", base.clone()),
+        ("DATABASE_URL", db_url.clone()),
+        ("PASSWORD_HASH_COST", "low".to_string()),
+        ("RATE_LIMITS", "off".to_string()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_string(), value))
+    .collect();
+    for (key, value) in extra {
+        env.insert(key.to_string(), value.replace("{base}", &base));
+    }
+    let issuer = env["AUTH_ISSUER"].clone();
+    let resource = env
+        .get("MCP_RESOURCE_URI")
+        .cloned()
+        .unwrap_or_else(|| format!("{issuer}/mcp"));
+    let config = Config::from_lookup(move |name| env.get(name).cloned())
+        .unwrap_or_else(|error| panic!("test configuration is invalid: {error}"));
+    let app = Application::build(config)
+        .await
+        .expect("application builds");
+    tokio::spawn(app.serve(listener));
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("http client");
+    TestApp {
+        base,
+        issuer,
+        resource,
+        client,
+        db_url,
+        _db_dir: db_dir,
+    }
+}
+
+async fn fresh_database() -> (String, Option<TempDir>) {
+    if let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") {
+        let name = format!("mcpgw_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = sea_orm::Database::connect(admin_url.as_str())
+            .await
+            .expect("connect to TEST_POSTGRES_URL");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create the test database");
+        admin.close().await.expect("close the admin connection");
+        let mut url = Url::parse(&admin_url).expect("TEST_POSTGRES_URL is a URL");
+        url.set_path(&name);
+        return (url.to_string(), None);
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("gateway.sqlite").display()
+    );
+    (url, Some(dir))
+}
+
+#[derive(Clone, Debug)]
+pub enum ClientAuth {
+    Public(String),
+    Basic(String, String),
+    Post(String, String),
+}
+
+impl ClientAuth {
+    pub fn client_id(&self) -> &str {
+        match self {
+            ClientAuth::Public(id) | ClientAuth::Basic(id, _) | ClientAuth::Post(id, _) => id,
+        }
+    }
+
+    fn apply(&self, request: RequestBuilder, form: &mut Vec<(String, String)>) -> RequestBuilder {
+        match self {
+            ClientAuth::Public(id) => {
+                form.push(("client_id".into(), id.clone()));
+                request
+            }
+            ClientAuth::Basic(id, secret) => request.basic_auth(id, Some(secret)),
+            ClientAuth::Post(id, secret) => {
+                form.push(("client_id".into(), id.clone()));
+                form.push(("client_secret".into(), secret.clone()));
+                request
+            }
+        }
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request reaches the gateway")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        let status = response.status();
+        let body = response.text().await.expect("response body");
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("GET {path} is not JSON ({e}): {body}"))
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("request reaches the gateway")
+    }
+
+    pub async fn register(&self, metadata: &Value) -> Response {
+        self.client
+            .post(self.url("/oauth/register"))
+            .json(metadata)
+            .send()
+            .await
+            .expect("request reaches the gateway")
+    }
+
+    pub async fn register_client(&self, metadata: &Value) -> Value {
+        let response = self.register(metadata).await;
+        let status = response.status();
+        let body = response.text().await.expect("registration body");
+        assert_eq!(status, StatusCode::CREATED, "registration failed: {body}");
+        serde_json::from_str(&body).expect("registration answers JSON")
+    }
+
+    pub async fn register_public_client(&self, redirect_uri: &str) -> String {
+        let client = self
+            .register_client(&json!({
+                "client_name": "Test public client",
+                "redirect_uris": [redirect_uri],
+                "token_endpoint_auth_method": "none",
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+            }))
+            .await;
+        str_field(&client, "client_id")
+    }
+
+    pub async fn register_confidential_client(&self, method: &str) -> (String, String) {
+        let client = self
+            .register_client(&json!({
+                "client_name": "Test confidential client",
+                "redirect_uris": [REDIRECT_URI],
+                "token_endpoint_auth_method": method,
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+            }))
+            .await;
+        (
+            str_field(&client, "client_id"),
+            str_field(&client, "client_secret"),
+        )
+    }
+
+    pub async fn post_as(
+        &self,
+        path: &str,
+        auth: &ClientAuth,
+        params: &[(&str, &str)],
+    ) -> Response {
+        let mut form: Vec<(String, String)> = params
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        let request = auth.apply(self.client.post(self.url(path)), &mut form);
+        request
+            .form(&form)
+            .send()
+            .await
+            .expect("request reaches the gateway")
+    }
+
+    pub async fn redeem_code(
+        &self,
+        auth: &ClientAuth,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Response {
+        self.post_as(
+            "/oauth/token",
+            auth,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", verifier),
+                ("resource", self.resource.as_str()),
+            ],
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, auth: &ClientAuth, refresh_token: &str) -> Response {
+        self.post_as(
+            "/oauth/token",
+            auth,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
+    pub async fn call_mcp(&self, access_token: &str) -> Response {
+        self.client
+            .post(self.url("/mcp"))
+            .bearer_auth(access_token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize_request(7))
+            .send()
+            .await
+            .expect("request reaches the gateway")
+    }
+
+    pub fn authorize_params(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        pkce: &Pkce,
+    ) -> AuthorizeParams {
+        AuthorizeParams(
+            [
+                ("response_type", "code"),
+                ("client_id", client_id),
+                ("redirect_uri", redirect_uri),
+                ("scope", ALL_SCOPES),
+                ("state", STATE),
+                ("code_challenge", pkce.challenge.as_str()),
+                ("code_challenge_method", "S256"),
+                ("resource", self.resource.as_str()),
+            ]
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect(),
+        )
+    }
+}
+
+pub async fn assert_mcp_accepts(app: &TestApp, access_token: &str) {
+    let body = json_ok(app.call_mcp(access_token).await).await;
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    assert_eq!(body["id"], 7, "{body}");
+}
+
+pub fn initialize_request(id: u64) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "gateway-tests", "version": "0.0.0"},
+        },
+    })
+}
+
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+}
+
+pub fn pkce_pair() -> Pkce {
+    let verifier = b64(rand::random::<[u8; 32]>());
+    let challenge = b64(Sha256::digest(verifier.as_bytes()));
+    Pkce {
+        verifier,
+        challenge,
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AuthorizeParams(pub Vec<(String, String)>);
+
+impl AuthorizeParams {
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        self.0.retain(|(existing, _)| existing != key);
+        self.0.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn without(mut self, key: &str) -> Self {
+        self.0.retain(|(existing, _)| existing != key);
+        self
+    }
+
+    pub fn repeat(mut self, key: &str, value: &str) -> Self {
+        self.0.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(existing, _)| existing == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn path(&self) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(self.0.iter())
+            .finish();
+        format!("/oauth/authorize?{query}")
+    }
+}
+
+pub struct Browser {
+    base: String,
+    client: Client,
+    cookies: Vec<(String, String)>,
+}
+
+impl Browser {
+    pub fn new(app: &TestApp) -> Self {
+        Browser {
+            base: app.base.clone(),
+            client: app.client.clone(),
+            cookies: Vec::new(),
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|(existing, _)| existing == name)
+            .map(|(_, value)| value.clone())
+    }
+
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.retain(|(existing, _)| existing != name);
+        self.cookies.push((name.to_string(), value.to_string()));
+    }
+
+    pub async fn get(&mut self, target: &str) -> Response {
+        let request = self.client.get(absolute(&self.base, target));
+        self.send(request).await
+    }
+
+    pub async fn post_form<T: Serialize + ?Sized>(&mut self, target: &str, form: &T) -> Response {
+        let request = self.client.post(absolute(&self.base, target)).form(form);
+        self.send(request).await
+    }
+
+    async fn send(&mut self, mut request: RequestBuilder) -> Response {
+        if !self.cookies.is_empty() {
+            let cookies = self
+                .cookies
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            request = request.header(COOKIE, cookies);
+        }
+        let response = request.send().await.expect("request reaches the gateway");
+        self.store_cookies(&response);
+        response
+    }
+
+    fn store_cookies(&mut self, response: &Response) {
+        for raw in response.headers().get_all(SET_COOKIE) {
+            let Ok(raw) = raw.to_str() else { continue };
+            let Some((name, value)) = cookie_pair(raw) else {
+                continue;
+            };
+            let expired = value.is_empty()
+                || cookie_attribute(raw, "max-age")
+                    .is_some_and(|age| age == "0" || age.starts_with('-'));
+            self.cookies.retain(|(existing, _)| *existing != name);
+            if !expired {
+                self.cookies.push((name, value));
+            }
+        }
+    }
+
+    pub async fn page(&mut self, target: &str) -> String {
+        let response = self.get(target).await;
+        let status = response.status();
+        let html = response.text().await.expect("page body");
+        assert_eq!(status, StatusCode::OK, "GET {target}: {html}");
+        html
+    }
+
+    pub async fn signup(&mut self, username: &str, password: &str) -> Response {
+        let html = self.page("/signup").await;
+        let csrf = extract_hidden(&html, "csrf_token");
+        self.post_form(
+            "/signup",
+            &[
+                ("username", username),
+                ("password", password),
+                ("password_confirm", password),
+                ("csrf_token", csrf.as_str()),
+                ("return_to", "/"),
+            ],
+        )
+        .await
+    }
+
+    pub async fn login(&mut self, username: &str, password: &str) -> Response {
+        let html = self.page("/login").await;
+        self.submit_login(&html, username, password).await
+    }
+
+    pub async fn submit_login(
+        &mut self,
+        login_page: &str,
+        username: &str,
+        password: &str,
+    ) -> Response {
+        let csrf = extract_hidden(login_page, "csrf_token");
+        let return_to = hidden_value(login_page, "return_to").unwrap_or_else(|| "/".to_string());
+        self.post_form(
+            "/login",
+            &[
+                ("username", username),
+                ("password", password),
+                ("csrf_token", csrf.as_str()),
+                ("return_to", return_to.as_str()),
+            ],
+        )
+        .await
+    }
+
+    pub async fn consent_page(&mut self, params: &AuthorizeParams) -> String {
+        let html = self.page(&params.path()).await;
+        assert!(
+            is_consent_page(&html),
+            "expected the consent page, got: {html}"
+        );
+        html
+    }
+
+    pub async fn decide(&mut self, consent_page: &str, decision: &str) -> Response {
+        let mut form = form_hidden_inputs(consent_page, "/oauth/authorize");
+        form.push(("decision".to_string(), decision.to_string()));
+        self.post_form("/oauth/authorize", &form).await
+    }
+
+    pub async fn authorize(&mut self, params: &AuthorizeParams) -> String {
+        let response = self.get(&params.path()).await;
+        let response = if response.status() == StatusCode::OK {
+            let html = response.text().await.expect("consent page body");
+            assert!(
+                is_consent_page(&html),
+                "expected the consent page, got: {html}"
+            );
+            self.decide(&html, "allow").await
+        } else {
+            response
+        };
+        assert_eq!(
+            response.status(),
+            StatusCode::FOUND,
+            "authorization should redirect back"
+        );
+        let query = redirect_query(&response);
+        assert_eq!(query.get("state").map(String::as_str), params.get("state"));
+        query
+            .get("code")
+            .cloned()
+            .unwrap_or_else(|| panic!("no code in redirect: {query:?}"))
+    }
+}
+
+pub async fn signup_and_login(app: &TestApp, username: &str, password: &str) -> Browser {
+    let mut browser = Browser::new(app);
+    let response = browser.signup(username, password).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "signup should succeed"
+    );
+    assert!(
+        browser.cookie(SESSION_COOKIE).is_some(),
+        "signup should start a session"
+    );
+    browser
+}
+
+pub async fn authorize_and_get_code(
+    app: &TestApp,
+    browser: &mut Browser,
+    client_id: &str,
+    redirect_uri: &str,
+    pkce: &Pkce,
+) -> String {
+    browser
+        .authorize(&app.authorize_params(client_id, redirect_uri, pkce))
+        .await
+}
+
+pub async fn exchange_code(
+    app: &TestApp,
+    client_id: &str,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+) -> Value {
+    let auth = ClientAuth::Public(client_id.to_string());
+    let response = app.redeem_code(&auth, code, redirect_uri, verifier).await;
+    json_ok(response).await
+}
+
+pub async fn issue_tokens(
+    app: &TestApp,
+    browser: &mut Browser,
+    auth: &ClientAuth,
+    scope: &str,
+) -> Value {
+    let pkce = pkce_pair();
+    let params = app
+        .authorize_params(auth.client_id(), REDIRECT_URI, &pkce)
+        .set("scope", scope);
+    let code = browser.authorize(&params).await;
+    json_ok(
+        app.redeem_code(auth, &code, REDIRECT_URI, &pkce.verifier)
+            .await,
+    )
+    .await
+}
+
+pub async fn public_client_tokens(app: &TestApp) -> (ClientAuth, Value) {
+    let auth = ClientAuth::Public(app.register_public_client(REDIRECT_URI).await);
+    let mut browser = signup_and_login(app, "alice", PASSWORD).await;
+    let tokens = issue_tokens(app, &mut browser, &auth, ALL_SCOPES).await;
+    (auth, tokens)
+}
+
+pub async fn json_ok(response: Response) -> Value {
+    let status = response.status();
+    let body = response.text().await.expect("response body");
+    assert_eq!(status, StatusCode::OK, "unexpected answer: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+pub async fn assert_oauth_error(response: Response, status: StatusCode, error: &str) -> Value {
+    let seen = response.status();
+    let body = response.text().await.expect("response body");
+    assert_eq!(seen, status, "expected {status} {error}, got: {body}");
+    let body: Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("error is not JSON ({e}): {body}"));
+    assert_eq!(body["error"], error, "body: {body}");
+    body
+}
+
+pub async fn assert_html_error(response: Response, status: StatusCode) -> String {
+    assert_eq!(response.status(), status);
+    assert!(
+        header(&response, "location").is_none(),
+        "an error page must not redirect"
+    );
+    let content_type = header(&response, "content-type").unwrap_or_default();
+    assert!(
+        content_type.starts_with("text/html"),
+        "content type: {content_type}"
+    );
+    response.text().await.expect("error page body")
+}
+
+pub fn assert_redirect_error(response: &Response, redirect_uri: &str, issuer: &str, error: &str) {
+    assert_eq!(
+        response.status(),
+        StatusCode::FOUND,
+        "expected a redirect carrying {error}"
+    );
+    let location = location(response);
+    assert!(
+        location.starts_with(redirect_uri),
+        "redirected to {location}"
+    );
+    let query = redirect_query(response);
+    assert_eq!(
+        query.get("error").map(String::as_str),
+        Some(error),
+        "{query:?}"
+    );
+    assert_eq!(
+        query.get("state").map(String::as_str),
+        Some(STATE),
+        "{query:?}"
+    );
+    assert_eq!(
+        query.get("iss").map(String::as_str),
+        Some(issuer),
+        "{query:?}"
+    );
+    assert!(!query.contains_key("code"), "{query:?}");
+}
+
+pub fn header(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
+}
+
+pub fn location(response: &Response) -> String {
+    header(response, "location").expect("Location header")
+}
+
+pub fn redirect_query(response: &Response) -> HashMap<String, String> {
+    let target = Url::parse(&location(response)).expect("absolute Location");
+    target.query_pairs().into_owned().collect()
+}
+
+pub fn absolute(base: &str, target: &str) -> String {
+    Url::parse(base)
+        .and_then(|base| base.join(target))
+        .expect("resolvable URL")
+        .to_string()
+}
+
+pub fn str_field(value: &Value, key: &str) -> String {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key} in {value}"))
+        .to_string()
+}
+
+pub fn scope_set(scope: &str) -> Vec<&str> {
+    let mut scopes: Vec<&str> = scope.split_whitespace().collect();
+    scopes.sort_unstable();
+    scopes
+}
+
+pub fn set_cookie(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|raw| cookie_pair(raw).is_some_and(|(cookie, _)| cookie == name))
+        .map(str::to_string)
+}
+
+fn cookie_pair(raw: &str) -> Option<(String, String)> {
+    let (name, value) = raw.split(';').next()?.split_once('=')?;
+    Some((name.trim().to_string(), value.trim().to_string()))
+}
+
+pub fn cookie_attribute(raw: &str, attribute: &str) -> Option<String> {
+    raw.split(';').skip(1).find_map(|part| {
+        let (key, value) = part.split_once('=').unwrap_or((part, ""));
+        key.trim()
+            .eq_ignore_ascii_case(attribute)
+            .then(|| value.trim().to_string())
+    })
+}
+
+pub fn is_consent_page(html: &str) -> bool {
+    control_values(html, "decision")
+        .iter()
+        .any(|value| value == "allow")
+}
+
+pub fn is_login_page(html: &str) -> bool {
+    has_input(html, "password") && !is_consent_page(html)
+}
+
+pub fn extract_hidden(html: &str, name: &str) -> String {
+    hidden_value(html, name).unwrap_or_else(|| panic!("no input named {name} in: {html}"))
+}
+
+pub fn hidden_value(html: &str, name: &str) -> Option<String> {
+    tags(html, "input")
+        .into_iter()
+        .map(|(_, tag)| attributes(tag))
+        .find(|attrs| attr(attrs, "name") == Some(name))
+        .and_then(|attrs| attr(&attrs, "value").map(str::to_string))
+}
+
+pub fn has_input(html: &str, name: &str) -> bool {
+    count_named(html, "input", name) > 0
+}
+
+fn count_named(html: &str, tag_name: &str, name: &str) -> usize {
+    tags(html, tag_name)
+        .into_iter()
+        .filter(|(_, tag)| attr(&attributes(tag), "name") == Some(name))
+        .count()
+}
+
+pub fn control_values(html: &str, name: &str) -> Vec<String> {
+    let mut controls = tags(html, "button");
+    controls.extend(tags(html, "input"));
+    controls
+        .into_iter()
+        .map(|(_, tag)| attributes(tag))
+        .filter(|attrs| attr(attrs, "name") == Some(name))
+        .filter_map(|attrs| attr(&attrs, "value").map(str::to_string))
+        .collect()
+}
+
+pub fn form_with_action(html: &str, action: &str) -> Option<(Vec<(String, String)>, String)> {
+    let lower = html.to_ascii_lowercase();
+    tags(html, "form").into_iter().find_map(|(start, tag)| {
+        let attrs = attributes(tag);
+        if !attr(&attrs, "action").is_some_and(|value| value.ends_with(action)) {
+            return None;
+        }
+        let end = lower[start..]
+            .find("</form")
+            .map_or(html.len(), |offset| start + offset);
+        Some((attrs, html[start..end].to_string()))
+    })
+}
+
+pub fn form_hidden_inputs(html: &str, action: &str) -> Vec<(String, String)> {
+    let (_, body) = form_with_action(html, action)
+        .unwrap_or_else(|| panic!("no form posting to {action}: {html}"));
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for (_, tag) in tags(&body, "input") {
+        let attrs = attributes(tag);
+        let hidden = attr(&attrs, "type").is_some_and(|kind| kind.eq_ignore_ascii_case("hidden"));
+        if hidden
+            && let Some(name) = attr(&attrs, "name")
+            && fields.iter().all(|(existing, _)| existing != name)
+        {
+            let value = attr(&attrs, "value").unwrap_or_default().to_string();
+            fields.push((name.to_string(), value));
+        }
+    }
+    fields
+}
+
+pub fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+fn tags<'a>(html: &'a str, name: &str) -> Vec<(usize, &'a str)> {
+    let lower = html.to_ascii_lowercase();
+    let needle = format!("<{name}");
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(offset) = lower[from..].find(&needle) {
+        let start = from + offset;
+        let after = start + needle.len();
+        let boundary = lower[after..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_whitespace() || c == '>' || c == '/');
+        if boundary {
+            let end = lower[start..]
+                .find('>')
+                .map_or(html.len(), |e| start + e + 1);
+            found.push((start, &html[start..end]));
+        }
+        from = after;
+    }
+    found
+}
+
+pub fn attributes(tag: &str) -> Vec<(String, String)> {
+    let mut attrs = Vec::new();
+    let inner = tag.trim_start_matches('<');
+    let mut rest = &inner[inner.find(char::is_whitespace).unwrap_or(inner.len())..];
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() || rest.starts_with('>') || rest.starts_with("/>") {
+            break;
+        }
+        let name_end = rest
+            .find(|c: char| c == '=' || c == '>' || c == '/' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        if name_end == 0 {
+            rest = &rest[1..];
+            continue;
+        }
+        let name = rest[..name_end].to_ascii_lowercase();
+        rest = rest[name_end..].trim_start();
+        let Some(after_eq) = rest.strip_prefix('=') else {
+            attrs.push((name, String::new()));
+            continue;
+        };
+        let after_eq = after_eq.trim_start();
+        let (value, remaining) = match after_eq.chars().next() {
+            Some(quote @ ('"' | '\'')) => {
+                let body = &after_eq[1..];
+                let end = body.find(quote).unwrap_or(body.len());
+                (&body[..end], &body[(end + 1).min(body.len())..])
+            }
+            _ => {
+                let end = after_eq
+                    .find(|c: char| c.is_whitespace() || c == '>')
+                    .unwrap_or(after_eq.len());
+                (&after_eq[..end], &after_eq[end..])
+            }
+        };
+        attrs.push((name, html_unescape(value)));
+        rest = remaining;
+    }
+    attrs
+}
+
+pub fn html_unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let tail = &rest[amp..];
+        let decoded = tail.find(';').filter(|end| *end <= 10).and_then(|end| {
+            let entity = &tail[1..end];
+            let c = match entity {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                _ => entity
+                    .strip_prefix("#x")
+                    .or_else(|| entity.strip_prefix("#X"))
+                    .map(|hex| u32::from_str_radix(hex, 16).ok())
+                    .unwrap_or_else(|| entity.strip_prefix('#').and_then(|dec| dec.parse().ok()))
+                    .and_then(char::from_u32),
+            };
+            c.map(|c| (c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+pub fn b64(data: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(data)
+}
+
+pub fn b64_decode(text: &str) -> Vec<u8> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap_or_else(|e| panic!("{text} is not base64url ({e})"))
+}
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub fn jwt_header(token: &str) -> jsonwebtoken::Header {
+    jsonwebtoken::decode_header(token).expect("a JWT header")
+}
+
+pub fn jwt_claims(token: &str) -> Value {
+    jsonwebtoken::dangerous::insecure_decode::<Value>(token)
+        .expect("JWT claims")
+        .claims
+}
+
+pub fn resign_hs256(
+    token: &str,
+    secret: &[u8],
+    edit: impl FnOnce(&mut jsonwebtoken::Header, &mut Value),
+) -> String {
+    let mut jose = jwt_header(token);
+    let mut claims = jwt_claims(token);
+    jose.alg = jsonwebtoken::Algorithm::HS256;
+    edit(&mut jose, &mut claims);
+    jsonwebtoken::encode(
+        &jose,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .expect("sign the forged token")
+}
+
+pub fn unsigned_token(token: &str) -> String {
+    let jose = json!({"alg": "none", "typ": "at+jwt"});
+    format!(
+        "{}.{}.",
+        b64(jose.to_string()),
+        b64(jwt_claims(token).to_string())
+    )
+}
+
+pub fn bearer_challenge(response: &Response) -> HashMap<String, String> {
+    let raw = header(response, "www-authenticate").expect("WWW-Authenticate header");
+    let params = raw
+        .strip_prefix("Bearer")
+        .unwrap_or_else(|| panic!("not a Bearer challenge: {raw}"));
+    let mut found = HashMap::new();
+    let mut rest = params.trim_start();
+    while let Some(eq) = rest.find('=') {
+        let key = rest[..eq].trim().trim_start_matches(',').trim().to_string();
+        let after = &rest[eq + 1..];
+        let (value, remaining) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let end = quoted.find('"').unwrap_or(quoted.len());
+                (&quoted[..end], &quoted[(end + 1).min(quoted.len())..])
+            }
+            None => {
+                let end = after.find(',').unwrap_or(after.len());
+                (after[..end].trim(), &after[end..])
+            }
+        };
+        found.insert(key, value.to_string());
+        rest = remaining.trim_start().trim_start_matches(',').trim_start();
+    }
+    found
+}
