@@ -132,6 +132,8 @@ pub fn from_request_error<R: OAuthResponse>(err: poem::Error) -> R {
 macro_rules! oauth_response {
     ($(#[$meta:meta])* $name:ident, $status:literal, $body:ty) => {
         $(#[$meta])*
+        // Built once per request and moved straight into the response: boxing buys nothing.
+        #[allow(clippy::large_enum_variant)]
         #[derive(poem_openapi::ApiResponse)]
         #[oai(bad_request_handler = "crate::error::from_request_error")]
         pub enum $name {

@@ -277,8 +277,7 @@ async fn invalid_configuration_stops_the_start_with_one_line_naming_the_variable
 #[tokio::test]
 async fn configuration_error_names_the_invalid_port() {
     let error = config_from(&[("PORT", "abc"), ("AUTH_ISSUER", "http://127.0.0.1:3000")])
-        .err()
-        .expect("PORT=abc is refused");
+        .expect_err("PORT=abc is refused");
     assert!(error.contains("PORT"), "{error}");
     assert!(!error.contains('\n'), "{error}");
 }
@@ -288,7 +287,6 @@ async fn configuration_caps_the_authorization_code_lifetime_at_sixty_seconds() {
     let issuer = ("AUTH_ISSUER", "http://127.0.0.1:3000");
     assert!(config_from(&[issuer, ("AUTH_CODE_TTL", "60")]).is_ok());
     let error = config_from(&[issuer, ("AUTH_CODE_TTL", "61")])
-        .err()
-        .expect("a code lifetime above 60 s is refused");
+        .expect_err("a code lifetime above 60 s is refused");
     assert!(error.contains("AUTH_CODE_TTL"), "{error}");
 }
