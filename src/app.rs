@@ -2,14 +2,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use poem::http::{HeaderValue, StatusCode, Uri, header};
+use poem::http::{HeaderValue, Method, StatusCode, Uri, header};
 use poem::listener::{Acceptor, TcpAcceptor};
-use poem::middleware::CookieJarManager;
+use poem::middleware::{CookieJarManager, Cors};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, post};
 use poem_openapi::OpenApiService;
 
 use crate::config::Config;
-use crate::crypto::PasswordHasherConfig;
+use crate::crypto::Passwords;
 use crate::oauth::api::{DiscoveryApi, OAuthApi};
 use crate::oauth::jwt::AccessTokens;
 use crate::oauth::keys::KeyRing;
@@ -40,26 +40,10 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let store = Store::connect(&config.database_url).await?;
         store.migrate().await?;
-        let keys = KeyRing::load(
-            store.clone(),
-            config.jwt_secret.as_deref(),
-            config.access_token_ttl,
-        )
-        .await?;
-        let tokens = AccessTokens::new(
-            keys,
-            config.issuer.clone(),
-            config.resource.as_str().to_owned(),
-        );
-        let passwords = PasswordHasherConfig::new(config.password_hash_cost);
-        Ok(Application {
-            state: Arc::new(AppState {
-                config,
-                store,
-                tokens,
-                passwords,
-            }),
-        })
+        let keys = KeyRing::load(store.clone(), config.jwt_secret.as_deref(), config.access_token_ttl).await?;
+        let tokens = AccessTokens::new(keys, config.issuer.clone(), config.resource.as_str().to_owned());
+        let passwords = Passwords::new(config.password_hash_cost);
+        Ok(Application { state: Arc::new(AppState { config, store, tokens, passwords }) })
     }
 
     pub fn state(&self) -> &State {
@@ -104,12 +88,11 @@ pub fn routes(state: State) -> impl Endpoint<Output = Response> {
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     let guarded_state = state.clone();
-    let mcp = mcp::placeholder
-        .around(move |ep, req| mcp::guard::require_bearer(ep, req, guarded_state.clone()));
+    let mcp = mcp::placeholder.around(move |ep, req| mcp::guard::require_bearer(ep, req, guarded_state.clone()));
     let config = state.config.clone();
     Route::new()
-        .nest_no_strip("/oauth", api)
-        .nest_no_strip("/.well-known", openapi_service())
+        .nest_no_strip("/oauth", api.with(cors()))
+        .nest_no_strip("/.well-known", openapi_service().with(cors()))
         .at("/", get(pages::home))
         .at("/login", get(pages::login_form).post(pages::login))
         .at("/signup", get(pages::signup_form).post(pages::signup))
@@ -117,7 +100,7 @@ pub fn routes(state: State) -> impl Endpoint<Output = Response> {
         .at("/assets/style.css", get(pages::stylesheet))
         .nest("/docs", docs)
         .at("/openapi.json", spec)
-        .at("/mcp", mcp)
+        .at("/mcp", mcp.with(cors()))
         .with(CookieJarManager::new())
         .around(limit_body)
         .data(state)
@@ -126,39 +109,41 @@ pub fn routes(state: State) -> impl Endpoint<Output = Response> {
         .map_to_response()
 }
 
+/// Browser-based clients (the MCP Inspector, SDKs in a web page) call discovery, registration, the token
+/// endpoint and `/mcp` across origins. No credentials: these endpoints authenticate by bearer token or
+/// client credentials, never by cookie. Outermost on `/mcp`, so a preflight never meets the bearer guard.
+fn cors() -> Cors {
+    Cors::new()
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            "authorization",
+            "content-type",
+            "accept",
+            "mcp-protocol-version",
+            "mcp-session-id",
+            "last-event-id",
+        ])
+        .expose_headers(["www-authenticate", "mcp-session-id", "mcp-protocol-version"])
+        .max_age(86_400)
+}
+
 /// Maps the other spellings of our routes onto the canonical ones: the issuer's path prefix, the
 /// path-inserted well-known URLs (RFC 8414 §3.1, RFC 9728 §3.1) and the root aliases `/authorize`,
 /// `/token`, `/register` that 2025-03-26 MCP clients use without metadata.
-async fn rewrite_paths<E: Endpoint>(
-    ep: E,
-    mut req: Request,
-    config: Config,
-) -> poem::Result<E::Output> {
+async fn rewrite_paths<E: Endpoint>(ep: E, mut req: Request, config: Config) -> poem::Result<E::Output> {
     let path = req.uri().path();
     let issuer_path = config.issuer_path();
-    let resource_path = config
-        .resource
-        .url()
-        .path()
-        .trim_end_matches('/')
-        .to_owned();
+    let resource_path = config.resource.url().path().trim_end_matches('/').to_owned();
     let mut target = match path.strip_prefix(issuer_path) {
-        Some(rest) if !issuer_path.is_empty() && (rest.is_empty() || rest.starts_with('/')) => {
-            rest.to_owned()
-        }
+        Some(rest) if !issuer_path.is_empty() && (rest.is_empty() || rest.starts_with('/')) => rest.to_owned(),
         _ => path.to_owned(),
     };
-    for doc in [
-        "/.well-known/oauth-authorization-server",
-        "/.well-known/openid-configuration",
-    ] {
+    for doc in ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"] {
         if !issuer_path.is_empty() && target == format!("{doc}{issuer_path}") {
             target = doc.to_owned();
         }
     }
-    if !resource_path.is_empty()
-        && target == format!("/.well-known/oauth-protected-resource{resource_path}")
-    {
+    if !resource_path.is_empty() && target == format!("/.well-known/oauth-protected-resource{resource_path}") {
         target = "/.well-known/oauth-protected-resource".to_owned();
     }
     target = match target.as_str() {
@@ -180,34 +165,22 @@ async fn rewrite_paths<E: Endpoint>(
     ep.call(req).await
 }
 
-/// Refuses bodies over [`MAX_BODY_BYTES`] with 413: by `Content-Length` before reading, and by reading at
-/// most that much of a chunked body.
+/// Refuses bodies over [`MAX_BODY_BYTES`] with 413: by `Content-Length` before reading, otherwise by
+/// reading at most that much.
 async fn limit_body<E: Endpoint>(ep: E, mut req: Request) -> poem::Result<E::Output> {
-    let too_large =
-        || poem::Error::from_string("request body too large", StatusCode::PAYLOAD_TOO_LARGE);
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.parse::<usize>());
+    let too_large = || poem::Error::from_string("request body too large", StatusCode::PAYLOAD_TOO_LARGE);
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(|v| v.parse::<usize>());
     match declared {
         Some(Ok(len)) if len > MAX_BODY_BYTES => return Err(too_large()),
         Some(Ok(_)) => {}
         Some(Err(_)) => {
-            return Err(poem::Error::from_string(
-                "invalid Content-Length",
-                StatusCode::BAD_REQUEST,
-            ));
+            return Err(poem::Error::from_string("invalid Content-Length", StatusCode::BAD_REQUEST));
         }
-        None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
-            let body = req
-                .take_body()
-                .into_bytes_limit(MAX_BODY_BYTES)
-                .await
-                .map_err(|_| too_large())?;
+        // Chunked HTTP/1.1 or an HTTP/2 stream without a declared length: read at most the limit.
+        None => {
+            let body = req.take_body().into_bytes_limit(MAX_BODY_BYTES).await.map_err(|_| too_large())?;
             req.set_body(body);
         }
-        None => {}
     }
     ep.call(req).await
 }
@@ -224,17 +197,13 @@ async fn observe<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
     };
     let headers = resp.headers_mut();
     let set = |headers: &mut poem::http::HeaderMap, name, value: &'static str| {
-        headers
-            .entry(name)
-            .or_insert(HeaderValue::from_static(value));
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
     };
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::REFERRER_POLICY, "no-referrer");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
-    let is_html = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/html"));
+    let is_html =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("text/html"));
     let is_docs = path.starts_with("/docs");
     if is_html && !is_docs {
         // No form-action: Chromium applies it to the redirect after the consent POST (see DESIGN.md).
@@ -244,10 +213,8 @@ async fn observe<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
             "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
         );
     }
-    let cacheable = is_docs
-        || path.starts_with("/.well-known/")
-        || path.starts_with("/assets/")
-        || path == "/openapi.json";
+    let cacheable =
+        is_docs || path.starts_with("/.well-known/") || path.starts_with("/assets/") || path == "/openapi.json";
     if !cacheable {
         set(headers, header::CACHE_CONTROL, "no-store");
         set(headers, header::PRAGMA, "no-cache");

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::{Application, openapi_service};
 use crate::config::Config;
-use crate::crypto::PasswordHasherConfig;
+use crate::crypto::Passwords;
 use crate::oauth::client_auth;
 use crate::oauth::keys::generate_es256;
 use crate::oauth::register::{ClientMetadata, RegistrationSource, register_client};
@@ -15,11 +15,7 @@ use crate::pages::{validate_password, validate_username};
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "mcp-gateway",
-    version,
-    about = "An MCP server that is its own OAuth 2.1 authorization server"
-)]
+#[command(name = "mcp-gateway", version, about = "An MCP server that is its own OAuth 2.1 authorization server")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -121,9 +117,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect(&config.database_url)
-        .await
-        .context("connecting to the database")?;
+    let store = Store::connect(&config.database_url).await.context("connecting to the database")?;
     store.migrate().await.context("applying migrations")?;
     Ok(store)
 }
@@ -140,11 +134,7 @@ pub fn export_openapi(dir: &std::path::Path) -> anyhow::Result<()> {
 async fn user(cmd: UserCommand, config: &Config) -> anyhow::Result<()> {
     let store = store(config).await?;
     match cmd {
-        UserCommand::Add {
-            username,
-            password,
-            admin,
-        } => {
+        UserCommand::Add { username, password, admin } => {
             let username = validate_username(&username).map_err(anyhow::Error::msg)?;
             let password = match password {
                 Some(p) => p,
@@ -157,17 +147,14 @@ async fn user(cmd: UserCommand, config: &Config) -> anyhow::Result<()> {
                 }
             };
             validate_password(&password).map_err(anyhow::Error::msg)?;
-            let hash = PasswordHasherConfig::new(config.password_hash_cost).hash(&password);
+            let hash = Passwords::new(config.password_hash_cost).hash(&password).await;
             match store.create_user(&username, hash, admin).await? {
                 Some(user) => println!("created user {} ({})", user.username, user.id),
                 None => bail!("a user named {username} exists already"),
             }
         }
         UserCommand::List => {
-            println!(
-                "{:<24} {:<36} {:<6} {:<8}",
-                "USERNAME", "ID", "ADMIN", "STATUS"
-            );
+            println!("{:<24} {:<36} {:<6} {:<8}", "USERNAME", "ID", "ADMIN", "STATUS");
             for u in store.list_users().await? {
                 println!(
                     "{:<24} {:<36} {:<6} {:<8}",
@@ -179,19 +166,13 @@ async fn user(cmd: UserCommand, config: &Config) -> anyhow::Result<()> {
             }
         }
         UserCommand::Disable { username } => {
-            if !store
-                .set_user_disabled(&username.to_ascii_lowercase(), true)
-                .await?
-            {
+            if !store.set_user_disabled(&username.to_ascii_lowercase(), true).await? {
                 bail!("no user named {username}");
             }
             println!("disabled {username}");
         }
         UserCommand::Enable { username } => {
-            if !store
-                .set_user_disabled(&username.to_ascii_lowercase(), false)
-                .await?
-            {
+            if !store.set_user_disabled(&username.to_ascii_lowercase(), false).await? {
                 bail!("no user named {username}");
             }
             println!("enabled {username}");
@@ -202,18 +183,9 @@ async fn user(cmd: UserCommand, config: &Config) -> anyhow::Result<()> {
 
 async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
     match cmd {
-        ClientCommand::Add {
-            name,
-            redirect_uris,
-            confidential,
-            scope,
-        } => {
+        ClientCommand::Add { name, redirect_uris, confidential, scope } => {
             let app = Application::build(config).await?;
-            let method = if confidential {
-                client_auth::CLIENT_SECRET_BASIC
-            } else {
-                client_auth::NONE
-            };
+            let method = if confidential { client_auth::CLIENT_SECRET_BASIC } else { client_auth::NONE };
             let metadata = ClientMetadata {
                 client_name: Some(name),
                 redirect_uris: Some(redirect_uris),
@@ -233,18 +205,11 @@ async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
         }
         ClientCommand::List => {
             let store = store(&config).await?;
-            println!(
-                "{:<36} {:<20} {:<20} {:<10} REDIRECT URIS",
-                "CLIENT ID", "NAME", "AUTH METHOD", "SOURCE"
-            );
+            println!("{:<36} {:<20} {:<20} {:<10} REDIRECT URIS", "CLIENT ID", "NAME", "AUTH METHOD", "SOURCE");
             for c in store.list_clients().await? {
                 println!(
                     "{:<36} {:<20} {:<20} {:<10} {}",
-                    c.client_id,
-                    c.name,
-                    c.token_endpoint_auth_method,
-                    c.registration_source,
-                    c.redirect_uris
+                    c.client_id, c.name, c.token_endpoint_auth_method, c.registration_source, c.redirect_uris
                 );
             }
         }
@@ -264,24 +229,19 @@ async fn keys(cmd: KeysCommand, config: &Config) -> anyhow::Result<()> {
         KeysCommand::List => {
             println!("{:<44} {:<6} {:<22} STATUS", "KID", "ALG", "CREATED");
             for k in store.all_keys().await? {
-                let created = chrono::DateTime::from_timestamp(k.created_at, 0)
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_default();
+                let created =
+                    chrono::DateTime::from_timestamp(k.created_at, 0).map(|t| t.to_rfc3339()).unwrap_or_default();
                 let status = match k.retired_at {
                     None => "signing".to_owned(),
                     Some(t) => format!(
                         "retired {}",
-                        chrono::DateTime::from_timestamp(t, 0)
-                            .map(|t| t.to_rfc3339())
-                            .unwrap_or_default()
+                        chrono::DateTime::from_timestamp(t, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
                     ),
                 };
                 println!("{:<44} {:<6} {:<22} {status}", k.kid, k.alg, created);
             }
             if config.jwt_secret.is_some() {
-                println!(
-                    "(JWT_SECRET is set: access tokens are HS256 and these keys are not used)"
-                );
+                println!("(JWT_SECRET is set: access tokens are HS256 and these keys are not used)");
             }
         }
         KeysCommand::Rotate => {

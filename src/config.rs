@@ -18,10 +18,7 @@ pub struct ConfigError {
 }
 
 fn problem(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        problem: problem.into(),
-    }
+    ConfigError { variable, problem: problem.into() }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,23 +71,17 @@ impl Config {
 
     /// Builds the configuration from a lookup of variable names, so tests can pass values directly.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
         let port = match get("PORT") {
             None => 3000,
-            Some(v) => v
-                .parse::<u16>()
-                .map_err(|_| problem("PORT", format!("'{v}' is not a port number (0-65535)")))?,
+            Some(v) => {
+                v.parse::<u16>().map_err(|_| problem("PORT", format!("'{v}' is not a port number (0-65535)")))?
+            }
         };
         let bind = match get("BIND") {
             None => IpAddr::from([127, 0, 0, 1]),
-            Some(v) => v
-                .parse()
-                .map_err(|_| problem("BIND", format!("'{v}' is not an IP address")))?,
+            Some(v) => v.parse().map_err(|_| problem("BIND", format!("'{v}' is not an IP address")))?,
         };
         let issuer = match get("AUTH_ISSUER") {
             None => format!("http://localhost:{port}"),
@@ -101,16 +92,12 @@ impl Config {
             Some(v) => Resource::parse(&v),
         }
         .map_err(|e| problem("MCP_RESOURCE_URI", e))?;
-        let database_url =
-            get("DATABASE_URL").unwrap_or_else(|| "sqlite://mcp-gateway.db?mode=rwc".to_owned());
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| "sqlite://mcp-gateway.db?mode=rwc".to_owned());
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://"))
         {
-            return Err(problem(
-                "DATABASE_URL",
-                "must start with sqlite:, postgres:// or postgresql://",
-            ));
+            return Err(problem("DATABASE_URL", "must start with sqlite:, postgres:// or postgresql://"));
         }
         let jwt_secret = match get("JWT_SECRET") {
             None => None,
@@ -135,10 +122,7 @@ impl Config {
                         .filter(|u| matches!(u.scheme(), "http" | "https") && u.path() == "/")
                         .map(|_| o.trim_end_matches('/').to_owned())
                         .ok_or_else(|| {
-                            problem(
-                                "ALLOWED_ORIGINS",
-                                format!("'{o}' is not an origin like https://app.example"),
-                            )
+                            problem("ALLOWED_ORIGINS", format!("'{o}' is not an origin like https://app.example"))
                         })
                 })
                 .collect::<Result<_, _>>()?,
@@ -148,20 +132,14 @@ impl Config {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
             Some(v) => {
-                return Err(problem(
-                    "LOG_FORMAT",
-                    format!("'{v}' is not one of pretty, json"),
-                ));
+                return Err(problem("LOG_FORMAT", format!("'{v}' is not one of pretty, json")));
             }
         };
         let password_hash_cost = match get("PASSWORD_HASH_COST").as_deref() {
             None | Some("default") => PasswordHashCost::Default,
             Some("low") => PasswordHashCost::Low,
             Some(v) => {
-                return Err(problem(
-                    "PASSWORD_HASH_COST",
-                    format!("'{v}' is not one of default, low"),
-                ));
+                return Err(problem("PASSWORD_HASH_COST", format!("'{v}' is not one of default, low")));
             }
         };
 
@@ -198,33 +176,24 @@ impl Config {
     pub fn resource_metadata_url(&self) -> String {
         let url = self.resource.url();
         let path = url.path().trim_end_matches('/');
-        format!(
-            "{}/.well-known/oauth-protected-resource{path}",
-            origin_of(url.as_str())
-        )
+        format!("{}/.well-known/oauth-protected-resource{path}", origin_of(url.as_str()))
     }
 }
 
 /// RFC 8414 §2: https (or http for local development), no query, no fragment; stored without a trailing slash.
 fn parse_issuer(value: &str) -> Result<String, ConfigError> {
-    let url = Url::parse(value)
-        .map_err(|e| problem("AUTH_ISSUER", format!("'{value}' is not a URL: {e}")))?;
+    let url = Url::parse(value).map_err(|e| problem("AUTH_ISSUER", format!("'{value}' is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(problem("AUTH_ISSUER", "must be an http(s) URL with a host"));
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(problem(
-            "AUTH_ISSUER",
-            "must not have a query, fragment or user info",
-        ));
+        return Err(problem("AUTH_ISSUER", "must not have a query, fragment or user info"));
     }
     Ok(value.trim_end_matches('/').to_owned())
 }
 
 fn origin_of(url: &str) -> String {
-    Url::parse(url)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default()
+    Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_default()
 }
 
 fn seconds(
@@ -236,24 +205,17 @@ fn seconds(
 ) -> Result<Duration, ConfigError> {
     let value = match get(variable) {
         None => default,
-        Some(v) => v
-            .parse::<u64>()
-            .map_err(|_| problem(variable, format!("'{v}' is not a whole number of seconds")))?,
+        Some(v) => {
+            v.parse::<u64>().map_err(|_| problem(variable, format!("'{v}' is not a whole number of seconds")))?
+        }
     };
     if !(min..=max).contains(&value) {
-        return Err(problem(
-            variable,
-            format!("{value} is outside {min}..={max} seconds"),
-        ));
+        return Err(problem(variable, format!("{value} is outside {min}..={max} seconds")));
     }
     Ok(Duration::from_secs(value))
 }
 
-fn on_off(
-    get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
-    default: bool,
-) -> Result<bool, ConfigError> {
+fn on_off(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
     match get(variable).map(|v| v.to_ascii_lowercase()).as_deref() {
         None => Ok(default),
         Some("on" | "true" | "1" | "yes") => Ok(true),
@@ -267,11 +229,7 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
+        Config::from_lookup(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
     }
 
     #[test]
@@ -279,10 +237,7 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.issuer, "http://localhost:3000");
         assert_eq!(c.resource.as_str(), "http://localhost:3000/mcp");
-        assert_eq!(
-            c.resource_metadata_url(),
-            "http://localhost:3000/.well-known/oauth-protected-resource/mcp"
-        );
+        assert_eq!(c.resource_metadata_url(), "http://localhost:3000/.well-known/oauth-protected-resource/mcp");
         assert!(c.signup);
     }
 

@@ -56,11 +56,7 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> OAuthError {
-        OAuthError {
-            code,
-            description: description.into(),
-            www_authenticate: None,
-        }
+        OAuthError { code, description: description.into(), www_authenticate: None }
     }
 
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> OAuthError {
@@ -74,10 +70,7 @@ impl OAuthError {
     /// Logs the cause (which may be internal) and answers a generic `server_error`.
     pub fn internal(cause: impl fmt::Display) -> OAuthError {
         tracing::error!(error = %cause, "internal error");
-        OAuthError::new(
-            ErrorCode::ServerError,
-            "the server could not complete the request",
-        )
+        OAuthError::new(ErrorCode::ServerError, "the server could not complete the request")
     }
 
     pub fn status(&self) -> StatusCode {
@@ -89,10 +82,7 @@ impl OAuthError {
     }
 
     pub fn body(&self) -> OAuthErrorBody {
-        OAuthErrorBody {
-            error: self.code.as_str().to_owned(),
-            error_description: Some(self.description.to_string()),
-        }
+        OAuthErrorBody { error: self.code.as_str().to_owned(), error_description: Some(self.description.to_string()) }
     }
 }
 
@@ -120,10 +110,7 @@ pub trait OAuthResponse: From<OAuthError> {
 /// poem-openapi calls this when the request cannot be parsed (wrong content type, missing body, a
 /// parameter given twice…): answer with an RFC-shaped error instead of a plain-text 400.
 pub fn from_request_error<R: OAuthResponse>(err: poem::Error) -> R {
-    R::from(OAuthError::new(
-        R::MALFORMED,
-        format!("malformed request: {err}"),
-    ))
+    R::from(OAuthError::new(R::MALFORMED, format!("malformed request: {err}")))
 }
 
 /// Builds a poem-openapi response enum for an OAuth endpoint: the success variant plus the RFC 6749
@@ -186,23 +173,12 @@ pub struct PageError {
 }
 
 impl PageError {
-    pub fn bad_request(
-        title: impl Into<Cow<'static, str>>,
-        message: impl Into<Cow<'static, str>>,
-    ) -> PageError {
-        PageError {
-            status: StatusCode::BAD_REQUEST,
-            title: title.into(),
-            message: message.into(),
-        }
+    pub fn bad_request(title: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> PageError {
+        PageError { status: StatusCode::BAD_REQUEST, title: title.into(), message: message.into() }
     }
 
     pub fn not_found() -> PageError {
-        PageError {
-            status: StatusCode::NOT_FOUND,
-            title: "Not found".into(),
-            message: "There is no page here.".into(),
-        }
+        PageError { status: StatusCode::NOT_FOUND, title: "Not found".into(), message: "There is no page here.".into() }
     }
 
     pub fn internal(cause: impl fmt::Display) -> PageError {

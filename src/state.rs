@@ -2,7 +2,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::crypto::PasswordHasherConfig;
+use crate::crypto::Passwords;
 use crate::oauth::jwt::AccessTokens;
 use crate::store::Store;
 
@@ -10,7 +10,7 @@ pub struct AppState {
     pub config: Config,
     pub store: Store,
     pub tokens: AccessTokens,
-    pub passwords: PasswordHasherConfig,
+    pub passwords: Passwords,
 }
 
 pub type State = Arc<AppState>;

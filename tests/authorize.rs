@@ -21,11 +21,7 @@ async fn assert_redirected_with_error(
     assert_redirect_error(&response, REDIRECT_URI, &app.issuer, error);
 }
 
-fn replace_field(
-    mut form: Vec<(String, String)>,
-    name: &str,
-    value: Option<&str>,
-) -> Vec<(String, String)> {
+fn replace_field(mut form: Vec<(String, String)>, name: &str, value: Option<&str>) -> Vec<(String, String)> {
     form.retain(|(existing, _)| existing != name);
     if let Some(value) = value {
         form.push((name.to_string(), value.to_string()));
@@ -33,11 +29,7 @@ fn replace_field(
     form
 }
 
-async fn post_consent(
-    browser: &mut Browser,
-    form: Vec<(String, String)>,
-    decision: &str,
-) -> Response {
+async fn post_consent(browser: &mut Browser, form: Vec<(String, String)>, decision: &str) -> Response {
     let form = replace_field(form, "decision", Some(decision));
     browser.post_form("/oauth/authorize", &form).await
 }
@@ -76,9 +68,7 @@ async fn unknown_client_gets_an_error_page_instead_of_a_redirect() {
 async fn missing_client_id_gets_an_error_page_instead_of_a_redirect() {
     let app = spawn_app().await;
     let (client_id, mut browser) = client_and_logged_in_browser(&app).await;
-    let params = app
-        .authorize_params(&client_id, REDIRECT_URI, &pkce_pair())
-        .without("client_id");
+    let params = app.authorize_params(&client_id, REDIRECT_URI, &pkce_pair()).without("client_id");
     assert_html_error(browser.get(&params.path()).await, StatusCode::BAD_REQUEST).await;
 }
 
@@ -104,15 +94,9 @@ async fn unregistered_redirect_uri_gets_an_error_page_instead_of_a_redirect() {
 #[tokio::test]
 async fn non_loopback_redirect_uri_must_match_including_the_port() {
     let app = spawn_app().await;
-    let client_id = app
-        .register_public_client("https://app.example.com/callback")
-        .await;
+    let client_id = app.register_public_client("https://app.example.com/callback").await;
     let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
-    let params = app.authorize_params(
-        &client_id,
-        "https://app.example.com:8443/callback",
-        &pkce_pair(),
-    );
+    let params = app.authorize_params(&client_id, "https://app.example.com:8443/callback", &pkce_pair());
     assert_html_error(browser.get(&params.path()).await, StatusCode::BAD_REQUEST).await;
 }
 
@@ -141,67 +125,37 @@ async fn missing_code_challenge_is_redirected_as_invalid_request() {
 #[tokio::test]
 async fn plain_pkce_is_rejected() {
     let app = spawn_app().await;
-    assert_redirected_with_error(
-        &app,
-        |p| p.set("code_challenge_method", "plain"),
-        "invalid_request",
-    )
-    .await;
+    assert_redirected_with_error(&app, |p| p.set("code_challenge_method", "plain"), "invalid_request").await;
 }
 
 #[tokio::test]
 async fn unknown_pkce_method_is_rejected() {
     let app = spawn_app().await;
-    assert_redirected_with_error(
-        &app,
-        |p| p.set("code_challenge_method", "S512"),
-        "invalid_request",
-    )
-    .await;
+    assert_redirected_with_error(&app, |p| p.set("code_challenge_method", "S512"), "invalid_request").await;
 }
 
 #[tokio::test]
 async fn missing_pkce_method_is_rejected() {
     let app = spawn_app().await;
-    assert_redirected_with_error(
-        &app,
-        |p| p.without("code_challenge_method"),
-        "invalid_request",
-    )
-    .await;
+    assert_redirected_with_error(&app, |p| p.without("code_challenge_method"), "invalid_request").await;
 }
 
 #[tokio::test]
 async fn response_type_other_than_code_is_unsupported() {
     let app = spawn_app().await;
-    assert_redirected_with_error(
-        &app,
-        |p| p.set("response_type", "token"),
-        "unsupported_response_type",
-    )
-    .await;
+    assert_redirected_with_error(&app, |p| p.set("response_type", "token"), "unsupported_response_type").await;
 }
 
 #[tokio::test]
 async fn unknown_scope_is_an_invalid_scope() {
     let app = spawn_app().await;
-    assert_redirected_with_error(
-        &app,
-        |p| p.set("scope", "mcp:read admin:all"),
-        "invalid_scope",
-    )
-    .await;
+    assert_redirected_with_error(&app, |p| p.set("scope", "mcp:read admin:all"), "invalid_scope").await;
 }
 
 #[tokio::test]
 async fn resource_other_than_this_mcp_server_is_an_invalid_target() {
     let app = spawn_app().await;
-    assert_redirected_with_error(
-        &app,
-        |p| p.set("resource", "https://other.example.com/mcp"),
-        "invalid_target",
-    )
-    .await;
+    assert_redirected_with_error(&app, |p| p.set("resource", "https://other.example.com/mcp"), "invalid_target").await;
 }
 
 #[tokio::test]
@@ -215,16 +169,10 @@ async fn omitted_resource_and_scope_default_to_this_server_and_the_registered_sc
     let app = spawn_app().await;
     let (client_id, mut browser) = client_and_logged_in_browser(&app).await;
     let pkce = pkce_pair();
-    let params = app
-        .authorize_params(&client_id, REDIRECT_URI, &pkce)
-        .without("resource")
-        .without("scope");
+    let params = app.authorize_params(&client_id, REDIRECT_URI, &pkce).without("resource").without("scope");
     let code = browser.authorize(&params).await;
     let tokens = exchange_code(&app, &client_id, &code, REDIRECT_URI, &pkce.verifier).await;
-    assert_eq!(
-        scope_set(&str_field(&tokens, "scope")),
-        ["mcp:read", "mcp:write"]
-    );
+    assert_eq!(scope_set(&str_field(&tokens, "scope")), ["mcp:read", "mcp:write"]);
     let claims = jwt_claims(&str_field(&tokens, "access_token"));
     assert_eq!(claims["aud"], app.resource);
 }
@@ -248,35 +196,19 @@ async fn anonymous_visitor_is_shown_the_login_form() {
     let response = browser.get(&params.path()).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(set_cookie(&response, SESSION_COOKIE).is_none());
-    let csrf_cookie =
-        set_cookie(&response, CSRF_COOKIE).expect("the login form sets a CSRF cookie");
-    assert!(
-        cookie_attribute(&csrf_cookie, "httponly").is_some(),
-        "{csrf_cookie}"
-    );
-    assert_eq!(
-        cookie_attribute(&csrf_cookie, "samesite").map(|v| v.to_ascii_lowercase()),
-        Some("lax".to_string())
-    );
+    let csrf_cookie = set_cookie(&response, CSRF_COOKIE).expect("the login form sets a CSRF cookie");
+    assert!(cookie_attribute(&csrf_cookie, "httponly").is_some(), "{csrf_cookie}");
+    assert_eq!(cookie_attribute(&csrf_cookie, "samesite").map(|v| v.to_ascii_lowercase()), Some("lax".to_string()));
     let html = response.text().await.expect("login page");
     assert!(is_login_page(&html), "{html}");
     let (form, _) = form_with_action(&html, "/login").expect("a form posting to /login");
-    assert_eq!(
-        attr(&form, "method").map(str::to_ascii_lowercase),
-        Some("post".to_string())
-    );
+    assert_eq!(attr(&form, "method").map(str::to_ascii_lowercase), Some("post".to_string()));
     assert!(has_input(&html, "username"));
-    assert_eq!(
-        Some(extract_hidden(&html, "csrf_token")),
-        browser.cookie(CSRF_COOKIE)
-    );
+    assert_eq!(Some(extract_hidden(&html, "csrf_token")), browser.cookie(CSRF_COOKIE));
     let return_to = extract_hidden(&html, "return_to");
     assert!(return_to.starts_with("/oauth/authorize?"), "{return_to}");
     assert!(return_to.contains(&client_id), "{return_to}");
-    assert!(
-        html.contains("href=\"/signup"),
-        "login page links to signup: {html}"
-    );
+    assert!(html.contains("href=\"/signup"), "login page links to signup: {html}");
 }
 
 #[tokio::test]
@@ -284,12 +216,7 @@ async fn login_page_offers_no_signup_when_signup_is_off() {
     let app = spawn_app_with(&[("SIGNUP", "off")]).await;
     let client_id = app.register_public_client(REDIRECT_URI).await;
     let mut browser = Browser::new(&app);
-    let html = browser
-        .page(
-            &app.authorize_params(&client_id, REDIRECT_URI, &pkce_pair())
-                .path(),
-        )
-        .await;
+    let html = browser.page(&app.authorize_params(&client_id, REDIRECT_URI, &pkce_pair()).path()).await;
     assert!(is_login_page(&html), "{html}");
     assert!(!html.contains("/signup"), "{html}");
     assert_eq!(app.get("/signup").await.status(), StatusCode::NOT_FOUND);
@@ -301,14 +228,7 @@ async fn signup_is_closed_when_signup_is_off() {
     let mut browser = Browser::new(&app);
     assert_eq!(browser.get("/signup").await.status(), StatusCode::NOT_FOUND);
     let response = browser
-        .post_form(
-            "/signup",
-            &[
-                ("username", "mallory"),
-                ("password", PASSWORD),
-                ("password_confirm", PASSWORD),
-            ],
-        )
+        .post_form("/signup", &[("username", "mallory"), ("password", PASSWORD), ("password_confirm", PASSWORD)])
         .await;
     assert!(response.status().is_client_error(), "{}", response.status());
     assert!(browser.cookie(SESSION_COOKIE).is_none());
@@ -328,10 +248,7 @@ async fn logging_in_returns_the_user_to_the_authorization_request() {
     assert!(resolved(&app, &response).starts_with(&app.url("/oauth/authorize?")));
     let html = browser.page(&location(&response)).await;
     let response = browser.decide(&html, "allow").await;
-    assert_eq!(
-        redirect_query(&response).get("state").map(String::as_str),
-        Some(STATE)
-    );
+    assert_eq!(redirect_query(&response).get("state").map(String::as_str), Some(STATE));
 }
 
 #[tokio::test]
@@ -399,12 +316,7 @@ async fn login_without_the_csrf_cookie_is_refused() {
     let response = attacker
         .post_form(
             "/login",
-            &[
-                ("username", "alice"),
-                ("password", PASSWORD),
-                ("csrf_token", csrf.as_str()),
-                ("return_to", "/"),
-            ],
+            &[("username", "alice"), ("password", PASSWORD), ("csrf_token", csrf.as_str()), ("return_to", "/")],
         )
         .await;
     assert!(response.status().is_client_error(), "{}", response.status());
@@ -420,12 +332,7 @@ async fn login_with_a_mismatched_csrf_token_is_refused() {
     let response = browser
         .post_form(
             "/login",
-            &[
-                ("username", "alice"),
-                ("password", PASSWORD),
-                ("csrf_token", "forged-token"),
-                ("return_to", "/"),
-            ],
+            &[("username", "alice"), ("password", PASSWORD), ("csrf_token", "forged-token"), ("return_to", "/")],
         )
         .await;
     assert!(response.status().is_client_error(), "{}", response.status());
@@ -439,18 +346,9 @@ async fn signup_creates_the_account_and_starts_a_session() {
     let page = browser.get("/signup").await;
     assert_eq!(page.status(), StatusCode::OK);
     let csrf_cookie = set_cookie(&page, CSRF_COOKIE).expect("the signup form sets a CSRF cookie");
-    assert!(
-        cookie_attribute(&csrf_cookie, "httponly").is_some(),
-        "{csrf_cookie}"
-    );
+    assert!(cookie_attribute(&csrf_cookie, "httponly").is_some(), "{csrf_cookie}");
     let html = page.text().await.expect("signup page");
-    for field in [
-        "username",
-        "password",
-        "password_confirm",
-        "csrf_token",
-        "return_to",
-    ] {
+    for field in ["username", "password", "password_confirm", "csrf_token", "return_to"] {
         assert!(has_input(&html, field), "signup form lacks {field}: {html}");
     }
     let response = browser.signup("alice", PASSWORD).await;
@@ -458,11 +356,7 @@ async fn signup_creates_the_account_and_starts_a_session() {
     assert_eq!(resolved(&app, &response), app.url("/"));
     assert!(browser.cookie(SESSION_COOKIE).is_some());
     let response = Browser::new(&app).login("alice", PASSWORD).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::SEE_OTHER,
-        "the new account can log in"
-    );
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "the new account can log in");
 }
 
 #[tokio::test]
@@ -476,24 +370,20 @@ async fn session_cookie_is_http_only_lax_and_site_wide() {
         Some("lax".to_string()),
         "{cookie}"
     );
-    assert_eq!(
-        cookie_attribute(&cookie, "path").as_deref(),
-        Some("/"),
-        "{cookie}"
-    );
-    assert!(
-        cookie_attribute(&cookie, "secure").is_none(),
-        "plain http issuer: {cookie}"
-    );
+    assert_eq!(cookie_attribute(&cookie, "path").as_deref(), Some("/"), "{cookie}");
+    assert!(cookie_attribute(&cookie, "secure").is_none(), "plain http issuer: {cookie}");
 }
 
 #[tokio::test]
-async fn session_cookie_is_secure_when_the_issuer_is_https() {
+async fn session_cookie_is_secure_and_host_only_when_the_issuer_is_https() {
     let app = spawn_app_with(&[("AUTH_ISSUER", "https://gateway.example.com")]).await;
     let response = Browser::new(&app).signup("alice", PASSWORD).await;
-    let cookie = set_cookie(&response, SESSION_COOKIE).expect("signup sets the session cookie");
+    let name = format!("__Host-{SESSION_COOKIE}");
+    let cookie = set_cookie(&response, &name).expect("signup sets the __Host- session cookie");
     assert!(cookie_attribute(&cookie, "secure").is_some(), "{cookie}");
     assert!(cookie_attribute(&cookie, "httponly").is_some(), "{cookie}");
+    assert_eq!(cookie_attribute(&cookie, "path").as_deref(), Some("/"), "{cookie}");
+    assert!(cookie_attribute(&cookie, "domain").is_none(), "{cookie}");
 }
 
 #[tokio::test]
@@ -509,22 +399,11 @@ async fn signup_rejects_invalid_usernames_and_weak_passwords() {
         ("bob", PASSWORD, "a-different-password"),
     ] {
         let response = signup_attempt(&app, username, password, confirm).await;
-        assert!(
-            response.status().is_client_error(),
-            "{username}/{password}: {}",
-            response.status()
-        );
-        assert!(
-            set_cookie(&response, SESSION_COOKIE).is_none(),
-            "{username}/{password}"
-        );
+        assert!(response.status().is_client_error(), "{username}/{password}: {}", response.status());
+        assert!(set_cookie(&response, SESSION_COOKIE).is_none(), "{username}/{password}");
     }
     let response = Browser::new(&app).login("bob", PASSWORD).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::UNAUTHORIZED,
-        "no account was created"
-    );
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "no account was created");
 }
 
 #[tokio::test]
@@ -541,10 +420,7 @@ async fn username_cannot_be_taken_twice() {
 #[tokio::test]
 async fn session_id_is_fresh_at_every_login() {
     let app = spawn_app().await;
-    let first = signup_and_login(&app, "alice", PASSWORD)
-        .await
-        .cookie(SESSION_COOKIE)
-        .expect("session after signup");
+    let first = signup_and_login(&app, "alice", PASSWORD).await.cookie(SESSION_COOKIE).expect("session after signup");
     let planted = "attacker-chosen-session-id";
     let mut browser = Browser::new(&app);
     browser.set_cookie(SESSION_COOKIE, planted);
@@ -568,19 +444,12 @@ async fn logout_ends_the_session_on_the_server() {
     let home = browser.page("/").await;
     let form = form_hidden_inputs(&home, "/logout");
     let response = browser.post_form("/logout", &form).await;
-    assert!(
-        response.status().is_success() || response.status().is_redirection(),
-        "{}",
-        response.status()
-    );
+    assert!(response.status().is_success() || response.status().is_redirection(), "{}", response.status());
     let mut replay = Browser::new(&app);
     replay.set_cookie(SESSION_COOKIE, &stolen);
     let params = app.authorize_params(&client_id, REDIRECT_URI, &pkce_pair());
     let html = replay.page(&params.path()).await;
-    assert!(
-        is_login_page(&html),
-        "a logged-out session must not reach consent: {html}"
-    );
+    assert!(is_login_page(&html), "a logged-out session must not reach consent: {html}");
 }
 
 #[tokio::test]
@@ -588,13 +457,9 @@ async fn logout_without_the_csrf_token_keeps_the_session() {
     let app = spawn_app().await;
     let client_id = app.register_public_client(REDIRECT_URI).await;
     let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
-    let response = browser
-        .post_form("/logout", &[("csrf_token", "forged")])
-        .await;
+    let response = browser.post_form("/logout", &[("csrf_token", "forged")]).await;
     assert!(response.status().is_client_error(), "{}", response.status());
-    let html = browser
-        .consent_page(&app.authorize_params(&client_id, REDIRECT_URI, &pkce_pair()))
-        .await;
+    let html = browser.consent_page(&app.authorize_params(&client_id, REDIRECT_URI, &pkce_pair())).await;
     assert!(is_consent_page(&html));
 }
 
@@ -610,25 +475,12 @@ async fn consent_page_names_the_client_its_scopes_and_where_it_redirects() {
         .await;
     let client_id = str_field(&client, "client_id");
     let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
-    let params = app.authorize_params(
-        &client_id,
-        "https://client.example.net/callback",
-        &pkce_pair(),
-    );
+    let params = app.authorize_params(&client_id, "https://client.example.net/callback", &pkce_pair());
     let html = browser.consent_page(&params).await;
-    assert!(
-        !html.contains("<script>alert(1)</script>"),
-        "client name must be escaped"
-    );
-    assert!(
-        html_unescape(&html).contains("Evil <script>alert(1)</script> & Co"),
-        "{html}"
-    );
+    assert!(!html.contains("<script>alert(1)</script>"), "client name must be escaped");
+    assert!(html_unescape(&html).contains("Evil <script>alert(1)</script> & Co"), "{html}");
     assert!(html.contains(&client_id), "{html}");
-    assert!(
-        html.contains("mcp:read") && html.contains("mcp:write"),
-        "{html}"
-    );
+    assert!(html.contains("mcp:read") && html.contains("mcp:write"), "{html}");
     assert!(html.contains("client.example.net"), "{html}");
     assert!(html.to_lowercase().contains("unverified"), "{html}");
 }
@@ -641,16 +493,10 @@ async fn consent_page_cannot_be_framed_or_cached() {
     let response = browser.get(&params.path()).await;
     assert_eq!(response.status(), StatusCode::OK);
     let frame_options = header(&response, "x-frame-options").unwrap_or_default();
-    assert!(
-        frame_options.eq_ignore_ascii_case("deny"),
-        "{frame_options}"
-    );
+    assert!(frame_options.eq_ignore_ascii_case("deny"), "{frame_options}");
     let csp = header(&response, "content-security-policy").unwrap_or_default();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    assert!(
-        !csp.contains("form-action"),
-        "form-action would block the redirect: {csp}"
-    );
+    assert!(!csp.contains("form-action"), "form-action would block the redirect: {csp}");
     let cache_control = header(&response, "cache-control").unwrap_or_default();
     assert!(cache_control.contains("no-store"), "{cache_control}");
 }
@@ -662,10 +508,7 @@ async fn consent_form_carries_every_authorization_parameter_back() {
     let params = app.authorize_params(&client_id, REDIRECT_URI, &pkce_pair());
     let html = browser.consent_page(&params).await;
     let (form, _) = form_with_action(&html, "/oauth/authorize").expect("consent form");
-    assert_eq!(
-        attr(&form, "method").map(str::to_ascii_lowercase),
-        Some("post".to_string())
-    );
+    assert_eq!(attr(&form, "method").map(str::to_ascii_lowercase), Some("post".to_string()));
     let hidden = form_hidden_inputs(&html, "/oauth/authorize");
     for (name, value) in &params.0 {
         assert_eq!(attr(&hidden, name), Some(value.as_str()), "hidden {name}");
@@ -686,10 +529,7 @@ async fn allowing_consent_redirects_with_code_state_and_issuer() {
     assert_eq!(response.status(), StatusCode::FOUND);
     assert!(location(&response).starts_with(&format!("{REDIRECT_URI}?")));
     let query = redirect_query(&response);
-    assert!(
-        query.get("code").is_some_and(|code| !code.is_empty()),
-        "{query:?}"
-    );
+    assert!(query.get("code").is_some_and(|code| !code.is_empty()), "{query:?}");
     assert_eq!(query.get("state").map(String::as_str), Some(STATE));
     assert_eq!(query.get("iss"), Some(&app.issuer));
     assert!(!query.contains_key("error"), "{query:?}");
@@ -744,39 +584,40 @@ async fn consent_submission_is_validated_again() {
 }
 
 #[tokio::test]
-async fn remembered_consent_skips_the_consent_page() {
+async fn remembered_consent_skips_the_consent_page_for_an_https_redirect() {
+    const HTTPS_REDIRECT: &str = "https://app.example/oauth/callback";
     let app = spawn_app().await;
-    let (client_id, mut browser) = client_and_logged_in_browser(&app).await;
-    authorize_and_get_code(&app, &mut browser, &client_id, REDIRECT_URI, &pkce_pair()).await;
+    let client_id = app.register_public_client(HTTPS_REDIRECT).await;
+    let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
+    authorize_and_get_code(&app, &mut browser, &client_id, HTTPS_REDIRECT, &pkce_pair()).await;
     let pkce = pkce_pair();
-    let params = app.authorize_params(&client_id, REDIRECT_URI, &pkce);
+    let params = app.authorize_params(&client_id, HTTPS_REDIRECT, &pkce);
     let response = browser.get(&params.path()).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::FOUND,
-        "consent was already given"
-    );
+    assert_eq!(response.status(), StatusCode::FOUND, "consent was already given");
     let query = redirect_query(&response);
     assert_eq!(query.get("state").map(String::as_str), Some(STATE));
     assert_eq!(query.get("iss"), Some(&app.issuer));
-    let tokens = exchange_code(
-        &app,
-        &client_id,
-        &query["code"],
-        REDIRECT_URI,
-        &pkce.verifier,
-    )
-    .await;
+    let tokens = exchange_code(&app, &client_id, &query["code"], HTTPS_REDIRECT, &pkce.verifier).await;
     assert!(tokens["access_token"].is_string());
+}
+
+/// RFC 8252 §8.6: any local program can listen on a loopback port and start a flow with a known client_id,
+/// so a loopback redirect always asks the person again.
+#[tokio::test]
+async fn remembered_consent_still_asks_for_a_loopback_redirect() {
+    let app = spawn_app().await;
+    let (client_id, mut browser) = client_and_logged_in_browser(&app).await;
+    authorize_and_get_code(&app, &mut browser, &client_id, REDIRECT_URI, &pkce_pair()).await;
+    let other_port = REDIRECT_URI.replace(":7777", ":7778");
+    let html = browser.consent_page(&app.authorize_params(&client_id, &other_port, &pkce_pair())).await;
+    assert!(is_consent_page(&html));
 }
 
 #[tokio::test]
 async fn consent_for_fewer_scopes_does_not_cover_more() {
     let app = spawn_app().await;
     let (client_id, mut browser) = client_and_logged_in_browser(&app).await;
-    let narrow = app
-        .authorize_params(&client_id, REDIRECT_URI, &pkce_pair())
-        .set("scope", "mcp:read");
+    let narrow = app.authorize_params(&client_id, REDIRECT_URI, &pkce_pair()).set("scope", "mcp:read");
     browser.authorize(&narrow).await;
     let wide = app.authorize_params(&client_id, REDIRECT_URI, &pkce_pair());
     let html = browser.consent_page(&wide).await;
@@ -789,9 +630,7 @@ async fn consent_of_one_user_does_not_cover_another() {
     let (client_id, mut alice) = client_and_logged_in_browser(&app).await;
     authorize_and_get_code(&app, &mut alice, &client_id, REDIRECT_URI, &pkce_pair()).await;
     let mut bob = signup_and_login(&app, "bob", PASSWORD).await;
-    let html = bob
-        .consent_page(&app.authorize_params(&client_id, REDIRECT_URI, &pkce_pair()))
-        .await;
+    let html = bob.consent_page(&app.authorize_params(&client_id, REDIRECT_URI, &pkce_pair())).await;
     assert!(is_consent_page(&html));
 }
 

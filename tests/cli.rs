@@ -22,20 +22,14 @@ fn gateway_command(db_url: &str, issuer: &str, workdir: &TempDir) -> Command {
 
 fn run(app: &TestApp, args: &[&str]) -> Output {
     let workdir = tempfile::tempdir().expect("working directory");
-    gateway_command(&app.db_url, &app.issuer, &workdir)
-        .args(args)
-        .output()
-        .expect("run the mcp-gateway binary")
+    gateway_command(&app.db_url, &app.issuer, &workdir).args(args).output().expect("run the mcp-gateway binary")
 }
 
 fn succeed(app: &TestApp, args: &[&str]) -> String {
     let output = run(app, args);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "mcp-gateway {args:?} failed:\n{stdout}\n{stderr}"
-    );
+    assert!(output.status.success(), "mcp-gateway {args:?} failed:\n{stdout}\n{stderr}");
     stdout
 }
 
@@ -58,17 +52,12 @@ async fn printed_client_id(app: &TestApp, stdout: &str) -> String {
 }
 
 async fn printed_secret(app: &TestApp, client_id: &str, stdout: &str) -> String {
-    for word in printed_words(stdout)
-        .into_iter()
-        .filter(|word| word != client_id)
-    {
+    for word in printed_words(stdout).into_iter().filter(|word| word != client_id) {
         for auth in [
             ClientAuth::Basic(client_id.to_string(), word.clone()),
             ClientAuth::Post(client_id.to_string(), word.clone()),
         ] {
-            let response = app
-                .post_as("/oauth/introspect", &auth, &[("token", "probe")])
-                .await;
+            let response = app.post_as("/oauth/introspect", &auth, &[("token", "probe")]).await;
             if response.status() == StatusCode::OK {
                 return word;
             }
@@ -78,10 +67,7 @@ async fn printed_secret(app: &TestApp, client_id: &str, stdout: &str) -> String 
 }
 
 fn config_from(pairs: &[(&str, &str)]) -> Result<Config, String> {
-    let env: HashMap<String, String> = pairs
-        .iter()
-        .map(|(key, value)| (key.to_string(), value.to_string()))
-        .collect();
+    let env: HashMap<String, String> = pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
     Config::from_lookup(move |name| env.get(name).cloned()).map_err(|error| error.to_string())
 }
 
@@ -112,23 +98,10 @@ async fn disabled_user_cannot_log_in() {
 #[tokio::test]
 async fn client_added_on_the_command_line_completes_an_authorization() {
     let app = spawn_app().await;
-    let stdout = succeed(
-        &app,
-        &[
-            "client",
-            "add",
-            "--name",
-            "Console App",
-            "--redirect-uri",
-            REDIRECT_URI,
-        ],
-    );
+    let stdout = succeed(&app, &["client", "add", "--name", "Console App", "--redirect-uri", REDIRECT_URI]);
     let client_id = printed_client_id(&app, &stdout).await;
     let listed = succeed(&app, &["client", "list"]);
-    assert!(
-        listed.contains(&client_id) && listed.contains("Console App"),
-        "{listed}"
-    );
+    assert!(listed.contains(&client_id) && listed.contains("Console App"), "{listed}");
     let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
     let pkce = pkce_pair();
     let code = authorize_and_get_code(&app, &mut browser, &client_id, REDIRECT_URI, &pkce).await;
@@ -139,41 +112,19 @@ async fn client_added_on_the_command_line_completes_an_authorization() {
 #[tokio::test]
 async fn confidential_client_added_on_the_command_line_authenticates_with_the_printed_secret() {
     let app = spawn_app().await;
-    let stdout = succeed(
-        &app,
-        &[
-            "client",
-            "add",
-            "--name",
-            "Backend",
-            "--redirect-uri",
-            REDIRECT_URI,
-            "--confidential",
-        ],
-    );
+    let stdout =
+        succeed(&app, &["client", "add", "--name", "Backend", "--redirect-uri", REDIRECT_URI, "--confidential"]);
     let client_id = printed_client_id(&app, &stdout).await;
     printed_secret(&app, &client_id, &stdout).await;
     let wrong = ClientAuth::Basic(client_id, "not-the-secret".into());
-    let response = app
-        .post_as("/oauth/introspect", &wrong, &[("token", "probe")])
-        .await;
+    let response = app.post_as("/oauth/introspect", &wrong, &[("token", "probe")]).await;
     assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
 }
 
 #[tokio::test]
 async fn removed_client_can_no_longer_authorize() {
     let app = spawn_app().await;
-    let stdout = succeed(
-        &app,
-        &[
-            "client",
-            "add",
-            "--name",
-            "Short Lived",
-            "--redirect-uri",
-            REDIRECT_URI,
-        ],
-    );
+    let stdout = succeed(&app, &["client", "add", "--name", "Short Lived", "--redirect-uri", REDIRECT_URI]);
     let client_id = printed_client_id(&app, &stdout).await;
     succeed(&app, &["client", "remove", client_id.as_str()]);
     assert!(!succeed(&app, &["client", "list"]).contains(&client_id));
@@ -198,23 +149,11 @@ async fn rotated_keys_are_published_and_older_tokens_stay_valid() {
     succeed(&app, &["keys", "rotate"]);
     let listed = succeed(&app, &["keys", "list"]);
     assert!(listed.contains(&old_kid), "the old key is kept: {listed}");
-    let second = spawn_app_with(&[
-        ("DATABASE_URL", app.db_url.as_str()),
-        ("AUTH_ISSUER", app.issuer.as_str()),
-    ])
-    .await;
+    let second = spawn_app_with(&[("DATABASE_URL", app.db_url.as_str()), ("AUTH_ISSUER", app.issuer.as_str())]).await;
     let jwks = second.get_json("/.well-known/jwks.json").await;
-    let kids: Vec<String> = jwks["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .map(|key| str_field(key, "kid"))
-        .collect();
+    let kids: Vec<String> = jwks["keys"].as_array().expect("keys").iter().map(|key| str_field(key, "kid")).collect();
     assert!(kids.contains(&old_kid), "{kids:?}");
-    let new_kid = kids
-        .iter()
-        .find(|kid| **kid != old_kid)
-        .expect("a new key after rotation");
+    let new_kid = kids.iter().find(|kid| **kid != old_kid).expect("a new key after rotation");
     assert!(listed.contains(new_kid.as_str()), "{listed}");
     assert_mcp_accepts(&second, &old_token).await;
 }
@@ -222,33 +161,22 @@ async fn rotated_keys_are_published_and_older_tokens_stay_valid() {
 #[tokio::test]
 async fn migrate_prepares_a_fresh_database_and_can_run_again() {
     let workdir = tempfile::tempdir().expect("working directory");
-    let db_url = format!(
-        "sqlite://{}?mode=rwc",
-        workdir.path().join("fresh.sqlite").display()
-    );
+    let db_url = format!("sqlite://{}?mode=rwc", workdir.path().join("fresh.sqlite").display());
     for _ in 0..2 {
         let output = gateway_command(&db_url, "http://127.0.0.1:3000", &workdir)
             .arg("migrate")
             .output()
             .expect("run the mcp-gateway binary");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }
     let app = spawn_app_with(&[("DATABASE_URL", db_url.as_str())]).await;
-    app.get_json("/.well-known/oauth-authorization-server")
-        .await;
+    app.get_json("/.well-known/oauth-authorization-server").await;
 }
 
 #[tokio::test]
 async fn invalid_configuration_stops_the_start_with_one_line_naming_the_variable() {
     let workdir = tempfile::tempdir().expect("working directory");
-    let db_url = format!(
-        "sqlite://{}?mode=rwc",
-        workdir.path().join("gateway.sqlite").display()
-    );
+    let db_url = format!("sqlite://{}?mode=rwc", workdir.path().join("gateway.sqlite").display());
     let mut child = gateway_command(&db_url, "http://127.0.0.1:3000", &workdir)
         .env("PORT", "abc")
         .stdout(Stdio::piped())
@@ -266,18 +194,15 @@ async fn invalid_configuration_stops_the_start_with_one_line_naming_the_variable
     let output = child.wait_with_output().expect("collect the output");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let lines: Vec<&str> = stderr
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .collect();
+    let lines: Vec<&str> = stderr.lines().filter(|line| !line.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains("PORT"), "{stderr}");
 }
 
 #[tokio::test]
 async fn configuration_error_names_the_invalid_port() {
-    let error = config_from(&[("PORT", "abc"), ("AUTH_ISSUER", "http://127.0.0.1:3000")])
-        .expect_err("PORT=abc is refused");
+    let error =
+        config_from(&[("PORT", "abc"), ("AUTH_ISSUER", "http://127.0.0.1:3000")]).expect_err("PORT=abc is refused");
     assert!(error.contains("PORT"), "{error}");
     assert!(!error.contains('\n'), "{error}");
 }
@@ -286,7 +211,6 @@ async fn configuration_error_names_the_invalid_port() {
 async fn configuration_caps_the_authorization_code_lifetime_at_sixty_seconds() {
     let issuer = ("AUTH_ISSUER", "http://127.0.0.1:3000");
     assert!(config_from(&[issuer, ("AUTH_CODE_TTL", "60")]).is_ok());
-    let error = config_from(&[issuer, ("AUTH_CODE_TTL", "61")])
-        .expect_err("a code lifetime above 60 s is refused");
+    let error = config_from(&[issuer, ("AUTH_CODE_TTL", "61")]).expect_err("a code lifetime above 60 s is refused");
     assert!(error.contains("AUTH_CODE_TTL"), "{error}");
 }

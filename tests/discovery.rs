@@ -18,17 +18,11 @@ fn sorted_strings(value: &Value) -> Vec<String> {
 #[tokio::test]
 async fn protected_resource_metadata_names_the_mcp_resource_and_this_authorization_server() {
     let app = spawn_app().await;
-    for path in [
-        "/.well-known/oauth-protected-resource",
-        "/.well-known/oauth-protected-resource/mcp",
-    ] {
+    for path in ["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"] {
         let prm = app.get_json(path).await;
         assert_eq!(prm["resource"], format!("{}/mcp", app.base), "{path}");
         assert_eq!(prm["authorization_servers"], json!([app.issuer]), "{path}");
-        assert_eq!(
-            sorted_strings(&prm["scopes_supported"]),
-            ["mcp:read", "mcp:write"]
-        );
+        assert_eq!(sorted_strings(&prm["scopes_supported"]), ["mcp:read", "mcp:write"]);
         assert_eq!(prm["bearer_methods_supported"], json!(["header"]), "{path}");
     }
 }
@@ -36,9 +30,7 @@ async fn protected_resource_metadata_names_the_mcp_resource_and_this_authorizati
 #[tokio::test]
 async fn protected_resource_metadata_follows_the_configured_resource_uri() {
     let app = spawn_app_with(&[("MCP_RESOURCE_URI", "https://mcp.example.com/mcp")]).await;
-    let prm = app
-        .get_json("/.well-known/oauth-protected-resource/mcp")
-        .await;
+    let prm = app.get_json("/.well-known/oauth-protected-resource/mcp").await;
     assert_eq!(prm["resource"], "https://mcp.example.com/mcp");
     assert_eq!(prm["authorization_servers"], json!([app.issuer]));
 }
@@ -46,9 +38,7 @@ async fn protected_resource_metadata_follows_the_configured_resource_uri() {
 #[tokio::test]
 async fn authorization_server_metadata_lists_every_endpoint_under_the_issuer() {
     let app = spawn_app().await;
-    let metadata = app
-        .get_json("/.well-known/oauth-authorization-server")
-        .await;
+    let metadata = app.get_json("/.well-known/oauth-authorization-server").await;
     let issuer = &app.issuer;
     assert_eq!(metadata["issuer"], issuer.as_str());
     for (field, path) in [
@@ -66,62 +56,37 @@ async fn authorization_server_metadata_lists_every_endpoint_under_the_issuer() {
 #[tokio::test]
 async fn authorization_server_metadata_advertises_only_code_flow_with_s256() {
     let app = spawn_app().await;
-    let metadata = app
-        .get_json("/.well-known/oauth-authorization-server")
-        .await;
+    let metadata = app.get_json("/.well-known/oauth-authorization-server").await;
     assert_eq!(metadata["response_types_supported"], json!(["code"]));
     assert_eq!(metadata["response_modes_supported"], json!(["query"]));
-    assert_eq!(
-        metadata["code_challenge_methods_supported"],
-        json!(["S256"])
-    );
-    assert_eq!(
-        sorted_strings(&metadata["grant_types_supported"]),
-        ["authorization_code", "refresh_token"]
-    );
+    assert_eq!(metadata["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(sorted_strings(&metadata["grant_types_supported"]), ["authorization_code", "refresh_token"]);
     assert_eq!(
         sorted_strings(&metadata["token_endpoint_auth_methods_supported"]),
         ["client_secret_basic", "client_secret_post", "none"]
     );
     let scopes = sorted_strings(&metadata["scopes_supported"]);
     assert!(scopes.iter().any(|scope| scope == "mcp:read"), "{scopes:?}");
-    assert!(
-        scopes.iter().any(|scope| scope == "mcp:write"),
-        "{scopes:?}"
-    );
-    assert_eq!(
-        metadata["authorization_response_iss_parameter_supported"],
-        true
-    );
+    assert!(scopes.iter().any(|scope| scope == "mcp:write"), "{scopes:?}");
+    assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
 }
 
 #[tokio::test]
 async fn issuer_is_identical_in_every_metadata_document() {
     let app = spawn_app().await;
-    let prm = app
-        .get_json("/.well-known/oauth-protected-resource/mcp")
-        .await;
-    let oauth = app
-        .get_json("/.well-known/oauth-authorization-server")
-        .await;
+    let prm = app.get_json("/.well-known/oauth-protected-resource/mcp").await;
+    let oauth = app.get_json("/.well-known/oauth-authorization-server").await;
     let openid = app.get_json("/.well-known/openid-configuration").await;
-    let advertised = prm["authorization_servers"][0]
-        .as_str()
-        .expect("an authorization server");
+    let advertised = prm["authorization_servers"][0].as_str().expect("an authorization server");
     assert_eq!(oauth["issuer"], advertised);
     assert_eq!(openid["issuer"], advertised);
-    assert!(
-        !advertised.ends_with('/'),
-        "issuer must not end with a slash"
-    );
+    assert!(!advertised.ends_with('/'), "issuer must not end with a slash");
 }
 
 #[tokio::test]
 async fn openid_configuration_mirrors_the_oauth_metadata() {
     let app = spawn_app().await;
-    let oauth = app
-        .get_json("/.well-known/oauth-authorization-server")
-        .await;
+    let oauth = app.get_json("/.well-known/oauth-authorization-server").await;
     let openid = app.get_json("/.well-known/openid-configuration").await;
     for field in [
         "issuer",
@@ -147,24 +112,15 @@ async fn issuer_with_a_path_is_discoverable_at_every_path_inserted_url() {
     ] {
         let metadata = app.get_json(path).await;
         assert_eq!(metadata["issuer"], issuer, "{path}");
-        assert_eq!(
-            metadata["token_endpoint"],
-            format!("{issuer}/oauth/token"),
-            "{path}"
-        );
-        assert_eq!(
-            metadata["authorization_endpoint"],
-            format!("{issuer}/oauth/authorize")
-        );
+        assert_eq!(metadata["token_endpoint"], format!("{issuer}/oauth/token"), "{path}");
+        assert_eq!(metadata["authorization_endpoint"], format!("{issuer}/oauth/authorize"));
     }
 }
 
 #[tokio::test]
 async fn endpoints_of_an_issuer_with_a_path_are_served_under_that_path() {
     let app = spawn_app_with(&[("AUTH_ISSUER", "{base}/tenant")]).await;
-    let metadata = app
-        .get_json("/.well-known/oauth-authorization-server/tenant")
-        .await;
+    let metadata = app.get_json("/.well-known/oauth-authorization-server/tenant").await;
     let registration_endpoint = str_field(&metadata, "registration_endpoint");
     let registered = app
         .client
@@ -180,17 +136,11 @@ async fn endpoints_of_an_issuer_with_a_path_are_served_under_that_path() {
     let client: Value = registered.json().await.expect("registration JSON");
     let client_id = str_field(&client, "client_id");
     let token_endpoint = str_field(&metadata, "token_endpoint");
-    assert!(
-        token_endpoint.ends_with("/tenant/oauth/token"),
-        "{token_endpoint}"
-    );
+    assert!(token_endpoint.ends_with("/tenant/oauth/token"), "{token_endpoint}");
     let response = app
         .client
         .post(token_endpoint)
-        .form(&[
-            ("grant_type", "urn:example:bogus"),
-            ("client_id", client_id.as_str()),
-        ])
+        .form(&[("grant_type", "urn:example:bogus"), ("client_id", client_id.as_str())])
         .send()
         .await
         .expect("token request reaches the gateway");
@@ -245,9 +195,6 @@ async fn openapi_document_describes_the_oauth_endpoints() {
         "/oauth/authorize",
         "/.well-known/oauth-authorization-server",
     ] {
-        assert!(
-            openapi["paths"].get(path).is_some(),
-            "{path} missing from the OpenAPI document"
-        );
+        assert!(openapi["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
 }

@@ -9,27 +9,11 @@ fn metadata_url(app: &TestApp) -> String {
 
 async fn assert_invalid_token(app: &TestApp, token: &str) {
     let response = app.call_mcp(token).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::UNAUTHORIZED,
-        "token {token} was accepted"
-    );
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "token {token} was accepted");
     let challenge = bearer_challenge(&response);
-    assert_eq!(
-        challenge.get("error").map(String::as_str),
-        Some("invalid_token"),
-        "{challenge:?}"
-    );
-    assert_eq!(
-        challenge.get("resource_metadata"),
-        Some(&metadata_url(app)),
-        "{challenge:?}"
-    );
-    assert_eq!(
-        challenge.get("scope").map(String::as_str),
-        Some(ALL_SCOPES),
-        "{challenge:?}"
-    );
+    assert_eq!(challenge.get("error").map(String::as_str), Some("invalid_token"), "{challenge:?}");
+    assert_eq!(challenge.get("resource_metadata"), Some(&metadata_url(app)), "{challenge:?}");
+    assert_eq!(challenge.get("scope").map(String::as_str), Some(ALL_SCOPES), "{challenge:?}");
 }
 
 async fn shared_secret_app_and_token() -> (TestApp, String) {
@@ -43,26 +27,16 @@ async fn shared_secret_app_and_token() -> (TestApp, String) {
 async fn request_without_a_token_is_challenged_towards_the_resource_metadata() {
     let app = spawn_app().await;
     for method in [Method::POST, Method::GET, Method::DELETE] {
-        let mut request = app
-            .client
-            .request(method.clone(), app.url("/mcp"))
-            .header("accept", "application/json, text/event-stream");
+        let mut request =
+            app.client.request(method.clone(), app.url("/mcp")).header("accept", "application/json, text/event-stream");
         if method == Method::POST {
             request = request.json(&initialize_request(1));
         }
         let response = request.send().await.expect("request reaches the gateway");
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{method}");
         let challenge = bearer_challenge(&response);
-        assert_eq!(
-            challenge.get("resource_metadata"),
-            Some(&metadata_url(&app)),
-            "{method}"
-        );
-        assert_eq!(
-            challenge.get("scope").map(String::as_str),
-            Some(ALL_SCOPES),
-            "{method}"
-        );
+        assert_eq!(challenge.get("resource_metadata"), Some(&metadata_url(&app)), "{method}");
+        assert_eq!(challenge.get("scope").map(String::as_str), Some(ALL_SCOPES), "{method}");
         assert!(!challenge.contains_key("error"), "{method}: {challenge:?}");
     }
 }
@@ -112,19 +86,13 @@ async fn authorization_scheme_other_than_bearer_is_challenged() {
     let response = app
         .client
         .post(app.url("/mcp"))
-        .header(
-            "authorization",
-            format!("Token {}", str_field(&tokens, "access_token")),
-        )
+        .header("authorization", format!("Token {}", str_field(&tokens, "access_token")))
         .json(&initialize_request(1))
         .send()
         .await
         .expect("request reaches the gateway");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        bearer_challenge(&response).get("resource_metadata"),
-        Some(&metadata_url(&app))
-    );
+    assert_eq!(bearer_challenge(&response).get("resource_metadata"), Some(&metadata_url(&app)));
 }
 
 #[tokio::test]
@@ -153,11 +121,7 @@ async fn refresh_token_is_not_an_access_token() {
 async fn token_signed_with_an_unknown_key_is_rejected() {
     let app = spawn_app().await;
     let (_, tokens) = public_client_tokens(&app).await;
-    let forged = resign_hs256(
-        &str_field(&tokens, "access_token"),
-        &rand::random::<[u8; 32]>(),
-        |_, _| {},
-    );
+    let forged = resign_hs256(&str_field(&tokens, "access_token"), &rand::random::<[u8; 32]>(), |_, _| {});
     assert_invalid_token(&app, &forged).await;
 }
 
@@ -170,11 +134,7 @@ async fn hs256_token_keyed_with_the_published_public_key_is_rejected() {
     let mut public_point = vec![0x04];
     public_point.extend(b64_decode(&str_field(key, "x")));
     public_point.extend(b64_decode(&str_field(key, "y")));
-    let forged = resign_hs256(
-        &str_field(&tokens, "access_token"),
-        &public_point,
-        |_, _| {},
-    );
+    let forged = resign_hs256(&str_field(&tokens, "access_token"), &public_point, |_, _| {});
     assert_invalid_token(&app, &forged).await;
 }
 
@@ -250,13 +210,8 @@ async fn token_without_mcp_read_is_refused_with_insufficient_scope() {
     let response = app.call_mcp(&str_field(&tokens, "access_token")).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let challenge = bearer_challenge(&response);
-    assert_eq!(
-        challenge.get("error").map(String::as_str),
-        Some("insufficient_scope")
-    );
-    assert_eq!(challenge.get("scope").map(String::as_str), Some("mcp:read"));
-    assert_eq!(
-        challenge.get("resource_metadata"),
-        Some(&metadata_url(&app))
-    );
+    assert_eq!(challenge.get("error").map(String::as_str), Some("insufficient_scope"));
+    // The token's own scopes plus the missing one: re-authorizing with it loses nothing (step-up).
+    assert_eq!(challenge.get("scope").map(String::as_str), Some("mcp:read mcp:write"));
+    assert_eq!(challenge.get("resource_metadata"), Some(&metadata_url(&app)));
 }

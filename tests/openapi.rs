@@ -3,9 +3,8 @@ use mcp_gateway::app::openapi_service;
 
 #[test]
 fn exported_openapi_json_matches_the_code() {
-    let committed =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
-            .expect("openapi/openapi.json exists");
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+        .expect("openapi/openapi.json exists");
     assert!(
         committed == openapi_service().spec() + "\n",
         "openapi/openapi.json is stale: run `cargo run -- openapi export` and commit the result"
@@ -14,9 +13,8 @@ fn exported_openapi_json_matches_the_code() {
 
 #[test]
 fn exported_openapi_yaml_matches_the_code() {
-    let committed =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.yaml"))
-            .expect("openapi/openapi.yaml exists");
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.yaml"))
+        .expect("openapi/openapi.yaml exists");
     assert!(
         committed == openapi_service().spec_yaml(),
         "openapi/openapi.yaml is stale: run `cargo run -- openapi export`"
@@ -39,16 +37,10 @@ fn every_oauth_and_discovery_endpoint_is_documented() {
         "/.well-known/openid-configuration",
         "/.well-known/jwks.json",
     ] {
-        assert!(
-            paths.contains_key(path),
-            "{path} is missing from the OpenAPI description"
-        );
+        assert!(paths.contains_key(path), "{path} is missing from the OpenAPI description");
     }
     let token_errors = &spec["paths"]["/oauth/token"]["post"]["responses"];
     for status in ["200", "400", "401"] {
-        assert!(
-            token_errors.get(status).is_some(),
-            "token endpoint does not document {status}"
-        );
+        assert!(token_errors.get(status).is_some(), "token endpoint does not document {status}");
     }
 }

@@ -8,16 +8,9 @@ async fn assert_rejected(app: &TestApp, metadata: Value, error: &str) {
     let response = app.register(&metadata).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert_eq!(
-        status,
-        StatusCode::BAD_REQUEST,
-        "{metadata} answered {body}"
-    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{metadata} answered {body}");
     assert_eq!(body["error"], error, "{metadata} answered {body}");
-    assert!(
-        body["error_description"].is_string(),
-        "{metadata} answered {body}"
-    );
+    assert!(body["error_description"].is_string(), "{metadata} answered {body}");
 }
 
 async fn assert_redirect_uri_rejected(app: &TestApp, redirect_uri: &str) {
@@ -40,46 +33,30 @@ async fn public_client_is_registered_without_a_secret() {
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let content_type = header(&response, "content-type").unwrap_or_default();
-    assert!(
-        content_type.starts_with("application/json"),
-        "{content_type}"
-    );
+    assert!(content_type.starts_with("application/json"), "{content_type}");
     let client: Value = response.json().await.expect("registration JSON");
     assert!(!str_field(&client, "client_id").is_empty());
-    let issued_at = client["client_id_issued_at"]
-        .as_i64()
-        .expect("client_id_issued_at");
+    let issued_at = client["client_id_issued_at"].as_i64().expect("client_id_issued_at");
     assert!((issued_at - now()).abs() < 300, "issued at {issued_at}");
     assert_eq!(client["redirect_uris"], json!([REDIRECT_URI]));
     assert_eq!(client["token_endpoint_auth_method"], "none");
-    assert_eq!(
-        client["grant_types"],
-        json!(["authorization_code", "refresh_token"])
-    );
+    assert_eq!(client["grant_types"], json!(["authorization_code", "refresh_token"]));
     assert_eq!(client["response_types"], json!(["code"]));
     assert_eq!(client["client_name"], "Desktop Assistant");
     assert_eq!(client["scope"], "mcp:read");
-    assert!(
-        client["client_secret"].is_null(),
-        "public clients get no secret: {client}"
-    );
+    assert!(client["client_secret"].is_null(), "public clients get no secret: {client}");
 }
 
 #[tokio::test]
 async fn registration_defaults_to_a_confidential_client_using_basic_auth() {
     let app = spawn_app().await;
-    let client = app
-        .register_client(&json!({"redirect_uris": [REDIRECT_URI]}))
-        .await;
+    let client = app.register_client(&json!({"redirect_uris": [REDIRECT_URI]})).await;
     assert_eq!(client["token_endpoint_auth_method"], "client_secret_basic");
     assert!(!str_field(&client, "client_secret").is_empty());
     assert_eq!(client["client_secret_expires_at"], 0);
     assert_eq!(client["grant_types"], json!(["authorization_code"]));
     assert_eq!(client["response_types"], json!(["code"]));
-    assert_eq!(
-        scope_set(&str_field(&client, "scope")),
-        ["mcp:read", "mcp:write"]
-    );
+    assert_eq!(scope_set(&str_field(&client, "scope")), ["mcp:read", "mcp:write"]);
 }
 
 #[tokio::test]
@@ -99,12 +76,8 @@ async fn client_secret_post_clients_receive_a_secret() {
 #[tokio::test]
 async fn every_registration_gets_its_own_client_id_and_secret() {
     let app = spawn_app().await;
-    let (first_id, first_secret) = app
-        .register_confidential_client("client_secret_basic")
-        .await;
-    let (second_id, second_secret) = app
-        .register_confidential_client("client_secret_basic")
-        .await;
+    let (first_id, first_secret) = app.register_confidential_client("client_secret_basic").await;
+    let (second_id, second_secret) = app.register_confidential_client("client_secret_basic").await;
     assert_ne!(first_id, second_id);
     assert_ne!(first_secret, second_secret);
 }
@@ -136,18 +109,11 @@ async fn https_loopback_and_private_use_redirect_uris_are_accepted() {
         "http://localhost:5000/callback",
         "com.example.app:/oauth2redirect",
     ] {
-        let response = app
-            .register(
-                &json!({"redirect_uris": [redirect_uri], "token_endpoint_auth_method": "none"}),
-            )
-            .await;
+        let response =
+            app.register(&json!({"redirect_uris": [redirect_uri], "token_endpoint_auth_method": "none"})).await;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert_eq!(
-            status,
-            StatusCode::CREATED,
-            "{redirect_uri} answered {body}"
-        );
+        assert_eq!(status, StatusCode::CREATED, "{redirect_uri} answered {body}");
         assert_eq!(body["redirect_uris"], json!([redirect_uri]));
     }
 }
@@ -155,18 +121,9 @@ async fn https_loopback_and_private_use_redirect_uris_are_accepted() {
 #[tokio::test]
 async fn missing_or_empty_redirect_uris_are_rejected() {
     let app = spawn_app().await;
-    assert_rejected(
-        &app,
-        json!({"token_endpoint_auth_method": "none"}),
-        "invalid_redirect_uri",
-    )
-    .await;
-    assert_rejected(
-        &app,
-        json!({"redirect_uris": [], "token_endpoint_auth_method": "none"}),
-        "invalid_redirect_uri",
-    )
-    .await;
+    assert_rejected(&app, json!({"token_endpoint_auth_method": "none"}), "invalid_redirect_uri").await;
+    assert_rejected(&app, json!({"redirect_uris": [], "token_endpoint_auth_method": "none"}), "invalid_redirect_uri")
+        .await;
 }
 
 #[tokio::test]
@@ -231,8 +188,7 @@ async fn one_bad_redirect_uri_rejects_the_whole_registration() {
 async fn unsupported_token_endpoint_auth_method_is_rejected() {
     let app = spawn_app().await;
     for method in ["client_secret_magic", "private_key_jwt"] {
-        let metadata =
-            json!({"redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": method});
+        let metadata = json!({"redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": method});
         assert_rejected(&app, metadata, "invalid_client_metadata").await;
     }
 }

@@ -5,9 +5,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
 async fn confidential_tokens(app: &TestApp, browser: &mut Browser) -> (ClientAuth, Value) {
-    let (id, secret) = app
-        .register_confidential_client("client_secret_basic")
-        .await;
+    let (id, secret) = app.register_confidential_client("client_secret_basic").await;
     let auth = ClientAuth::Basic(id, secret);
     let tokens = issue_tokens(app, browser, &auth, ALL_SCOPES).await;
     (auth, tokens)
@@ -22,11 +20,7 @@ async fn revoke(app: &TestApp, auth: &ClientAuth, token: &str, hint: Option<&str
 }
 
 async fn introspect(app: &TestApp, auth: &ClientAuth, token: &str) -> Value {
-    json_ok(
-        app.post_as("/oauth/introspect", auth, &[("token", token)])
-            .await,
-    )
-    .await
+    json_ok(app.post_as("/oauth/introspect", auth, &[("token", token)]).await).await
 }
 
 #[tokio::test]
@@ -45,14 +39,8 @@ async fn revoking_an_older_refresh_token_ends_the_whole_family() {
     let app = spawn_app().await;
     let (auth, tokens) = public_client_tokens(&app).await;
     let first = str_field(&tokens, "refresh_token");
-    let newest = str_field(
-        &json_ok(app.refresh(&auth, &first).await).await,
-        "refresh_token",
-    );
-    assert_eq!(
-        revoke(&app, &auth, &first, None).await.status(),
-        StatusCode::OK
-    );
+    let newest = str_field(&json_ok(app.refresh(&auth, &first).await).await, "refresh_token");
+    assert_eq!(revoke(&app, &auth, &first, None).await.status(), StatusCode::OK);
     let refreshed = app.refresh(&auth, &newest).await;
     assert_oauth_error(refreshed, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
@@ -62,10 +50,7 @@ async fn revocation_works_without_a_type_hint() {
     let app = spawn_app().await;
     let (auth, tokens) = public_client_tokens(&app).await;
     let refresh_token = str_field(&tokens, "refresh_token");
-    assert_eq!(
-        revoke(&app, &auth, &refresh_token, None).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(revoke(&app, &auth, &refresh_token, None).await.status(), StatusCode::OK);
     let refreshed = app.refresh(&auth, &refresh_token).await;
     assert_oauth_error(refreshed, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
@@ -95,10 +80,7 @@ async fn confidential_client_revokes_with_its_secret() {
     let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
     let (auth, tokens) = confidential_tokens(&app, &mut browser).await;
     let refresh_token = str_field(&tokens, "refresh_token");
-    assert_eq!(
-        revoke(&app, &auth, &refresh_token, None).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(revoke(&app, &auth, &refresh_token, None).await.status(), StatusCode::OK);
     let refreshed = app.refresh(&auth, &refresh_token).await;
     assert_oauth_error(refreshed, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
@@ -124,19 +106,13 @@ async fn introspection_describes_a_live_access_token() {
     let claims = jwt_claims(&access_token);
     let info = introspect(&app, &auth, &access_token).await;
     assert_eq!(info["active"], true, "{info}");
-    assert_eq!(
-        scope_set(&str_field(&info, "scope")),
-        ["mcp:read", "mcp:write"]
-    );
+    assert_eq!(scope_set(&str_field(&info, "scope")), ["mcp:read", "mcp:write"]);
     assert_eq!(info["client_id"], auth.client_id());
     assert_eq!(info["sub"], claims["sub"]);
     assert_eq!(info["iss"], app.issuer);
     let audience = &info["aud"];
     assert!(
-        *audience == app.resource
-            || audience
-                .as_array()
-                .is_some_and(|list| list.contains(&claims["aud"])),
+        *audience == app.resource || audience.as_array().is_some_and(|list| list.contains(&claims["aud"])),
         "{info}"
     );
     assert_eq!(info["exp"], claims["exp"]);
@@ -160,10 +136,7 @@ async fn introspection_reports_revoked_and_used_refresh_tokens_as_inactive() {
     let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
     let (auth, tokens) = confidential_tokens(&app, &mut browser).await;
     let used = str_field(&tokens, "refresh_token");
-    let current = str_field(
-        &json_ok(app.refresh(&auth, &used).await).await,
-        "refresh_token",
-    );
+    let current = str_field(&json_ok(app.refresh(&auth, &used).await).await, "refresh_token");
     assert_eq!(introspect(&app, &auth, &used).await["active"], false);
     assert_eq!(introspect(&app, &auth, &current).await["active"], true);
     revoke(&app, &auth, &current, Some("refresh_token")).await;
@@ -173,9 +146,7 @@ async fn introspection_reports_revoked_and_used_refresh_tokens_as_inactive() {
 #[tokio::test]
 async fn introspection_reports_unknown_tokens_as_inactive() {
     let app = spawn_app().await;
-    let (id, secret) = app
-        .register_confidential_client("client_secret_basic")
-        .await;
+    let (id, secret) = app.register_confidential_client("client_secret_basic").await;
     let info = introspect(&app, &ClientAuth::Basic(id, secret), "not-a-token").await;
     assert_eq!(info["active"], false);
     assert!(info.get("sub").is_none(), "{info}");
@@ -198,13 +169,8 @@ async fn introspection_hides_tokens_of_other_clients() {
 async fn public_clients_cannot_introspect() {
     let app = spawn_app().await;
     let (auth, tokens) = public_client_tokens(&app).await;
-    let response = app
-        .post_as(
-            "/oauth/introspect",
-            &auth,
-            &[("token", str_field(&tokens, "access_token").as_str())],
-        )
-        .await;
+    let response =
+        app.post_as("/oauth/introspect", &auth, &[("token", str_field(&tokens, "access_token").as_str())]).await;
     assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
 }
 
@@ -212,12 +178,7 @@ async fn public_clients_cannot_introspect() {
 async fn introspection_without_client_authentication_is_refused() {
     let app = spawn_app().await;
     let (_, tokens) = public_client_tokens(&app).await;
-    let response = app
-        .post_form(
-            "/oauth/introspect",
-            &[("token", str_field(&tokens, "access_token").as_str())],
-        )
-        .await;
+    let response = app.post_form("/oauth/introspect", &[("token", str_field(&tokens, "access_token").as_str())]).await;
     assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
 }
 
@@ -227,13 +188,8 @@ async fn introspection_with_a_wrong_secret_is_refused() {
     let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
     let (auth, tokens) = confidential_tokens(&app, &mut browser).await;
     let forged = ClientAuth::Basic(auth.client_id().to_string(), "wrong-secret".into());
-    let response = app
-        .post_as(
-            "/oauth/introspect",
-            &forged,
-            &[("token", str_field(&tokens, "access_token").as_str())],
-        )
-        .await;
+    let response =
+        app.post_as("/oauth/introspect", &forged, &[("token", str_field(&tokens, "access_token").as_str())]).await;
     assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
 }
 

@@ -22,19 +22,12 @@ async fn public_code(app: &TestApp) -> IssuedCode {
 async fn code_for(app: &TestApp, auth: ClientAuth) -> IssuedCode {
     let mut browser = signup_and_login(app, "alice", PASSWORD).await;
     let pkce = pkce_pair();
-    let code =
-        authorize_and_get_code(app, &mut browser, auth.client_id(), REDIRECT_URI, &pkce).await;
+    let code = authorize_and_get_code(app, &mut browser, auth.client_id(), REDIRECT_URI, &pkce).await;
     IssuedCode { auth, code, pkce }
 }
 
 async fn redeem(app: &TestApp, issued: &IssuedCode) -> reqwest::Response {
-    app.redeem_code(
-        &issued.auth,
-        &issued.code,
-        REDIRECT_URI,
-        &issued.pkce.verifier,
-    )
-    .await
+    app.redeem_code(&issued.auth, &issued.code, REDIRECT_URI, &issued.pkce.verifier).await
 }
 
 async fn tokens_with_scope(app: &TestApp, scope: &str) -> (ClientAuth, Value) {
@@ -68,10 +61,7 @@ async fn a_client_goes_from_challenge_to_tool_call_and_back() {
         .await
         .expect("resource metadata JSON");
     let resource = str_field(&prm, "resource");
-    let issuer = prm["authorization_servers"][0]
-        .as_str()
-        .expect("an authorization server")
-        .to_string();
+    let issuer = prm["authorization_servers"][0].as_str().expect("an authorization server").to_string();
     let metadata: Value = app
         .client
         .get(format!("{issuer}/.well-known/oauth-authorization-server"))
@@ -96,10 +86,7 @@ async fn a_client_goes_from_challenge_to_tool_call_and_back() {
         .await
         .expect("registration");
     assert_eq!(registered.status(), StatusCode::CREATED);
-    let client_id = str_field(
-        &registered.json::<Value>().await.expect("client"),
-        "client_id",
-    );
+    let client_id = str_field(&registered.json::<Value>().await.expect("client"), "client_id");
 
     let pkce = pkce_pair();
     let authorize_url = Url::parse_with_params(
@@ -162,14 +149,7 @@ async fn a_client_goes_from_challenge_to_tool_call_and_back() {
     let tokens = exchange_code(&app, &client_id, &code, REDIRECT_URI, &pkce.verifier).await;
     let refresh_token = str_field(&tokens, "refresh_token");
     let revoked = app
-        .post_as(
-            "/oauth/revoke",
-            &auth,
-            &[
-                ("token", refresh_token.as_str()),
-                ("token_type_hint", "refresh_token"),
-            ],
-        )
+        .post_as("/oauth/revoke", &auth, &[("token", refresh_token.as_str()), ("token_type_hint", "refresh_token")])
         .await;
     assert_eq!(revoked.status(), StatusCode::OK);
     let after_revocation = app.refresh(&auth, &refresh_token).await;
@@ -187,10 +167,7 @@ async fn token_response_is_an_uncacheable_bearer_token_with_the_configured_lifet
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 600);
     assert!(!str_field(&tokens, "refresh_token").is_empty());
-    assert_eq!(
-        scope_set(&str_field(&tokens, "scope")),
-        ["mcp:read", "mcp:write"]
-    );
+    assert_eq!(scope_set(&str_field(&tokens, "scope")), ["mcp:read", "mcp:write"]);
     let claims = jwt_claims(&str_field(&tokens, "access_token"));
     let lifetime = claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat");
     assert_eq!(lifetime, 600);
@@ -212,8 +189,7 @@ async fn access_token_is_a_jwt_signed_with_a_published_key() {
         .iter()
         .find(|key| key["kid"] == kid.as_str())
         .unwrap_or_else(|| panic!("kid {kid} is not published in {jwks}"));
-    let decoding_key = DecodingKey::from_ec_components(&str_field(key, "x"), &str_field(key, "y"))
-        .expect("EC key");
+    let decoding_key = DecodingKey::from_ec_components(&str_field(key, "x"), &str_field(key, "y")).expect("EC key");
     let mut validation = Validation::new(Algorithm::ES256);
     validation.set_audience(&[&app.resource]);
     validation.set_issuer(&[&app.issuer]);
@@ -221,10 +197,7 @@ async fn access_token_is_a_jwt_signed_with_a_published_key() {
         .expect("the signature verifies with the published key")
         .claims;
     assert_eq!(claims["client_id"], auth.client_id());
-    assert_eq!(
-        scope_set(&str_field(&claims, "scope")),
-        ["mcp:read", "mcp:write"]
-    );
+    assert_eq!(scope_set(&str_field(&claims, "scope")), ["mcp:read", "mcp:write"]);
     assert!(!str_field(&claims, "sub").is_empty());
     assert!(!str_field(&claims, "jti").is_empty());
     let iat = claims["iat"].as_i64().expect("iat");
@@ -238,8 +211,7 @@ async fn subject_identifies_the_user_across_tokens() {
     let auth = ClientAuth::Public(app.register_public_client(REDIRECT_URI).await);
     let mut alice = signup_and_login(&app, "alice", PASSWORD).await;
     let mut bob = signup_and_login(&app, "bob", PASSWORD).await;
-    let subject =
-        |tokens: &Value| str_field(&jwt_claims(&str_field(tokens, "access_token")), "sub");
+    let subject = |tokens: &Value| str_field(&jwt_claims(&str_field(tokens, "access_token")), "sub");
     let first = subject(&issue_tokens(&app, &mut alice, &auth, ALL_SCOPES).await);
     let second = subject(&issue_tokens(&app, &mut alice, &auth, ALL_SCOPES).await);
     let other = subject(&issue_tokens(&app, &mut bob, &auth, ALL_SCOPES).await);
@@ -252,12 +224,7 @@ async fn code_cannot_be_redeemed_twice() {
     let app = spawn_app().await;
     let issued = public_code(&app).await;
     json_ok(redeem(&app, &issued).await).await;
-    assert_oauth_error(
-        redeem(&app, &issued).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    assert_oauth_error(redeem(&app, &issued).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
 
 #[tokio::test]
@@ -265,15 +232,8 @@ async fn second_redemption_of_a_code_revokes_what_the_first_issued() {
     let app = spawn_app().await;
     let issued = public_code(&app).await;
     let tokens = json_ok(redeem(&app, &issued).await).await;
-    assert_oauth_error(
-        redeem(&app, &issued).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
-    let refresh = app
-        .refresh(&issued.auth, &str_field(&tokens, "refresh_token"))
-        .await;
+    assert_oauth_error(redeem(&app, &issued).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let refresh = app.refresh(&issued.auth, &str_field(&tokens, "refresh_token")).await;
     assert_oauth_error(refresh, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
 
@@ -282,9 +242,7 @@ async fn code_is_bound_to_the_client_it_was_issued_to() {
     let app = spawn_app().await;
     let issued = public_code(&app).await;
     let other = ClientAuth::Public(app.register_public_client(REDIRECT_URI).await);
-    let response = app
-        .redeem_code(&other, &issued.code, REDIRECT_URI, &issued.pkce.verifier)
-        .await;
+    let response = app.redeem_code(&other, &issued.code, REDIRECT_URI, &issued.pkce.verifier).await;
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
 
@@ -294,16 +252,10 @@ async fn code_is_bound_to_the_exact_redirect_uri_used_at_authorization() {
     let client_id = app.register_public_client(REDIRECT_URI).await;
     let auth = ClientAuth::Public(client_id.clone());
     let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
-    for redirect_uri in [
-        "http://127.0.0.1:9999/callback",
-        "http://127.0.0.1:7777/other",
-    ] {
+    for redirect_uri in ["http://127.0.0.1:9999/callback", "http://127.0.0.1:7777/other"] {
         let pkce = pkce_pair();
-        let code =
-            authorize_and_get_code(&app, &mut browser, &client_id, REDIRECT_URI, &pkce).await;
-        let response = app
-            .redeem_code(&auth, &code, redirect_uri, &pkce.verifier)
-            .await;
+        let code = authorize_and_get_code(&app, &mut browser, &client_id, REDIRECT_URI, &pkce).await;
+        let response = app.redeem_code(&auth, &code, redirect_uri, &pkce.verifier).await;
         assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
     }
 }
@@ -312,14 +264,7 @@ async fn code_is_bound_to_the_exact_redirect_uri_used_at_authorization() {
 async fn wrong_code_verifier_is_rejected() {
     let app = spawn_app().await;
     let issued = public_code(&app).await;
-    let response = app
-        .redeem_code(
-            &issued.auth,
-            &issued.code,
-            REDIRECT_URI,
-            &pkce_pair().verifier,
-        )
-        .await;
+    let response = app.redeem_code(&issued.auth, &issued.code, REDIRECT_URI, &pkce_pair().verifier).await;
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
 
@@ -331,20 +276,13 @@ async fn missing_code_verifier_is_rejected() {
         .post_as(
             "/oauth/token",
             &issued.auth,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", issued.code.as_str()),
-                ("redirect_uri", REDIRECT_URI),
-            ],
+            &[("grant_type", "authorization_code"), ("code", issued.code.as_str()), ("redirect_uri", REDIRECT_URI)],
         )
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: Value = response.json().await.expect("error JSON");
     let error = body["error"].as_str().unwrap_or_default();
-    assert!(
-        matches!(error, "invalid_request" | "invalid_grant"),
-        "{body}"
-    );
+    assert!(matches!(error, "invalid_request" | "invalid_grant"), "{body}");
 }
 
 #[tokio::test]
@@ -402,10 +340,7 @@ async fn resource_may_be_omitted_at_the_token_endpoint() {
         )
         .await;
     let tokens = json_ok(response).await;
-    assert_eq!(
-        jwt_claims(&str_field(&tokens, "access_token"))["aud"],
-        app.resource
-    );
+    assert_eq!(jwt_claims(&str_field(&tokens, "access_token"))["aud"], app.resource);
 }
 
 #[tokio::test]
@@ -413,12 +348,7 @@ async fn expired_code_is_rejected() {
     let app = spawn_app_with(&[("AUTH_CODE_TTL", "1")]).await;
     let issued = public_code(&app).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_oauth_error(
-        redeem(&app, &issued).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    assert_oauth_error(redeem(&app, &issued).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
 
 #[tokio::test]
@@ -449,18 +379,11 @@ async fn grants_other_than_code_and_refresh_are_unsupported() {
             .post_as(
                 "/oauth/token",
                 &auth,
-                &[
-                    ("grant_type", grant_type),
-                    ("username", "alice"),
-                    ("password", PASSWORD),
-                ],
+                &[("grant_type", grant_type), ("username", "alice"), ("password", PASSWORD)],
             )
             .await;
         let cache_control = header(&response, "cache-control").unwrap_or_default();
-        assert!(
-            cache_control.contains("no-store"),
-            "{grant_type}: {cache_control}"
-        );
+        assert!(cache_control.contains("no-store"), "{grant_type}: {cache_control}");
         assert_oauth_error(response, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
     }
 }
@@ -483,9 +406,7 @@ async fn clients_without_the_refresh_grant_get_no_refresh_token() {
 #[tokio::test]
 async fn confidential_client_authenticates_with_http_basic() {
     let app = spawn_app().await;
-    let (id, secret) = app
-        .register_confidential_client("client_secret_basic")
-        .await;
+    let (id, secret) = app.register_confidential_client("client_secret_basic").await;
     let issued = code_for(&app, ClientAuth::Basic(id, secret)).await;
     assert!(json_ok(redeem(&app, &issued).await).await["access_token"].is_string());
 }
@@ -501,9 +422,7 @@ async fn confidential_client_authenticates_with_a_posted_secret() {
 #[tokio::test]
 async fn wrong_client_secret_is_refused_with_a_basic_challenge() {
     let app = spawn_app().await;
-    let (id, _) = app
-        .register_confidential_client("client_secret_basic")
-        .await;
+    let (id, _) = app.register_confidential_client("client_secret_basic").await;
     let issued = code_for(&app, ClientAuth::Basic(id, "wrong-secret".into())).await;
     let response = redeem(&app, &issued).await;
     let challenge = header(&response, "www-authenticate").unwrap_or_default();
@@ -516,20 +435,13 @@ async fn confidential_client_without_its_secret_is_refused() {
     let app = spawn_app().await;
     let (id, _) = app.register_confidential_client("client_secret_post").await;
     let issued = code_for(&app, ClientAuth::Public(id)).await;
-    assert_oauth_error(
-        redeem(&app, &issued).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_client",
-    )
-    .await;
+    assert_oauth_error(redeem(&app, &issued).await, StatusCode::UNAUTHORIZED, "invalid_client").await;
 }
 
 #[tokio::test]
 async fn secret_in_both_header_and_body_is_an_invalid_request() {
     let app = spawn_app().await;
-    let (id, secret) = app
-        .register_confidential_client("client_secret_basic")
-        .await;
+    let (id, secret) = app.register_confidential_client("client_secret_basic").await;
     let issued = code_for(&app, ClientAuth::Basic(id.clone(), secret.clone())).await;
     let response = app
         .client
@@ -569,22 +481,9 @@ async fn reusing_a_refresh_token_revokes_its_whole_family() {
     let app = spawn_app().await;
     let (auth, tokens) = public_client_tokens(&app).await;
     let first = str_field(&tokens, "refresh_token");
-    let newest = str_field(
-        &json_ok(app.refresh(&auth, &first).await).await,
-        "refresh_token",
-    );
-    assert_oauth_error(
-        app.refresh(&auth, &first).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
-    assert_oauth_error(
-        app.refresh(&auth, &newest).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    let newest = str_field(&json_ok(app.refresh(&auth, &first).await).await, "refresh_token");
+    assert_oauth_error(app.refresh(&auth, &first).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert_oauth_error(app.refresh(&auth, &newest).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
 
 #[tokio::test]
@@ -597,20 +496,14 @@ async fn refresh_may_narrow_the_scope() {
             &auth,
             &[
                 ("grant_type", "refresh_token"),
-                (
-                    "refresh_token",
-                    str_field(&tokens, "refresh_token").as_str(),
-                ),
+                ("refresh_token", str_field(&tokens, "refresh_token").as_str()),
                 ("scope", "mcp:read"),
             ],
         )
         .await;
     let narrowed = json_ok(response).await;
     assert_eq!(narrowed["scope"], "mcp:read");
-    assert_eq!(
-        jwt_claims(&str_field(&narrowed, "access_token"))["scope"],
-        "mcp:read"
-    );
+    assert_eq!(jwt_claims(&str_field(&narrowed, "access_token"))["scope"], "mcp:read");
 }
 
 #[tokio::test]
@@ -624,10 +517,7 @@ async fn refresh_cannot_widen_the_scope() {
             &auth,
             &[
                 ("grant_type", "refresh_token"),
-                (
-                    "refresh_token",
-                    str_field(&tokens, "refresh_token").as_str(),
-                ),
+                ("refresh_token", str_field(&tokens, "refresh_token").as_str()),
                 ("scope", ALL_SCOPES),
             ],
         )
@@ -640,9 +530,7 @@ async fn refresh_token_is_bound_to_its_client() {
     let app = spawn_app().await;
     let (_, tokens) = public_client_tokens(&app).await;
     let other = ClientAuth::Public(app.register_public_client(REDIRECT_URI).await);
-    let response = app
-        .refresh(&other, &str_field(&tokens, "refresh_token"))
-        .await;
+    let response = app.refresh(&other, &str_field(&tokens, "refresh_token")).await;
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
 

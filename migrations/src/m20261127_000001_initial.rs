@@ -1,4 +1,4 @@
-//! Users, browser sessions, clients, authorization codes, consents, refresh tokens and signing keys.
+//! Users, browser sessions, clients, grants, authorization codes, consents, refresh tokens and signing keys.
 //! Times are Unix seconds (UTC) in BIGINT columns: they compare the same way on SQLite and Postgres.
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -65,6 +65,30 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 Table::create()
+                    .table(Grants::Table)
+                    .col(string(Grants::GrantId).primary_key())
+                    .col(string(Grants::UserId))
+                    .col(string(Grants::ClientId))
+                    .col(text(Grants::Resource))
+                    .col(string(Grants::Scope))
+                    .col(big_integer(Grants::CreatedAt))
+                    .col(big_integer_null(Grants::RevokedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_grants_user_client")
+                    .table(Grants::Table)
+                    .col(Grants::UserId)
+                    .col(Grants::ClientId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
                     .table(AuthorizationCodes::Table)
                     .col(string(AuthorizationCodes::CodeHash).primary_key())
                     .col(string(AuthorizationCodes::ClientId))
@@ -90,12 +114,7 @@ impl MigrationTrait for Migration {
                     .col(string(Consents::Scope))
                     .col(big_integer(Consents::GrantedAt))
                     .col(big_integer_null(Consents::RevokedAt))
-                    .primary_key(
-                        Index::create()
-                            .col(Consents::UserId)
-                            .col(Consents::ClientId)
-                            .col(Consents::Resource),
-                    )
+                    .primary_key(Index::create().col(Consents::UserId).col(Consents::ClientId).col(Consents::Resource))
                     .to_owned(),
             )
             .await?;
@@ -147,13 +166,12 @@ impl MigrationTrait for Migration {
             RefreshTokens::Table.into_iden(),
             Consents::Table.into_iden(),
             AuthorizationCodes::Table.into_iden(),
+            Grants::Table.into_iden(),
             Clients::Table.into_iden(),
             LoginSessions::Table.into_iden(),
             Users::Table.into_iden(),
         ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
+            manager.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())
     }
@@ -199,6 +217,20 @@ enum Clients {
     Disabled,
     CreatedAt,
     ExpiresAt,
+}
+
+/// One authorization a person gave a client: every code, access token and refresh token issued under it
+/// carries its id, and revoking it ends them all.
+#[derive(DeriveIden)]
+enum Grants {
+    Table,
+    GrantId,
+    UserId,
+    ClientId,
+    Resource,
+    Scope,
+    CreatedAt,
+    RevokedAt,
 }
 
 #[derive(DeriveIden)]

@@ -9,10 +9,7 @@ use serde_json::{Value, json};
 #[handler]
 pub async fn placeholder(req: &Request, body: Body) -> Response {
     if req.method() != poem::http::Method::POST {
-        return Response::builder()
-            .status(StatusCode::METHOD_NOT_ALLOWED)
-            .header("Allow", "POST")
-            .finish();
+        return Response::builder().status(StatusCode::METHOD_NOT_ALLOWED).header("Allow", "POST").finish();
     }
     let reply = match body.into_json::<Value>().await {
         Ok(message) => {
@@ -23,7 +20,5 @@ pub async fn placeholder(req: &Request, body: Body) -> Response {
             json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error: the body is not JSON"}})
         }
     };
-    Response::builder()
-        .content_type("application/json")
-        .body(reply.to_string())
+    Response::builder().content_type("application/json").body(reply.to_string())
 }

@@ -52,9 +52,7 @@ oauth_response!(
 impl OAuthResponse for IntrospectResponse {}
 
 fn authorization_header(req: &Request) -> Option<&str> {
-    req.headers()
-        .get(poem::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    req.headers().get(poem::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
 }
 
 /// Discovery: RFC 9728, RFC 8414 and the JWKS.
@@ -149,41 +147,21 @@ impl OAuthApi {
     /// in the body (`client_secret_post`), or with `client_id` alone (public clients). Refresh tokens
     /// rotate on every use; presenting a used one revokes the whole grant. Also served at `/token`.
     #[oai(path = "/oauth/token", method = "post")]
-    async fn token(
-        &self,
-        state: Data<&State>,
-        req: &Request,
-        form: Form<TokenRequest>,
-    ) -> TokenResponse {
-        token::token(&state, authorization_header(req), form.0)
-            .await
-            .into()
+    async fn token(&self, state: Data<&State>, req: &Request, form: Form<TokenRequest>) -> TokenResponse {
+        token::token(&state, authorization_header(req), form.0).await.into()
     }
 
     /// Dynamic client registration (RFC 7591). Confidential clients receive their secret once.
     /// Also served at `/register`.
     #[oai(path = "/oauth/register", method = "post")]
-    async fn register(
-        &self,
-        state: Data<&State>,
-        metadata: Json<ClientMetadata>,
-    ) -> RegisterResponse {
-        register::register_client(&state, metadata.0, RegistrationSource::Dynamic)
-            .await
-            .into()
+    async fn register(&self, state: Data<&State>, metadata: Json<ClientMetadata>) -> RegisterResponse {
+        register::register_client(&state, metadata.0, RegistrationSource::Dynamic).await.into()
     }
 
     /// Token revocation (RFC 7009). Same client authentication as the token endpoint.
     #[oai(path = "/oauth/revoke", method = "post")]
-    async fn revoke(
-        &self,
-        state: Data<&State>,
-        req: &Request,
-        form: Form<RevokeRequest>,
-    ) -> RevokeResponse {
-        revoke::revoke(&state, authorization_header(req), form.0)
-            .await
-            .into()
+    async fn revoke(&self, state: Data<&State>, req: &Request, form: Form<RevokeRequest>) -> RevokeResponse {
+        revoke::revoke(&state, authorization_header(req), form.0).await.into()
     }
 
     /// Token introspection (RFC 7662) for confidential clients, about tokens issued to them.
@@ -194,8 +172,6 @@ impl OAuthApi {
         req: &Request,
         form: Form<IntrospectRequest>,
     ) -> IntrospectResponse {
-        introspect::introspect(&state, authorization_header(req), form.0)
-            .await
-            .into()
+        introspect::introspect(&state, authorization_header(req), form.0).await.into()
     }
 }

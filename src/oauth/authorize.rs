@@ -20,7 +20,7 @@ use crate::pages::login_html;
 use crate::pages::session::{SignedIn, signed_in};
 use crate::pages::templates::{ConsentPage, render, render_error};
 use crate::state::State;
-use crate::store::{authorization_code, client};
+use crate::store::{authorization_code, client, grant};
 
 /// The parameters of an authorization request, as sent.
 #[derive(Debug, Default, Clone, Object, Deserialize)]
@@ -72,11 +72,7 @@ pub enum AuthorizeResponse {
 }
 
 fn malformed_authorization_request(err: poem::Error) -> AuthorizeResponse {
-    PageError::bad_request(
-        "Invalid authorization request",
-        format!("The request could not be read: {err}"),
-    )
-    .into()
+    PageError::bad_request("Invalid authorization request", format!("The request could not be read: {err}")).into()
 }
 
 impl From<PageError> for AuthorizeResponse {
@@ -105,28 +101,15 @@ enum Rejection {
     /// The redirect URI cannot be trusted: tell the person, not the client.
     Page(PageError),
     /// RFC 6749 §4.1.2.1: tell the client through its redirect URI.
-    ToClient {
-        redirect_uri: String,
-        code: ErrorCode,
-        description: String,
-        state: Option<String>,
-    },
+    ToClient { redirect_uri: String, code: ErrorCode, description: String, state: Option<String> },
 }
 
 impl Rejection {
     fn into_response(self, issuer: &str) -> AuthorizeResponse {
         match self {
             Rejection::Page(e) => e.into(),
-            Rejection::ToClient {
-                redirect_uri,
-                code,
-                description,
-                state,
-            } => {
-                let mut params = vec![
-                    ("error", code.as_str().to_owned()),
-                    ("error_description", description),
-                ];
+            Rejection::ToClient { redirect_uri, code, description, state } => {
+                let mut params = vec![("error", code.as_str().to_owned()), ("error_description", description)];
                 params.extend(state.map(|s| ("state", s)));
                 params.push(("iss", issuer.to_owned()));
                 AuthorizeResponse::Redirect(with_query(&redirect_uri, &params))
@@ -146,10 +129,7 @@ fn with_query(redirect_uri: &str, params: &[(&str, String)]) -> String {
 fn repeated_parameters(raw_query: &str) -> HashSet<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw_query).unwrap_or_default();
     let mut seen = HashSet::new();
-    pairs
-        .into_iter()
-        .filter_map(|(name, _)| (!seen.insert(name.clone())).then_some(name))
-        .collect()
+    pairs.into_iter().filter_map(|(name, _)| (!seen.insert(name.clone())).then_some(name)).collect()
 }
 
 async fn validate(
@@ -157,36 +137,16 @@ async fn validate(
     req: &AuthorizationRequest,
     repeated: &HashSet<String>,
 ) -> Result<ValidRequest, Rejection> {
-    let page = |title: &'static str, message: String| {
-        Rejection::Page(PageError::bad_request(title, message))
-    };
+    let page = |title: &'static str, message: String| Rejection::Page(PageError::bad_request(title, message));
     if repeated.contains("client_id") || repeated.contains("redirect_uri") {
-        return Err(page(
-            "Invalid authorization request",
-            "client_id and redirect_uri must be sent once.".into(),
-        ));
+        return Err(page("Invalid authorization request", "client_id and redirect_uri must be sent once.".into()));
     }
-    let client_id = req
-        .client_id
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| {
-            page(
-                "Invalid authorization request",
-                "The request names no client (client_id is missing).".into(),
-            )
-        })?;
-    let client = state
-        .store
-        .find_client(client_id)
-        .await
-        .map_err(|e| Rejection::Page(e.into()))?
-        .ok_or_else(|| {
-            page(
-                "Unknown application",
-                "The application that sent you here is not registered with this server.".into(),
-            )
-        })?;
+    let client_id = req.client_id.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| {
+        page("Invalid authorization request", "The request names no client (client_id is missing).".into())
+    })?;
+    let client = state.store.find_client(client_id).await.map_err(|e| Rejection::Page(e.into()))?.ok_or_else(|| {
+        page("Unknown application", "The application that sent you here is not registered with this server.".into())
+    })?;
     let registered = registered_redirect_uris(&client);
     let (redirect_uri, redirect_uri_explicit) = match req.redirect_uri.as_deref() {
         Some(asked) if registered.iter().any(|r| r.matches(asked)) => (asked.to_owned(), true),
@@ -205,63 +165,36 @@ async fn validate(
     if let Some(name) = repeated.iter().next() {
         return Err(to_client(
             ErrorCode::InvalidRequest,
-            &format!(
-                "parameter '{}' was sent more than once",
-                name.escape_default()
-            ),
+            &format!("parameter '{}' was sent more than once", name.escape_default()),
         ));
     }
     match req.response_type.as_deref() {
         Some("code") => {}
         None => {
-            return Err(to_client(
-                ErrorCode::InvalidRequest,
-                "response_type is required",
-            ));
+            return Err(to_client(ErrorCode::InvalidRequest, "response_type is required"));
         }
         Some(_) => {
-            return Err(to_client(
-                ErrorCode::UnsupportedResponseType,
-                "only response_type=code is supported",
-            ));
+            return Err(to_client(ErrorCode::UnsupportedResponseType, "only response_type=code is supported"));
         }
     }
-    if !client
-        .grant_types
-        .split(' ')
-        .any(|g| g == "authorization_code")
-    {
-        return Err(to_client(
-            ErrorCode::UnauthorizedClient,
-            "this client may not use the authorization code grant",
-        ));
+    if !client.grant_types.split(' ').any(|g| g == "authorization_code") {
+        return Err(to_client(ErrorCode::UnauthorizedClient, "this client may not use the authorization code grant"));
     }
-    let challenge = CodeChallenge::parse(
-        req.code_challenge.as_deref(),
-        req.code_challenge_method.as_deref(),
-    )
-    .map_err(|e| to_client(ErrorCode::InvalidRequest, e))?;
+    let challenge = CodeChallenge::parse(req.code_challenge.as_deref(), req.code_challenge_method.as_deref())
+        .map_err(|e| to_client(ErrorCode::InvalidRequest, e))?;
     let allowed = Scope::parse(&client.scope).unwrap_or_default();
     let scope = match req.scope.as_deref().filter(|s| !s.trim().is_empty()) {
         None => allowed.clone(),
         Some(s) => Scope::parse(s).map_err(|e| to_client(ErrorCode::InvalidScope, &e))?,
     };
     if scope.is_empty() || !scope.is_subset_of(&allowed) {
-        return Err(to_client(
-            ErrorCode::InvalidScope,
-            "the requested scope is not allowed for this client",
-        ));
+        return Err(to_client(ErrorCode::InvalidScope, "the requested scope is not allowed for this client"));
     }
     let resource = match req.resource.as_deref() {
         None => state.config.resource.as_str().to_owned(),
-        Some(r) if state.config.resource.is_named_by(r) => {
-            state.config.resource.as_str().to_owned()
-        }
+        Some(r) if state.config.resource.is_named_by(r) => state.config.resource.as_str().to_owned(),
         Some(_) => {
-            return Err(to_client(
-                ErrorCode::InvalidTarget,
-                "resource must be this MCP server's canonical URI",
-            ));
+            return Err(to_client(ErrorCode::InvalidTarget, "resource must be this MCP server's canonical URI"));
         }
     };
     Ok(ValidRequest {
@@ -277,12 +210,7 @@ async fn validate(
 
 /// `GET /oauth/authorize`: the sign-in page, the consent page, or straight back to the client when the
 /// person already consented to this client, resource and scope.
-pub async fn begin(
-    state: &State,
-    jar: &CookieJar,
-    raw_query: &str,
-    req: AuthorizationRequest,
-) -> AuthorizeResponse {
+pub async fn begin(state: &State, jar: &CookieJar, raw_query: &str, req: AuthorizationRequest) -> AuthorizeResponse {
     let valid = match validate(state, &req, &repeated_parameters(raw_query)).await {
         Ok(v) => v,
         Err(rejection) => return rejection.into_response(&state.config.issuer),
@@ -295,28 +223,23 @@ pub async fn begin(
         }
         Err(e) => return e.into(),
     };
-    let remembered = match state
-        .store
-        .find_consent(&me.user.id, &valid.client.client_id, &valid.resource)
-        .await
-    {
-        Ok(consent) => consent.is_some_and(|c| {
-            Scope::parse(&c.scope).is_ok_and(|granted| valid.scope.is_subset_of(&granted))
-        }),
-        Err(e) => return PageError::from(e).into(),
-    };
+    // A remembered consent answers without asking only when the code goes to an https redirect URI: a
+    // loopback or private-use redirect can be received by any local program that knows the client_id
+    // (RFC 8252 §8.6), so those always ask.
+    let remembered = valid.redirect_uri.starts_with("https://")
+        && match state.store.find_consent(&me.user.id, &valid.client.client_id, &valid.resource).await {
+            Ok(consent) => {
+                consent.is_some_and(|c| Scope::parse(&c.scope).is_ok_and(|granted| valid.scope.is_subset_of(&granted)))
+            }
+            Err(e) => return PageError::from(e).into(),
+        };
     if remembered {
         return issue_code(state, &valid, &me).await;
     }
     AuthorizeResponse::Page(Html(consent_page(state, &me, &valid, &req)))
 }
 
-fn consent_page(
-    state: &State,
-    me: &SignedIn,
-    valid: &ValidRequest,
-    req: &AuthorizationRequest,
-) -> String {
+fn consent_page(state: &State, me: &SignedIn, valid: &ValidRequest, req: &AuthorizationRequest) -> String {
     let fields: Vec<(&'static str, String)> = [
         ("response_type", &req.response_type),
         ("client_id", &req.client_id),
@@ -331,23 +254,15 @@ fn consent_page(
     .filter_map(|(name, value)| value.clone().map(|v| (name, v)))
     .collect();
     let redirect = super::redirect_uri::RedirectUri::parse(&valid.redirect_uri);
-    let redirect_host = redirect
-        .as_ref()
-        .map(|r| r.display_host())
-        .unwrap_or_default();
-    let name = if valid.client.name.is_empty() {
-        "An unnamed application"
-    } else {
-        valid.client.name.as_str()
-    };
+    let redirect_host = redirect.as_ref().map(|r| r.display_host()).unwrap_or_default();
+    let name = if valid.client.name.is_empty() { "An unnamed application" } else { valid.client.name.as_str() };
     let csrf = me.csrf_token();
     render(&ConsentPage {
         base: state.config.issuer_path(),
         username: &me.user.username,
         client_name: name,
         client_id: &valid.client.client_id,
-        unverified: valid.client.registration_source
-            != super::register::RegistrationSource::Operator.as_str(),
+        unverified: valid.client.registration_source != super::register::RegistrationSource::Operator.as_str(),
         redirect_host: &redirect_host,
         redirect_uri: &valid.redirect_uri,
         loopback: redirect.is_ok_and(|r| r.is_loopback()),
@@ -363,7 +278,11 @@ pub async fn decide(state: &State, jar: &CookieJar, form: ConsentDecision) -> Au
     let me = match signed_in(state, jar).await {
         Ok(Some(me)) => me,
         Ok(None) => {
-            return PageError::bad_request("You are signed out", "Your session ended before you answered. Return to the application and start again.").into();
+            return PageError::bad_request(
+                "You are signed out",
+                "Your session ended before you answered. Return to the application and start again.",
+            )
+            .into();
         }
         Err(e) => return e.into(),
     };
@@ -377,15 +296,8 @@ pub async fn decide(state: &State, jar: &CookieJar, form: ConsentDecision) -> Au
     match form.decision.as_deref() {
         Some("allow") => {
             let scope = valid.scope.to_string();
-            if let Err(e) = state
-                .store
-                .grant_consent(
-                    &me.user.id,
-                    &valid.client.client_id,
-                    &valid.resource,
-                    &scope,
-                )
-                .await
+            if let Err(e) =
+                state.store.grant_consent(&me.user.id, &valid.client.client_id, &valid.resource, &scope).await
             {
                 return PageError::from(e).into();
             }
@@ -410,6 +322,16 @@ pub async fn decide(state: &State, jar: &CookieJar, form: ConsentDecision) -> Au
 /// sends the browser back with `code`, `state` and `iss`.
 async fn issue_code(state: &State, valid: &ValidRequest, me: &SignedIn) -> AuthorizeResponse {
     let code = random_token();
+    let grant_id = uuid::Uuid::new_v4().to_string();
+    let grant = grant::Model {
+        grant_id: grant_id.clone(),
+        user_id: me.user.id.clone(),
+        client_id: valid.client.client_id.clone(),
+        resource: valid.resource.clone(),
+        scope: valid.scope.to_string(),
+        created_at: now(),
+        revoked_at: None,
+    };
     let model = authorization_code::Model {
         code_hash: sha256_hex(&code),
         client_id: valid.client.client_id.clone(),
@@ -419,11 +341,11 @@ async fn issue_code(state: &State, valid: &ValidRequest, me: &SignedIn) -> Autho
         scope: valid.scope.to_string(),
         resource: valid.resource.clone(),
         code_challenge: valid.challenge.as_str().to_owned(),
-        family_id: uuid::Uuid::new_v4().to_string(),
+        family_id: grant_id,
         expires_at: now() + state.config.auth_code_ttl.as_secs() as i64,
         used_at: None,
     };
-    if let Err(e) = state.store.insert_code(model).await {
+    if let Err(e) = state.store.insert_code(grant, model).await {
         return PageError::from(e).into();
     }
     let mut params = vec![("code", code)];
@@ -438,10 +360,7 @@ mod tests {
 
     #[test]
     fn parameters_are_appended_to_an_existing_query() {
-        assert_eq!(
-            with_query("https://a.example/cb", &[("code", "x y".into())]),
-            "https://a.example/cb?code=x+y"
-        );
+        assert_eq!(with_query("https://a.example/cb", &[("code", "x y".into())]), "https://a.example/cb?code=x+y");
         assert_eq!(
             with_query("https://a.example/cb?k=1", &[("state", "s".into())]),
             "https://a.example/cb?k=1&state=s"

@@ -33,41 +33,26 @@ impl PresentedClient {
         let body_client_id = body_client_id.filter(|s| !s.is_empty());
         let body_secret = body_secret.filter(|s| !s.is_empty());
         if let Some(header) = authorization {
-            let (id, secret) = parse_basic(header)
-                .ok_or_else(|| basic_failure("malformed HTTP Basic credentials"))?;
+            let (id, secret) = parse_basic(header).ok_or_else(|| basic_failure("malformed HTTP Basic credentials"))?;
             if body_secret.is_some() {
                 return Err(OAuthError::invalid_request(
                     "use one client authentication method: the secret was sent in the header and the body",
                 ));
             }
             if body_client_id.is_some_and(|b| b != id) {
-                return Err(OAuthError::invalid_request(
-                    "client_id in the body differs from the authenticated client",
-                ));
+                return Err(OAuthError::invalid_request("client_id in the body differs from the authenticated client"));
             }
-            return Ok(PresentedClient {
-                client_id: id,
-                secret: Some(secret),
-                method: CLIENT_SECRET_BASIC,
-            });
+            return Ok(PresentedClient { client_id: id, secret: Some(secret), method: CLIENT_SECRET_BASIC });
         }
-        let client_id = body_client_id.ok_or_else(|| {
-            OAuthError::new(
-                ErrorCode::InvalidClient,
-                "client authentication is required",
-            )
-        })?;
+        let client_id = body_client_id
+            .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "client authentication is required"))?;
         Ok(match body_secret {
             Some(secret) => PresentedClient {
                 client_id: client_id.to_owned(),
                 secret: Some(secret.to_owned()),
                 method: CLIENT_SECRET_POST,
             },
-            None => PresentedClient {
-                client_id: client_id.to_owned(),
-                secret: None,
-                method: NONE,
-            },
+            None => PresentedClient { client_id: client_id.to_owned(), secret: None, method: NONE },
         })
     }
 
@@ -82,18 +67,19 @@ impl PresentedClient {
         };
         let Some(client) = state.store.find_client(&self.client_id).await? else {
             if let Some(secret) = &self.secret {
-                state.passwords.verify_dummy(secret);
+                state.passwords.verify_dummy(secret).await;
             }
             return Err(failure());
         };
         if client.token_endpoint_auth_method != self.method {
             return Err(failure());
         }
-        match (&client.secret_hash, &self.secret) {
-            (None, None) => Ok(client),
-            (Some(hash), Some(secret)) if state.passwords.verify(secret, hash) => Ok(client),
-            _ => Err(failure()),
-        }
+        let verified = match (&client.secret_hash, &self.secret) {
+            (None, None) => true,
+            (Some(hash), Some(secret)) => state.passwords.verify(secret, hash).await,
+            _ => false,
+        };
+        if verified { Ok(client) } else { Err(failure()) }
     }
 }
 
@@ -123,8 +109,7 @@ fn parse_basic(header: &str) -> Option<(String, String)> {
 
 fn form_urlencoded_decode(s: &str) -> Option<String> {
     let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(&format!("v={}", s.replace('&', "%26").replace('=', "%3D")))
-            .ok()?;
+        serde_urlencoded::from_str(&format!("v={}", s.replace('&', "%26").replace('=', "%3D"))).ok()?;
     pairs.into_iter().next().map(|(_, v)| v)
 }
 
@@ -135,14 +120,8 @@ mod tests {
     #[test]
     fn basic_credentials_are_form_decoded() {
         let header = format!("Basic {}", STANDARD.encode("my%20client:s%3Acret+x"));
-        assert_eq!(
-            parse_basic(&header),
-            Some(("my client".into(), "s:cret x".into()))
-        );
-        assert_eq!(
-            parse_basic(&format!("basic {}", STANDARD.encode("a:b"))),
-            Some(("a".into(), "b".into()))
-        );
+        assert_eq!(parse_basic(&header), Some(("my client".into(), "s:cret x".into())));
+        assert_eq!(parse_basic(&format!("basic {}", STANDARD.encode("a:b"))), Some(("a".into(), "b".into())));
     }
 
     #[test]

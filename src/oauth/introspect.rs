@@ -47,13 +47,9 @@ pub async fn introspect(
     authorization: Option<&str>,
     req: IntrospectRequest,
 ) -> Result<Introspection, OAuthError> {
-    let client = PresentedClient::from_request(
-        authorization,
-        req.client_id.as_deref(),
-        req.client_secret.as_deref(),
-    )?
-    .authenticate(state)
-    .await?;
+    let client = PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?
+        .authenticate(state)
+        .await?;
     if !is_confidential(&client) {
         return Err(OAuthError::new(
             ErrorCode::InvalidClient,
@@ -61,7 +57,7 @@ pub async fn introspect(
         ));
     }
     if let Ok(claims) = state.tokens.verify(&req.token).await {
-        if claims.client_id != client.client_id {
+        if claims.client_id != client.client_id || !state.store.grant_is_active(&claims.grant_id).await? {
             return Ok(Introspection::default());
         }
         return Ok(Introspection {
@@ -77,16 +73,17 @@ pub async fn introspect(
             token_type: Some("Bearer".into()),
         });
     }
-    let live = state
-        .store
-        .find_refresh_token(&sha256_hex(&req.token))
-        .await?
-        .filter(|t| {
-            t.client_id == client.client_id
+    let live = match state.store.find_refresh_token(&sha256_hex(&req.token)).await? {
+        Some(t)
+            if t.client_id == client.client_id
                 && t.used_at.is_none()
                 && t.revoked_at.is_none()
-                && t.expires_at > now()
-        });
+                && t.expires_at > now() =>
+        {
+            state.store.grant_is_active(&t.family_id).await?.then_some(t)
+        }
+        _ => None,
+    };
     Ok(match live {
         Some(t) => Introspection {
             active: true,

@@ -67,11 +67,7 @@ pub struct AccessTokens {
 
 impl AccessTokens {
     pub fn new(keys: KeyRing, issuer: String, audience: String) -> AccessTokens {
-        AccessTokens {
-            keys,
-            issuer,
-            audience,
-        }
+        AccessTokens { keys, issuer, audience }
     }
 
     pub fn keys(&self) -> &KeyRing {
@@ -110,19 +106,17 @@ impl AccessTokens {
         if header.alg != self.keys.algorithm() {
             return Err(VerifyError::Invalid("unexpected algorithm".into()));
         }
-        if !header.typ.as_deref().is_some_and(|t| {
-            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)
-                || t.eq_ignore_ascii_case("application/at+jwt")
-        }) {
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE) || t.eq_ignore_ascii_case("application/at+jwt"))
+        {
             return Err(VerifyError::WrongType);
         }
         let kid = header.kid.as_deref();
         let key = match self.keys.verifying_key(kid) {
             Some(key) => key,
-            None if self.keys.reload_if_stale().await => self
-                .keys
-                .verifying_key(kid)
-                .ok_or(VerifyError::UnknownKey)?,
+            None if self.keys.reload_if_stale().await => self.keys.verifying_key(kid).ok_or(VerifyError::UnknownKey)?,
             None => return Err(VerifyError::UnknownKey),
         };
         let mut validation = Validation::new(self.keys.algorithm());
@@ -131,16 +125,14 @@ impl AccessTokens {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let data =
-            jsonwebtoken::decode::<AccessClaims>(token, &key, &validation).map_err(|e| match e
-                .kind()
-            {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
-                jsonwebtoken::errors::ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
-                jsonwebtoken::errors::ErrorKind::InvalidToken
-                | jsonwebtoken::errors::ErrorKind::Base64(_) => VerifyError::Malformed,
-                other => VerifyError::Invalid(format!("{other:?}")),
-            })?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
+            jsonwebtoken::errors::ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
+            jsonwebtoken::errors::ErrorKind::InvalidToken | jsonwebtoken::errors::ErrorKind::Base64(_) => {
+                VerifyError::Malformed
+            }
+            other => VerifyError::Invalid(format!("{other:?}")),
+        })?;
         if data.claims.iat > now() + LEEWAY_SECS as i64 {
             return Err(VerifyError::NotYetValid);
         }

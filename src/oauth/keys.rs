@@ -48,17 +48,8 @@ const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
 impl KeyRing {
     /// Loads the keys, creating the first ES256 key if the database has none (exactly once across instances).
-    pub async fn load(
-        store: Store,
-        jwt_secret: Option<&str>,
-        keep_retired: Duration,
-    ) -> Result<KeyRing, KeyError> {
-        let hmac = jwt_secret.map(|s| {
-            (
-                EncodingKey::from_secret(s.as_bytes()),
-                DecodingKey::from_secret(s.as_bytes()),
-            )
-        });
+    pub async fn load(store: Store, jwt_secret: Option<&str>, keep_retired: Duration) -> Result<KeyRing, KeyError> {
+        let hmac = jwt_secret.map(|s| (EncodingKey::from_secret(s.as_bytes()), DecodingKey::from_secret(s.as_bytes())));
         if hmac.is_none() && store.insert_first_key(generate_es256()?).await? {
             tracing::info!("created the first ES256 signing key");
         }
@@ -80,11 +71,7 @@ impl KeyRing {
     }
 
     pub fn algorithm(&self) -> Algorithm {
-        if self.inner.hmac.is_some() {
-            Algorithm::HS256
-        } else {
-            Algorithm::ES256
-        }
+        if self.inner.hmac.is_some() { Algorithm::HS256 } else { Algorithm::ES256 }
     }
 
     /// Re-reads the keys from the database.
@@ -92,21 +79,11 @@ impl KeyRing {
         if self.inner.hmac.is_some() {
             return Ok(());
         }
-        let rows = self
-            .inner
-            .store
-            .verification_keys(self.inner.keep_retired_secs)
-            .await?;
-        let mut loaded = LoadedKeys {
-            signing: None,
-            verifying: HashMap::new(),
-            jwks: JwkSet { keys: vec![] },
-        };
+        let rows = self.inner.store.verification_keys(self.inner.keep_retired_secs).await?;
+        let mut loaded = LoadedKeys { signing: None, verifying: HashMap::new(), jwks: JwkSet { keys: vec![] } };
         for row in rows {
-            let jwk: Jwk = serde_json::from_str(&row.public_jwk)
-                .map_err(|e| KeyError::Material(e.to_string()))?;
-            let decoding =
-                DecodingKey::from_jwk(&jwk).map_err(|e| KeyError::Material(e.to_string()))?;
+            let jwk: Jwk = serde_json::from_str(&row.public_jwk).map_err(|e| KeyError::Material(e.to_string()))?;
+            let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| KeyError::Material(e.to_string()))?;
             if row.retired_at.is_none() && loaded.signing.is_none() {
                 let encoding = EncodingKey::from_ec_pem(row.private_pem.as_bytes())
                     .map_err(|e| KeyError::Material(e.to_string()))?;
@@ -116,9 +93,7 @@ impl KeyRing {
             loaded.jwks.keys.push(jwk);
         }
         if loaded.signing.is_none() {
-            return Err(KeyError::Material(
-                "no active signing key in the database; run `keys rotate`".into(),
-            ));
+            return Err(KeyError::Material("no active signing key in the database; run `keys rotate`".into()));
         }
         *self.inner.loaded.write().expect("key lock poisoned") = loaded;
         *self.inner.last_reload.write().expect("key lock poisoned") = Instant::now();
@@ -127,13 +102,7 @@ impl KeyRing {
 
     /// Reloads if the last reload is older than [`RELOAD_INTERVAL`]; used when a token names an unknown key.
     pub async fn reload_if_stale(&self) -> bool {
-        let stale = self
-            .inner
-            .last_reload
-            .read()
-            .expect("key lock poisoned")
-            .elapsed()
-            >= RELOAD_INTERVAL;
+        let stale = self.inner.last_reload.read().expect("key lock poisoned").elapsed() >= RELOAD_INTERVAL;
         stale && self.reload().await.is_ok()
     }
 
@@ -143,10 +112,7 @@ impl KeyRing {
             return (None, enc.clone());
         }
         let loaded = self.inner.loaded.read().expect("key lock poisoned");
-        let (kid, key) = loaded
-            .signing
-            .as_ref()
-            .expect("reload guarantees a signing key");
+        let (kid, key) = loaded.signing.as_ref().expect("reload guarantees a signing key");
         (Some(kid.clone()), key.clone())
     }
 
@@ -155,27 +121,12 @@ impl KeyRing {
         if let Some((_, dec)) = &self.inner.hmac {
             return Some(dec.clone());
         }
-        self.inner
-            .loaded
-            .read()
-            .expect("key lock poisoned")
-            .verifying
-            .get(kid?)
-            .cloned()
+        self.inner.loaded.read().expect("key lock poisoned").verifying.get(kid?).cloned()
     }
 
     /// The public keys (RFC 7517), for `jwks_uri`. Empty with HS256: a shared secret is never published.
     pub fn jwks(&self) -> JwkSet {
-        JwkSet {
-            keys: self
-                .inner
-                .loaded
-                .read()
-                .expect("key lock poisoned")
-                .jwks
-                .keys
-                .clone(),
-        }
+        JwkSet { keys: self.inner.loaded.read().expect("key lock poisoned").jwks.keys.clone() }
     }
 }
 
@@ -183,31 +134,18 @@ impl KeyRing {
 pub fn generate_es256() -> Result<signing_key::Model, KeyError> {
     let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
         .map_err(|_| KeyError::Material("key generation failed".into()))?;
-    let der = pair
-        .to_pkcs8v1()
-        .map_err(|_| KeyError::Material("PKCS#8 encoding failed".into()))?;
+    let der = pair.to_pkcs8v1().map_err(|_| KeyError::Material("PKCS#8 encoding failed".into()))?;
     let body = STANDARD.encode(der.as_ref());
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
-        .collect();
-    let private_pem = format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        lines.join("\n")
-    );
-    let encoding = EncodingKey::from_ec_pem(private_pem.as_bytes())
-        .map_err(|e| KeyError::Material(e.to_string()))?;
-    let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256)
-        .map_err(|e| KeyError::Material(e.to_string()))?;
+    let lines: Vec<&str> =
+        body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64 is ASCII")).collect();
+    let private_pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"));
+    let encoding = EncodingKey::from_ec_pem(private_pem.as_bytes()).map_err(|e| KeyError::Material(e.to_string()))?;
+    let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256).map_err(|e| KeyError::Material(e.to_string()))?;
     let AlgorithmParameters::EllipticCurve(ec) = &jwk.algorithm else {
         return Err(KeyError::Material("expected an EC key".into()));
     };
     // RFC 7638 §3.2: the required members in lexicographic order, no whitespace.
-    let thumbprint_input = format!(
-        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
-        ec.x, ec.y
-    );
+    let thumbprint_input = format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, ec.x, ec.y);
     let kid = sha256_b64(thumbprint_input.as_bytes());
     jwk.common.key_id = Some(kid.clone());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);

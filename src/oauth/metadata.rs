@@ -62,11 +62,7 @@ pub fn protected_resource(config: &Config) -> ProtectedResourceMetadata {
 
 pub fn authorization_server(config: &Config) -> AuthorizationServerMetadata {
     let issuer = &config.issuer;
-    let authenticated: Vec<String> = METHODS
-        .iter()
-        .filter(|m| **m != "none")
-        .map(|m| (*m).to_owned())
-        .collect();
+    let authenticated: Vec<String> = METHODS.iter().filter(|m| **m != "none").map(|m| (*m).to_owned()).collect();
     AuthorizationServerMetadata {
         issuer: issuer.clone(),
         authorization_endpoint: format!("{issuer}/oauth/authorize"),

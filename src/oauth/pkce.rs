@@ -10,10 +10,7 @@ pub struct CodeChallenge(String);
 
 impl CodeChallenge {
     /// Parses `code_challenge` and `code_challenge_method` from an authorization request (RFC 7636 §4.3).
-    pub fn parse(
-        challenge: Option<&str>,
-        method: Option<&str>,
-    ) -> Result<CodeChallenge, &'static str> {
+    pub fn parse(challenge: Option<&str>, method: Option<&str>) -> Result<CodeChallenge, &'static str> {
         let challenge = challenge.ok_or("code_challenge is required (PKCE with S256)")?;
         match method {
             Some("S256") => {}
@@ -21,13 +18,9 @@ impl CodeChallenge {
             Some("plain") => return Err("code_challenge_method plain is not allowed; use S256"),
             Some(_) => return Err("code_challenge_method must be S256"),
         }
-        let decodes_to_digest = URL_SAFE_NO_PAD
-            .decode(challenge)
-            .is_ok_and(|d| d.len() == 32);
+        let decodes_to_digest = URL_SAFE_NO_PAD.decode(challenge).is_ok_and(|d| d.len() == 32);
         if challenge.len() != 43 || !decodes_to_digest {
-            return Err(
-                "code_challenge must be the base64url SHA-256 of the verifier (43 characters)",
-            );
+            return Err("code_challenge must be the base64url SHA-256 of the verifier (43 characters)");
         }
         Ok(CodeChallenge(challenge.to_owned()))
     }
@@ -44,9 +37,7 @@ impl CodeChallenge {
     /// RFC 7636 §4.6: the verifier is 43–128 unreserved characters and hashes to the challenge.
     pub fn is_satisfied_by(&self, verifier: &str) -> bool {
         let well_formed = (43..=128).contains(&verifier.len())
-            && verifier
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+            && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
         let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
         well_formed && bool::from(computed.as_bytes().ct_eq(self.0.as_bytes()))
     }
@@ -79,18 +70,10 @@ mod tests {
     #[test]
     fn verifiers_of_wrong_length_or_charset_fail() {
         let short = "abc";
-        let c = CodeChallenge::parse(
-            Some(&URL_SAFE_NO_PAD.encode(Sha256::digest(short))),
-            Some("S256"),
-        )
-        .unwrap();
+        let c = CodeChallenge::parse(Some(&URL_SAFE_NO_PAD.encode(Sha256::digest(short))), Some("S256")).unwrap();
         assert!(!c.is_satisfied_by(short));
         let spaced = "a ".repeat(30);
-        let c = CodeChallenge::parse(
-            Some(&URL_SAFE_NO_PAD.encode(Sha256::digest(&spaced))),
-            Some("S256"),
-        )
-        .unwrap();
+        let c = CodeChallenge::parse(Some(&URL_SAFE_NO_PAD.encode(Sha256::digest(&spaced))), Some("S256")).unwrap();
         assert!(!c.is_satisfied_by(&spaced));
     }
 }

@@ -3,20 +3,8 @@
 use url::Url;
 
 /// Schemes that can never be a redirect target, in any case.
-const FORBIDDEN_SCHEMES: &[&str] = &[
-    "javascript",
-    "data",
-    "vbscript",
-    "file",
-    "blob",
-    "about",
-    "filesystem",
-    "mailto",
-    "tel",
-    "ftp",
-    "ws",
-    "wss",
-];
+const FORBIDDEN_SCHEMES: &[&str] =
+    &["javascript", "data", "vbscript", "file", "blob", "about", "filesystem", "mailto", "tel", "ftp", "ws", "wss"];
 const LOOPBACK_HOSTS: &[&str] = &["127.0.0.1", "[::1]", "localhost"];
 
 /// A redirect URI that is acceptable for registration. Holds the exact string the client registered.
@@ -47,7 +35,9 @@ impl RedirectUri {
             "https" => Ok(RedirectUri(raw.to_owned())),
             "http" => match split_loopback(raw) {
                 Some(_) => Ok(RedirectUri(raw.to_owned())),
-                None => Err("http redirect URIs are only allowed for loopback hosts (127.0.0.1, [::1], localhost)".into()),
+                None => {
+                    Err("http redirect URIs are only allowed for loopback hosts (127.0.0.1, [::1], localhost)".into())
+                }
             },
             // RFC 8252 §7.1 private-use schemes for native apps, e.g. com.example.app:/callback.
             _ if raw.starts_with(&format!("{scheme}:")) => Ok(RedirectUri(raw.to_owned())),
@@ -75,17 +65,22 @@ impl RedirectUri {
         }
     }
 
-    /// The host the browser will be sent to, shown on the consent page.
+    /// Where the browser will be sent, shown on the consent page: the host (and port) for http(s); for a
+    /// private-use scheme the scheme itself, since the program that handles it receives the code whatever
+    /// "host" the URI names.
     pub fn display_host(&self) -> String {
-        Url::parse(&self.0)
-            .ok()
-            .and_then(|u| {
-                u.host_str().map(|h| match u.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_owned(),
-                })
-            })
-            .unwrap_or_else(|| self.0.split(':').next().unwrap_or_default().to_owned() + ":")
+        let url = Url::parse(&self.0).ok();
+        match url
+            .as_ref()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .and_then(|u| u.host_str().map(|h| (h, u.port())))
+        {
+            Some((host, Some(port))) => format!("{host}:{port}"),
+            Some((host, None)) => host.to_owned(),
+            None => {
+                format!("the application that opens {}: links", url.map(|u| u.scheme().to_owned()).unwrap_or_default())
+            }
+        }
     }
 
     pub fn is_loopback(&self) -> bool {
@@ -101,9 +96,9 @@ fn split_loopback(raw: &str) -> Option<(&str, &str)> {
     let host = LOOPBACK_HOSTS.iter().find(|h| authority.starts_with(**h))?;
     let port = &authority[host.len()..];
     let port_ok = port.is_empty()
-        || port.strip_prefix(':').is_some_and(|p| {
-            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
-        });
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     port_ok.then_some((*host, rest))
 }
 
@@ -172,5 +167,14 @@ mod tests {
         assert!(!loopback.matches("HTTP://127.0.0.1:5555/callback"));
         assert!(!loopback.matches("http://127.0.0.1:55a/callback"));
         assert!(!loopback.matches("http://127.0.0.1.evil.example/callback"));
+    }
+
+    #[test]
+    fn private_use_schemes_show_the_scheme_not_a_host() {
+        assert_eq!(
+            RedirectUri::parse("myapp://accounts.example/cb").unwrap().display_host(),
+            "the application that opens myapp: links"
+        );
+        assert_eq!(RedirectUri::parse("https://app.example:8443/cb").unwrap().display_host(), "app.example:8443");
     }
 }

@@ -116,26 +116,19 @@ pub async fn register_client(
     let secret = confidential.then(random_token);
     let client_id = uuid::Uuid::new_v4().to_string();
     let issued_at = now();
+    let secret_hash = match &secret {
+        Some(s) => Some(state.passwords.hash(s).await),
+        None => None,
+    };
     let model = client::Model {
         client_id: client_id.clone(),
-        secret_hash: secret.as_deref().map(|s| state.passwords.hash(s)),
+        secret_hash,
         name: metadata.client_name.clone().unwrap_or_default(),
         redirect_uris: serde_json::to_string(metadata.redirect_uris.as_deref().unwrap_or_default())
             .map_err(OAuthError::internal)?,
-        grant_types: metadata
-            .grant_types
-            .as_deref()
-            .unwrap_or_default()
-            .join(" "),
-        response_types: metadata
-            .response_types
-            .as_deref()
-            .unwrap_or_default()
-            .join(" "),
-        token_endpoint_auth_method: metadata
-            .token_endpoint_auth_method
-            .clone()
-            .unwrap_or_default(),
+        grant_types: metadata.grant_types.as_deref().unwrap_or_default().join(" "),
+        response_types: metadata.response_types.as_deref().unwrap_or_default().join(" "),
+        token_endpoint_auth_method: metadata.token_endpoint_auth_method.clone().unwrap_or_default(),
         scope: metadata.scope.clone().unwrap_or_default(),
         application_type: metadata.application_type.clone().unwrap_or_default(),
         metadata: serde_json::to_string(&metadata).map_err(OAuthError::internal)?,
@@ -177,48 +170,25 @@ fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, OAuthError> {
     }
     m.redirect_uris = Some(redirect_uris);
 
-    let method = m
-        .token_endpoint_auth_method
-        .take()
-        .unwrap_or_else(|| client_auth::CLIENT_SECRET_BASIC.into());
+    let method = m.token_endpoint_auth_method.take().unwrap_or_else(|| client_auth::CLIENT_SECRET_BASIC.into());
     if !METHODS.contains(&method.as_str()) {
-        return Err(metadata_error(format!(
-            "token_endpoint_auth_method must be one of {}",
-            METHODS.join(", ")
-        )));
+        return Err(metadata_error(format!("token_endpoint_auth_method must be one of {}", METHODS.join(", "))));
     }
     m.token_endpoint_auth_method = Some(method);
 
-    let grant_types = m
-        .grant_types
-        .take()
-        .unwrap_or_else(|| vec!["authorization_code".into()]);
-    if let Some(bad) = grant_types
-        .iter()
-        .find(|g| !GRANT_TYPES.contains(&g.as_str()))
-    {
-        return Err(metadata_error(format!(
-            "grant type '{}' is not supported",
-            bad.escape_default()
-        )));
+    let grant_types = m.grant_types.take().unwrap_or_else(|| vec!["authorization_code".into()]);
+    if let Some(bad) = grant_types.iter().find(|g| !GRANT_TYPES.contains(&g.as_str())) {
+        return Err(metadata_error(format!("grant type '{}' is not supported", bad.escape_default())));
     }
     if !grant_types.iter().any(|g| g == "authorization_code") {
-        return Err(metadata_error(
-            "grant_types must include authorization_code",
-        ));
+        return Err(metadata_error("grant_types must include authorization_code"));
     }
-    let mut grant_types: Vec<String> = GRANT_TYPES
-        .iter()
-        .filter(|g| grant_types.iter().any(|x| x == *g))
-        .map(|g| (*g).into())
-        .collect();
+    let mut grant_types: Vec<String> =
+        GRANT_TYPES.iter().filter(|g| grant_types.iter().any(|x| x == *g)).map(|g| (*g).into()).collect();
     grant_types.dedup();
     m.grant_types = Some(grant_types);
 
-    let response_types = m
-        .response_types
-        .take()
-        .unwrap_or_else(|| vec!["code".into()]);
+    let response_types = m.response_types.take().unwrap_or_else(|| vec!["code".into()]);
     if response_types.iter().any(|r| r != "code") || response_types.is_empty() {
         return Err(metadata_error("response_types must be [\"code\"]"));
     }
@@ -244,35 +214,31 @@ fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, OAuthError> {
     ] {
         if let Some(v) = value {
             let ok = v.len() <= MAX_TEXT
-                && Url::parse(v)
-                    .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
+                && Url::parse(v).is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
             if !ok {
                 return Err(metadata_error(format!("{field} must be an http(s) URL")));
             }
         }
     }
-    for (field, value) in [
-        ("client_name", &m.client_name),
-        ("software_id", &m.software_id),
-        ("software_version", &m.software_version),
-    ] {
-        if value
-            .as_ref()
-            .is_some_and(|v| v.len() > 200 || v.chars().any(char::is_control))
-        {
-            return Err(metadata_error(format!(
-                "{field} must be at most 200 printable characters"
-            )));
+    for (field, value) in
+        [("client_name", &m.client_name), ("software_id", &m.software_id), ("software_version", &m.software_version)]
+    {
+        if value.as_ref().is_some_and(|v| v.len() > 200 || v.chars().any(is_invisible)) {
+            return Err(metadata_error(format!("{field} must be at most 200 printable characters")));
         }
     }
-    if m.contacts
-        .as_ref()
-        .is_some_and(|c| c.len() > 20 || c.iter().any(|x| x.len() > 320))
-    {
+    if m.contacts.as_ref().is_some_and(|c| c.len() > 20 || c.iter().any(|x| x.len() > 320)) {
         return Err(metadata_error("contacts: at most 20 addresses"));
     }
     m.client_name = m.client_name.filter(|n| !n.trim().is_empty());
     Ok(m)
+}
+
+/// Control characters and the invisible formatting characters (bidirectional overrides, zero-width
+/// characters) that could make a name on the consent page read as something else.
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// The redirect URIs a client registered.
@@ -289,19 +255,13 @@ mod tests {
     use super::*;
 
     fn with_uris(uris: &[&str]) -> ClientMetadata {
-        ClientMetadata {
-            redirect_uris: Some(uris.iter().map(|u| (*u).into()).collect()),
-            ..Default::default()
-        }
+        ClientMetadata { redirect_uris: Some(uris.iter().map(|u| (*u).into()).collect()), ..Default::default() }
     }
 
     #[test]
     fn defaults_follow_rfc_7591() {
         let m = normalize(with_uris(&["https://app.example/cb"])).unwrap();
-        assert_eq!(
-            m.token_endpoint_auth_method.as_deref(),
-            Some("client_secret_basic")
-        );
+        assert_eq!(m.token_endpoint_auth_method.as_deref(), Some("client_secret_basic"));
         assert_eq!(m.grant_types, Some(vec!["authorization_code".into()]));
         assert_eq!(m.response_types, Some(vec!["code".into()]));
         assert_eq!(m.scope.as_deref(), Some("mcp:read mcp:write"));
@@ -309,31 +269,18 @@ mod tests {
 
     #[test]
     fn bad_metadata_gets_the_rfc_error_code() {
-        assert_eq!(
-            normalize(with_uris(&[])).unwrap_err().code,
-            ErrorCode::InvalidRedirectUri
-        );
-        assert_eq!(
-            normalize(with_uris(&["javascript:alert(1)"]))
-                .unwrap_err()
-                .code,
-            ErrorCode::InvalidRedirectUri
-        );
-        let implicit = ClientMetadata {
-            grant_types: Some(vec!["implicit".into()]),
-            ..with_uris(&["https://a.example/cb"])
-        };
-        assert_eq!(
-            normalize(implicit).unwrap_err().code,
-            ErrorCode::InvalidClientMetadata
-        );
+        assert_eq!(normalize(with_uris(&[])).unwrap_err().code, ErrorCode::InvalidRedirectUri);
+        assert_eq!(normalize(with_uris(&["javascript:alert(1)"])).unwrap_err().code, ErrorCode::InvalidRedirectUri);
+        let implicit =
+            ClientMetadata { grant_types: Some(vec!["implicit".into()]), ..with_uris(&["https://a.example/cb"]) };
+        assert_eq!(normalize(implicit).unwrap_err().code, ErrorCode::InvalidClientMetadata);
         let method = ClientMetadata {
             token_endpoint_auth_method: Some("private_key_jwt".into()),
             ..with_uris(&["https://a.example/cb"])
         };
-        assert_eq!(
-            normalize(method).unwrap_err().code,
-            ErrorCode::InvalidClientMetadata
-        );
+        assert_eq!(normalize(method).unwrap_err().code, ErrorCode::InvalidClientMetadata);
+        let spoof =
+            ClientMetadata { client_name: Some("Claude\u{202E}resu".into()), ..with_uris(&["https://a.example/cb"]) };
+        assert_eq!(normalize(spoof).unwrap_err().code, ErrorCode::InvalidClientMetadata);
     }
 }

@@ -13,8 +13,7 @@ pub struct Resource {
 
 impl Resource {
     pub fn parse(value: &str) -> Result<Resource, String> {
-        let url =
-            Url::parse(value).map_err(|e| format!("'{value}' is not an absolute URI: {e}"))?;
+        let url = Url::parse(value).map_err(|e| format!("'{value}' is not an absolute URI: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(format!("'{value}' is not an http(s) URI"));
         }

@@ -22,25 +22,13 @@ pub struct RevokeRequest {
 #[derive(Debug, Object)]
 pub struct Revoked {}
 
-pub async fn revoke(
-    state: &AppState,
-    authorization: Option<&str>,
-    req: RevokeRequest,
-) -> Result<Revoked, OAuthError> {
-    let client = PresentedClient::from_request(
-        authorization,
-        req.client_id.as_deref(),
-        req.client_secret.as_deref(),
-    )?
-    .authenticate(state)
-    .await?;
+pub async fn revoke(state: &AppState, authorization: Option<&str>, req: RevokeRequest) -> Result<Revoked, OAuthError> {
+    let client = PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?
+        .authenticate(state)
+        .await?;
     // A refresh token revokes its whole grant; an access token revokes the grant it was issued under
     // (the refresh tokens), and expires by itself within its short lifetime.
-    let family = match state
-        .store
-        .find_refresh_token(&sha256_hex(&req.token))
-        .await?
-    {
+    let family = match state.store.find_refresh_token(&sha256_hex(&req.token)).await? {
         Some(t) if t.client_id == client.client_id => Some(t.family_id),
         Some(_) => None,
         None => match state.tokens.verify(&req.token).await {
@@ -49,7 +37,7 @@ pub async fn revoke(
         },
     };
     if let Some(family) = family {
-        let revoked = state.store.revoke_family(&family).await?;
+        let revoked = state.store.revoke_grant(&family).await?;
         tracing::info!(client_id = %client.client_id, revoked, "grant revoked by its client");
     }
     Ok(Revoked {})

@@ -7,14 +7,8 @@ pub const MCP_WRITE: &str = "mcp:write";
 
 /// Every scope this server issues, with the sentence the consent page shows for it.
 pub const SUPPORTED: &[(&str, &str)] = &[
-    (
-        MCP_READ,
-        "List and call read-only tools, and read resources and prompts",
-    ),
-    (
-        MCP_WRITE,
-        "Call tools that create, change or delete your data",
-    ),
+    (MCP_READ, "List and call read-only tools, and read resources and prompts"),
+    (MCP_WRITE, "Call tools that create, change or delete your data"),
 ];
 
 /// A set of known scopes, kept in a stable order so it prints the same way every time.
@@ -54,11 +48,7 @@ impl Scope {
 
     /// The scopes with their descriptions, for the consent page.
     pub fn described(&self) -> Vec<(&'static str, &'static str)> {
-        SUPPORTED
-            .iter()
-            .filter(|(name, _)| self.0.contains(name))
-            .copied()
-            .collect()
+        SUPPORTED.iter().filter(|(name, _)| self.0.contains(name)).copied().collect()
     }
 }
 
@@ -82,10 +72,7 @@ mod tests {
 
     #[test]
     fn parses_known_scopes_in_any_order() {
-        assert_eq!(
-            Scope::parse("mcp:write  mcp:read").unwrap().to_string(),
-            "mcp:read mcp:write"
-        );
+        assert_eq!(Scope::parse("mcp:write  mcp:read").unwrap().to_string(), "mcp:read mcp:write");
         assert!(Scope::parse("").unwrap().is_empty());
     }
 
@@ -98,11 +85,7 @@ mod tests {
     #[test]
     fn narrowing_is_a_subset_widening_is_not() {
         let granted = Scope::parse("mcp:read").unwrap();
-        assert!(
-            Scope::parse("mcp:read")
-                .unwrap()
-                .is_subset_of(&Scope::all())
-        );
+        assert!(Scope::parse("mcp:read").unwrap().is_subset_of(&Scope::all()));
         assert!(!Scope::all().is_subset_of(&granted));
     }
 }

@@ -56,11 +56,8 @@ pub async fn token(
     authorization: Option<&str>,
     req: TokenRequest,
 ) -> Result<TokenResponseBody, OAuthError> {
-    let presented = PresentedClient::from_request(
-        authorization,
-        req.client_id.as_deref(),
-        req.client_secret.as_deref(),
-    )?;
+    let presented =
+        PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?;
     let client = presented.authenticate(state).await?;
     let grant_allowed = |grant: &str| client.grant_types.split(' ').any(|g| g == grant);
     match req.grant_type.as_str() {
@@ -68,10 +65,9 @@ pub async fn token(
             redeem_authorization_code(state, &client, req).await
         }
         "refresh_token" if grant_allowed("refresh_token") => refresh(state, &client, req).await,
-        "authorization_code" | "refresh_token" => Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "this client is not registered for that grant type",
-        )),
+        "authorization_code" | "refresh_token" => {
+            Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client is not registered for that grant type"))
+        }
         _ => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             "grant_type must be authorization_code or refresh_token",
@@ -85,47 +81,27 @@ async fn redeem_authorization_code(
     client: &client::Model,
     req: TokenRequest,
 ) -> Result<TokenResponseBody, OAuthError> {
-    let code = req
-        .code
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
-    let verifier = req
-        .code_verifier
-        .as_deref()
-        .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
+    let code =
+        req.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let verifier =
+        req.code_verifier.as_deref().ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
     let code_hash = sha256_hex(code);
-    let Some(grant) = state
-        .store
-        .redeem_code(&code_hash, &client.client_id)
-        .await?
-    else {
+    let Some(grant) = state.store.redeem_code(&code_hash, &client.client_id).await? else {
         // RFC 6749 §4.1.2 / RFC 9700 §4.2.4: a second redemption revokes what the first one issued.
-        if let Some(used) = state
-            .store
-            .find_code(&code_hash)
-            .await?
-            .filter(|c| c.client_id == client.client_id && c.used_at.is_some())
+        if let Some(used) =
+            state.store.find_code(&code_hash).await?.filter(|c| c.client_id == client.client_id && c.used_at.is_some())
         {
-            let revoked = state.store.revoke_family(&used.family_id).await?;
+            let revoked = state.store.revoke_grant(&used.family_id).await?;
             tracing::warn!(client_id = %client.client_id, revoked, "authorization code replayed; its grant is revoked");
         }
-        return Err(OAuthError::invalid_grant(
-            "the authorization code is invalid, expired or already used",
-        ));
+        return Err(OAuthError::invalid_grant("the authorization code is invalid, expired or already used"));
     };
     check_code_bindings(state, &grant, &req, verifier)?;
+    if !state.store.grant_is_active(&grant.family_id).await? {
+        return Err(OAuthError::invalid_grant("the grant has been revoked or its user disabled"));
+    }
     let scope = grant.scope.clone();
-    issue_tokens(
-        state,
-        client,
-        &grant.user_id,
-        &scope,
-        &scope,
-        &grant.resource,
-        &grant.family_id,
-    )
-    .await
+    issue_tokens(state, client, &grant.user_id, &scope, &scope, &grant.resource, &grant.family_id).await
 }
 
 /// Everything the code is bound to: lifetime, redirect URI, PKCE verifier, resource.
@@ -136,9 +112,7 @@ fn check_code_bindings(
     verifier: &str,
 ) -> Result<(), OAuthError> {
     if grant.expires_at <= now() {
-        return Err(OAuthError::invalid_grant(
-            "the authorization code has expired",
-        ));
+        return Err(OAuthError::invalid_grant("the authorization code has expired"));
     }
     match req.redirect_uri.as_deref() {
         Some(sent) if sent == grant.redirect_uri => {}
@@ -149,33 +123,19 @@ fn check_code_bindings(
             ));
         }
         Some(_) => {
-            return Err(OAuthError::invalid_grant(
-                "redirect_uri does not match the authorization request",
-            ));
+            return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
         }
     }
     if !CodeChallenge::from_stored(grant.code_challenge.clone()).is_satisfied_by(verifier) {
-        return Err(OAuthError::invalid_grant(
-            "code_verifier does not match the code_challenge",
-        ));
+        return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
     }
     check_resource(state, req.resource.as_deref(), &grant.resource)
 }
 
-fn check_resource(
-    state: &AppState,
-    requested: Option<&str>,
-    granted: &str,
-) -> Result<(), OAuthError> {
+fn check_resource(state: &AppState, requested: Option<&str>, granted: &str) -> Result<(), OAuthError> {
     match requested {
-        Some(r)
-            if !(state.config.resource.is_named_by(r)
-                && state.config.resource.as_str() == granted) =>
-        {
-            Err(OAuthError::new(
-                ErrorCode::InvalidTarget,
-                "resource does not match the grant",
-            ))
+        Some(r) if !(state.config.resource.is_named_by(r) && state.config.resource.as_str() == granted) => {
+            Err(OAuthError::new(ErrorCode::InvalidTarget, "resource does not match the grant"))
         }
         _ => Ok(()),
     }
@@ -183,70 +143,44 @@ fn check_resource(
 
 /// RFC 6749 §6 with rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): every use returns a new refresh token;
 /// presenting a used one revokes the whole family.
-async fn refresh(
-    state: &AppState,
-    client: &client::Model,
-    req: TokenRequest,
-) -> Result<TokenResponseBody, OAuthError> {
+async fn refresh(state: &AppState, client: &client::Model, req: TokenRequest) -> Result<TokenResponseBody, OAuthError> {
     let presented = req
         .refresh_token
         .as_deref()
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let token_hash = sha256_hex(presented);
-    let Some(old) = state
-        .store
-        .use_refresh_token(&token_hash, &client.client_id)
-        .await?
-    else {
+    let Some(old) = state.store.use_refresh_token(&token_hash, &client.client_id).await? else {
         if let Some(reused) = state
             .store
             .find_refresh_token(&token_hash)
             .await?
             .filter(|t| t.client_id == client.client_id && t.used_at.is_some())
         {
-            let revoked = state.store.revoke_family(&reused.family_id).await?;
+            let revoked = state.store.revoke_grant(&reused.family_id).await?;
             tracing::warn!(client_id = %client.client_id, revoked, "refresh token reused; its family is revoked");
         }
-        return Err(OAuthError::invalid_grant(
-            "the refresh token is invalid, expired, revoked or already used",
-        ));
+        return Err(OAuthError::invalid_grant("the refresh token is invalid, expired, revoked or already used"));
     };
     check_resource(state, req.resource.as_deref(), &old.resource)?;
-    let granted = Scope::parse(&old.scope).map_err(OAuthError::internal)?;
+    let Ok(granted) = Scope::parse(&old.scope) else {
+        // The scope was granted under a configuration that no longer knows it.
+        state.store.revoke_grant(&old.family_id).await?;
+        return Err(OAuthError::invalid_grant("the grant's scope is no longer supported; authorize again"));
+    };
     let scope = match req.scope.as_deref() {
         None => granted.clone(),
         Some(s) => match Scope::parse(s) {
             Ok(asked) if !asked.is_empty() && asked.is_subset_of(&granted) => asked,
             _ => {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidScope,
-                    "scope may only narrow the granted scope",
-                ));
+                return Err(OAuthError::new(ErrorCode::InvalidScope, "scope may only narrow the granted scope"));
             }
         },
     };
-    let user = state
-        .store
-        .find_user(&old.user_id)
-        .await?
-        .filter(|u| !u.disabled);
-    if user.is_none() {
-        state.store.revoke_family(&old.family_id).await?;
-        return Err(OAuthError::invalid_grant(
-            "the resource owner is no longer active",
-        ));
+    if !state.store.grant_is_active(&old.family_id).await? {
+        return Err(OAuthError::invalid_grant("the grant has been revoked or its user disabled"));
     }
-    issue_tokens(
-        state,
-        client,
-        &old.user_id,
-        &scope.to_string(),
-        &old.scope,
-        &old.resource,
-        &old.family_id,
-    )
-    .await
+    issue_tokens(state, client, &old.user_id, &scope.to_string(), &old.scope, &old.resource, &old.family_id).await
 }
 
 /// Signs the access token and, when the client may refresh, stores the next refresh token of the family.
@@ -260,17 +194,9 @@ async fn issue_tokens(
     family_id: &str,
 ) -> Result<TokenResponseBody, OAuthError> {
     let ttl = state.config.access_token_ttl.as_secs() as i64;
-    let grant = Grant {
-        subject: user_id,
-        client_id: &client.client_id,
-        scope,
-        audience: resource,
-        grant_id: family_id,
-    };
-    let (access_token, _) = state
-        .tokens
-        .issue(grant, ttl)
-        .map_err(OAuthError::internal)?;
+    let grant =
+        Grant { subject: user_id, client_id: &client.client_id, scope, audience: resource, grant_id: family_id };
+    let (access_token, _) = state.tokens.issue(grant, ttl).map_err(OAuthError::internal)?;
     let refresh_token = if client.grant_types.split(' ').any(|g| g == "refresh_token") {
         let raw = random_token();
         let issued_at = now();

@@ -9,9 +9,7 @@ use poem::web::{Data, Form, Query, Redirect};
 use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 
-use self::session::{
-    anonymous_csrf_token, check_anonymous_csrf, safe_return_to, signed_in, start_session,
-};
+use self::session::{anonymous_csrf_token, check_anonymous_csrf, safe_return_to, signed_in, start_session};
 use self::templates::{HomePage, LoginPage, SignupPage, render};
 use crate::error::PageError;
 use crate::state::State;
@@ -19,10 +17,7 @@ use crate::state::State;
 pub const STYLESHEET: &str = include_str!("../../templates/style.css");
 
 pub fn html_response(status: StatusCode, html: String) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("text/html; charset=utf-8")
-        .body(html)
+    Response::builder().status(status).content_type("text/html; charset=utf-8").body(html)
 }
 
 /// 303 See Other: the answer to a successful form POST.
@@ -58,13 +53,7 @@ pub fn stylesheet() -> Response {
 }
 
 /// The login form; also what `/oauth/authorize` shows when nobody is signed in.
-pub fn login_html(
-    state: &State,
-    jar: &CookieJar,
-    return_to: &str,
-    username: &str,
-    error: Option<&str>,
-) -> String {
+pub fn login_html(state: &State, jar: &CookieJar, return_to: &str, username: &str, error: Option<&str>) -> String {
     let csrf = anonymous_csrf_token(&state.config, jar);
     render(&LoginPage {
         base: state.config.issuer_path(),
@@ -88,19 +77,8 @@ fn login_page(
 }
 
 #[handler]
-pub async fn login_form(
-    state: Data<&State>,
-    jar: &CookieJar,
-    Query(q): Query<ReturnTo>,
-) -> Response {
-    login_page(
-        &state,
-        jar,
-        StatusCode::OK,
-        &safe_return_to(q.return_to.as_deref()),
-        "",
-        None,
-    )
+pub async fn login_form(state: Data<&State>, jar: &CookieJar, Query(q): Query<ReturnTo>) -> Response {
+    login_page(&state, jar, StatusCode::OK, &safe_return_to(q.return_to.as_deref()), "", None)
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,24 +90,16 @@ pub struct LoginForm {
 }
 
 #[handler]
-pub async fn login(
-    state: Data<&State>,
-    jar: &CookieJar,
-    Form(form): Form<LoginForm>,
-) -> Result<Response, PageError> {
-    check_anonymous_csrf(jar, form.csrf_token.as_deref())?;
+pub async fn login(state: Data<&State>, jar: &CookieJar, Form(form): Form<LoginForm>) -> Result<Response, PageError> {
+    check_anonymous_csrf(&state.config, jar, form.csrf_token.as_deref())?;
     let return_to = safe_return_to(form.return_to.as_deref());
-    let username = form
-        .username
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let username = form.username.unwrap_or_default().trim().to_ascii_lowercase();
     let password = form.password.unwrap_or_default();
     let user = state.store.find_user_by_username(&username).await?;
     let verified = match &user {
-        Some(u) => state.passwords.verify(&password, &u.password_hash) && !u.disabled,
+        Some(u) => state.passwords.verify(&password, &u.password_hash).await && !u.disabled,
         None => {
-            state.passwords.verify_dummy(&password);
+            state.passwords.verify_dummy(&password).await;
             false
         }
     };
@@ -162,13 +132,7 @@ fn signup_page(
     error: Option<&str>,
 ) -> Response {
     let csrf = anonymous_csrf_token(&state.config, jar);
-    let page = SignupPage {
-        base: state.config.issuer_path(),
-        csrf_token: &csrf,
-        return_to,
-        username,
-        error,
-    };
+    let page = SignupPage { base: state.config.issuer_path(), csrf_token: &csrf, return_to, username, error };
     html_response(status, render(&page))
 }
 
@@ -181,14 +145,7 @@ pub async fn signup_form(
     if !state.config.signup {
         return Err(PageError::not_found());
     }
-    Ok(signup_page(
-        &state,
-        jar,
-        StatusCode::OK,
-        &safe_return_to(q.return_to.as_deref()),
-        "",
-        None,
-    ))
+    Ok(signup_page(&state, jar, StatusCode::OK, &safe_return_to(q.return_to.as_deref()), "", None))
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,9 +160,7 @@ pub struct SignupForm {
 /// Usernames are 3–64 characters of `[A-Za-z0-9._-]`, compared in lower case.
 pub fn validate_username(username: &str) -> Result<String, &'static str> {
     let ok = (3..=64).contains(&username.len())
-        && username
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && username.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(username.to_ascii_lowercase())
     } else {
@@ -223,27 +178,16 @@ pub fn validate_password(password: &str) -> Result<(), &'static str> {
 }
 
 #[handler]
-pub async fn signup(
-    state: Data<&State>,
-    jar: &CookieJar,
-    Form(form): Form<SignupForm>,
-) -> Result<Response, PageError> {
+pub async fn signup(state: Data<&State>, jar: &CookieJar, Form(form): Form<SignupForm>) -> Result<Response, PageError> {
     if !state.config.signup {
         return Err(PageError::not_found());
     }
-    check_anonymous_csrf(jar, form.csrf_token.as_deref())?;
+    check_anonymous_csrf(&state.config, jar, form.csrf_token.as_deref())?;
     let return_to = safe_return_to(form.return_to.as_deref());
     let raw_username = form.username.unwrap_or_default();
     let password = form.password.unwrap_or_default();
     let fail = |message: &str| {
-        signup_page(
-            &state,
-            jar,
-            StatusCode::BAD_REQUEST,
-            &return_to,
-            raw_username.trim(),
-            Some(message),
-        )
+        signup_page(&state, jar, StatusCode::BAD_REQUEST, &return_to, raw_username.trim(), Some(message))
     };
     let username = match validate_username(raw_username.trim()) {
         Ok(u) => u,
@@ -255,11 +199,7 @@ pub async fn signup(
     if form.password_confirm.as_deref() != Some(password.as_str()) {
         return Ok(fail("The two passwords are not the same."));
     }
-    let Some(user) = state
-        .store
-        .create_user(&username, state.passwords.hash(&password), false)
-        .await?
-    else {
+    let Some(user) = state.store.create_user(&username, state.passwords.hash(&password).await, false).await? else {
         return Ok(fail("That username is taken."));
     };
     tracing::info!(user_id = %user.id, "user signed up");
@@ -273,11 +213,7 @@ pub struct LogoutForm {
 }
 
 #[handler]
-pub async fn logout(
-    state: Data<&State>,
-    jar: &CookieJar,
-    Form(form): Form<LogoutForm>,
-) -> Result<Response, PageError> {
+pub async fn logout(state: Data<&State>, jar: &CookieJar, Form(form): Form<LogoutForm>) -> Result<Response, PageError> {
     if let Some(me) = signed_in(&state, jar).await? {
         me.check_csrf(form.csrf_token.as_deref())?;
         session::end_session(&state, jar).await?;

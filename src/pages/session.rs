@@ -14,11 +14,17 @@ use crate::error::PageError;
 use crate::state::AppState;
 use crate::store::user;
 
-pub const SESSION_COOKIE: &str = "mcpgw_session";
-pub const CSRF_COOKIE: &str = "mcpgw_csrf";
+const SESSION_COOKIE: &str = "mcpgw_session";
+const CSRF_COOKIE: &str = "mcpgw_csrf";
 
-fn cookie(config: &Config, name: &str, value: String, max_age: Duration) -> Cookie {
-    let mut c = Cookie::new_with_str(name, value);
+/// Over https the cookies carry the `__Host-` prefix, so the browser refuses them unless they are
+/// Secure, host-only and for `/`: a sibling subdomain cannot plant or overwrite them.
+fn cookie_name(config: &Config, base: &str) -> String {
+    if config.secure_cookies() { format!("__Host-{base}") } else { base.to_owned() }
+}
+
+fn cookie(config: &Config, base: &str, value: String, max_age: Duration) -> Cookie {
+    let mut c = Cookie::new_with_str(cookie_name(config, base), value);
     c.set_http_only(true);
     c.set_same_site(SameSite::Lax);
     c.set_secure(config.secure_cookies());
@@ -56,64 +62,43 @@ fn check(expected: &str, presented: Option<&str>) -> Result<(), PageError> {
 }
 
 pub async fn signed_in(state: &AppState, jar: &CookieJar) -> Result<Option<SignedIn>, PageError> {
-    let Some(raw) = jar.get(SESSION_COOKIE).map(|c| c.value_str().to_owned()) else {
+    let Some(raw) = jar.get(&cookie_name(&state.config, SESSION_COOKIE)).map(|c| c.value_str().to_owned()) else {
         return Ok(None);
     };
-    Ok(state
-        .store
-        .session_user(&raw)
-        .await?
-        .map(|user| SignedIn { user, session: raw }))
+    Ok(state.store.session_user(&raw).await?.map(|user| SignedIn { user, session: raw }))
 }
 
 /// Starts a fresh session for `user` (replacing any previous one in this browser).
-pub async fn start_session(
-    state: &AppState,
-    jar: &CookieJar,
-    user: &user::Model,
-) -> Result<(), PageError> {
-    if let Some(old) = jar.get(SESSION_COOKIE) {
+pub async fn start_session(state: &AppState, jar: &CookieJar, user: &user::Model) -> Result<(), PageError> {
+    if let Some(old) = jar.get(&cookie_name(&state.config, SESSION_COOKIE)) {
         state.store.delete_session(old.value_str()).await?;
     }
     let ttl = state.config.session_ttl;
-    let raw = state
-        .store
-        .create_session(&user.id, ttl.as_secs() as i64)
-        .await?;
+    let raw = state.store.create_session(&user.id, ttl.as_secs() as i64).await?;
     jar.add(cookie(&state.config, SESSION_COOKIE, raw, ttl));
     Ok(())
 }
 
 pub async fn end_session(state: &AppState, jar: &CookieJar) -> Result<(), PageError> {
-    if let Some(old) = jar.get(SESSION_COOKIE) {
+    if let Some(old) = jar.get(&cookie_name(&state.config, SESSION_COOKIE)) {
         state.store.delete_session(old.value_str()).await?;
     }
-    jar.add(cookie(
-        &state.config,
-        SESSION_COOKIE,
-        String::new(),
-        Duration::ZERO,
-    ));
+    jar.add(cookie(&state.config, SESSION_COOKIE, String::new(), Duration::ZERO));
     Ok(())
 }
 
 /// The double-submit token of anonymous forms: the cookie's value, set if the browser has none yet.
 pub fn anonymous_csrf_token(config: &Config, jar: &CookieJar) -> String {
-    if let Some(existing) = jar.get(CSRF_COOKIE).filter(|c| c.value_str().len() == 43) {
+    if let Some(existing) = jar.get(&cookie_name(config, CSRF_COOKIE)).filter(|c| c.value_str().len() == 43) {
         return existing.value_str().to_owned();
     }
     let token = random_token();
-    jar.add(cookie(
-        config,
-        CSRF_COOKIE,
-        token.clone(),
-        Duration::from_secs(2 * 3600),
-    ));
+    jar.add(cookie(config, CSRF_COOKIE, token.clone(), Duration::from_secs(2 * 3600)));
     token
 }
 
-pub fn check_anonymous_csrf(jar: &CookieJar, presented: Option<&str>) -> Result<(), PageError> {
-    match jar.get(CSRF_COOKIE) {
+pub fn check_anonymous_csrf(config: &Config, jar: &CookieJar, presented: Option<&str>) -> Result<(), PageError> {
+    match jar.get(&cookie_name(config, CSRF_COOKIE)) {
         Some(c) if c.value_str().len() == 43 => check(c.value_str(), presented),
         _ => check("\u{0}missing", None),
     }
@@ -141,10 +126,7 @@ mod tests {
 
     #[test]
     fn return_to_stays_on_this_site() {
-        assert_eq!(
-            safe_return_to(Some("/oauth/authorize?client_id=x")),
-            "/oauth/authorize?client_id=x"
-        );
+        assert_eq!(safe_return_to(Some("/oauth/authorize?client_id=x")), "/oauth/authorize?client_id=x");
         for bad in [
             "https://evil.example",
             "//evil.example",

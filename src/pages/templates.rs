@@ -68,11 +68,7 @@ pub fn render(template: &impl Template) -> String {
 
 /// The error page. It links to the site root, so it needs no configuration.
 pub fn render_error(title: &str, message: &str) -> String {
-    ErrorPage {
-        base: "",
-        title,
-        message,
-    }
-    .render()
-    .unwrap_or_else(|_| "<!doctype html><title>Error</title><h1>Error</h1>".to_owned())
+    ErrorPage { base: "", title, message }
+        .render()
+        .unwrap_or_else(|_| "<!doctype html><title>Error</title><h1>Error</h1>".to_owned())
 }

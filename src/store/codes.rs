@@ -1,15 +1,18 @@
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 
-use super::{Store, authorization_code};
+use super::{Store, authorization_code, grant};
 use crate::crypto::now;
 
 impl Store {
-    pub async fn insert_code(&self, model: authorization_code::Model) -> Result<(), DbErr> {
-        authorization_code::Entity::insert(authorization_code::ActiveModel::from(model))
-            .exec_without_returning(&self.db)
+    /// Stores a new grant and the authorization code that starts it, together.
+    pub async fn insert_code(&self, grant: grant::Model, code: authorization_code::Model) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        grant::Entity::insert(grant::ActiveModel::from(grant)).exec_without_returning(&txn).await?;
+        authorization_code::Entity::insert(authorization_code::ActiveModel::from(code))
+            .exec_without_returning(&txn)
             .await?;
-        Ok(())
+        txn.commit().await
     }
 
     /// Marks an unused code of this client as used and returns it; `None` for every other caller.
@@ -31,12 +34,7 @@ impl Store {
         Ok(rows.pop())
     }
 
-    pub async fn find_code(
-        &self,
-        code_hash: &str,
-    ) -> Result<Option<authorization_code::Model>, DbErr> {
-        authorization_code::Entity::find_by_id(code_hash)
-            .one(&self.db)
-            .await
+    pub async fn find_code(&self, code_hash: &str) -> Result<Option<authorization_code::Model>, DbErr> {
+        authorization_code::Entity::find_by_id(code_hash).one(&self.db).await
     }
 }

@@ -23,17 +23,9 @@ impl Store {
         };
         consent::Entity::insert(consent::ActiveModel::from(model))
             .on_conflict(
-                OnConflict::columns([
-                    consent::Column::UserId,
-                    consent::Column::ClientId,
-                    consent::Column::Resource,
-                ])
-                .update_columns([
-                    consent::Column::Scope,
-                    consent::Column::GrantedAt,
-                    consent::Column::RevokedAt,
-                ])
-                .to_owned(),
+                OnConflict::columns([consent::Column::UserId, consent::Column::ClientId, consent::Column::Resource])
+                    .update_columns([consent::Column::Scope, consent::Column::GrantedAt, consent::Column::RevokedAt])
+                    .to_owned(),
             )
             .exec_without_returning(&self.db)
             .await?;
@@ -46,13 +38,9 @@ impl Store {
         client_id: &str,
         resource: &str,
     ) -> Result<Option<consent::Model>, DbErr> {
-        consent::Entity::find_by_id((
-            user_id.to_owned(),
-            client_id.to_owned(),
-            resource.to_owned(),
-        ))
-        .filter(consent::Column::RevokedAt.is_null())
-        .one(&self.db)
-        .await
+        consent::Entity::find_by_id((user_id.to_owned(), client_id.to_owned(), resource.to_owned()))
+            .filter(consent::Column::RevokedAt.is_null())
+            .one(&self.db)
+            .await
     }
 }

@@ -74,6 +74,26 @@ pub mod client {
     no_relations!();
 }
 
+pub mod grant {
+    use sea_orm::entity::prelude::*;
+
+    /// One authorization a person gave a client; codes, access tokens (`grant_id` claim) and refresh
+    /// tokens (`family_id`) all point to it.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "grants")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub grant_id: String,
+        pub user_id: String,
+        pub client_id: String,
+        pub resource: String,
+        pub scope: String,
+        pub created_at: i64,
+        pub revoked_at: Option<i64>,
+    }
+    no_relations!();
+}
+
 pub mod authorization_code {
     use sea_orm::entity::prelude::*;
 
@@ -89,7 +109,7 @@ pub mod authorization_code {
         pub scope: String,
         pub resource: String,
         pub code_challenge: String,
-        /// The refresh-token family this code starts when redeemed; a replayed code revokes it.
+        /// The grant this code belongs to; a replayed code revokes it.
         pub family_id: String,
         pub expires_at: i64,
         pub used_at: Option<i64>,

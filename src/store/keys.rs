@@ -1,18 +1,12 @@
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 
 use super::{Store, signing_key};
 use crate::crypto::now;
 
 impl Store {
     /// Keys that still verify tokens: not retired, or retired less than `keep_secs` ago. Newest first.
-    pub async fn verification_keys(
-        &self,
-        keep_secs: i64,
-    ) -> Result<Vec<signing_key::Model>, DbErr> {
+    pub async fn verification_keys(&self, keep_secs: i64) -> Result<Vec<signing_key::Model>, DbErr> {
         signing_key::Entity::find()
             .filter(
                 Condition::any()
@@ -26,10 +20,7 @@ impl Store {
     }
 
     pub async fn all_keys(&self) -> Result<Vec<signing_key::Model>, DbErr> {
-        signing_key::Entity::find()
-            .order_by_desc(signing_key::Column::CreatedAt)
-            .all(&self.db)
-            .await
+        signing_key::Entity::find().order_by_desc(signing_key::Column::CreatedAt).all(&self.db).await
     }
 
     /// Makes `new_key` the signing key and retires the others (they keep verifying until their tokens expire).
@@ -40,9 +31,7 @@ impl Store {
             .filter(signing_key::Column::RetiredAt.is_null())
             .exec(&txn)
             .await?;
-        signing_key::Entity::insert(signing_key::ActiveModel::from(new_key))
-            .exec_without_returning(&txn)
-            .await?;
+        signing_key::Entity::insert(signing_key::ActiveModel::from(new_key)).exec_without_returning(&txn).await?;
         txn.commit().await
     }
 
@@ -50,18 +39,12 @@ impl Store {
     pub async fn insert_first_key(&self, key: signing_key::Model) -> Result<bool, DbErr> {
         let txn = self.db.begin().await?;
         if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7316514002)")
-                .await?;
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7316514002)").await?;
         }
-        let exists = signing_key::Entity::find()
-            .filter(signing_key::Column::RetiredAt.is_null())
-            .one(&txn)
-            .await?
-            .is_some();
+        let exists =
+            signing_key::Entity::find().filter(signing_key::Column::RetiredAt.is_null()).one(&txn).await?.is_some();
         if !exists {
-            signing_key::Entity::insert(signing_key::ActiveModel::from(key))
-                .exec_without_returning(&txn)
-                .await?;
+            signing_key::Entity::insert(signing_key::ActiveModel::from(key)).exec_without_returning(&txn).await?;
         }
         txn.commit().await?;
         Ok(!exists)

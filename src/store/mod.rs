@@ -8,6 +8,7 @@ pub mod entities;
 mod clients;
 mod codes;
 mod consents;
+mod grants;
 mod keys;
 mod refresh_tokens;
 mod sessions;
@@ -17,13 +18,10 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
-    TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr, TransactionTrait,
 };
 
-pub use entities::{
-    authorization_code, client, consent, login_session, refresh_token, signing_key, user,
-};
+pub use entities::{authorization_code, client, consent, grant, login_session, refresh_token, signing_key, user};
 
 /// The database handle shared by every request.
 #[derive(Clone, Debug)]
@@ -34,17 +32,11 @@ pub struct Store {
 impl Store {
     pub async fn connect(url: &str) -> Result<Store, DbErr> {
         let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(10));
+        options.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(10));
         let db = Database::connect(options).await?;
         if db.get_database_backend() == DatabaseBackend::Sqlite {
             // WAL lets readers proceed while one connection writes; foreign keys are off by default in SQLite.
-            db.execute_unprepared(
-                "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
-            )
-            .await?;
+            db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;").await?;
         }
         Ok(Store { db })
     }
@@ -54,8 +46,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), DbErr> {
         if self.db.get_database_backend() == DatabaseBackend::Postgres {
             let txn = self.db.begin().await?;
-            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7316514001)")
-                .await?;
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7316514001)").await?;
             Migrator::up(&txn, None).await?;
             txn.commit().await
         } else {

@@ -14,9 +14,7 @@ impl Store {
             created_at,
             expires_at: created_at + ttl_secs,
         };
-        login_session::Entity::insert(login_session::ActiveModel::from(model))
-            .exec_without_returning(&self.db)
-            .await?;
+        login_session::Entity::insert(login_session::ActiveModel::from(model)).exec_without_returning(&self.db).await?;
         Ok(raw)
     }
 
@@ -29,16 +27,11 @@ impl Store {
         else {
             return Ok(None);
         };
-        Ok(self
-            .find_user(&session.user_id)
-            .await?
-            .filter(|u| !u.disabled))
+        Ok(self.find_user(&session.user_id).await?.filter(|u| !u.disabled))
     }
 
     pub async fn delete_session(&self, raw: &str) -> Result<(), DbErr> {
-        login_session::Entity::delete_by_id(sha256_hex(raw))
-            .exec(&self.db)
-            .await?;
+        login_session::Entity::delete_by_id(sha256_hex(raw)).exec(&self.db).await?;
         Ok(())
     }
 }

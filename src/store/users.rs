@@ -19,24 +19,15 @@ impl Store {
             disabled: false,
             created_at: now(),
         };
-        match user::Entity::insert(user::ActiveModel::from(model.clone()))
-            .exec_without_returning(&self.db)
-            .await
-        {
+        match user::Entity::insert(user::ActiveModel::from(model.clone())).exec_without_returning(&self.db).await {
             Ok(_) => Ok(Some(model)),
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    pub async fn find_user_by_username(
-        &self,
-        username: &str,
-    ) -> Result<Option<user::Model>, DbErr> {
-        user::Entity::find()
-            .filter(user::Column::Username.eq(username))
-            .one(&self.db)
-            .await
+    pub async fn find_user_by_username(&self, username: &str) -> Result<Option<user::Model>, DbErr> {
+        user::Entity::find().filter(user::Column::Username.eq(username)).one(&self.db).await
     }
 
     pub async fn find_user(&self, id: &str) -> Result<Option<user::Model>, DbErr> {
@@ -44,19 +35,13 @@ impl Store {
     }
 
     pub async fn list_users(&self) -> Result<Vec<user::Model>, DbErr> {
-        user::Entity::find()
-            .order_by_asc(user::Column::Username)
-            .all(&self.db)
-            .await
+        user::Entity::find().order_by_asc(user::Column::Username).all(&self.db).await
     }
 
     /// Disables or enables a user; returns whether the user exists.
     pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, DbErr> {
         let result = user::Entity::update_many()
-            .set(user::ActiveModel {
-                disabled: Set(disabled),
-                ..Default::default()
-            })
+            .set(user::ActiveModel { disabled: Set(disabled), ..Default::default() })
             .filter(user::Column::Username.eq(username))
             .exec(&self.db)
             .await?;

@@ -37,9 +37,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
     let port = listener.local_addr().expect("local address").port();
     let base = format!("http://127.0.0.1:{port}");
     let (db_url, db_dir) = match extra.iter().find(|(key, _)| *key == "DATABASE_URL") {
@@ -61,51 +59,27 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         env.insert(key.to_string(), value.replace("{base}", &base));
     }
     let issuer = env["AUTH_ISSUER"].clone();
-    let resource = env
-        .get("MCP_RESOURCE_URI")
-        .cloned()
-        .unwrap_or_else(|| format!("{issuer}/mcp"));
+    let resource = env.get("MCP_RESOURCE_URI").cloned().unwrap_or_else(|| format!("{issuer}/mcp"));
     let config = Config::from_lookup(move |name| env.get(name).cloned())
         .unwrap_or_else(|error| panic!("test configuration is invalid: {error}"));
-    let app = Application::build(config)
-        .await
-        .expect("application builds");
+    let app = Application::build(config).await.expect("application builds");
     tokio::spawn(app.serve(listener));
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .expect("http client");
-    TestApp {
-        base,
-        issuer,
-        resource,
-        client,
-        db_url,
-        _db_dir: db_dir,
-    }
+    let client = Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().expect("http client");
+    TestApp { base, issuer, resource, client, db_url, _db_dir: db_dir }
 }
 
 async fn fresh_database() -> (String, Option<TempDir>) {
     if let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") {
         let name = format!("mcpgw_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = sea_orm::Database::connect(admin_url.as_str())
-            .await
-            .expect("connect to TEST_POSTGRES_URL");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create the test database");
+        let admin = sea_orm::Database::connect(admin_url.as_str()).await.expect("connect to TEST_POSTGRES_URL");
+        admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create the test database");
         admin.close().await.expect("close the admin connection");
         let mut url = Url::parse(&admin_url).expect("TEST_POSTGRES_URL is a URL");
         url.set_path(&name);
         return (url.to_string(), None);
     }
     let dir = tempfile::tempdir().expect("temporary directory");
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("gateway.sqlite").display()
-    );
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("gateway.sqlite").display());
     (url, Some(dir))
 }
 
@@ -145,11 +119,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request reaches the gateway")
+        self.client.get(self.url(path)).send().await.expect("request reaches the gateway")
     }
 
     pub async fn get_json(&self, path: &str) -> Value {
@@ -157,26 +127,15 @@ impl TestApp {
         let status = response.status();
         let body = response.text().await.expect("response body");
         assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-        serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("GET {path} is not JSON ({e}): {body}"))
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path} is not JSON ({e}): {body}"))
     }
 
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
-        self.client
-            .post(self.url(path))
-            .form(form)
-            .send()
-            .await
-            .expect("request reaches the gateway")
+        self.client.post(self.url(path)).form(form).send().await.expect("request reaches the gateway")
     }
 
     pub async fn register(&self, metadata: &Value) -> Response {
-        self.client
-            .post(self.url("/oauth/register"))
-            .json(metadata)
-            .send()
-            .await
-            .expect("request reaches the gateway")
+        self.client.post(self.url("/oauth/register")).json(metadata).send().await.expect("request reaches the gateway")
     }
 
     pub async fn register_client(&self, metadata: &Value) -> Value {
@@ -210,37 +169,17 @@ impl TestApp {
                 "response_types": ["code"],
             }))
             .await;
-        (
-            str_field(&client, "client_id"),
-            str_field(&client, "client_secret"),
-        )
+        (str_field(&client, "client_id"), str_field(&client, "client_secret"))
     }
 
-    pub async fn post_as(
-        &self,
-        path: &str,
-        auth: &ClientAuth,
-        params: &[(&str, &str)],
-    ) -> Response {
-        let mut form: Vec<(String, String)> = params
-            .iter()
-            .map(|(key, value)| (key.to_string(), value.to_string()))
-            .collect();
+    pub async fn post_as(&self, path: &str, auth: &ClientAuth, params: &[(&str, &str)]) -> Response {
+        let mut form: Vec<(String, String)> =
+            params.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
         let request = auth.apply(self.client.post(self.url(path)), &mut form);
-        request
-            .form(&form)
-            .send()
-            .await
-            .expect("request reaches the gateway")
+        request.form(&form).send().await.expect("request reaches the gateway")
     }
 
-    pub async fn redeem_code(
-        &self,
-        auth: &ClientAuth,
-        code: &str,
-        redirect_uri: &str,
-        verifier: &str,
-    ) -> Response {
+    pub async fn redeem_code(&self, auth: &ClientAuth, code: &str, redirect_uri: &str, verifier: &str) -> Response {
         self.post_as(
             "/oauth/token",
             auth,
@@ -256,15 +195,7 @@ impl TestApp {
     }
 
     pub async fn refresh(&self, auth: &ClientAuth, refresh_token: &str) -> Response {
-        self.post_as(
-            "/oauth/token",
-            auth,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token),
-            ],
-        )
-        .await
+        self.post_as("/oauth/token", auth, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
     }
 
     pub async fn call_mcp(&self, access_token: &str) -> Response {
@@ -278,12 +209,7 @@ impl TestApp {
             .expect("request reaches the gateway")
     }
 
-    pub fn authorize_params(
-        &self,
-        client_id: &str,
-        redirect_uri: &str,
-        pkce: &Pkce,
-    ) -> AuthorizeParams {
+    pub fn authorize_params(&self, client_id: &str, redirect_uri: &str, pkce: &Pkce) -> AuthorizeParams {
         AuthorizeParams(
             [
                 ("response_type", "code"),
@@ -329,10 +255,7 @@ pub struct Pkce {
 pub fn pkce_pair() -> Pkce {
     let verifier = b64(rand::random::<[u8; 32]>());
     let challenge = b64(Sha256::digest(verifier.as_bytes()));
-    Pkce {
-        verifier,
-        challenge,
-    }
+    Pkce { verifier, challenge }
 }
 
 #[derive(Clone, Debug)]
@@ -356,16 +279,11 @@ impl AuthorizeParams {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(existing, _)| existing == key)
-            .map(|(_, value)| value.as_str())
+        self.0.iter().find(|(existing, _)| existing == key).map(|(_, value)| value.as_str())
     }
 
     pub fn path(&self) -> String {
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(self.0.iter())
-            .finish();
+        let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(self.0.iter()).finish();
         format!("/oauth/authorize?{query}")
     }
 }
@@ -378,18 +296,11 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(app: &TestApp) -> Self {
-        Browser {
-            base: app.base.clone(),
-            client: app.client.clone(),
-            cookies: Vec::new(),
-        }
+        Browser { base: app.base.clone(), client: app.client.clone(), cookies: Vec::new() }
     }
 
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.cookies
-            .iter()
-            .find(|(existing, _)| existing == name)
-            .map(|(_, value)| value.clone())
+        self.cookies.iter().find(|(existing, _)| existing == name).map(|(_, value)| value.clone())
     }
 
     pub fn set_cookie(&mut self, name: &str, value: &str) {
@@ -409,12 +320,8 @@ impl Browser {
 
     async fn send(&mut self, mut request: RequestBuilder) -> Response {
         if !self.cookies.is_empty() {
-            let cookies = self
-                .cookies
-                .iter()
-                .map(|(name, value)| format!("{name}={value}"))
-                .collect::<Vec<_>>()
-                .join("; ");
+            let cookies =
+                self.cookies.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("; ");
             request = request.header(COOKIE, cookies);
         }
         let response = request.send().await.expect("request reaches the gateway");
@@ -429,8 +336,7 @@ impl Browser {
                 continue;
             };
             let expired = value.is_empty()
-                || cookie_attribute(raw, "max-age")
-                    .is_some_and(|age| age == "0" || age.starts_with('-'));
+                || cookie_attribute(raw, "max-age").is_some_and(|age| age == "0" || age.starts_with('-'));
             self.cookies.retain(|(existing, _)| *existing != name);
             if !expired {
                 self.cookies.push((name, value));
@@ -467,12 +373,7 @@ impl Browser {
         self.submit_login(&html, username, password).await
     }
 
-    pub async fn submit_login(
-        &mut self,
-        login_page: &str,
-        username: &str,
-        password: &str,
-    ) -> Response {
+    pub async fn submit_login(&mut self, login_page: &str, username: &str, password: &str) -> Response {
         let csrf = extract_hidden(login_page, "csrf_token");
         let return_to = hidden_value(login_page, "return_to").unwrap_or_else(|| "/".to_string());
         self.post_form(
@@ -489,10 +390,7 @@ impl Browser {
 
     pub async fn consent_page(&mut self, params: &AuthorizeParams) -> String {
         let html = self.page(&params.path()).await;
-        assert!(
-            is_consent_page(&html),
-            "expected the consent page, got: {html}"
-        );
+        assert!(is_consent_page(&html), "expected the consent page, got: {html}");
         html
     }
 
@@ -506,40 +404,23 @@ impl Browser {
         let response = self.get(&params.path()).await;
         let response = if response.status() == StatusCode::OK {
             let html = response.text().await.expect("consent page body");
-            assert!(
-                is_consent_page(&html),
-                "expected the consent page, got: {html}"
-            );
+            assert!(is_consent_page(&html), "expected the consent page, got: {html}");
             self.decide(&html, "allow").await
         } else {
             response
         };
-        assert_eq!(
-            response.status(),
-            StatusCode::FOUND,
-            "authorization should redirect back"
-        );
+        assert_eq!(response.status(), StatusCode::FOUND, "authorization should redirect back");
         let query = redirect_query(&response);
         assert_eq!(query.get("state").map(String::as_str), params.get("state"));
-        query
-            .get("code")
-            .cloned()
-            .unwrap_or_else(|| panic!("no code in redirect: {query:?}"))
+        query.get("code").cloned().unwrap_or_else(|| panic!("no code in redirect: {query:?}"))
     }
 }
 
 pub async fn signup_and_login(app: &TestApp, username: &str, password: &str) -> Browser {
     let mut browser = Browser::new(app);
     let response = browser.signup(username, password).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::SEE_OTHER,
-        "signup should succeed"
-    );
-    assert!(
-        browser.cookie(SESSION_COOKIE).is_some(),
-        "signup should start a session"
-    );
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "signup should succeed");
+    assert!(browser.cookie(SESSION_COOKIE).is_some(), "signup should start a session");
     browser
 }
 
@@ -550,39 +431,20 @@ pub async fn authorize_and_get_code(
     redirect_uri: &str,
     pkce: &Pkce,
 ) -> String {
-    browser
-        .authorize(&app.authorize_params(client_id, redirect_uri, pkce))
-        .await
+    browser.authorize(&app.authorize_params(client_id, redirect_uri, pkce)).await
 }
 
-pub async fn exchange_code(
-    app: &TestApp,
-    client_id: &str,
-    code: &str,
-    redirect_uri: &str,
-    verifier: &str,
-) -> Value {
+pub async fn exchange_code(app: &TestApp, client_id: &str, code: &str, redirect_uri: &str, verifier: &str) -> Value {
     let auth = ClientAuth::Public(client_id.to_string());
     let response = app.redeem_code(&auth, code, redirect_uri, verifier).await;
     json_ok(response).await
 }
 
-pub async fn issue_tokens(
-    app: &TestApp,
-    browser: &mut Browser,
-    auth: &ClientAuth,
-    scope: &str,
-) -> Value {
+pub async fn issue_tokens(app: &TestApp, browser: &mut Browser, auth: &ClientAuth, scope: &str) -> Value {
     let pkce = pkce_pair();
-    let params = app
-        .authorize_params(auth.client_id(), REDIRECT_URI, &pkce)
-        .set("scope", scope);
+    let params = app.authorize_params(auth.client_id(), REDIRECT_URI, &pkce).set("scope", scope);
     let code = browser.authorize(&params).await;
-    json_ok(
-        app.redeem_code(auth, &code, REDIRECT_URI, &pkce.verifier)
-            .await,
-    )
-    .await
+    json_ok(app.redeem_code(auth, &code, REDIRECT_URI, &pkce.verifier).await).await
 }
 
 pub async fn public_client_tokens(app: &TestApp) -> (ClientAuth, Value) {
@@ -603,62 +465,32 @@ pub async fn assert_oauth_error(response: Response, status: StatusCode, error: &
     let seen = response.status();
     let body = response.text().await.expect("response body");
     assert_eq!(seen, status, "expected {status} {error}, got: {body}");
-    let body: Value =
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("error is not JSON ({e}): {body}"));
+    let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("error is not JSON ({e}): {body}"));
     assert_eq!(body["error"], error, "body: {body}");
     body
 }
 
 pub async fn assert_html_error(response: Response, status: StatusCode) -> String {
     assert_eq!(response.status(), status);
-    assert!(
-        header(&response, "location").is_none(),
-        "an error page must not redirect"
-    );
+    assert!(header(&response, "location").is_none(), "an error page must not redirect");
     let content_type = header(&response, "content-type").unwrap_or_default();
-    assert!(
-        content_type.starts_with("text/html"),
-        "content type: {content_type}"
-    );
+    assert!(content_type.starts_with("text/html"), "content type: {content_type}");
     response.text().await.expect("error page body")
 }
 
 pub fn assert_redirect_error(response: &Response, redirect_uri: &str, issuer: &str, error: &str) {
-    assert_eq!(
-        response.status(),
-        StatusCode::FOUND,
-        "expected a redirect carrying {error}"
-    );
+    assert_eq!(response.status(), StatusCode::FOUND, "expected a redirect carrying {error}");
     let location = location(response);
-    assert!(
-        location.starts_with(redirect_uri),
-        "redirected to {location}"
-    );
+    assert!(location.starts_with(redirect_uri), "redirected to {location}");
     let query = redirect_query(response);
-    assert_eq!(
-        query.get("error").map(String::as_str),
-        Some(error),
-        "{query:?}"
-    );
-    assert_eq!(
-        query.get("state").map(String::as_str),
-        Some(STATE),
-        "{query:?}"
-    );
-    assert_eq!(
-        query.get("iss").map(String::as_str),
-        Some(issuer),
-        "{query:?}"
-    );
+    assert_eq!(query.get("error").map(String::as_str), Some(error), "{query:?}");
+    assert_eq!(query.get("state").map(String::as_str), Some(STATE), "{query:?}");
+    assert_eq!(query.get("iss").map(String::as_str), Some(issuer), "{query:?}");
     assert!(!query.contains_key("code"), "{query:?}");
 }
 
 pub fn header(response: &Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_string)
+    response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_string)
 }
 
 pub fn location(response: &Response) -> String {
@@ -671,17 +503,11 @@ pub fn redirect_query(response: &Response) -> HashMap<String, String> {
 }
 
 pub fn absolute(base: &str, target: &str) -> String {
-    Url::parse(base)
-        .and_then(|base| base.join(target))
-        .expect("resolvable URL")
-        .to_string()
+    Url::parse(base).and_then(|base| base.join(target)).expect("resolvable URL").to_string()
 }
 
 pub fn str_field(value: &Value, key: &str) -> String {
-    value[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string {key} in {value}"))
-        .to_string()
+    value[key].as_str().unwrap_or_else(|| panic!("no string {key} in {value}")).to_string()
 }
 
 pub fn scope_set(scope: &str) -> Vec<&str> {
@@ -708,16 +534,12 @@ fn cookie_pair(raw: &str) -> Option<(String, String)> {
 pub fn cookie_attribute(raw: &str, attribute: &str) -> Option<String> {
     raw.split(';').skip(1).find_map(|part| {
         let (key, value) = part.split_once('=').unwrap_or((part, ""));
-        key.trim()
-            .eq_ignore_ascii_case(attribute)
-            .then(|| value.trim().to_string())
+        key.trim().eq_ignore_ascii_case(attribute).then(|| value.trim().to_string())
     })
 }
 
 pub fn is_consent_page(html: &str) -> bool {
-    control_values(html, "decision")
-        .iter()
-        .any(|value| value == "allow")
+    control_values(html, "decision").iter().any(|value| value == "allow")
 }
 
 pub fn is_login_page(html: &str) -> bool {
@@ -741,10 +563,7 @@ pub fn has_input(html: &str, name: &str) -> bool {
 }
 
 fn count_named(html: &str, tag_name: &str, name: &str) -> usize {
-    tags(html, tag_name)
-        .into_iter()
-        .filter(|(_, tag)| attr(&attributes(tag), "name") == Some(name))
-        .count()
+    tags(html, tag_name).into_iter().filter(|(_, tag)| attr(&attributes(tag), "name") == Some(name)).count()
 }
 
 pub fn control_values(html: &str, name: &str) -> Vec<String> {
@@ -765,16 +584,13 @@ pub fn form_with_action(html: &str, action: &str) -> Option<(Vec<(String, String
         if !attr(&attrs, "action").is_some_and(|value| value.ends_with(action)) {
             return None;
         }
-        let end = lower[start..]
-            .find("</form")
-            .map_or(html.len(), |offset| start + offset);
+        let end = lower[start..].find("</form").map_or(html.len(), |offset| start + offset);
         Some((attrs, html[start..end].to_string()))
     })
 }
 
 pub fn form_hidden_inputs(html: &str, action: &str) -> Vec<(String, String)> {
-    let (_, body) = form_with_action(html, action)
-        .unwrap_or_else(|| panic!("no form posting to {action}: {html}"));
+    let (_, body) = form_with_action(html, action).unwrap_or_else(|| panic!("no form posting to {action}: {html}"));
     let mut fields: Vec<(String, String)> = Vec::new();
     for (_, tag) in tags(&body, "input") {
         let attrs = attributes(tag);
@@ -791,10 +607,7 @@ pub fn form_hidden_inputs(html: &str, action: &str) -> Vec<(String, String)> {
 }
 
 pub fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
+    attrs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
 }
 
 fn tags<'a>(html: &'a str, name: &str) -> Vec<(usize, &'a str)> {
@@ -805,14 +618,9 @@ fn tags<'a>(html: &'a str, name: &str) -> Vec<(usize, &'a str)> {
     while let Some(offset) = lower[from..].find(&needle) {
         let start = from + offset;
         let after = start + needle.len();
-        let boundary = lower[after..]
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_whitespace() || c == '>' || c == '/');
+        let boundary = lower[after..].chars().next().is_some_and(|c| c.is_whitespace() || c == '>' || c == '/');
         if boundary {
-            let end = lower[start..]
-                .find('>')
-                .map_or(html.len(), |e| start + e + 1);
+            let end = lower[start..].find('>').map_or(html.len(), |e| start + e + 1);
             found.push((start, &html[start..end]));
         }
         from = after;
@@ -829,9 +637,7 @@ pub fn attributes(tag: &str) -> Vec<(String, String)> {
         if rest.is_empty() || rest.starts_with('>') || rest.starts_with("/>") {
             break;
         }
-        let name_end = rest
-            .find(|c: char| c == '=' || c == '>' || c == '/' || c.is_whitespace())
-            .unwrap_or(rest.len());
+        let name_end = rest.find(|c: char| c == '=' || c == '>' || c == '/' || c.is_whitespace()).unwrap_or(rest.len());
         if name_end == 0 {
             rest = &rest[1..];
             continue;
@@ -850,9 +656,7 @@ pub fn attributes(tag: &str) -> Vec<(String, String)> {
                 (&body[..end], &body[(end + 1).min(body.len())..])
             }
             _ => {
-                let end = after_eq
-                    .find(|c: char| c.is_whitespace() || c == '>')
-                    .unwrap_or(after_eq.len());
+                let end = after_eq.find(|c: char| c.is_whitespace() || c == '>').unwrap_or(after_eq.len());
                 (&after_eq[..end], &after_eq[end..])
             }
         };
@@ -905,9 +709,7 @@ pub fn b64(data: impl AsRef<[u8]>) -> String {
 }
 
 pub fn b64_decode(text: &str) -> Vec<u8> {
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .unwrap_or_else(|e| panic!("{text} is not base64url ({e})"))
+    URL_SAFE_NO_PAD.decode(text).unwrap_or_else(|e| panic!("{text} is not base64url ({e})"))
 }
 
 pub fn now() -> i64 {
@@ -919,42 +721,26 @@ pub fn jwt_header(token: &str) -> jsonwebtoken::Header {
 }
 
 pub fn jwt_claims(token: &str) -> Value {
-    jsonwebtoken::dangerous::insecure_decode::<Value>(token)
-        .expect("JWT claims")
-        .claims
+    jsonwebtoken::dangerous::insecure_decode::<Value>(token).expect("JWT claims").claims
 }
 
-pub fn resign_hs256(
-    token: &str,
-    secret: &[u8],
-    edit: impl FnOnce(&mut jsonwebtoken::Header, &mut Value),
-) -> String {
+pub fn resign_hs256(token: &str, secret: &[u8], edit: impl FnOnce(&mut jsonwebtoken::Header, &mut Value)) -> String {
     let mut jose = jwt_header(token);
     let mut claims = jwt_claims(token);
     jose.alg = jsonwebtoken::Algorithm::HS256;
     edit(&mut jose, &mut claims);
-    jsonwebtoken::encode(
-        &jose,
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )
-    .expect("sign the forged token")
+    jsonwebtoken::encode(&jose, &claims, &jsonwebtoken::EncodingKey::from_secret(secret))
+        .expect("sign the forged token")
 }
 
 pub fn unsigned_token(token: &str) -> String {
     let jose = json!({"alg": "none", "typ": "at+jwt"});
-    format!(
-        "{}.{}.",
-        b64(jose.to_string()),
-        b64(jwt_claims(token).to_string())
-    )
+    format!("{}.{}.", b64(jose.to_string()), b64(jwt_claims(token).to_string()))
 }
 
 pub fn bearer_challenge(response: &Response) -> HashMap<String, String> {
     let raw = header(response, "www-authenticate").expect("WWW-Authenticate header");
-    let params = raw
-        .strip_prefix("Bearer")
-        .unwrap_or_else(|| panic!("not a Bearer challenge: {raw}"));
+    let params = raw.strip_prefix("Bearer").unwrap_or_else(|| panic!("not a Bearer challenge: {raw}"));
     let mut found = HashMap::new();
     let mut rest = params.trim_start();
     while let Some(eq) = rest.find('=') {
