@@ -44,23 +44,9 @@ async fn request_without_a_token_is_challenged_towards_the_resource_metadata() {
 #[tokio::test]
 async fn challenge_leads_to_metadata_describing_this_resource() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(app.url("/mcp"))
-        .json(&initialize_request(1))
-        .send()
-        .await
-        .expect("request reaches the gateway");
+    let response = app.call_mcp_without_a_token().await;
     let challenge = bearer_challenge(&response);
-    let prm: serde_json::Value = app
-        .client
-        .get(&challenge["resource_metadata"])
-        .send()
-        .await
-        .expect("resource metadata")
-        .json()
-        .await
-        .expect("resource metadata JSON");
+    let prm = fetch_resource_metadata(&app, &challenge).await;
     assert_eq!(prm["resource"], app.resource);
 }
 
@@ -204,9 +190,7 @@ async fn token_without_the_access_token_type_is_rejected() {
 #[tokio::test]
 async fn token_without_mcp_read_is_refused_with_insufficient_scope() {
     let app = spawn_app().await;
-    let auth = ClientAuth::Public(app.register_public_client(REDIRECT_URI).await);
-    let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
-    let tokens = issue_tokens(&app, &mut browser, &auth, "mcp:write").await;
+    let (_, tokens) = tokens_with_scope(&app, "mcp:write").await;
     let response = app.call_mcp(&str_field(&tokens, "access_token")).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let challenge = bearer_challenge(&response);

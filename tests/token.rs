@@ -26,15 +26,43 @@ async fn code_for(app: &TestApp, auth: ClientAuth) -> IssuedCode {
     IssuedCode { auth, code, pkce }
 }
 
-async fn redeem(app: &TestApp, issued: &IssuedCode) -> reqwest::Response {
-    app.redeem_code(&issued.auth, &issued.code, REDIRECT_URI, &issued.pkce.verifier).await
+/// The default redemption form of `issued`, with `changes` applied in order: `Some` replaces a field in place (or
+/// appends it when absent), `None` removes it.
+fn redemption_form<'a>(
+    app: &'a TestApp,
+    issued: &'a IssuedCode,
+    changes: &[(&'a str, Option<&'a str>)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut form = app.redemption_form(&issued.code, REDIRECT_URI, &issued.pkce.verifier);
+    for &(key, value) in changes {
+        match (form.iter().position(|(existing, _)| *existing == key), value) {
+            (Some(index), Some(value)) => form[index].1 = value,
+            (Some(index), None) => {
+                form.remove(index);
+            }
+            (None, Some(value)) => form.push((key, value)),
+            (None, None) => panic!("no {key} in the redemption form to remove"),
+        }
+    }
+    form
 }
 
-async fn tokens_with_scope(app: &TestApp, scope: &str) -> (ClientAuth, Value) {
-    let auth = ClientAuth::Public(app.register_public_client(REDIRECT_URI).await);
-    let mut browser = signup_and_login(app, "alice", PASSWORD).await;
-    let tokens = issue_tokens(app, &mut browser, &auth, scope).await;
-    (auth, tokens)
+async fn redeem_with(app: &TestApp, issued: &IssuedCode, changes: &[(&str, Option<&str>)]) -> reqwest::Response {
+    app.post_as("/oauth/token", &issued.auth, &redemption_form(app, issued, changes)).await
+}
+
+async fn redeem(app: &TestApp, issued: &IssuedCode) -> reqwest::Response {
+    redeem_with(app, issued, &[]).await
+}
+
+async fn refresh_with_scope(app: &TestApp, auth: &ClientAuth, tokens: &Value, scope: &str) -> reqwest::Response {
+    let refresh_token = str_field(tokens, "refresh_token");
+    app.post_as(
+        "/oauth/token",
+        auth,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str()), ("scope", scope)],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -42,24 +70,10 @@ async fn a_client_goes_from_challenge_to_tool_call_and_back() {
     let app = spawn_app().await;
     signup_and_login(&app, "alice", PASSWORD).await;
 
-    let challenged = app
-        .client
-        .post(app.url("/mcp"))
-        .json(&initialize_request(1))
-        .send()
-        .await
-        .expect("request reaches the gateway");
+    let challenged = app.call_mcp_without_a_token().await;
     assert_eq!(challenged.status(), StatusCode::UNAUTHORIZED);
     let challenge = bearer_challenge(&challenged);
-    let prm: Value = app
-        .client
-        .get(&challenge["resource_metadata"])
-        .send()
-        .await
-        .expect("resource metadata")
-        .json()
-        .await
-        .expect("resource metadata JSON");
+    let prm = fetch_resource_metadata(&app, &challenge).await;
     let resource = str_field(&prm, "resource");
     let issuer = prm["authorization_servers"][0].as_str().expect("an authorization server").to_string();
     let metadata: Value = app
@@ -264,7 +278,7 @@ async fn code_is_bound_to_the_exact_redirect_uri_used_at_authorization() {
 async fn wrong_code_verifier_is_rejected() {
     let app = spawn_app().await;
     let issued = public_code(&app).await;
-    let response = app.redeem_code(&issued.auth, &issued.code, REDIRECT_URI, &pkce_pair().verifier).await;
+    let response = redeem_with(&app, &issued, &[("code_verifier", Some(pkce_pair().verifier.as_str()))]).await;
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
 
@@ -272,13 +286,7 @@ async fn wrong_code_verifier_is_rejected() {
 async fn missing_code_verifier_is_rejected() {
     let app = spawn_app().await;
     let issued = public_code(&app).await;
-    let response = app
-        .post_as(
-            "/oauth/token",
-            &issued.auth,
-            &[("grant_type", "authorization_code"), ("code", issued.code.as_str()), ("redirect_uri", REDIRECT_URI)],
-        )
-        .await;
+    let response = redeem_with(&app, &issued, &[("code_verifier", None), ("resource", None)]).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: Value = response.json().await.expect("error JSON");
     let error = body["error"].as_str().unwrap_or_default();
@@ -289,17 +297,7 @@ async fn missing_code_verifier_is_rejected() {
 async fn missing_code_is_an_invalid_request() {
     let app = spawn_app().await;
     let issued = public_code(&app).await;
-    let response = app
-        .post_as(
-            "/oauth/token",
-            &issued.auth,
-            &[
-                ("grant_type", "authorization_code"),
-                ("redirect_uri", REDIRECT_URI),
-                ("code_verifier", issued.pkce.verifier.as_str()),
-            ],
-        )
-        .await;
+    let response = redeem_with(&app, &issued, &[("code", None), ("resource", None)]).await;
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
 }
 
@@ -307,19 +305,7 @@ async fn missing_code_is_an_invalid_request() {
 async fn code_cannot_be_redeemed_for_another_resource() {
     let app = spawn_app().await;
     let issued = public_code(&app).await;
-    let response = app
-        .post_as(
-            "/oauth/token",
-            &issued.auth,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", issued.code.as_str()),
-                ("redirect_uri", REDIRECT_URI),
-                ("code_verifier", issued.pkce.verifier.as_str()),
-                ("resource", "https://other.example.com/mcp"),
-            ],
-        )
-        .await;
+    let response = redeem_with(&app, &issued, &[("resource", Some("https://other.example.com/mcp"))]).await;
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_target").await;
 }
 
@@ -327,18 +313,7 @@ async fn code_cannot_be_redeemed_for_another_resource() {
 async fn resource_may_be_omitted_at_the_token_endpoint() {
     let app = spawn_app().await;
     let issued = public_code(&app).await;
-    let response = app
-        .post_as(
-            "/oauth/token",
-            &issued.auth,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", issued.code.as_str()),
-                ("redirect_uri", REDIRECT_URI),
-                ("code_verifier", issued.pkce.verifier.as_str()),
-            ],
-        )
-        .await;
+    let response = redeem_with(&app, &issued, &[("resource", None)]).await;
     let tokens = json_ok(response).await;
     assert_eq!(jwt_claims(&str_field(&tokens, "access_token"))["aud"], app.resource);
 }
@@ -355,18 +330,7 @@ async fn expired_code_is_rejected() {
 async fn token_endpoint_is_also_served_at_the_root_path() {
     let app = spawn_app().await;
     let issued = public_code(&app).await;
-    let response = app
-        .post_as(
-            "/token",
-            &issued.auth,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", issued.code.as_str()),
-                ("redirect_uri", REDIRECT_URI),
-                ("code_verifier", issued.pkce.verifier.as_str()),
-            ],
-        )
-        .await;
+    let response = app.post_as("/token", &issued.auth, &redemption_form(&app, &issued, &[("resource", None)])).await;
     assert!(json_ok(response).await["access_token"].is_string());
 }
 
@@ -443,21 +407,9 @@ async fn secret_in_both_header_and_body_is_an_invalid_request() {
     let app = spawn_app().await;
     let (id, secret) = app.register_confidential_client("client_secret_basic").await;
     let issued = code_for(&app, ClientAuth::Basic(id.clone(), secret.clone())).await;
-    let response = app
-        .client
-        .post(app.url("/oauth/token"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", issued.code.as_str()),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", issued.pkce.verifier.as_str()),
-            ("client_id", id.as_str()),
-            ("client_secret", secret.as_str()),
-        ])
-        .send()
-        .await
-        .expect("request reaches the gateway");
+    // `issued.auth` sends the secret in the Basic header; the form repeats it in the body.
+    let in_body = [("resource", None), ("client_id", Some(id.as_str())), ("client_secret", Some(secret.as_str()))];
+    let response = redeem_with(&app, &issued, &in_body).await;
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
 }
 
@@ -490,17 +442,7 @@ async fn reusing_a_refresh_token_revokes_its_whole_family() {
 async fn refresh_may_narrow_the_scope() {
     let app = spawn_app().await;
     let (auth, tokens) = public_client_tokens(&app).await;
-    let response = app
-        .post_as(
-            "/oauth/token",
-            &auth,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", str_field(&tokens, "refresh_token").as_str()),
-                ("scope", "mcp:read"),
-            ],
-        )
-        .await;
+    let response = refresh_with_scope(&app, &auth, &tokens, "mcp:read").await;
     let narrowed = json_ok(response).await;
     assert_eq!(narrowed["scope"], "mcp:read");
     assert_eq!(jwt_claims(&str_field(&narrowed, "access_token"))["scope"], "mcp:read");
@@ -511,17 +453,7 @@ async fn refresh_cannot_widen_the_scope() {
     let app = spawn_app().await;
     let (auth, tokens) = tokens_with_scope(&app, "mcp:read").await;
     assert_eq!(tokens["scope"], "mcp:read");
-    let response = app
-        .post_as(
-            "/oauth/token",
-            &auth,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", str_field(&tokens, "refresh_token").as_str()),
-                ("scope", ALL_SCOPES),
-            ],
-        )
-        .await;
+    let response = refresh_with_scope(&app, &auth, &tokens, ALL_SCOPES).await;
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_scope").await;
 }
 

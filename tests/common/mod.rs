@@ -179,23 +179,36 @@ impl TestApp {
         request.form(&form).send().await.expect("request reaches the gateway")
     }
 
+    pub fn redemption_form<'a>(
+        &'a self,
+        code: &'a str,
+        redirect_uri: &'a str,
+        verifier: &'a str,
+    ) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+            ("resource", self.resource.as_str()),
+        ]
+    }
+
     pub async fn redeem_code(&self, auth: &ClientAuth, code: &str, redirect_uri: &str, verifier: &str) -> Response {
-        self.post_as(
-            "/oauth/token",
-            auth,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", redirect_uri),
-                ("code_verifier", verifier),
-                ("resource", self.resource.as_str()),
-            ],
-        )
-        .await
+        self.post_as("/oauth/token", auth, &self.redemption_form(code, redirect_uri, verifier)).await
     }
 
     pub async fn refresh(&self, auth: &ClientAuth, refresh_token: &str) -> Response {
         self.post_as("/oauth/token", auth, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+    }
+
+    pub async fn call_mcp_without_a_token(&self) -> Response {
+        self.client
+            .post(self.url("/mcp"))
+            .json(&initialize_request(1))
+            .send()
+            .await
+            .expect("request reaches the gateway")
     }
 
     pub async fn call_mcp(&self, access_token: &str) -> Response {
@@ -448,9 +461,13 @@ pub async fn issue_tokens(app: &TestApp, browser: &mut Browser, auth: &ClientAut
 }
 
 pub async fn public_client_tokens(app: &TestApp) -> (ClientAuth, Value) {
+    tokens_with_scope(app, ALL_SCOPES).await
+}
+
+pub async fn tokens_with_scope(app: &TestApp, scope: &str) -> (ClientAuth, Value) {
     let auth = ClientAuth::Public(app.register_public_client(REDIRECT_URI).await);
     let mut browser = signup_and_login(app, "alice", PASSWORD).await;
-    let tokens = issue_tokens(app, &mut browser, &auth, ALL_SCOPES).await;
+    let tokens = issue_tokens(app, &mut browser, &auth, scope).await;
     (auth, tokens)
 }
 
@@ -736,6 +753,17 @@ pub fn resign_hs256(token: &str, secret: &[u8], edit: impl FnOnce(&mut jsonwebto
 pub fn unsigned_token(token: &str) -> String {
     let jose = json!({"alg": "none", "typ": "at+jwt"});
     format!("{}.{}.", b64(jose.to_string()), b64(jwt_claims(token).to_string()))
+}
+
+pub async fn fetch_resource_metadata(app: &TestApp, challenge: &HashMap<String, String>) -> Value {
+    app.client
+        .get(&challenge["resource_metadata"])
+        .send()
+        .await
+        .expect("resource metadata")
+        .json()
+        .await
+        .expect("resource metadata JSON")
 }
 
 pub fn bearer_challenge(response: &Response) -> HashMap<String, String> {
