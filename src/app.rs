@@ -2,14 +2,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use poem::endpoint::TowerCompatExt;
 use poem::http::{HeaderValue, Method, StatusCode, Uri, header};
 use poem::listener::{Acceptor, TcpAcceptor};
 use poem::middleware::{CookieJarManager, Cors};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, post};
 use poem_openapi::OpenApiService;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::crypto::Passwords;
+use crate::mcp::events::NoteEvents;
 use crate::oauth::api::{DiscoveryApi, OAuthApi};
 use crate::oauth::jwt::AccessTokens;
 use crate::oauth::keys::KeyRing;
@@ -43,7 +46,8 @@ impl Application {
         let keys = KeyRing::load(store.clone(), config.jwt_secret.as_deref(), config.access_token_ttl).await?;
         let tokens = AccessTokens::new(keys, config.issuer.clone(), config.resource.as_str().to_owned());
         let passwords = Passwords::new(config.password_hash_cost);
-        Ok(Application { state: Arc::new(AppState { config, store, tokens, passwords }) })
+        let note_events = NoteEvents::default();
+        Ok(Application { state: Arc::new(AppState { config, store, tokens, passwords, note_events }) })
     }
 
     pub fn state(&self) -> &State {
@@ -74,21 +78,30 @@ impl Application {
         });
         let acceptor = TcpAcceptor::from_tokio(listener)?;
         tracing::info!(addr = ?acceptor.local_addr(), "listening");
+        // Ends open MCP streams (GET SSE) when shutdown starts, so draining does not wait for them.
+        let streams = CancellationToken::new();
+        let stop_streams = streams.clone();
+        let shutdown = async move {
+            shutdown.await;
+            stop_streams.cancel();
+        };
         let result = Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(routes(self.state), shutdown, Some(Duration::from_secs(10)))
+            .run_with_graceful_shutdown(routes(self.state, streams), shutdown, Some(Duration::from_secs(10)))
             .await;
         reload.abort();
         result
     }
 }
 
-/// Every route of the server.
-pub fn routes(state: State) -> impl Endpoint<Output = Response> {
+/// Every route of the server. `mcp_streams` ends the MCP service's open streams.
+pub fn routes(state: State, mcp_streams: CancellationToken) -> impl Endpoint<Output = Response> {
     let api = openapi_service();
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     let guarded_state = state.clone();
-    let mcp = mcp::placeholder.around(move |ep, req| mcp::guard::require_bearer(ep, req, guarded_state.clone()));
+    let mcp = mcp::service(state.clone(), mcp_streams)
+        .compat()
+        .around(move |ep, req| mcp::guard::require_bearer(ep, req, guarded_state.clone()));
     let config = state.config.clone();
     Route::new()
         .nest_no_strip("/oauth", api.with(cors()))
@@ -165,20 +178,21 @@ async fn rewrite_paths<E: Endpoint>(ep: E, mut req: Request, config: Config) -> 
     ep.call(req).await
 }
 
-/// Refuses bodies over [`MAX_BODY_BYTES`] with 413: by `Content-Length` before reading, otherwise by
-/// reading at most that much.
+/// Refuses bodies over [`MAX_BODY_BYTES`] ([`mcp::MAX_BODY_BYTES`] on `/mcp`) with 413: by
+/// `Content-Length` before reading, otherwise by reading at most that much.
 async fn limit_body<E: Endpoint>(ep: E, mut req: Request) -> poem::Result<E::Output> {
+    let limit = if req.uri().path() == "/mcp" { mcp::MAX_BODY_BYTES } else { MAX_BODY_BYTES };
     let too_large = || poem::Error::from_string("request body too large", StatusCode::PAYLOAD_TOO_LARGE);
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(|v| v.parse::<usize>());
     match declared {
-        Some(Ok(len)) if len > MAX_BODY_BYTES => return Err(too_large()),
+        Some(Ok(len)) if len > limit => return Err(too_large()),
         Some(Ok(_)) => {}
         Some(Err(_)) => {
             return Err(poem::Error::from_string("invalid Content-Length", StatusCode::BAD_REQUEST));
         }
         // Chunked HTTP/1.1 or an HTTP/2 stream without a declared length: read at most the limit.
         None => {
-            let body = req.take_body().into_bytes_limit(MAX_BODY_BYTES).await.map_err(|_| too_large())?;
+            let body = req.take_body().into_bytes_limit(limit).await.map_err(|_| too_large())?;
             req.set_body(body);
         }
     }

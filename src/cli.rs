@@ -11,6 +11,7 @@ use crate::crypto::Passwords;
 use crate::oauth::client_auth;
 use crate::oauth::keys::generate_es256;
 use crate::oauth::register::{ClientMetadata, RegistrationSource, register_client};
+use crate::oauth::token::mint_for_operator;
 use crate::pages::{validate_password, validate_username};
 use crate::store::Store;
 
@@ -36,6 +37,9 @@ pub enum Command {
     /// Manage the keys that sign access tokens.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Issue access tokens for operators and scripts.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// The OpenAPI description.
     #[command(subcommand)]
     Openapi(OpenapiCommand),
@@ -91,6 +95,23 @@ pub enum KeysCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print an access token for USER through CLIENT, signed like the token endpoint's.
+    Mint {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        client: String,
+        /// Space-separated scopes, e.g. "mcp:read mcp:write".
+        #[arg(long)]
+        scope: String,
+        /// Lifetime in seconds (default: ACCESS_TOKEN_TTL; at most 30 days).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(60..=2_592_000))]
+        ttl: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum OpenapiCommand {
     /// Write openapi.json and openapi.yaml into a directory.
     Export {
@@ -113,6 +134,15 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::User(cmd) => user(cmd, &config).await,
         Command::Client(cmd) => client(cmd, config).await,
         Command::Keys(cmd) => keys(cmd, &config).await,
+        Command::Token(TokenCommand::Mint { user, client, scope, ttl }) => {
+            let ttl = ttl.map_or(config.access_token_ttl.as_secs() as i64, i64::from);
+            let app = Application::build(config).await?;
+            let token = mint_for_operator(app.state(), &user, &client, &scope, ttl)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.description))?;
+            println!("{token}");
+            Ok(())
+        }
     }
 }
 

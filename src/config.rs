@@ -55,6 +55,10 @@ pub struct Config {
     pub signup: bool,
     pub log_format: LogFormat,
     pub password_hash_cost: PasswordHashCost,
+    /// An MCP session unused for this long ends (404) and is purged.
+    pub mcp_session_ttl: Duration,
+    /// Serve the fixture tools, resources and prompts of the MCP conformance suite.
+    pub conformance_fixtures: bool,
 }
 
 impl Config {
@@ -128,6 +132,8 @@ impl Config {
                 .collect::<Result<_, _>>()?,
         };
         let signup = on_off(&get, "SIGNUP", true)?;
+        let mcp_session_ttl = seconds(&get, "MCP_SESSION_TTL", 3600, 60, 7 * 86_400)?;
+        let conformance_fixtures = on_off(&get, "MCP_CONFORMANCE_FIXTURES", false)?;
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
@@ -158,6 +164,8 @@ impl Config {
             signup,
             log_format,
             password_hash_cost,
+            mcp_session_ttl,
+            conformance_fixtures,
         })
     }
 
@@ -170,6 +178,26 @@ impl Config {
     /// Whether cookies must carry `Secure`: the browser reaches us over https.
     pub fn secure_cookies(&self) -> bool {
         self.issuer.starts_with("https://")
+    }
+
+    /// `Host` values `/mcp` answers to (DNS-rebinding protection): the hosts of the resource and issuer
+    /// URIs, with and without port, plus the loopback names when either is local.
+    pub fn allowed_hosts(&self) -> Vec<String> {
+        let mut hosts = Vec::new();
+        for url in [Some(self.resource.url().clone()), Url::parse(&self.issuer).ok()].into_iter().flatten() {
+            if let Some(host) = url.host_str() {
+                hosts.push(host.to_owned());
+                if let Some(port) = url.port() {
+                    hosts.push(format!("{host}:{port}"));
+                }
+                if matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+                    hosts.extend(["localhost", "127.0.0.1", "::1"].map(str::to_owned));
+                }
+            }
+        }
+        hosts.sort();
+        hosts.dedup();
+        hosts
     }
 
     /// The RFC 9728 metadata URL that `WWW-Authenticate` points clients to.

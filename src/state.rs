@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::crypto::Passwords;
+use crate::mcp::events::NoteEvents;
 use crate::oauth::jwt::AccessTokens;
 use crate::store::Store;
 
@@ -11,6 +12,7 @@ pub struct AppState {
     pub store: Store,
     pub tokens: AccessTokens,
     pub passwords: Passwords,
+    pub note_events: NoteEvents,
 }
 
 pub type State = Arc<AppState>;

@@ -1,24 +1,44 @@
-//! The MCP endpoint: the bearer guard, and (until the MCP server lands) a placeholder behind it.
+//! The MCP endpoint: rmcp's Streamable HTTP service behind the bearer guard.
+//!
+//! Both eras are served on one endpoint: legacy revisions (2024-11-05 … 2025-11-25) with `initialize` and
+//! `Mcp-Session-Id` sessions stored in the database, and 2026-07-28 stateless requests (`server/discover`).
+pub mod events;
 pub mod guard;
+pub mod server;
+pub mod session_store;
+pub mod tools;
 
-use poem::http::StatusCode;
-use poem::{Body, Request, Response, handler};
-use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Answers every authenticated JSON-RPC request with "not implemented" (-32601), keeping its `id`.
-#[handler]
-pub async fn placeholder(req: &Request, body: Body) -> Response {
-    if req.method() != poem::http::Method::POST {
-        return Response::builder().status(StatusCode::METHOD_NOT_ALLOWED).header("Allow", "POST").finish();
-    }
-    let reply = match body.into_json::<Value>().await {
-        Ok(message) => {
-            let id = message.get("id").cloned().unwrap_or(Value::Null);
-            json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "not implemented: the MCP server is not built yet"}})
-        }
-        Err(_) => {
-            json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error: the body is not JSON"}})
-        }
-    };
-    Response::builder().content_type("application/json").body(reply.to_string())
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use self::server::McpServer;
+use self::session_store::DbSessionStore;
+use crate::state::State;
+
+/// Largest JSON-RPC body `/mcp` accepts.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub fn service(state: State, shutdown: CancellationToken) -> StreamableHttpService<McpServer, LocalSessionManager> {
+    let config = &state.config;
+    let mut http = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(config.allowed_hosts())
+        .with_allowed_origins(config.allowed_origins.clone())
+        .enforce_origin_validation()
+        .with_legacy_session_mode(true)
+        .with_json_response(true)
+        .with_sse_keep_alive(Some(Duration::from_secs(15)))
+        .with_max_request_body_bytes(MAX_BODY_BYTES)
+        .with_cancellation_token(shutdown);
+    http.session_store =
+        Some(Arc::new(DbSessionStore::new(state.store.clone(), config.mcp_session_ttl.as_secs() as i64)));
+    let factory_state = state.clone();
+    StreamableHttpService::new(
+        move || Ok(McpServer::new(factory_state.clone())),
+        Arc::new(LocalSessionManager::default()),
+        http,
+    )
 }

@@ -10,7 +10,7 @@ use super::scope::Scope;
 use crate::crypto::{now, random_token, sha256_hex};
 use crate::error::{ErrorCode, OAuthError};
 use crate::state::AppState;
-use crate::store::{authorization_code, client, refresh_token};
+use crate::store::{authorization_code, client, grant, refresh_token};
 
 /// A token request (`application/x-www-form-urlencoded`).
 #[derive(Debug, Object, Deserialize)]
@@ -181,6 +181,56 @@ async fn refresh(state: &AppState, client: &client::Model, req: TokenRequest) ->
         return Err(OAuthError::invalid_grant("the grant has been revoked or its user disabled"));
     }
     issue_tokens(state, client, &old.user_id, &scope.to_string(), &old.scope, &old.resource, &old.family_id).await
+}
+
+/// `mcp-gateway token mint`: an access token for operators and scripts, under a grant of its own (so
+/// it can be revoked like any other), signed exactly as the token endpoint signs.
+pub async fn mint_for_operator(
+    state: &AppState,
+    username: &str,
+    client_id: &str,
+    scope: &str,
+    ttl_secs: i64,
+) -> Result<String, OAuthError> {
+    let user = state
+        .store
+        .find_user_by_username(&username.to_ascii_lowercase())
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| OAuthError::invalid_request(format!("no active user named {username}")))?;
+    let client = state
+        .store
+        .find_client(client_id)
+        .await?
+        .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, format!("no client {client_id}")))?;
+    let scope = Scope::parse(scope).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?;
+    if scope.is_empty() {
+        return Err(OAuthError::new(ErrorCode::InvalidScope, "name at least one scope"));
+    }
+    let resource = state.config.resource.as_str();
+    let grant_id = uuid::Uuid::new_v4().to_string();
+    state
+        .store
+        .insert_grant(grant::Model {
+            grant_id: grant_id.clone(),
+            user_id: user.id.clone(),
+            client_id: client.client_id.clone(),
+            resource: resource.to_owned(),
+            scope: scope.to_string(),
+            created_at: now(),
+            revoked_at: None,
+        })
+        .await?;
+    let scope = scope.to_string();
+    let grant = Grant {
+        subject: &user.id,
+        client_id: &client.client_id,
+        scope: &scope,
+        audience: resource,
+        grant_id: &grant_id,
+    };
+    let (token, _) = state.tokens.issue(grant, ttl_secs).map_err(OAuthError::internal)?;
+    Ok(token)
 }
 
 /// Signs the access token and, when the client may refresh, stores the next refresh token of the family.

@@ -174,3 +174,39 @@ pub mod signing_key {
     }
     no_relations!();
 }
+
+pub mod mcp_session {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mcp_sessions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub session_id: String,
+        /// The `sub` of the token that created the session.
+        pub subject: Option<String>,
+        pub client_id: Option<String>,
+        /// rmcp's serialized session state (the client's `initialize` parameters).
+        pub state: Option<String>,
+        pub created_at: i64,
+        pub last_seen: i64,
+    }
+    no_relations!();
+}
+
+pub mod note {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub title: String,
+        pub body: String,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+    no_relations!();
+}

@@ -5,6 +5,11 @@ use super::{Store, grant, refresh_token, user};
 use crate::crypto::now;
 
 impl Store {
+    pub async fn insert_grant(&self, model: grant::Model) -> Result<(), DbErr> {
+        grant::Entity::insert(grant::ActiveModel::from(model)).exec_without_returning(&self.db).await?;
+        Ok(())
+    }
+
     /// Whether tokens of this grant may still be used: the grant is not revoked and its user not disabled.
     pub async fn grant_is_active(&self, grant_id: &str) -> Result<bool, DbErr> {
         let found = grant::Entity::find_by_id(grant_id)

@@ -10,6 +10,8 @@ mod codes;
 mod consents;
 mod grants;
 mod keys;
+mod mcp_sessions;
+mod notes;
 mod refresh_tokens;
 mod sessions;
 mod users;
@@ -21,7 +23,9 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr, TransactionTrait,
 };
 
-pub use entities::{authorization_code, client, consent, grant, login_session, refresh_token, signing_key, user};
+pub use entities::{
+    authorization_code, client, consent, grant, login_session, mcp_session, note, refresh_token, signing_key, user,
+};
 
 /// The database handle shared by every request.
 #[derive(Clone, Debug)]

@@ -1,5 +1,7 @@
 #![allow(dead_code)]
 
+pub mod mcp;
+
 use std::collections::HashMap;
 
 use base64::Engine;
@@ -242,7 +244,7 @@ impl TestApp {
 }
 
 pub async fn assert_mcp_accepts(app: &TestApp, access_token: &str) {
-    let body = json_ok(app.call_mcp(access_token).await).await;
+    let body = mcp::answer(app.call_mcp(access_token).await, 7).await;
     assert_eq!(body["jsonrpc"], "2.0", "{body}");
     assert_eq!(body["id"], 7, "{body}");
 }

@@ -1,0 +1,293 @@
+//! The MCP server (rmcp `ServerHandler`): tools, notes as resources with subscriptions, a prompt,
+//! completions and logging. One value per session; everything shared lives in [`AppState`].
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use poem::http::request::Parts;
+use rmcp::handler::server::router::prompt::PromptRouter;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::Extension;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::*;
+use rmcp::service::RequestContext;
+use rmcp::{
+    ErrorData as McpError, Peer, RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, schemars,
+    tool_handler,
+};
+use serde::Deserialize;
+
+use crate::oauth::jwt::AccessClaims;
+use crate::state::State;
+use crate::store::note;
+
+pub const NOTE_SCHEME: &str = "note://";
+const PAGE_SIZE: u64 = 50;
+
+#[derive(Clone)]
+pub struct McpServer {
+    pub(crate) state: State,
+    tool_router: ToolRouter<McpServer>,
+    prompt_router: PromptRouter<McpServer>,
+    session: Arc<SessionLocal>,
+}
+
+/// What one session remembers: its resource subscriptions and logging level.
+#[derive(Default)]
+struct SessionLocal {
+    subscriptions: Mutex<HashSet<String>>,
+    forwarding: Mutex<bool>,
+    #[allow(deprecated)]
+    log_level: Mutex<Option<LoggingLevel>>,
+}
+
+impl McpServer {
+    pub fn new(state: State) -> McpServer {
+        let tool_router = McpServer::tools(state.config.conformance_fixtures);
+        McpServer { state, tool_router, prompt_router: McpServer::prompt_router(), session: Arc::default() }
+    }
+
+    /// Every tool this server offers, for routing and for the guard's scope decisions.
+    pub fn tools(with_conformance_fixtures: bool) -> ToolRouter<McpServer> {
+        let router = McpServer::whoami_router() + McpServer::notes_router();
+        if with_conformance_fixtures { router + McpServer::conformance_router() } else { router }
+    }
+
+    /// Sends a log message if the client asked for this level or a more severe one.
+    #[allow(deprecated)]
+    pub(crate) async fn log(&self, peer: &Peer<RoleServer>, level: LoggingLevel, data: serde_json::Value) {
+        let wanted = *self.session.log_level.lock().expect("log level lock");
+        if wanted.is_some_and(|w| severity(level) >= severity(w)) {
+            let _ = peer
+                .notify_logging_message(LoggingMessageNotificationParam::new(level, data).with_logger("mcp-gateway"))
+                .await;
+        }
+    }
+}
+
+#[allow(deprecated)]
+fn severity(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+/// The verified access token of the request, put there by the bearer guard.
+pub(crate) fn caller(parts: &Parts) -> Result<&AccessClaims, McpError> {
+    parts.extensions.get::<AccessClaims>().ok_or_else(|| McpError::invalid_request("no verified access token", None))
+}
+
+fn context_caller(ctx: &RequestContext<RoleServer>) -> Result<AccessClaims, McpError> {
+    ctx.extensions
+        .get::<Parts>()
+        .and_then(|p| p.extensions.get::<AccessClaims>())
+        .cloned()
+        .ok_or_else(|| McpError::invalid_request("no verified access token", None))
+}
+
+pub(crate) fn note_uri(id: &str) -> String {
+    format!("{NOTE_SCHEME}{id}")
+}
+
+pub(crate) fn note_resource(n: &note::Model) -> Resource {
+    Resource::new(note_uri(&n.id), n.title.clone())
+        .with_title(n.title.clone())
+        .with_mime_type("text/markdown")
+        .with_size(n.body.len() as u64)
+}
+
+fn internal(e: impl std::fmt::Display) -> McpError {
+    tracing::error!(error = %e, "MCP request failed");
+    McpError::internal_error("the server could not complete the request", None)
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct SummarizeArgs {
+    /// Only notes whose title or text contains this (optional).
+    pub topic: Option<String>,
+}
+
+#[prompt_router]
+impl McpServer {
+    /// A prompt asking the model to summarize the signed-in person's notes.
+    #[prompt(name = "summarize_notes", title = "Summarize my notes")]
+    async fn summarize_notes(
+        &self,
+        Parameters(args): Parameters<SummarizeArgs>,
+        Extension(parts): Extension<Parts>,
+    ) -> Result<GetPromptResult, McpError> {
+        let me = caller(&parts)?;
+        let notes = match args.topic.as_deref().filter(|t| !t.is_empty()) {
+            Some(topic) => self.state.store.search_notes(&me.sub, topic, 20).await,
+            None => self.state.store.list_notes(&me.sub, 0, 20).await,
+        }
+        .map_err(internal)?;
+        let listing: String = notes.iter().map(|n| format!("## {}\n{}\n\n", n.title, n.body)).collect();
+        let text = if notes.is_empty() {
+            "I have no notes yet. Say so briefly.".to_owned()
+        } else {
+            format!("Summarize these notes in a few bullet points, grouping related ones:\n\n{listing}")
+        };
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
+            .with_description(format!("A summary request for {} notes", notes.len())))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+#[prompt_handler(router = self.prompt_router)]
+impl ServerHandler for McpServer {
+    #[allow(deprecated)]
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .enable_completions()
+                .enable_logging()
+                .build(),
+        )
+        .with_server_info(Implementation::new("mcp-gateway", env!("CARGO_PKG_VERSION")).with_title("mcp-gateway"))
+        .with_instructions(
+            "Notes of the signed-in person: notes_create, notes_list, notes_search, notes_get, notes_delete; \
+             each note is also the resource note://{id}. whoami tells who the token belongs to.",
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let me = context_caller(&ctx)?;
+        let offset = request.and_then(|r| r.cursor).and_then(|c| c.parse::<u64>().ok()).unwrap_or(0);
+        let notes = self.state.store.list_notes(&me.sub, offset, PAGE_SIZE + 1).await.map_err(internal)?;
+        let more = notes.len() as u64 > PAGE_SIZE;
+        let mut result =
+            ListResourcesResult::with_all_items(notes.iter().take(PAGE_SIZE as usize).map(note_resource).collect());
+        if more {
+            result.next_cursor = Some((offset + PAGE_SIZE).to_string());
+        }
+        Ok(result)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new(format!("{NOTE_SCHEME}{{id}}"), "note")
+                .with_title("A note")
+                .with_description("One of your notes, by id, as Markdown")
+                .with_mime_type("text/markdown"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let me = context_caller(&ctx)?;
+        let not_found = || McpError::resource_not_found(format!("no resource {}", request.uri), None);
+        let id = request.uri.strip_prefix(NOTE_SCHEME).ok_or_else(not_found)?;
+        let note = self.state.store.find_note(&me.sub, id).await.map_err(internal)?.ok_or_else(not_found)?;
+        let text = format!("# {}\n\n{}", note.title, note.body);
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, request.uri.clone()).with_mime_type("text/markdown"),
+        ])
+        .into())
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let me = context_caller(&ctx)?;
+        self.session.subscriptions.lock().expect("subscriptions lock").insert(request.uri);
+        let mut started = self.session.forwarding.lock().expect("forwarding lock");
+        if !*started {
+            *started = true;
+            tokio::spawn(forward_note_changes(self.state.clone(), self.session.clone(), me.sub, ctx.peer.clone()));
+        }
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.session.subscriptions.lock().expect("subscriptions lock").remove(&request.uri);
+        Ok(())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let me = context_caller(&ctx)?;
+        let typed = request.argument.value.as_str();
+        let values = match (&request.r#ref, request.argument.name.as_str()) {
+            (Reference::Prompt(p), "topic") if p.name == "summarize_notes" => {
+                self.state.store.note_titles(&me.sub, typed, 100).await.map_err(internal)?
+            }
+            (Reference::Resource(r), "id") if r.uri == format!("{NOTE_SCHEME}{{id}}") => self
+                .state
+                .store
+                .list_notes(&me.sub, 0, 500)
+                .await
+                .map_err(internal)?
+                .into_iter()
+                .map(|n| n.id)
+                .filter(|id| id.starts_with(typed))
+                .take(100)
+                .collect(),
+            _ => vec![],
+        };
+        Ok(CompleteResult::new(CompletionInfo::with_all_values(values).map_err(internal)?))
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        *self.session.log_level.lock().expect("log level lock") = Some(request.level);
+        Ok(())
+    }
+}
+
+/// Delivers `notifications/resources/updated` for the session's subscriptions until the session ends.
+async fn forward_note_changes(state: State, session: Arc<SessionLocal>, user_id: String, peer: Peer<RoleServer>) {
+    let mut changes = state.note_events.subscribe();
+    loop {
+        let change = match changes.recv().await {
+            Ok(change) => change,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        if peer.is_transport_closed() {
+            return;
+        }
+        let uri = note_uri(&change.note_id);
+        let subscribed =
+            change.user_id == user_id && session.subscriptions.lock().expect("subscriptions lock").contains(&uri);
+        if subscribed && peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri)).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! A small MCP client over real HTTP: JSON or SSE answers, legacy sessions and 2026-07-28 requests.
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::TestApp;
+
+pub const LEGACY: &str = "2025-06-18";
+pub const STATELESS: &str = "2026-07-28";
+
+/// The JSON-RPC message answering `id` in a JSON or `text/event-stream` body.
+pub async fn answer(response: Response, id: u64) -> Value {
+    let status = response.status();
+    let is_sse = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/event-stream"));
+    let text = response.text().await.expect("MCP response body");
+    assert!(status.is_success(), "HTTP {status}: {text}");
+    if !is_sse {
+        return serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    }
+    sse_messages(&text)
+        .into_iter()
+        .find(|m| m.get("id") == Some(&json!(id)))
+        .unwrap_or_else(|| panic!("no answer to request {id} in: {text}"))
+}
+
+/// Every JSON message in the `data:` lines of an SSE body.
+pub fn sse_messages(text: &str) -> Vec<Value> {
+    text.lines().filter_map(|l| l.strip_prefix("data:")).filter_map(|d| serde_json::from_str(d.trim()).ok()).collect()
+}
+
+pub struct McpClient<'a> {
+    pub app: &'a TestApp,
+    pub token: String,
+    pub session: Option<String>,
+    pub version: &'static str,
+    next_id: u64,
+}
+
+impl<'a> McpClient<'a> {
+    /// A legacy client: `initialize`, keep the `Mcp-Session-Id`, send `notifications/initialized`.
+    pub async fn connect(app: &'a TestApp, token: &str) -> McpClient<'a> {
+        let mut client = McpClient { app, token: token.to_owned(), session: None, version: LEGACY, next_id: 1 };
+        let response = client.post(&initialize(LEGACY, 0)).send().await.unwrap();
+        let session = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let init = answer(response, 0).await;
+        assert_eq!(init["result"]["protocolVersion"], LEGACY, "{init}");
+        client.session = Some(session.expect("initialize opens a session"));
+        let status = client.notify("notifications/initialized", json!({})).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        client
+    }
+
+    /// A 2026-07-28 client: no handshake, no session; every request carries the protocol metadata.
+    pub fn stateless(app: &'a TestApp, token: &str) -> McpClient<'a> {
+        McpClient { app, token: token.to_owned(), session: None, version: STATELESS, next_id: 1 }
+    }
+
+    pub fn post(&self, body: &Value) -> RequestBuilder {
+        let mut request = self
+            .app
+            .client
+            .post(self.app.url("/mcp"))
+            .bearer_auth(&self.token)
+            .header("accept", "application/json, text/event-stream")
+            .json(body);
+        if let Some(session) = &self.session {
+            request = request.header("mcp-session-id", session).header("mcp-protocol-version", self.version);
+        }
+        if self.version == STATELESS {
+            let method = body["method"].as_str().unwrap_or_default().to_owned();
+            request = request.header("mcp-protocol-version", STATELESS).header("mcp-method", method);
+            if let Some(name) = body["params"]["name"].as_str().or(body["params"]["uri"].as_str()) {
+                request = request.header("mcp-name", name);
+            }
+        }
+        request
+    }
+
+    fn message(&mut self, method: &str, mut params: Value) -> (u64, Value) {
+        let id = self.next_id;
+        self.next_id += 1;
+        if self.version == STATELESS {
+            params["_meta"] = json!({
+                "io.modelcontextprotocol/protocolVersion": STATELESS,
+                "io.modelcontextprotocol/clientInfo": {"name": "gateway-tests", "version": "0.0.0"},
+                "io.modelcontextprotocol/clientCapabilities": {},
+            });
+        }
+        (id, json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+    }
+
+    /// Sends a request and returns the whole JSON-RPC answer (`result` or `error`).
+    pub async fn request(&mut self, method: &str, params: Value) -> Value {
+        let (id, body) = self.message(method, params);
+        let response = self.post(&body).send().await.unwrap();
+        answer(response, id).await
+    }
+
+    /// Sends a request and returns the raw HTTP response.
+    pub async fn raw(&mut self, method: &str, params: Value) -> Response {
+        let (_, body) = self.message(method, params);
+        self.post(&body).send().await.unwrap()
+    }
+
+    pub async fn result(&mut self, method: &str, params: Value) -> Value {
+        let answer = self.request(method, params).await;
+        assert!(answer.get("error").is_none(), "{method} failed: {answer}");
+        answer["result"].clone()
+    }
+
+    pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
+        self.result("tools/call", json!({"name": name, "arguments": arguments})).await
+    }
+
+    pub async fn notify(&self, method: &str, params: Value) -> StatusCode {
+        self.post(&json!({"jsonrpc": "2.0", "method": method, "params": params})).send().await.unwrap().status()
+    }
+
+    pub async fn delete_session(&self) -> StatusCode {
+        let session = self.session.as_deref().expect("a session");
+        self.app
+            .client
+            .delete(self.app.url("/mcp"))
+            .bearer_auth(&self.token)
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", self.version)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// Opens the GET SSE stream of the session.
+    pub async fn open_stream(&self) -> Response {
+        let session = self.session.as_deref().expect("a session");
+        let response = self
+            .app
+            .client
+            .get(self.app.url("/mcp"))
+            .bearer_auth(&self.token)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", self.version)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response
+    }
+}
+
+/// Reads the SSE stream until a message satisfies `wanted`, for at most five seconds.
+pub async fn next_message(stream: &mut Response, wanted: impl Fn(&Value) -> bool) -> Value {
+    let mut buffer = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("message within 5 s")
+            .unwrap()
+            .expect("stream open");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(found) = sse_messages(&buffer).into_iter().find(|m| wanted(m)) {
+            return found;
+        }
+    }
+}
+
+pub fn initialize(version: &str, id: u64) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "method": "initialize",
+        "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "gateway-tests", "version": "0.0.0"}},
+    })
+}
