@@ -15,6 +15,9 @@ use rmcp::{
     tool_handler,
 };
 use serde::Deserialize;
+use serde_json::json;
+
+use super::tools::conformance;
 
 use crate::oauth::jwt::AccessClaims;
 use crate::state::State;
@@ -42,14 +45,21 @@ struct SessionLocal {
 
 impl McpServer {
     pub fn new(state: State) -> McpServer {
-        let tool_router = McpServer::tools(state.config.conformance_fixtures);
-        McpServer { state, tool_router, prompt_router: McpServer::prompt_router(), session: Arc::default() }
+        let fixtures = state.config.conformance_fixtures;
+        let tool_router = McpServer::tools(fixtures);
+        let prompt_router =
+            if fixtures { McpServer::prompt_router() + conformance::prompts() } else { McpServer::prompt_router() };
+        McpServer { state, tool_router, prompt_router, session: Arc::default() }
     }
 
     /// Every tool this server offers, for routing and for the guard's scope decisions.
     pub fn tools(with_conformance_fixtures: bool) -> ToolRouter<McpServer> {
         let router = McpServer::whoami_router() + McpServer::notes_router();
         if with_conformance_fixtures { router + McpServer::conformance_router() } else { router }
+    }
+
+    fn fixtures(&self) -> bool {
+        self.state.config.conformance_fixtures
     }
 
     /// Sends a log message if the client asked for this level or a more severe one.
@@ -170,8 +180,9 @@ impl ServerHandler for McpServer {
         let offset = request.and_then(|r| r.cursor).and_then(|c| c.parse::<u64>().ok()).unwrap_or(0);
         let notes = self.state.store.list_notes(&me.sub, offset, PAGE_SIZE + 1).await.map_err(internal)?;
         let more = notes.len() as u64 > PAGE_SIZE;
-        let mut result =
-            ListResourcesResult::with_all_items(notes.iter().take(PAGE_SIZE as usize).map(note_resource).collect());
+        let mut resources = if self.fixtures() && offset == 0 { conformance::resources() } else { vec![] };
+        resources.extend(notes.iter().take(PAGE_SIZE as usize).map(note_resource));
+        let mut result = ListResourcesResult::with_all_items(resources);
         if more {
             result.next_cursor = Some((offset + PAGE_SIZE).to_string());
         }
@@ -183,12 +194,16 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        Ok(ListResourceTemplatesResult::with_all_items(vec![
+        let mut templates = vec![
             ResourceTemplate::new(format!("{NOTE_SCHEME}{{id}}"), "note")
                 .with_title("A note")
                 .with_description("One of your notes, by id, as Markdown")
                 .with_mime_type("text/markdown"),
-        ]))
+        ];
+        if self.fixtures() {
+            templates.push(conformance::resource_template());
+        }
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
     }
 
     async fn read_resource(
@@ -197,7 +212,13 @@ impl ServerHandler for McpServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let me = context_caller(&ctx)?;
-        let not_found = || McpError::resource_not_found(format!("no resource {}", request.uri), None);
+        let not_found =
+            || McpError::resource_not_found(format!("no resource {}", request.uri), Some(json!({"uri": request.uri})));
+        if self.fixtures()
+            && let Some(contents) = conformance::read(&request.uri)
+        {
+            return Ok(ReadResourceResult::new(vec![contents]).into());
+        }
         let id = request.uri.strip_prefix(NOTE_SCHEME).ok_or_else(not_found)?;
         let note = self.state.store.find_note(&me.sub, id).await.map_err(internal)?.ok_or_else(not_found)?;
         let text = format!("# {}\n\n{}", note.title, note.body);
@@ -243,6 +264,9 @@ impl ServerHandler for McpServer {
         let values = match (&request.r#ref, request.argument.name.as_str()) {
             (Reference::Prompt(p), "topic") if p.name == "summarize_notes" => {
                 self.state.store.note_titles(&me.sub, typed, 100).await.map_err(internal)?
+            }
+            (Reference::Prompt(p), argument) if self.fixtures() => {
+                conformance::complete(&p.name, argument, typed).unwrap_or_default()
             }
             (Reference::Resource(r), "id") if r.uri == format!("{NOTE_SCHEME}{{id}}") => self
                 .state

@@ -1,13 +1,346 @@
-//! The fixtures the official MCP conformance suite expects (`MCP_CONFORMANCE_FIXTURES=on`).
-use rmcp::{tool, tool_router};
+//! The fixtures the official MCP conformance suite (`@modelcontextprotocol/conformance`) exercises,
+//! served only with `MCP_CONFORMANCE_FIXTURES=on`: tools, resources under `test://`, prompts and a
+//! completion. Strings are the ones the suite compares.
+#![allow(deprecated)] // logging, sampling and elicitation are deprecated by SEP-2577 but are 2025-11-25 features
+
+use std::time::Duration;
+
+use poem::http::request::Parts;
+use rmcp::handler::server::router::prompt::PromptRouter;
+use rmcp::handler::server::tool::Extension;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::*;
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, prompt, prompt_router, schemars, tool, tool_router};
+use serde::Deserialize;
+use serde_json::json;
 
 use crate::mcp::server::McpServer;
+
+/// A 1×1 PNG.
+const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+/// A minimal WAV file.
+const WAV: &str = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA=";
+const TEMPLATE: &str = "test://template/{id}/data";
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct PromptText {
+    /// The prompt to send to the client's model.
+    pub prompt: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ElicitMessage {
+    /// The message to show the user.
+    pub message: String,
+}
+
+fn text(t: &str) -> CallToolResult {
+    CallToolResult::success(vec![ContentBlock::text(t)])
+}
+
+async fn elicit(ctx: &RequestContext<RoleServer>, params: serde_json::Value) -> Result<CallToolResult, McpError> {
+    let params: ElicitRequestParams =
+        serde_json::from_value(params).map_err(|e| McpError::internal_error(e.to_string(), None))?;
+    let answer =
+        ctx.peer.create_elicitation(params).await.map_err(|e| McpError::internal_error(e.to_string(), None))?;
+    let content = answer.content.unwrap_or_default();
+    Ok(text(&format!(
+        "Elicitation completed: action={}, content={content}",
+        serde_json::to_string(&answer.action).unwrap_or_default()
+    )))
+}
 
 #[tool_router(router = conformance_router, vis = "pub(crate)")]
 impl McpServer {
     /// A tool that returns simple text content.
     #[tool(name = "test_simple_text", annotations(read_only_hint = true))]
-    async fn test_simple_text(&self) -> String {
-        "This is a simple text response for testing.".to_owned()
+    async fn test_simple_text(&self) -> CallToolResult {
+        text("This is a simple text response for testing.")
     }
+
+    /// A tool that returns an image.
+    #[tool(name = "test_image_content", annotations(read_only_hint = true))]
+    async fn test_image_content(&self) -> CallToolResult {
+        CallToolResult::success(vec![ContentBlock::image(PNG, "image/png")])
+    }
+
+    /// A tool that returns audio.
+    #[tool(name = "test_audio_content", annotations(read_only_hint = true))]
+    async fn test_audio_content(&self) -> CallToolResult {
+        CallToolResult::success(vec![ContentBlock::audio(WAV, "audio/wav")])
+    }
+
+    /// A tool that returns an embedded resource.
+    #[tool(name = "test_embedded_resource", annotations(read_only_hint = true))]
+    async fn test_embedded_resource(&self) -> CallToolResult {
+        CallToolResult::success(vec![ContentBlock::resource(
+            ResourceContents::text("This is an embedded resource content.", "test://embedded-resource")
+                .with_mime_type("text/plain"),
+        )])
+    }
+
+    /// A tool that returns text, an image and a resource.
+    #[tool(name = "test_multiple_content_types", annotations(read_only_hint = true))]
+    async fn test_multiple_content_types(&self) -> CallToolResult {
+        CallToolResult::success(vec![
+            ContentBlock::text("Multiple content types test:"),
+            ContentBlock::image(PNG, "image/png"),
+            ContentBlock::resource(
+                ResourceContents::text(r#"{"test":"data","value":123}"#, "test://mixed-content-resource")
+                    .with_mime_type("application/json"),
+            ),
+        ])
+    }
+
+    /// A tool that sends log messages while it runs.
+    #[tool(name = "test_tool_with_logging", annotations(read_only_hint = true))]
+    async fn test_tool_with_logging(&self, ctx: RequestContext<RoleServer>) -> CallToolResult {
+        for (i, message) in
+            ["Tool execution started", "Tool processing data", "Tool execution completed"].iter().enumerate()
+        {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            self.log(&ctx.peer, LoggingLevel::Info, json!(message)).await;
+        }
+        text("Tool with logging executed successfully")
+    }
+
+    /// A tool that always fails.
+    #[tool(name = "test_error_handling", annotations(read_only_hint = true))]
+    async fn test_error_handling(&self) -> CallToolResult {
+        CallToolResult::error(vec![ContentBlock::text("This tool intentionally returns an error for testing")])
+    }
+
+    /// A tool that reports progress.
+    #[tool(name = "test_tool_with_progress", annotations(read_only_hint = true))]
+    async fn test_tool_with_progress(&self, ctx: RequestContext<RoleServer>) -> CallToolResult {
+        if let Some(token) = ctx.meta.get_progress_token() {
+            for (i, progress) in [0.0, 50.0, 100.0].into_iter().enumerate() {
+                if i > 0 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                let _ = ctx
+                    .peer
+                    .notify_progress(ProgressNotificationParam::new(token.clone(), progress).with_total(100.0))
+                    .await;
+            }
+        }
+        text("Progress tool completed")
+    }
+
+    /// A tool that asks the client's model for a completion.
+    #[tool(name = "test_sampling", annotations(read_only_hint = true))]
+    async fn test_sampling(
+        &self,
+        Parameters(args): Parameters<PromptText>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let request = CreateMessageRequestParams::new(
+            vec![SamplingMessage::new(Role::User, SamplingMessageContentBlock::text(args.prompt))],
+            100,
+        );
+        let answer =
+            ctx.peer.create_message(request).await.map_err(|e| McpError::internal_error(e.to_string(), None))?;
+        let reply =
+            answer.message.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone()).unwrap_or_default();
+        Ok(text(&format!("LLM response: {reply}")))
+    }
+
+    /// A tool that asks the user for information.
+    #[tool(name = "test_elicitation", annotations(read_only_hint = true))]
+    async fn test_elicitation(
+        &self,
+        Parameters(args): Parameters<ElicitMessage>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        elicit(
+            &ctx,
+            json!({"mode": "form", "message": args.message, "requestedSchema": {"type": "object", "properties": {
+                "username": {"type": "string", "description": "User's response"},
+                "email": {"type": "string", "description": "User's email address"}},
+                "required": ["username", "email"]}}),
+        )
+        .await
+    }
+
+    /// Elicitation with default values (SEP-1034).
+    #[tool(name = "test_elicitation_sep1034_defaults", annotations(read_only_hint = true))]
+    async fn test_elicitation_sep1034_defaults(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        elicit(
+            &ctx,
+            json!({"mode": "form", "message": "Please review and update the form fields with defaults", "requestedSchema": {"type": "object", "properties": {
+                "name": {"type": "string", "description": "User name", "default": "John Doe"},
+                "age": {"type": "integer", "description": "User age", "default": 30},
+                "score": {"type": "number", "description": "User score", "default": 95.5},
+                "status": {"type": "string", "description": "User status", "enum": ["active", "inactive", "pending"], "default": "active"},
+                "verified": {"type": "boolean", "description": "Verification status", "default": true}}}}),
+        )
+        .await
+    }
+
+    /// Elicitation with every enum form (SEP-1330).
+    #[tool(name = "test_elicitation_sep1330_enums", annotations(read_only_hint = true))]
+    async fn test_elicitation_sep1330_enums(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        elicit(
+            &ctx,
+            json!({"mode": "form", "message": "Please select options from the enum fields", "requestedSchema": {"type": "object", "properties": {
+                "untitledSingle": {"type": "string", "description": "Select one option", "enum": ["option1", "option2", "option3"]},
+                "titledSingle": {"type": "string", "description": "Select one option with titles", "oneOf": [
+                    {"const": "value1", "title": "First Option"}, {"const": "value2", "title": "Second Option"}, {"const": "value3", "title": "Third Option"}]},
+                "legacyEnum": {"type": "string", "description": "Select one option (legacy)", "enum": ["opt1", "opt2", "opt3"],
+                    "enumNames": ["Option One", "Option Two", "Option Three"]},
+                "untitledMulti": {"type": "array", "description": "Select multiple options", "minItems": 1, "maxItems": 3,
+                    "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
+                "titledMulti": {"type": "array", "description": "Select multiple options with titles", "minItems": 1, "maxItems": 3,
+                    "items": {"anyOf": [{"const": "value1", "title": "First Choice"}, {"const": "value2", "title": "Second Choice"}, {"const": "value3", "title": "Third Choice"}]}}}}}),
+        )
+        .await
+    }
+
+    /// 2026-07-28: needs the client's sampling capability, and says so (-32021) when it is missing.
+    #[tool(name = "test_missing_capability", annotations(read_only_hint = true))]
+    async fn test_missing_capability(&self, Extension(parts): Extension<Parts>) -> Result<CallToolResult, McpError> {
+        let _ = parts;
+        Err(McpError::new(
+            ErrorCode(-32021),
+            "this tool needs the client's sampling capability",
+            Some(json!({"requiredCapabilities": {"sampling": {}}})),
+        ))
+    }
+
+    /// 2026-07-28: must not send a server-to-client request on the response stream.
+    #[tool(name = "test_streaming_elicitation", annotations(read_only_hint = true))]
+    async fn test_streaming_elicitation(&self) -> CallToolResult {
+        text("Elicitation is not requested over a stateless stream")
+    }
+
+    /// 2026-07-28: logs only when the request asks for a log level.
+    #[tool(name = "test_logging_tool", annotations(read_only_hint = true))]
+    async fn test_logging_tool(&self) -> CallToolResult {
+        text("Logging tool completed")
+    }
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct TwoArgs {
+    /// First argument.
+    pub arg1: String,
+    /// Second argument.
+    pub arg2: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceArg {
+    /// URI of the resource to embed.
+    pub resource_uri: String,
+}
+
+#[prompt_router(router = "conformance_prompts", vis = "pub(crate)")]
+impl McpServer {
+    /// A simple prompt without arguments.
+    #[prompt(name = "test_simple_prompt")]
+    async fn test_simple_prompt(&self) -> Vec<PromptMessage> {
+        vec![PromptMessage::new_text(Role::User, "This is a simple prompt for testing.")]
+    }
+
+    /// A prompt with two required arguments.
+    #[prompt(name = "test_prompt_with_arguments")]
+    async fn test_prompt_with_arguments(&self, Parameters(args): Parameters<TwoArgs>) -> Vec<PromptMessage> {
+        vec![PromptMessage::new_text(
+            Role::User,
+            format!("Prompt with arguments: arg1='{}', arg2='{}'", args.arg1, args.arg2),
+        )]
+    }
+
+    /// A prompt that embeds a resource.
+    #[prompt(name = "test_prompt_with_embedded_resource")]
+    async fn test_prompt_with_embedded_resource(
+        &self,
+        Parameters(args): Parameters<ResourceArg>,
+    ) -> Vec<PromptMessage> {
+        vec![
+            PromptMessage::new(
+                Role::User,
+                ContentBlock::resource(
+                    ResourceContents::text("Embedded resource content for testing.", args.resource_uri)
+                        .with_mime_type("text/plain"),
+                ),
+            ),
+            PromptMessage::new_text(Role::User, "Please process the embedded resource above."),
+        ]
+    }
+
+    /// A prompt that contains an image.
+    #[prompt(name = "test_prompt_with_image")]
+    async fn test_prompt_with_image(&self) -> Vec<PromptMessage> {
+        vec![
+            PromptMessage::new(Role::User, ContentBlock::image(PNG, "image/png")),
+            PromptMessage::new_text(Role::User, "Please analyze the image above."),
+        ]
+    }
+}
+
+/// The fixture prompts (added to the server's own when fixtures are on).
+pub fn prompts() -> PromptRouter<McpServer> {
+    McpServer::conformance_prompts()
+}
+
+/// The fixture resources, listed before the notes (the suite reads the first one).
+pub fn resources() -> Vec<Resource> {
+    vec![
+        Resource::new("test://static-text", "Static Text Resource")
+            .with_description("A static text resource for testing")
+            .with_mime_type("text/plain"),
+        Resource::new("test://static-binary", "Static Binary Resource")
+            .with_description("A static binary resource (image)")
+            .with_mime_type("image/png"),
+        Resource::new("test://watched-resource", "Watched Resource")
+            .with_description("A resource for subscription tests")
+            .with_mime_type("text/plain"),
+    ]
+}
+
+pub fn resource_template() -> ResourceTemplate {
+    ResourceTemplate::new(TEMPLATE, "Dynamic Resource")
+        .with_description("A resource template for testing")
+        .with_mime_type("application/json")
+}
+
+/// Reads a fixture resource; `None` when the URI is not one.
+pub fn read(uri: &str) -> Option<ResourceContents> {
+    match uri {
+        "test://static-text" => Some(
+            ResourceContents::text("This is the content of the static text resource.", uri)
+                .with_mime_type("text/plain"),
+        ),
+        "test://static-binary" => Some(ResourceContents::blob(PNG, uri).with_mime_type("image/png")),
+        "test://watched-resource" => {
+            Some(ResourceContents::text("Watched resource content", uri).with_mime_type("text/plain"))
+        }
+        _ => {
+            let id = uri.strip_prefix("test://template/")?.strip_suffix("/data")?;
+            let body = json!({"id": id, "templateTest": true, "data": format!("Data for ID: {id}")}).to_string();
+            Some(ResourceContents::text(body, uri).with_mime_type("application/json"))
+        }
+    }
+}
+
+/// Completion values for the fixture prompt's arguments.
+pub fn complete(prompt: &str, argument: &str, typed: &str) -> Option<Vec<String>> {
+    (prompt == "test_prompt_with_arguments" && argument == "arg1").then(|| {
+        ["test-value-1", "test-value-2", "testValue1"]
+            .iter()
+            .filter(|v| v.starts_with(typed))
+            .map(|v| (*v).to_owned())
+            .collect()
+    })
 }
