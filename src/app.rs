@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::crypto::Passwords;
-use crate::mcp::events::NoteEvents;
+use crate::mcp::events::{ListChanges, NoteEvents};
 use crate::oauth::api::{DiscoveryApi, OAuthApi};
 use crate::oauth::jwt::AccessTokens;
 use crate::oauth::keys::KeyRing;
@@ -47,7 +47,8 @@ impl Application {
         let tokens = AccessTokens::new(keys, config.issuer.clone(), config.resource.as_str().to_owned());
         let passwords = Passwords::new(config.password_hash_cost);
         let note_events = NoteEvents::default();
-        Ok(Application { state: Arc::new(AppState { config, store, tokens, passwords, note_events }) })
+        let list_changes = ListChanges::default();
+        Ok(Application { state: Arc::new(AppState { config, store, tokens, passwords, note_events, list_changes }) })
     }
 
     pub fn state(&self) -> &State {

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::crypto::Passwords;
-use crate::mcp::events::NoteEvents;
+use crate::mcp::events::{ListChanges, NoteEvents};
 use crate::oauth::jwt::AccessTokens;
 use crate::store::Store;
 
@@ -13,6 +13,7 @@ pub struct AppState {
     pub tokens: AccessTokens,
     pub passwords: Passwords,
     pub note_events: NoteEvents,
+    pub list_changes: ListChanges,
 }
 
 pub type State = Arc<AppState>;

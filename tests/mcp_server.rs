@@ -357,3 +357,32 @@ async fn the_cli_mints_tokens_that_work_and_can_be_revoked() {
     assert_eq!(revoked.status(), StatusCode::OK);
     assert_eq!(mcp.raw("tools/list", json!({})).await.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// 2026-07-28 (SEP-2575): a `subscriptions/listen` stream carries the updates of the notes it names.
+#[tokio::test]
+async fn a_2026_listen_stream_hears_about_its_notes() {
+    let app = spawn_app().await;
+    let token = token_for(&app, "alice", ALL_SCOPES).await;
+    let mut mcp = McpClient::stateless(&app, &token);
+    let created = mcp.call_tool("notes_create", json!({"title": "Watched", "body": "v1"})).await;
+    let (id, uri) = (
+        structured(&created)["id"].as_str().unwrap().to_owned(),
+        structured(&created)["uri"].as_str().unwrap().to_owned(),
+    );
+    let listen = json!({
+        "jsonrpc": "2.0", "id": 99, "method": "subscriptions/listen",
+        "params": {
+            "notifications": {"resourceSubscriptions": [uri]},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+            },
+        },
+    });
+    let mut stream = mcp.post(&listen).send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    next_message(&mut stream, |m| m["method"] == "notifications/subscriptions/acknowledged").await;
+    mcp.call_tool("notes_delete", json!({"id": id})).await;
+    let updated = next_message(&mut stream, |m| m["method"] == "notifications/resources/updated").await;
+    assert_eq!(updated["params"]["uri"], uri.as_str());
+}

@@ -26,3 +26,33 @@ impl NoteEvents {
         self.0.subscribe()
     }
 }
+
+/// Which list changed, for `notifications/*/list_changed` on 2026-07-28 subscription streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListChanged {
+    Tools,
+    Prompts,
+}
+
+#[derive(Clone)]
+pub struct ListChanges(broadcast::Sender<ListChanged>);
+
+impl Default for ListChanges {
+    fn default() -> ListChanges {
+        ListChanges(broadcast::channel(64).0)
+    }
+}
+
+impl ListChanges {
+    pub fn tools(&self) {
+        let _ = self.0.send(ListChanged::Tools);
+    }
+
+    pub fn prompts(&self) {
+        let _ = self.0.send(ListChanged::Prompts);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<ListChanged> {
+        self.0.subscribe()
+    }
+}

@@ -9,16 +9,18 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::*;
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{
     ErrorData as McpError, Peer, RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, schemars,
     tool_handler,
 };
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
 
 use super::tools::conformance;
 
+use super::events::ListChanged;
 use crate::oauth::jwt::AccessClaims;
 use crate::state::State;
 use crate::store::note;
@@ -55,7 +57,11 @@ impl McpServer {
     /// Every tool this server offers, for routing and for the guard's scope decisions.
     pub fn tools(with_conformance_fixtures: bool) -> ToolRouter<McpServer> {
         let router = McpServer::whoami_router() + McpServer::notes_router();
-        if with_conformance_fixtures { router + McpServer::conformance_router() } else { router }
+        if with_conformance_fixtures {
+            router + McpServer::conformance_router() + McpServer::conformance_mrtr_router()
+        } else {
+            router
+        }
     }
 
     fn fixtures(&self) -> bool {
@@ -282,6 +288,44 @@ impl ServerHandler for McpServer {
             _ => vec![],
         };
         Ok(CompleteResult::new(CompletionInfo::with_all_values(values).map_err(internal)?))
+    }
+
+    /// 2026-07-28 subscriptions (SEP-2575): what the client asked for, limited to what this server offers.
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(requested.supported_by(&self.get_info().capabilities))
+    }
+
+    /// A 2026-07-28 subscription stream: updates of the subscribed notes, and list changes, until it closes.
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let me = context_caller(context.request_context())?;
+        let accepted = context.accepted().clone();
+        let watched: HashSet<String> =
+            accepted.resource_subscriptions.clone().unwrap_or_default().into_iter().collect();
+        let mut notes = self.state.note_events.subscribe();
+        let mut lists = self.state.list_changes.subscribe();
+        loop {
+            let sent = tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                change = notes.recv() => match change {
+                    Ok(change) if change.user_id == me.sub && watched.contains(&note_uri(&change.note_id)) => {
+                        context.sink().notify_resource_updated(note_uri(&change.note_id)).await
+                    }
+                    Ok(_) | Err(RecvError::Lagged(_)) => Ok(()),
+                    Err(RecvError::Closed) => return Ok(()),
+                },
+                change = lists.recv() => match change {
+                    Ok(ListChanged::Tools) if accepted.tools_list_changed == Some(true) => context.sink().notify_tool_list_changed().await,
+                    Ok(ListChanged::Prompts) if accepted.prompts_list_changed == Some(true) => {
+                        context.sink().notify_prompt_list_changed().await
+                    }
+                    Ok(_) | Err(RecvError::Lagged(_)) => Ok(()),
+                    Err(RecvError::Closed) => return Ok(()),
+                },
+            };
+            if sent.is_err() {
+                return Ok(());
+            }
+        }
     }
 
     #[allow(deprecated)]

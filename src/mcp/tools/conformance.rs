@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use poem::http::request::Parts;
 use rmcp::handler::server::router::prompt::PromptRouter;
-use rmcp::handler::server::tool::Extension;
+use rmcp::handler::server::tool::{Extension, InputResponses as ToolInputResponses, RequestState};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::*;
 use rmcp::service::RequestContext;
@@ -343,4 +343,215 @@ pub fn complete(prompt: &str, argument: &str, typed: &str) -> Option<Vec<String>
             .map(|v| (*v).to_owned())
             .collect()
     })
+}
+
+/// Seals the request state of the 2026-07-28 input-required fixtures (SEP-2322), so a tampered state is
+/// refused. The key is per process: fixture state is only meant to return to the same instance.
+fn state_codec() -> &'static RequestStateCodec {
+    static CODEC: std::sync::OnceLock<RequestStateCodec> = std::sync::OnceLock::new();
+    CODEC.get_or_init(|| RequestStateCodec::new_unchecked(rand::random::<[u8; 32]>().to_vec()))
+}
+
+fn elicitation(message: &str, field: &str, kind: &str) -> InputRequest {
+    let schema = json!({"type": "object", "properties": {field: {"type": kind}}, "required": [field]});
+    InputRequest::Elicitation(ElicitRequest::new(ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: message.into(),
+        requested_schema: serde_json::from_value(schema).expect("a valid elicitation schema"),
+    }))
+}
+
+fn sampling(question: &str, max_tokens: u32) -> InputRequest {
+    InputRequest::CreateMessage(CreateMessageRequest::new(CreateMessageRequestParams::new(
+        vec![SamplingMessage::user_text(question)],
+        max_tokens,
+    )))
+}
+
+fn input_required(
+    requests: Vec<(&str, InputRequest)>,
+    state: Option<serde_json::Value>,
+) -> Result<CallToolResponse, McpError> {
+    let sealed = state
+        .map(|s| state_codec().seal_json(&s))
+        .transpose()
+        .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+    let requests: InputRequests = requests.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    Ok(InputRequiredResult::new(Some(requests), sealed).into())
+}
+
+/// The state a client echoed, verified; a state that fails verification is a protocol error.
+fn opened_state(state: Option<&str>) -> Result<Option<serde_json::Value>, McpError> {
+    state
+        .map(|s| state_codec().open_json(s))
+        .transpose()
+        .map_err(|_| McpError::invalid_params("requestState failed verification", None))
+}
+
+/// The accepted elicitation content of `key`, if the client answered it.
+fn accepted<'a>(responses: &'a Option<InputResponses>, key: &str, field: &str) -> Option<&'a serde_json::Value> {
+    let answer = responses.as_ref()?.get(key)?;
+    (answer.get("action")? == "accept").then_some(())?;
+    answer.get("content")?.get(field)
+}
+
+fn answered(responses: &Option<InputResponses>, key: &str) -> bool {
+    responses.as_ref().and_then(|r| r.get(key)).is_some_and(serde_json::Value::is_object)
+}
+
+#[tool_router(router = conformance_mrtr_router, vis = "pub(crate)")]
+impl McpServer {
+    /// Asks for the user's name through an input-required result, then greets.
+    #[tool(name = "test_input_required_result_elicitation", annotations(read_only_hint = true))]
+    async fn test_input_required_result_elicitation(
+        &self,
+        ToolInputResponses(responses): ToolInputResponses,
+    ) -> Result<CallToolResponse, McpError> {
+        match accepted(&responses, "user_name", "name").and_then(|n| n.as_str()) {
+            Some(name) => Ok(text(&format!("Hello, {name}!")).into()),
+            None => input_required(vec![("user_name", elicitation("What is your name?", "name", "string"))], None),
+        }
+    }
+
+    /// Asks the client's model a question through an input-required result.
+    #[tool(name = "test_input_required_result_sampling", annotations(read_only_hint = true))]
+    async fn test_input_required_result_sampling(
+        &self,
+        ToolInputResponses(responses): ToolInputResponses,
+    ) -> Result<CallToolResponse, McpError> {
+        if answered(&responses, "capital_question") {
+            return Ok(text("The model answered the question.").into());
+        }
+        input_required(vec![("capital_question", sampling("What is the capital of France?", 100))], None)
+    }
+
+    /// Asks for the client's roots through an input-required result.
+    #[tool(name = "test_input_required_result_list_roots", annotations(read_only_hint = true))]
+    async fn test_input_required_result_list_roots(
+        &self,
+        ToolInputResponses(responses): ToolInputResponses,
+    ) -> Result<CallToolResponse, McpError> {
+        if answered(&responses, "client_roots") {
+            return Ok(text("The client shared its roots.").into());
+        }
+        input_required(vec![("client_roots", InputRequest::ListRoots(ListRootsRequest::default()))], None)
+    }
+
+    /// Carries sealed request state across the round trip.
+    #[tool(name = "test_input_required_result_request_state", annotations(read_only_hint = true))]
+    async fn test_input_required_result_request_state(
+        &self,
+        RequestState(state): RequestState,
+        ToolInputResponses(responses): ToolInputResponses,
+    ) -> Result<CallToolResponse, McpError> {
+        match opened_state(state.as_deref())? {
+            Some(s) if s["step"] == "confirm" && accepted(&responses, "confirm", "ok").is_some() => {
+                Ok(text("state-ok").into())
+            }
+            _ => input_required(
+                vec![("confirm", elicitation("Please confirm", "ok", "boolean"))],
+                Some(json!({"step": "confirm"})),
+            ),
+        }
+    }
+
+    /// Asks for three inputs of three kinds at once.
+    #[tool(name = "test_input_required_result_multiple_inputs", annotations(read_only_hint = true))]
+    async fn test_input_required_result_multiple_inputs(
+        &self,
+        RequestState(state): RequestState,
+        ToolInputResponses(responses): ToolInputResponses,
+    ) -> Result<CallToolResponse, McpError> {
+        let all = ["user_name", "greeting", "client_roots"].iter().all(|k| answered(&responses, k));
+        if opened_state(state.as_deref())?.is_some() && all {
+            return Ok(text("All inputs received.").into());
+        }
+        input_required(
+            vec![
+                ("user_name", elicitation("What is your name?", "name", "string")),
+                ("greeting", sampling("Generate a greeting", 50)),
+                ("client_roots", InputRequest::ListRoots(ListRootsRequest::default())),
+            ],
+            Some(json!({"step": "multiple"})),
+        )
+    }
+
+    /// Two rounds of questions before the answer.
+    #[tool(name = "test_input_required_result_multi_round", annotations(read_only_hint = true))]
+    async fn test_input_required_result_multi_round(
+        &self,
+        RequestState(state): RequestState,
+        ToolInputResponses(responses): ToolInputResponses,
+    ) -> Result<CallToolResponse, McpError> {
+        let state = opened_state(state.as_deref())?;
+        match state.as_ref().map(|s| s["round"].as_i64()) {
+            Some(Some(1)) if accepted(&responses, "step1", "name").is_some() => input_required(
+                vec![("step2", elicitation("Step 2: What is your favorite color?", "color", "string"))],
+                Some(json!({"round": 2, "name": accepted(&responses, "step1", "name")})),
+            ),
+            Some(Some(2)) if accepted(&responses, "step2", "color").is_some() => {
+                let name = state.as_ref().and_then(|s| s["name"].as_str()).unwrap_or_default().to_owned();
+                let color =
+                    accepted(&responses, "step2", "color").and_then(|c| c.as_str()).unwrap_or_default().to_owned();
+                Ok(text(&format!("{name} likes {color}.")).into())
+            }
+            _ => input_required(
+                vec![("step1", elicitation("Step 1: What is your name?", "name", "string"))],
+                Some(json!({"round": 1})),
+            ),
+        }
+    }
+
+    /// Refuses a request state that was changed by the client.
+    #[tool(name = "test_input_required_result_tampered_state", annotations(read_only_hint = true))]
+    async fn test_input_required_result_tampered_state(
+        &self,
+        RequestState(state): RequestState,
+        ToolInputResponses(responses): ToolInputResponses,
+    ) -> Result<CallToolResponse, McpError> {
+        match opened_state(state.as_deref())? {
+            Some(_) if accepted(&responses, "confirm", "ok").is_some() => Ok(text("state verified").into()),
+            _ => input_required(
+                vec![("confirm", elicitation("Please confirm", "ok", "boolean"))],
+                Some(json!({"step": "tamper-check"})),
+            ),
+        }
+    }
+
+    /// Asks only for what the client declared it can answer.
+    #[tool(name = "test_input_required_result_capabilities", annotations(read_only_hint = true))]
+    async fn test_input_required_result_capabilities(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let caps = ctx.meta.client_capabilities().unwrap_or_default();
+        let mut requests = vec![];
+        if caps.elicitation.is_some() {
+            requests.push(("user_name", elicitation("What is your name?", "name", "string")));
+        }
+        if caps.sampling.is_some() {
+            requests.push(("greeting", sampling("Generate a greeting", 50)));
+        }
+        if caps.roots.is_some() {
+            requests.push(("client_roots", InputRequest::ListRoots(ListRootsRequest::default())));
+        }
+        if requests.is_empty() {
+            return Ok(text("The client declared no capability to ask with.").into());
+        }
+        input_required(requests, None)
+    }
+
+    /// Announces a change of the tool list to listening clients.
+    #[tool(name = "test_trigger_tool_change", annotations(read_only_hint = true))]
+    async fn test_trigger_tool_change(&self) -> CallToolResult {
+        self.state.list_changes.tools();
+        text("tool list change announced")
+    }
+
+    /// Announces a change of the prompt list to listening clients.
+    #[tool(name = "test_trigger_prompt_change", annotations(read_only_hint = true))]
+    async fn test_trigger_prompt_change(&self) -> CallToolResult {
+        self.state.list_changes.prompts();
+        text("prompt list change announced")
+    }
 }
