@@ -4,16 +4,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use poem::http::request::Parts;
+use rmcp::handler::server::prompt::PromptContext;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::*;
 use rmcp::service::{RequestContext, SubscriptionContext};
-use rmcp::{
-    ErrorData as McpError, Peer, RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, schemars,
-    tool_handler,
-};
+use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler, prompt, prompt_router, schemars, tool_handler};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -156,7 +154,6 @@ impl McpServer {
 }
 
 #[tool_handler(router = self.tool_router)]
-#[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for McpServer {
     #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
@@ -175,6 +172,40 @@ impl ServerHandler for McpServer {
             "Notes of the signed-in person: notes_create, notes_list, notes_search, notes_get, notes_delete; \
              each note is also the resource note://{id}. whoami tells who the token belongs to.",
         )
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let mut prompts = self.prompt_router.list_all();
+        if self.fixtures() {
+            prompts.push(conformance::input_required_prompt());
+        }
+        let cache_hints = ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        Ok(ListPromptsResult {
+            result_type: Some(ResultType::COMPLETE),
+            prompts,
+            meta: None,
+            next_cursor: None,
+            ttl_ms: cache_hints.then_some(0),
+            cache_scope: cache_hints.then_some(CacheScope::Private),
+        })
+    }
+
+    /// Prompts come from the prompt router; the conformance fixture that needs the retry's
+    /// `inputResponses` (SEP-2322) is answered here, since router handlers do not receive them.
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        if self.fixtures() && request.name == conformance::INPUT_REQUIRED_PROMPT {
+            return Ok(conformance::input_required_prompt_answer(request.input_responses.as_ref()));
+        }
+        let context = PromptContext::new(self, request.name, request.arguments, ctx);
+        self.prompt_router.get_prompt(context).await
     }
 
     async fn list_resources(

@@ -294,6 +294,33 @@ pub fn prompts() -> PromptRouter<McpServer> {
     McpServer::conformance_prompts()
 }
 
+/// The prompt that asks for input before it answers (SEP-2322, a request other than `tools/call`).
+pub const INPUT_REQUIRED_PROMPT: &str = "test_input_required_result_prompt";
+
+pub fn input_required_prompt() -> Prompt {
+    Prompt::new(INPUT_REQUIRED_PROMPT, Some("A prompt that asks the client for context first"), None)
+}
+
+pub fn input_required_prompt_answer(responses: Option<&InputResponses>) -> GetPromptResponse {
+    let context = responses
+        .and_then(|r| r.get("user_context"))
+        .filter(|a| a.get("action").is_some_and(|v| v == "accept"))
+        .and_then(|a| a.pointer("/content/context"))
+        .and_then(|c| c.as_str());
+    match context {
+        Some(context) => {
+            GetPromptResult::new(vec![PromptMessage::new_text(Role::User, format!("Use this context: {context}"))])
+                .into()
+        }
+        None => {
+            let mut requests = InputRequests::new();
+            let ask = elicitation("What context should the prompt use?", "context", "string");
+            requests.insert("user_context".to_owned(), ask);
+            InputRequiredResult::new(Some(requests), None).into()
+        }
+    }
+}
+
 /// The fixture resources, listed before the notes (the suite reads the first one).
 pub fn resources() -> Vec<Resource> {
     vec![
