@@ -24,6 +24,8 @@ use crate::{mcp, pages};
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// How often every instance re-reads the signing keys, so a rotation elsewhere is picked up.
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+/// How often every instance purges expired codes, tokens and sessions (safe to overlap).
+const PURGE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// The OpenAPI description of every JSON and form endpoint. It depends on no configuration, so the
 /// exported `openapi/openapi.json` is the same on every machine.
@@ -77,6 +79,17 @@ impl Application {
                 }
             }
         });
+        let (store, session_ttl) = (self.state.store.clone(), self.state.config.mcp_session_ttl.as_secs() as i64);
+        let purge = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PURGE_INTERVAL);
+            loop {
+                tick.tick().await;
+                match store.purge_expired(session_ttl).await {
+                    Ok(purged) => tracing::debug!(?purged, "purged expired rows"),
+                    Err(e) => tracing::warn!(error = %e, "purging expired rows failed"),
+                }
+            }
+        });
         let acceptor = TcpAcceptor::from_tokio(listener)?;
         tracing::info!(addr = ?acceptor.local_addr(), "listening");
         // Ends open MCP streams (GET SSE) when shutdown starts, so draining does not wait for them.
@@ -90,6 +103,7 @@ impl Application {
             .run_with_graceful_shutdown(routes(self.state, streams), shutdown, Some(Duration::from_secs(10)))
             .await;
         reload.abort();
+        purge.abort();
         result
     }
 }

@@ -40,6 +40,8 @@ pub enum Command {
     /// Issue access tokens for operators and scripts.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Delete expired codes, refresh tokens, browser sessions and idle MCP sessions.
+    Purge,
     /// The OpenAPI description.
     #[command(subcommand)]
     Openapi(OpenapiCommand),
@@ -132,6 +134,14 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => user(cmd, &config).await,
+        Command::Purge => {
+            let purged = store(&config).await?.purge_expired(config.mcp_session_ttl.as_secs() as i64).await?;
+            println!(
+                "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions",
+                purged.codes, purged.refresh_tokens, purged.login_sessions, purged.mcp_sessions
+            );
+            Ok(())
+        }
         Command::Client(cmd) => client(cmd, config).await,
         Command::Keys(cmd) => keys(cmd, &config).await,
         Command::Token(TokenCommand::Mint { user, client, scope, ttl }) => {

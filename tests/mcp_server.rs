@@ -386,3 +386,35 @@ async fn a_2026_listen_stream_hears_about_its_notes() {
     let updated = next_message(&mut stream, |m| m["method"] == "notifications/resources/updated").await;
     assert_eq!(updated["params"]["uri"], uri.as_str());
 }
+
+/// An idle session ends (404) and `purge` removes it; the database clock is moved back by hand.
+#[tokio::test]
+async fn an_idle_session_ends_and_is_purged() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let token = token_for(&app, "alice", ALL_SCOPES).await;
+    let mut mcp = McpClient::connect(&app, &token).await;
+    let db = sea_orm::Database::connect(app.db_url.as_str()).await.unwrap();
+    db.execute_unprepared("UPDATE mcp_sessions SET last_seen = last_seen - 7200").await.unwrap();
+    assert_eq!(mcp.raw("tools/list", json!({})).await.status(), StatusCode::NOT_FOUND);
+    let workdir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .arg("purge")
+        .env_clear()
+        .env("DATABASE_URL", &app.db_url)
+        .env("AUTH_ISSUER", &app.issuer)
+        .current_dir(workdir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && stdout.contains("1 MCP sessions"), "{stdout}");
+    let left = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM mcp_sessions",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(left.try_get::<i64>("", "n").unwrap(), 0);
+}

@@ -12,6 +12,7 @@ mod grants;
 mod keys;
 mod mcp_sessions;
 mod notes;
+mod purge;
 mod refresh_tokens;
 mod sessions;
 mod users;
@@ -26,6 +27,7 @@ use sea_orm::{
 pub use entities::{
     authorization_code, client, consent, grant, login_session, mcp_session, note, refresh_token, signing_key, user,
 };
+pub use purge::Purged;
 
 /// The database handle shared by every request.
 #[derive(Clone, Debug)]

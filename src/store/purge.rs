@@ -1,0 +1,46 @@
+use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
+
+use super::{Store, authorization_code, login_session, mcp_session, refresh_token};
+use crate::crypto::now;
+
+/// How long a used or expired authorization code is kept, so a late replay is still recognised.
+const CODE_GRACE_SECS: i64 = 600;
+
+/// How many rows of each kind a purge removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    pub codes: u64,
+    pub refresh_tokens: u64,
+    pub login_sessions: u64,
+    pub mcp_sessions: u64,
+}
+
+impl Store {
+    /// Deletes what can never be used again: codes past expiry (plus a grace period for replay
+    /// detection), refresh tokens past expiry, ended browser sessions and idle MCP sessions. Each is one
+    /// conditional DELETE, so every instance may run it at the same time.
+    pub async fn purge_expired(&self, mcp_session_ttl_secs: i64) -> Result<Purged, DbErr> {
+        let at = now();
+        let codes = authorization_code::Entity::delete_many()
+            .filter(authorization_code::Column::ExpiresAt.lt(at - CODE_GRACE_SECS))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        let refresh_tokens = refresh_token::Entity::delete_many()
+            .filter(Condition::all().add(refresh_token::Column::ExpiresAt.lt(at)))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        let login_sessions = login_session::Entity::delete_many()
+            .filter(login_session::Column::ExpiresAt.lt(at))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        let mcp_sessions = mcp_session::Entity::delete_many()
+            .filter(mcp_session::Column::LastSeen.lt(at - mcp_session_ttl_secs))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        Ok(Purged { codes, refresh_tokens, login_sessions, mcp_sessions })
+    }
+}
