@@ -1,30 +1,11 @@
-//! Note changes, fanned out to the MCP sessions that subscribed to them (in-process broadcast).
+//! In-process fan-out of changes to the MCP sessions and subscription streams that listen for them.
 use tokio::sync::broadcast;
 
+/// A note of `user_id` was created, changed or deleted.
 #[derive(Debug, Clone)]
 pub struct NoteChanged {
     pub user_id: String,
     pub note_id: String,
-}
-
-#[derive(Clone)]
-pub struct NoteEvents(broadcast::Sender<NoteChanged>);
-
-impl Default for NoteEvents {
-    fn default() -> NoteEvents {
-        NoteEvents(broadcast::channel(1024).0)
-    }
-}
-
-impl NoteEvents {
-    /// Announces a change; nobody listening is fine.
-    pub fn publish(&self, user_id: &str, note_id: &str) {
-        let _ = self.0.send(NoteChanged { user_id: user_id.to_owned(), note_id: note_id.to_owned() });
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<NoteChanged> {
-        self.0.subscribe()
-    }
 }
 
 /// Which list changed, for `notifications/*/list_changed` on 2026-07-28 subscription streams.
@@ -34,25 +15,31 @@ pub enum ListChanged {
     Prompts,
 }
 
+/// A broadcast of `T`; publishing with nobody listening is fine, a slow listener skips what it missed.
 #[derive(Clone)]
-pub struct ListChanges(broadcast::Sender<ListChanged>);
+pub struct Events<T>(broadcast::Sender<T>);
 
-impl Default for ListChanges {
-    fn default() -> ListChanges {
-        ListChanges(broadcast::channel(64).0)
+impl<T: Clone> Default for Events<T> {
+    fn default() -> Events<T> {
+        Events(broadcast::channel(1024).0)
     }
 }
 
-impl ListChanges {
-    pub fn tools(&self) {
-        let _ = self.0.send(ListChanged::Tools);
+impl<T: Clone> Events<T> {
+    pub fn publish(&self, event: T) {
+        let _ = self.0.send(event);
     }
 
-    pub fn prompts(&self) {
-        let _ = self.0.send(ListChanged::Prompts);
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<ListChanged> {
+    pub fn subscribe(&self) -> broadcast::Receiver<T> {
         self.0.subscribe()
+    }
+}
+
+pub type NoteEvents = Events<NoteChanged>;
+pub type ListChanges = Events<ListChanged>;
+
+impl NoteEvents {
+    pub fn note_changed(&self, user_id: &str, note_id: &str) {
+        self.publish(NoteChanged { user_id: user_id.to_owned(), note_id: note_id.to_owned() });
     }
 }

@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use poem::http::request::Parts;
 use rmcp::handler::server::router::prompt::PromptRouter;
-use rmcp::handler::server::tool::{Extension, InputResponses as ToolInputResponses, RequestState};
+use rmcp::handler::server::tool::{InputResponses as ToolInputResponses, RequestState};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::*;
 use rmcp::service::RequestContext;
@@ -15,6 +14,7 @@ use rmcp::{ErrorData as McpError, RoleServer, prompt, prompt_router, schemars, t
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::mcp::events::ListChanged;
 use crate::mcp::server::McpServer;
 
 /// A 1×1 PNG.
@@ -207,8 +207,7 @@ impl McpServer {
 
     /// 2026-07-28: needs the client's sampling capability, and says so (-32021) when it is missing.
     #[tool(name = "test_missing_capability", annotations(read_only_hint = true))]
-    async fn test_missing_capability(&self, Extension(parts): Extension<Parts>) -> Result<CallToolResult, McpError> {
-        let _ = parts;
+    async fn test_missing_capability(&self) -> Result<CallToolResult, McpError> {
         Err(McpError::new(
             ErrorCode(-32021),
             "this tool needs the client's sampling capability",
@@ -571,14 +570,14 @@ impl McpServer {
     /// Announces a change of the tool list to listening clients.
     #[tool(name = "test_trigger_tool_change", annotations(read_only_hint = true))]
     async fn test_trigger_tool_change(&self) -> CallToolResult {
-        self.state.list_changes.tools();
+        self.state.list_changes.publish(ListChanged::Tools);
         text("tool list change announced")
     }
 
     /// Announces a change of the prompt list to listening clients.
     #[tool(name = "test_trigger_prompt_change", annotations(read_only_hint = true))]
     async fn test_trigger_prompt_change(&self) -> CallToolResult {
-        self.state.list_changes.prompts();
+        self.state.list_changes.publish(ListChanged::Prompts);
         text("prompt list change announced")
     }
 }

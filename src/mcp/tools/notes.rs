@@ -127,7 +127,7 @@ impl McpServer {
             return Err(format!("body must be at most {MAX_BODY} bytes"));
         }
         let note = self.state.store.create_note(&me.sub, title, &args.body).await.map_err(storage_failed)?;
-        self.state.note_events.publish(&me.sub, &note.id);
+        self.state.note_events.note_changed(&me.sub, &note.id);
         #[allow(deprecated)]
         self.log(&peer, LoggingLevel::Info, serde_json::json!({"event": "note created", "id": note.id})).await;
         Ok(Json(note.into()))
@@ -213,7 +213,7 @@ impl McpServer {
         let me = writer(&parts)?;
         match self.state.store.delete_note(&me.sub, &args.id).await.map_err(storage_failed)? {
             Some(note) => {
-                self.state.note_events.publish(&me.sub, &note.id);
+                self.state.note_events.note_changed(&me.sub, &note.id);
                 #[allow(deprecated)]
                 self.log(&peer, LoggingLevel::Info, serde_json::json!({"event": "note deleted", "id": note.id})).await;
                 Ok(Json(Deleted { deleted: true, id: note.id }))
