@@ -16,6 +16,7 @@ use crate::mcp::events::{ListChanges, NoteEvents};
 use crate::oauth::api::{DiscoveryApi, OAuthApi};
 use crate::oauth::jwt::AccessTokens;
 use crate::oauth::keys::KeyRing;
+use crate::ops::OpsApi;
 use crate::state::{AppState, State};
 use crate::store::Store;
 use crate::{mcp, pages};
@@ -29,8 +30,8 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// The OpenAPI description of every JSON and form endpoint. It depends on no configuration, so the
 /// exported `openapi/openapi.json` is the same on every machine.
-pub fn openapi_service() -> OpenApiService<(DiscoveryApi, OAuthApi), ()> {
-    OpenApiService::new((DiscoveryApi, OAuthApi), "mcp-gateway", env!("CARGO_PKG_VERSION")).description(
+pub fn openapi_service() -> OpenApiService<(DiscoveryApi, OAuthApi, OpsApi), ()> {
+    OpenApiService::new((DiscoveryApi, OAuthApi, OpsApi), "mcp-gateway", env!("CARGO_PKG_VERSION")).description(
         "An MCP server (Streamable HTTP at /mcp) that is its own OAuth 2.1 authorization server. \
          Discovery: RFC 9728 and RFC 8414. Registration: RFC 7591. Tokens: RFC 9068 JWTs, PKCE S256 required.",
     )
@@ -43,7 +44,7 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies migrations, loads (or creates) the signing keys.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let store = Store::connect(&config.database_url).await?;
+        let store = Store::open(&config).await?;
         store.migrate().await?;
         let keys = KeyRing::load(store.clone(), config.jwt_secret.as_deref(), config.access_token_ttl).await?;
         let tokens = AccessTokens::new(keys, config.issuer.clone(), config.resource.as_str().to_owned());
@@ -121,6 +122,8 @@ pub fn routes(state: State, mcp_streams: CancellationToken) -> impl Endpoint<Out
     Route::new()
         .nest_no_strip("/oauth", api.with(cors()))
         .nest_no_strip("/.well-known", openapi_service().with(cors()))
+        .at("/healthz", openapi_service())
+        .at("/readyz", openapi_service())
         .at("/", get(pages::home))
         .at("/login", get(pages::login_form).post(pages::login))
         .at("/signup", get(pages::signup_form).post(pages::signup))

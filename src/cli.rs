@@ -128,7 +128,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => unreachable!("serve is handled by main"),
         Command::Openapi(OpenapiCommand::Export { dir }) => export_openapi(&dir),
         Command::Migrate => {
-            let store = Store::connect(&config.database_url).await?;
+            let store = Store::open(&config).await?;
             store.migrate().await?;
             println!("migrations applied");
             Ok(())
@@ -157,7 +157,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect(&config.database_url).await.context("connecting to the database")?;
+    let store = Store::open(&config).await.context("connecting to the database")?;
     store.migrate().await.context("applying migrations")?;
     Ok(store)
 }

@@ -45,10 +45,17 @@ pub struct Config {
     /// The canonical URI of the MCP server (RFC 8707 resource, RFC 9728 `resource`).
     pub resource: Resource,
     pub database_url: String,
+    /// Largest number of pooled database connections of this instance.
+    pub database_max_connections: u32,
+    /// How long to wait for a connection (to connect, and to get one from the pool).
+    pub database_timeout: Duration,
     /// When set, access tokens are HS256 with this secret instead of ES256 with keys in the database.
     pub jwt_secret: Option<String>,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// How long after a rotation a caller presenting the rotated refresh token gets the same, still
+    /// unused, successor back instead of being treated as reuse (0 turns it off).
+    pub refresh_grace: Duration,
     pub auth_code_ttl: Duration,
     pub session_ttl: Duration,
     pub allowed_origins: Vec<String>,
@@ -103,6 +110,14 @@ impl Config {
         {
             return Err(problem("DATABASE_URL", "must start with sqlite:, postgres:// or postgresql://"));
         }
+        let database_max_connections =
+            match get("DATABASE_MAX_CONNECTIONS") {
+                None => 10,
+                Some(v) => v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
+                    problem("DATABASE_MAX_CONNECTIONS", format!("'{v}' is not a number from 1 to 1000"))
+                })?,
+            };
+        let database_timeout = seconds(&get, "DATABASE_TIMEOUT", 10, 1, 300)?;
         let jwt_secret = match get("JWT_SECRET") {
             None => None,
             Some(v) if v.len() < 32 => {
@@ -113,6 +128,7 @@ impl Config {
         let access_token_ttl = seconds(&get, "ACCESS_TOKEN_TTL", 3600, 60, 86_400)?;
         let refresh_token_ttl = seconds(&get, "REFRESH_TOKEN_TTL", 30 * 86_400, 300, 365 * 86_400)?;
         let auth_code_ttl = seconds(&get, "AUTH_CODE_TTL", 60, 1, 60)?;
+        let refresh_grace = seconds(&get, "REFRESH_GRACE_SECS", 5, 0, 60)?;
         let session_ttl = seconds(&get, "SESSION_TTL", 12 * 3600, 60, 30 * 86_400)?;
         let allowed_origins = match get("ALLOWED_ORIGINS") {
             None => vec![origin_of(&issuer)],
@@ -155,9 +171,12 @@ impl Config {
             issuer,
             resource,
             database_url,
+            database_max_connections,
+            database_timeout,
             jwt_secret,
             access_token_ttl,
             refresh_token_ttl,
+            refresh_grace,
             auth_code_ttl,
             session_ttl,
             allowed_origins,

@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 
 use std::sync::Arc;
 
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+
 use tokio::sync::Semaphore;
 
 use crate::config::PasswordHashCost;
@@ -29,6 +31,42 @@ pub fn sha256_hex(secret: &str) -> String {
 /// base64url SHA-256, used to derive values (such as CSRF tokens) from a secret without storing them.
 pub fn sha256_b64(input: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(input))
+}
+
+/// Seals `secret` so that only a holder of `key_material` can open it: AES-256-GCM under
+/// SHA-256(`purpose` ‖ `key_material`), a random nonce, base64url(nonce ‖ ciphertext ‖ tag).
+/// The key material must itself be a high-entropy secret that is not stored in clear.
+pub fn seal_for(purpose: &str, key_material: &str, secret: &str) -> String {
+    let key = aead_key(purpose, key_material);
+    let nonce_bytes: [u8; NONCE_LEN] = rand::random();
+    let mut in_out = secret.as_bytes().to_vec();
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::empty(), &mut in_out)
+        .expect("AES-GCM sealing of a short secret cannot fail");
+    let mut sealed = nonce_bytes.to_vec();
+    sealed.extend(in_out);
+    URL_SAFE_NO_PAD.encode(sealed)
+}
+
+/// Opens what [`seal_for`] sealed with the same purpose and key material; `None` if anything differs.
+pub fn open_for(purpose: &str, key_material: &str, sealed: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    if bytes.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut in_out = ciphertext.to_vec();
+    let plain = aead_key(purpose, key_material).open_in_place(nonce, Aad::empty(), &mut in_out).ok()?;
+    String::from_utf8(plain.to_vec()).ok()
+}
+
+fn aead_key(purpose: &str, key_material: &str) -> LessSafeKey {
+    let digest = Sha256::new()
+        .chain_update(purpose.as_bytes())
+        .chain_update([0u8])
+        .chain_update(key_material.as_bytes())
+        .finalize();
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &digest).expect("a SHA-256 digest is an AES-256 key"))
 }
 
 /// argon2id with parameters chosen by [`PasswordHashCost`]; the parameters are stored in the PHC string,
@@ -107,6 +145,19 @@ mod tests {
         assert!(h.verify("correct horse", &stored).await);
         assert!(!h.verify("wrong horse", &stored).await);
         assert!(!h.verify("correct horse", "not a hash").await);
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_the_same_key_material_and_purpose() {
+        let sealed = seal_for("refresh-successor", "old-token", "new-token");
+        assert_eq!(open_for("refresh-successor", "old-token", &sealed).as_deref(), Some("new-token"));
+        assert_eq!(open_for("refresh-successor", "other-token", &sealed), None);
+        assert_eq!(open_for("other-purpose", "old-token", &sealed), None);
+        assert_ne!(sealed, seal_for("refresh-successor", "old-token", "new-token"), "fresh nonce each time");
+        let mut tampered = sealed.into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(open_for("refresh-successor", "old-token", &String::from_utf8(tampered).unwrap()), None);
     }
 
     #[test]

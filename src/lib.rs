@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod error;
 pub mod mcp;
 pub mod oauth;
+pub mod ops;
 pub mod pages;
 pub mod state;
 pub mod store;

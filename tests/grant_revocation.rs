@@ -80,7 +80,8 @@ async fn reusing_a_refresh_token_stops_the_access_tokens_of_the_family() {
     let (auth, tokens) = public_client_tokens(&app).await;
     let first_refresh = str_field(&tokens, "refresh_token");
     let rotated = json_ok(app.refresh(&auth, &first_refresh).await).await;
-    let newest_access = str_field(&rotated, "access_token");
+    let latest = json_ok(app.refresh(&auth, &str_field(&rotated, "refresh_token")).await).await;
+    let newest_access = str_field(&latest, "access_token");
     assert_mcp_accepts(&app, &newest_access).await;
     app.refresh(&auth, &first_refresh).await;
     assert_revoked_at_the_guard(&app, &newest_access).await;

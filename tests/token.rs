@@ -153,9 +153,10 @@ async fn a_client_goes_from_challenge_to_tool_call_and_back() {
     assert_ne!(second_refresh, first_refresh);
     assert_mcp_accepts(&app, &str_field(&refreshed, "access_token")).await;
 
+    let third_refresh = str_field(&json_ok(app.refresh(&auth, &second_refresh).await).await, "refresh_token");
     let reused = app.refresh(&auth, &first_refresh).await;
     assert_oauth_error(reused, StatusCode::BAD_REQUEST, "invalid_grant").await;
-    let newest = app.refresh(&auth, &second_refresh).await;
+    let newest = app.refresh(&auth, &third_refresh).await;
     assert_oauth_error(newest, StatusCode::BAD_REQUEST, "invalid_grant").await;
 
     let pkce = pkce_pair();
@@ -433,43 +434,53 @@ async fn reusing_a_refresh_token_revokes_its_whole_family() {
     let app = spawn_app().await;
     let (auth, tokens) = public_client_tokens(&app).await;
     let first = str_field(&tokens, "refresh_token");
-    let newest = str_field(&json_ok(app.refresh(&auth, &first).await).await, "refresh_token");
+    let second = str_field(&json_ok(app.refresh(&auth, &first).await).await, "refresh_token");
+    let newest = str_field(&json_ok(app.refresh(&auth, &second).await).await, "refresh_token");
+    // `second` is used, so `first` is plain reuse, grace window or not (RFC 9700 §4.14.2).
     assert_oauth_error(app.refresh(&auth, &first).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
     assert_oauth_error(app.refresh(&auth, &newest).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
 
+/// A retry of a refresh (a lost response, two requests racing) within the grace window gets the same,
+/// still unused successor: never a second one, and the grant survives.
 #[tokio::test]
-async fn refresh_may_narrow_the_scope() {
+async fn a_refresh_retried_within_the_grace_window_gets_the_same_successor() {
     let app = spawn_app().await;
     let (auth, tokens) = public_client_tokens(&app).await;
-    let response = refresh_with_scope(&app, &auth, &tokens, "mcp:read").await;
-    let narrowed = json_ok(response).await;
-    assert_eq!(narrowed["scope"], "mcp:read");
-    assert_eq!(jwt_claims(&str_field(&narrowed, "access_token"))["scope"], "mcp:read");
+    let first = str_field(&tokens, "refresh_token");
+    let once = json_ok(app.refresh(&auth, &first).await).await;
+    let again = json_ok(app.refresh(&auth, &first).await).await;
+    assert_eq!(str_field(&once, "refresh_token"), str_field(&again, "refresh_token"));
+    assert_mcp_accepts(&app, &str_field(&again, "access_token")).await;
+    let next = json_ok(app.refresh(&auth, &str_field(&again, "refresh_token")).await).await;
+    assert_ne!(str_field(&next, "refresh_token"), str_field(&once, "refresh_token"));
 }
 
 #[tokio::test]
-async fn refresh_cannot_widen_the_scope() {
-    let app = spawn_app().await;
-    let (auth, tokens) = tokens_with_scope(&app, "mcp:read").await;
-    assert_eq!(tokens["scope"], "mcp:read");
-    let response = refresh_with_scope(&app, &auth, &tokens, ALL_SCOPES).await;
-    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_scope").await;
+async fn without_a_grace_window_presenting_a_rotated_token_is_reuse() {
+    let app = spawn_app_with(&[("REFRESH_GRACE_SECS", "0")]).await;
+    let (auth, tokens) = public_client_tokens(&app).await;
+    let first = str_field(&tokens, "refresh_token");
+    let second = str_field(&json_ok(app.refresh(&auth, &first).await).await, "refresh_token");
+    assert_oauth_error(app.refresh(&auth, &first).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert_oauth_error(app.refresh(&auth, &second).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
 
+/// One refresh token presented by many callers at once rotates exactly once: every caller that is not
+/// refused gets the same successor.
 #[tokio::test]
-async fn refresh_token_is_bound_to_its_client() {
+async fn a_refresh_token_presented_concurrently_rotates_exactly_once() {
     let app = spawn_app().await;
-    let (_, tokens) = public_client_tokens(&app).await;
-    let other = ClientAuth::Public(app.register_public_client(REDIRECT_URI).await);
-    let response = app.refresh(&other, &str_field(&tokens, "refresh_token")).await;
-    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
-}
-
-#[tokio::test]
-async fn unknown_refresh_token_is_an_invalid_grant() {
-    let app = spawn_app().await;
-    let auth = ClientAuth::Public(app.register_public_client(REDIRECT_URI).await);
-    let response = app.refresh(&auth, "not-a-refresh-token").await;
-    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let (auth, tokens) = public_client_tokens(&app).await;
+    let first = str_field(&tokens, "refresh_token");
+    let attempts = (0..20).map(|_| app.refresh(&auth, &first));
+    let mut successors = std::collections::HashSet::new();
+    for response in futures::future::join_all(attempts).await {
+        if response.status() == StatusCode::OK {
+            successors.insert(str_field(&response.json::<serde_json::Value>().await.unwrap(), "refresh_token"));
+        }
+    }
+    assert_eq!(successors.len(), 1, "exactly one successor: {successors:?}");
+    let successor = successors.into_iter().next().unwrap();
+    assert_eq!(app.refresh(&auth, &successor).await.status(), StatusCode::OK, "the grant survived the race");
 }

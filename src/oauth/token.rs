@@ -7,7 +7,7 @@ use super::client_auth::PresentedClient;
 use super::jwt::Grant;
 use super::pkce::CodeChallenge;
 use super::scope::Scope;
-use crate::crypto::{now, random_token, sha256_hex};
+use crate::crypto::{now, open_for, random_token, seal_for, sha256_hex};
 use crate::error::{ErrorCode, OAuthError};
 use crate::state::AppState;
 use crate::store::{authorization_code, client, grant, refresh_token};
@@ -101,7 +101,8 @@ async fn redeem_authorization_code(
         return Err(OAuthError::invalid_grant("the grant has been revoked or its user disabled"));
     }
     let scope = grant.scope.clone();
-    issue_tokens(state, client, &grant.user_id, &scope, &scope, &grant.resource, &grant.family_id).await
+    let refresh_token = first_refresh_token(state, client, &grant).await?;
+    access_token_response(state, client, &grant.user_id, &scope, &grant.resource, &grant.family_id, refresh_token)
 }
 
 /// Everything the code is bound to: lifetime, redirect URI, PKCE verifier, resource.
@@ -141,8 +142,10 @@ fn check_resource(state: &AppState, requested: Option<&str>, granted: &str) -> R
     }
 }
 
-/// RFC 6749 §6 with rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): every use returns a new refresh token;
-/// presenting a used one revokes the whole family.
+/// RFC 6749 §6 with rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): every use returns a new refresh token,
+/// and presenting a used one revokes the whole family, with one exception for harmless races: within
+/// `REFRESH_GRACE_SECS` of the rotation, while its successor is still unused, the same successor is
+/// handed out again (never a second one).
 async fn refresh(state: &AppState, client: &client::Model, req: TokenRequest) -> Result<TokenResponseBody, OAuthError> {
     let presented = req
         .refresh_token
@@ -150,17 +153,19 @@ async fn refresh(state: &AppState, client: &client::Model, req: TokenRequest) ->
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let token_hash = sha256_hex(presented);
-    let Some(old) = state.store.use_refresh_token(&token_hash, &client.client_id).await? else {
-        if let Some(reused) = state
-            .store
-            .find_refresh_token(&token_hash)
-            .await?
-            .filter(|t| t.client_id == client.client_id && t.used_at.is_some())
-        {
-            let revoked = state.store.revoke_grant(&reused.family_id).await?;
-            tracing::warn!(client_id = %client.client_id, revoked, "refresh token reused; its family is revoked");
-        }
-        return Err(OAuthError::invalid_grant("the refresh token is invalid, expired, revoked or already used"));
+    let successor = random_token();
+    let sealed = seal_for(SUCCESSOR_PURPOSE, presented, &successor);
+    let ttl = state.config.refresh_token_ttl.as_secs() as i64;
+    let rotated =
+        state.store.rotate_refresh_token(&token_hash, &client.client_id, &sha256_hex(&successor), &sealed, ttl).await?;
+    let (old, successor) = match rotated {
+        Some(old) => (old, successor),
+        None => match retry_within_grace(state, client, &token_hash, presented).await? {
+            Some(again) => again,
+            None => {
+                return Err(OAuthError::invalid_grant("the refresh token is invalid, expired, revoked or already used"));
+            }
+        },
     };
     check_resource(state, req.resource.as_deref(), &old.resource)?;
     let Ok(granted) = Scope::parse(&old.scope) else {
@@ -180,7 +185,53 @@ async fn refresh(state: &AppState, client: &client::Model, req: TokenRequest) ->
     if !state.store.grant_is_active(&old.family_id).await? {
         return Err(OAuthError::invalid_grant("the grant has been revoked or its user disabled"));
     }
-    issue_tokens(state, client, &old.user_id, &scope.to_string(), &old.scope, &old.resource, &old.family_id).await
+    access_token_response(
+        state,
+        client,
+        &old.user_id,
+        &scope.to_string(),
+        &old.resource,
+        &old.family_id,
+        Some(successor),
+    )
+}
+
+const SUCCESSOR_PURPOSE: &str = "refresh-token-successor";
+
+/// A refresh token that lost the rotation race: the same successor again if the rotation happened within
+/// the grace window and the successor is still unused; otherwise it is reuse, and the grant is revoked.
+async fn retry_within_grace(
+    state: &AppState,
+    client: &client::Model,
+    token_hash: &str,
+    presented: &str,
+) -> Result<Option<(refresh_token::Model, String)>, OAuthError> {
+    let Some(old) = state.store.find_refresh_token(token_hash).await?.filter(|t| t.client_id == client.client_id)
+    else {
+        return Ok(None);
+    };
+    let (Some(used_at), None) = (old.used_at, old.revoked_at) else {
+        return Ok(None);
+    };
+    let grace = state.config.refresh_grace.as_secs() as i64;
+    let successor_unused = match old.successor_hash.as_deref() {
+        Some(hash) => {
+            state.store.find_refresh_token(hash).await?.is_some_and(|s| s.used_at.is_none() && s.revoked_at.is_none())
+        }
+        None => false,
+    };
+    let again = old.successor_sealed.as_deref().and_then(|sealed| open_for(SUCCESSOR_PURPOSE, presented, sealed));
+    match again {
+        Some(successor) if now() - used_at < grace && successor_unused => {
+            tracing::info!(client_id = %client.client_id, "refresh retried within the grace window; same successor returned");
+            Ok(Some((old, successor)))
+        }
+        _ => {
+            let revoked = state.store.revoke_grant(&old.family_id).await?;
+            tracing::warn!(client_id = %client.client_id, revoked, "refresh token reused; its grant is revoked");
+            Ok(None)
+        }
+    }
 }
 
 /// `mcp-gateway token mint`: an access token for operators and scripts, under a grant of its own (so
@@ -233,42 +284,50 @@ pub async fn mint_for_operator(
     Ok(token)
 }
 
-/// Signs the access token and, when the client may refresh, stores the next refresh token of the family.
-async fn issue_tokens(
+/// Starts the refresh-token family of a new grant, when the client may refresh.
+async fn first_refresh_token(
+    state: &AppState,
+    client: &client::Model,
+    grant: &authorization_code::Model,
+) -> Result<Option<String>, OAuthError> {
+    if !client.grant_types.split(' ').any(|g| g == "refresh_token") {
+        return Ok(None);
+    }
+    let raw = random_token();
+    let issued_at = now();
+    state
+        .store
+        .insert_refresh_token(refresh_token::Model {
+            token_hash: sha256_hex(&raw),
+            family_id: grant.family_id.clone(),
+            client_id: client.client_id.clone(),
+            user_id: grant.user_id.clone(),
+            scope: grant.scope.clone(),
+            resource: grant.resource.clone(),
+            issued_at,
+            expires_at: issued_at + state.config.refresh_token_ttl.as_secs() as i64,
+            used_at: None,
+            revoked_at: None,
+            successor_hash: None,
+            successor_sealed: None,
+        })
+        .await?;
+    Ok(Some(raw))
+}
+
+/// Signs the access token and builds the token response (RFC 6749 §5.1).
+fn access_token_response(
     state: &AppState,
     client: &client::Model,
     user_id: &str,
     scope: &str,
-    granted_scope: &str,
     resource: &str,
-    family_id: &str,
+    grant_id: &str,
+    refresh_token: Option<String>,
 ) -> Result<TokenResponseBody, OAuthError> {
     let ttl = state.config.access_token_ttl.as_secs() as i64;
-    let grant =
-        Grant { subject: user_id, client_id: &client.client_id, scope, audience: resource, grant_id: family_id };
+    let grant = Grant { subject: user_id, client_id: &client.client_id, scope, audience: resource, grant_id };
     let (access_token, _) = state.tokens.issue(grant, ttl).map_err(OAuthError::internal)?;
-    let refresh_token = if client.grant_types.split(' ').any(|g| g == "refresh_token") {
-        let raw = random_token();
-        let issued_at = now();
-        state
-            .store
-            .insert_refresh_token(refresh_token::Model {
-                token_hash: sha256_hex(&raw),
-                family_id: family_id.to_owned(),
-                client_id: client.client_id.clone(),
-                user_id: user_id.to_owned(),
-                scope: granted_scope.to_owned(),
-                resource: resource.to_owned(),
-                issued_at,
-                expires_at: issued_at + state.config.refresh_token_ttl.as_secs() as i64,
-                used_at: None,
-                revoked_at: None,
-            })
-            .await?;
-        Some(raw)
-    } else {
-        None
-    };
     Ok(TokenResponseBody {
         access_token,
         token_type: "Bearer".into(),

@@ -154,6 +154,10 @@ pub mod refresh_token {
         pub expires_at: i64,
         pub used_at: Option<i64>,
         pub revoked_at: Option<i64>,
+        /// Set at rotation: the hash of the token that replaced this one…
+        pub successor_hash: Option<String>,
+        /// …and that token, sealed under a key derived from this one (see `crypto::seal_for`).
+        pub successor_sealed: Option<String>,
     }
     no_relations!();
 }

@@ -24,6 +24,7 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr, TransactionTrait,
 };
 
+use crate::config::Config;
 pub use entities::{
     authorization_code, client, consent, grant, login_session, mcp_session, note, refresh_token, signing_key, user,
 };
@@ -36,9 +37,14 @@ pub struct Store {
 }
 
 impl Store {
-    pub async fn connect(url: &str) -> Result<Store, DbErr> {
+    /// Connects with the configured URL, pool size and timeouts.
+    pub async fn open(config: &Config) -> Result<Store, DbErr> {
+        Store::connect(&config.database_url, config.database_max_connections, config.database_timeout).await
+    }
+
+    pub async fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<Store, DbErr> {
         let mut options = ConnectOptions::new(url.to_owned());
-        options.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(10));
+        options.sqlx_logging(false).max_connections(max_connections).connect_timeout(timeout).acquire_timeout(timeout);
         let db = Database::connect(options).await?;
         if db.get_database_backend() == DatabaseBackend::Sqlite {
             // WAL lets readers proceed while one connection writes; foreign keys are off by default in SQLite.

@@ -1,5 +1,5 @@
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 
 use super::{Store, refresh_token};
 use crate::crypto::now;
@@ -10,26 +10,53 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a live refresh token of this client, under a grant that is not revoked, as used and returns
-    /// it; `None` for every other caller. One statement, so a token rotates exactly once however many
-    /// callers present it at the same time.
-    pub async fn use_refresh_token(
+    /// Rotates a live refresh token of this client, under a grant that is not revoked: marks it used,
+    /// records its successor (hash and sealed token) and stores the successor, in one transaction.
+    /// Returns the rotated token to exactly one caller, however many present it at the same time on any
+    /// number of instances; `None` for every other caller.
+    pub async fn rotate_refresh_token(
         &self,
         token_hash: &str,
         client_id: &str,
+        successor_hash: &str,
+        successor_sealed: &str,
+        ttl_secs: i64,
     ) -> Result<Option<refresh_token::Model>, DbErr> {
         let at = now();
+        let txn = self.db.begin().await?;
         let mut rows = refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::UsedAt, Expr::value(at))
+            .col_expr(refresh_token::Column::SuccessorHash, Expr::value(successor_hash))
+            .col_expr(refresh_token::Column::SuccessorSealed, Expr::value(successor_sealed))
             .filter(refresh_token::Column::TokenHash.eq(token_hash))
             .filter(refresh_token::Column::ClientId.eq(client_id))
             .filter(refresh_token::Column::UsedAt.is_null())
             .filter(refresh_token::Column::RevokedAt.is_null())
             .filter(refresh_token::Column::ExpiresAt.gt(at))
             .filter(refresh_token::Column::FamilyId.in_subquery(Store::active_grant_ids()))
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&txn)
             .await?;
-        Ok(rows.pop())
+        let Some(old) = rows.pop() else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        let successor = refresh_token::Model {
+            token_hash: successor_hash.to_owned(),
+            family_id: old.family_id.clone(),
+            client_id: old.client_id.clone(),
+            user_id: old.user_id.clone(),
+            scope: old.scope.clone(),
+            resource: old.resource.clone(),
+            issued_at: at,
+            expires_at: at + ttl_secs,
+            used_at: None,
+            revoked_at: None,
+            successor_hash: None,
+            successor_sealed: None,
+        };
+        refresh_token::Entity::insert(refresh_token::ActiveModel::from(successor)).exec_without_returning(&txn).await?;
+        txn.commit().await?;
+        Ok(Some(old))
     }
 
     pub async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<refresh_token::Model>, DbErr> {
