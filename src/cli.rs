@@ -157,7 +157,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::open(&config).await.context("connecting to the database")?;
+    let store = Store::open(config).await.context("connecting to the database")?;
     store.migrate().await.context("applying migrations")?;
     Ok(store)
 }
