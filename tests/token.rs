@@ -484,3 +484,39 @@ async fn a_refresh_token_presented_concurrently_rotates_exactly_once() {
     let successor = successors.into_iter().next().unwrap();
     assert_eq!(app.refresh(&auth, &successor).await.status(), StatusCode::OK, "the grant survived the race");
 }
+
+#[tokio::test]
+async fn refresh_may_narrow_the_scope() {
+    let app = spawn_app().await;
+    let (auth, tokens) = public_client_tokens(&app).await;
+    let response = refresh_with_scope(&app, &auth, &tokens, "mcp:read").await;
+    let narrowed = json_ok(response).await;
+    assert_eq!(narrowed["scope"], "mcp:read");
+    assert_eq!(jwt_claims(&str_field(&narrowed, "access_token"))["scope"], "mcp:read");
+}
+
+#[tokio::test]
+async fn refresh_cannot_widen_the_scope() {
+    let app = spawn_app().await;
+    let (auth, tokens) = tokens_with_scope(&app, "mcp:read").await;
+    assert_eq!(tokens["scope"], "mcp:read");
+    let response = refresh_with_scope(&app, &auth, &tokens, ALL_SCOPES).await;
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_scope").await;
+}
+
+#[tokio::test]
+async fn refresh_token_is_bound_to_its_client() {
+    let app = spawn_app().await;
+    let (_, tokens) = public_client_tokens(&app).await;
+    let other = ClientAuth::Public(app.register_public_client(REDIRECT_URI).await);
+    let response = app.refresh(&other, &str_field(&tokens, "refresh_token")).await;
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn unknown_refresh_token_is_an_invalid_grant() {
+    let app = spawn_app().await;
+    let auth = ClientAuth::Public(app.register_public_client(REDIRECT_URI).await);
+    let response = app.refresh(&auth, "not-a-refresh-token").await;
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}

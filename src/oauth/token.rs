@@ -163,7 +163,9 @@ async fn refresh(state: &AppState, client: &client::Model, req: TokenRequest) ->
         None => match retry_within_grace(state, client, &token_hash, presented).await? {
             Some(again) => again,
             None => {
-                return Err(OAuthError::invalid_grant("the refresh token is invalid, expired, revoked or already used"));
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token is invalid, expired, revoked or already used",
+                ));
             }
         },
     };
