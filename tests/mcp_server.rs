@@ -418,3 +418,32 @@ async fn an_idle_session_ends_and_is_purged() {
         .unwrap();
     assert_eq!(left.try_get::<i64>("", "n").unwrap(), 0);
 }
+
+#[tokio::test]
+async fn only_ones_own_notes_can_be_subscribed_to() {
+    let app = spawn_app().await;
+    let alice = token_for(&app, "alice", ALL_SCOPES).await;
+    let bob = token_for(&app, "bob", ALL_SCOPES).await;
+    let mut alice_mcp = McpClient::connect(&app, &alice).await;
+    let created = alice_mcp.call_tool("notes_create", json!({"title": "Mine", "body": "x"})).await;
+    let uri = structured(&created)["uri"].as_str().unwrap().to_owned();
+    alice_mcp.result("resources/subscribe", json!({"uri": uri})).await;
+    let mut bob_mcp = McpClient::connect(&app, &bob).await;
+    let theirs = bob_mcp.request("resources/subscribe", json!({"uri": uri})).await;
+    assert!(theirs["error"].is_object(), "{theirs}");
+    let junk = bob_mcp.request("resources/subscribe", json!({"uri": format!("note://{}", "x".repeat(10_000))})).await;
+    assert!(junk["error"].is_object(), "{junk}");
+}
+
+#[tokio::test]
+async fn search_matches_wildcard_characters_literally() {
+    let app = spawn_app().await;
+    let token = token_for(&app, "alice", ALL_SCOPES).await;
+    let mut mcp = McpClient::connect(&app, &token).await;
+    mcp.call_tool("notes_create", json!({"title": "Discount", "body": "50% off"})).await;
+    mcp.call_tool("notes_create", json!({"title": "Other", "body": "nothing here"})).await;
+    let percent = mcp.call_tool("notes_search", json!({"query": "%"})).await;
+    assert_eq!(structured(&percent)["notes"].as_array().unwrap().len(), 1, "{percent}");
+    let underscore = mcp.call_tool("notes_search", json!({"query": "_"})).await;
+    assert!(structured(&underscore)["notes"].as_array().unwrap().is_empty(), "{underscore}");
+}

@@ -2,7 +2,8 @@
 //! request (session-bound ones and the GET stream too) and, before rmcp sees anything:
 //! - verifies the access token and that its grant is still live (401 otherwise);
 //! - checks the scopes the JSON-RPC messages need (403 `insufficient_scope` otherwise);
-//! - binds legacy sessions to the token's subject: another subject, or an ended or idle session, gets 404.
+//! - binds legacy sessions to the token's subject and client: another subject or client, or an ended or
+//!   idle session, gets 404.
 //!
 //! The verified claims travel on in the request extensions, where tools read them.
 use poem::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -48,7 +49,10 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: S
     if let Some(id) = &session_id {
         let ttl = state.config.mcp_session_ttl.as_secs() as i64;
         match state.store.find_live_mcp_session(id, ttl).await {
-            Ok(Some(s)) if s.subject.as_deref() == Some(claims.sub.as_str()) => {
+            Ok(Some(s))
+                if s.subject.as_deref() == Some(claims.sub.as_str())
+                    && s.client_id.as_deref() == Some(claims.client_id.as_str()) =>
+            {
                 state.store.touch_mcp_session(id, TOUCH_EVERY_SECS).await.map_err(unavailable)?;
             }
             Ok(_) => return Ok(session_not_found()),

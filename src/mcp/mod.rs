@@ -35,10 +35,10 @@ pub fn service(state: State, shutdown: CancellationToken) -> StreamableHttpServi
         .with_cancellation_token(shutdown);
     http.session_store =
         Some(Arc::new(DbSessionStore::new(state.store.clone(), config.mcp_session_ttl.as_secs() as i64)));
+    // In memory a session lives as long as in the database, so an idle session is not silently restored
+    // (losing its subscriptions) before its time is up.
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = Some(config.mcp_session_ttl);
     let factory_state = state.clone();
-    StreamableHttpService::new(
-        move || Ok(McpServer::new(factory_state.clone())),
-        Arc::new(LocalSessionManager::default()),
-        http,
-    )
+    StreamableHttpService::new(move || Ok(McpServer::new(factory_state.clone())), Arc::new(sessions), http)
 }

@@ -24,6 +24,10 @@ use crate::state::State;
 use crate::store::note;
 
 pub const NOTE_SCHEME: &str = "note://";
+/// How many resources one session may subscribe to.
+const MAX_SUBSCRIPTIONS: usize = 256;
+/// How often open notification streams re-check that their token still holds.
+const STREAM_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 const PAGE_SIZE: u64 = 50;
 
 #[derive(Clone)]
@@ -265,6 +269,7 @@ impl ServerHandler for McpServer {
         .into())
     }
 
+    /// Subscribes the session to one of the caller's notes (at most [`MAX_SUBSCRIPTIONS`] per session).
     #[allow(deprecated)]
     async fn subscribe(
         &self,
@@ -272,11 +277,31 @@ impl ServerHandler for McpServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         let me = context_caller(&ctx)?;
-        self.session.subscriptions.lock().expect("subscriptions lock").insert(request.uri);
+        let fixture = self.fixtures() && conformance::read(&request.uri).is_some();
+        let own_note = match request.uri.strip_prefix(NOTE_SCHEME) {
+            Some(id) if id.len() <= 64 => self.state.store.find_note(&me.sub, id).await.map_err(internal)?.is_some(),
+            _ => false,
+        };
+        if !(own_note || fixture) {
+            return Err(McpError::resource_not_found(
+                format!("no resource {}", request.uri),
+                Some(json!({"uri": request.uri})),
+            ));
+        }
+        {
+            let mut subscriptions = self.session.subscriptions.lock().expect("subscriptions lock");
+            if subscriptions.len() >= MAX_SUBSCRIPTIONS && !subscriptions.contains(&request.uri) {
+                return Err(McpError::invalid_request(
+                    format!("at most {MAX_SUBSCRIPTIONS} subscriptions per session"),
+                    None,
+                ));
+            }
+            subscriptions.insert(request.uri);
+        }
         let mut started = self.session.forwarding.lock().expect("forwarding lock");
         if !*started {
             *started = true;
-            tokio::spawn(forward_note_changes(self.state.clone(), self.session.clone(), me.sub, ctx.peer.clone()));
+            tokio::spawn(forward_note_changes(self.state.clone(), self.session.clone(), me, ctx.peer.clone()));
         }
         Ok(())
     }
@@ -305,17 +330,9 @@ impl ServerHandler for McpServer {
             (Reference::Prompt(p), argument) if self.fixtures() => {
                 conformance::complete(&p.name, argument, typed).unwrap_or_default()
             }
-            (Reference::Resource(r), "id") if r.uri == format!("{NOTE_SCHEME}{{id}}") => self
-                .state
-                .store
-                .list_notes(&me.sub, 0, 500)
-                .await
-                .map_err(internal)?
-                .into_iter()
-                .map(|n| n.id)
-                .filter(|id| id.starts_with(typed))
-                .take(100)
-                .collect(),
+            (Reference::Resource(r), "id") if r.uri == format!("{NOTE_SCHEME}{{id}}") => {
+                self.state.store.note_ids(&me.sub, typed, 100).await.map_err(internal)?
+            }
             _ => vec![],
         };
         Ok(CompleteResult::new(CompletionInfo::with_all_values(values).map_err(internal)?))
@@ -334,9 +351,11 @@ impl ServerHandler for McpServer {
             accepted.resource_subscriptions.clone().unwrap_or_default().into_iter().collect();
         let mut notes = self.state.note_events.subscribe();
         let mut lists = self.state.list_changes.subscribe();
+        let mut checkup = tokio::time::interval(STREAM_CHECK_INTERVAL);
         loop {
             let sent = tokio::select! {
                 () = context.cancelled() => return Ok(()),
+                _ = checkup.tick() => if still_authorized(&self.state, &me).await { Ok(()) } else { return Ok(()) },
                 change = notes.recv() => match change {
                     Ok(change) if change.user_id == me.sub && watched.contains(&note_uri(&change.note_id)) => {
                         context.sink().notify_resource_updated(note_uri(&change.note_id)).await
@@ -370,23 +389,36 @@ impl ServerHandler for McpServer {
     }
 }
 
-/// Delivers `notifications/resources/updated` for the session's subscriptions until the session ends.
-async fn forward_note_changes(state: State, session: Arc<SessionLocal>, user_id: String, peer: Peer<RoleServer>) {
+/// Delivers `notifications/resources/updated` for the session's subscriptions until the session ends or
+/// the token that subscribed stops being valid (expired, grant revoked, user disabled).
+async fn forward_note_changes(state: State, session: Arc<SessionLocal>, me: AccessClaims, peer: Peer<RoleServer>) {
     let mut changes = state.note_events.subscribe();
+    let mut checkup = tokio::time::interval(STREAM_CHECK_INTERVAL);
     loop {
-        let change = match changes.recv().await {
-            Ok(change) => change,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        };
-        if peer.is_transport_closed() {
-            return;
-        }
-        let uri = note_uri(&change.note_id);
-        let subscribed =
-            change.user_id == user_id && session.subscriptions.lock().expect("subscriptions lock").contains(&uri);
-        if subscribed && peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri)).await.is_err() {
-            return;
+        tokio::select! {
+            _ = checkup.tick() => {
+                if peer.is_transport_closed() || !still_authorized(&state, &me).await {
+                    return;
+                }
+            }
+            change = changes.recv() => {
+                let change = match change {
+                    Ok(change) => change,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                };
+                let uri = note_uri(&change.note_id);
+                let subscribed =
+                    change.user_id == me.sub && session.subscriptions.lock().expect("subscriptions lock").contains(&uri);
+                if subscribed && peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri)).await.is_err() {
+                    return;
+                }
+            }
         }
     }
+}
+
+/// Whether notifications may still flow to the holder of this token.
+async fn still_authorized(state: &State, me: &AccessClaims) -> bool {
+    me.exp > crate::crypto::now() && state.store.grant_is_active(&me.grant_id).await.unwrap_or(false)
 }

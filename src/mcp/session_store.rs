@@ -9,6 +9,12 @@ pub struct DbSessionStore {
     idle_secs: i64,
 }
 
+/// What rmcp may show a client: the cause is logged here, not sent.
+fn opaque(e: impl std::fmt::Display) -> SessionStoreError {
+    tracing::error!(error = %e, "MCP session store failed");
+    "the session store is unavailable".into()
+}
+
 impl DbSessionStore {
     pub fn new(store: Store, idle_secs: i64) -> DbSessionStore {
         DbSessionStore { store, idle_secs }
@@ -18,18 +24,19 @@ impl DbSessionStore {
 #[async_trait::async_trait]
 impl SessionStore for DbSessionStore {
     async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
-        let row = self.store.find_live_mcp_session(session_id, self.idle_secs).await?;
+        let row = self.store.find_live_mcp_session(session_id, self.idle_secs).await.map_err(opaque)?;
         match row.and_then(|r| r.state) {
-            Some(state) => Ok(Some(serde_json::from_str(&state)?)),
+            Some(state) => Ok(Some(serde_json::from_str(&state).map_err(opaque)?)),
             None => Ok(None),
         }
     }
 
     async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
-        Ok(self.store.store_mcp_session_state(session_id, &serde_json::to_string(state)?).await?)
+        let state = serde_json::to_string(state).map_err(opaque)?;
+        self.store.store_mcp_session_state(session_id, &state).await.map_err(opaque)
     }
 
     async fn delete(&self, session_id: &str) -> Result<(), SessionStoreError> {
-        Ok(self.store.delete_mcp_session(session_id).await?)
+        self.store.delete_mcp_session(session_id).await.map_err(opaque)
     }
 }

@@ -44,7 +44,7 @@ pub enum VerifyError {
     #[error("the token is not valid yet")]
     NotYetValid,
     #[error("the token is not valid: {0}")]
-    Invalid(String),
+    Invalid(&'static str),
 }
 
 /// Who an access token is for and what it allows.
@@ -104,7 +104,7 @@ impl AccessTokens {
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         if header.alg != self.keys.algorithm() {
-            return Err(VerifyError::Invalid("unexpected algorithm".into()));
+            return Err(VerifyError::Invalid("unexpected algorithm"));
         }
         if !header
             .typ
@@ -131,7 +131,13 @@ impl AccessTokens {
             jsonwebtoken::errors::ErrorKind::InvalidToken | jsonwebtoken::errors::ErrorKind::Base64(_) => {
                 VerifyError::Malformed
             }
-            other => VerifyError::Invalid(format!("{other:?}")),
+            jsonwebtoken::errors::ErrorKind::InvalidIssuer => VerifyError::Invalid("wrong issuer"),
+            jsonwebtoken::errors::ErrorKind::InvalidAudience => VerifyError::Invalid("wrong audience"),
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => VerifyError::Invalid("bad signature"),
+            jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(_) => {
+                VerifyError::Invalid("a required claim is missing")
+            }
+            _ => VerifyError::Invalid("the token could not be verified"),
         })?;
         if data.claims.iat > now() + LEEWAY_SECS as i64 {
             return Err(VerifyError::NotYetValid);

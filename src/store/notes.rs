@@ -1,4 +1,7 @@
-use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, SimpleExpr};
+use sea_orm::{
+    ColumnTrait, Condition, DbErr, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::{Store, note};
 use crate::crypto::now;
@@ -35,35 +38,54 @@ impl Store {
             .await
     }
 
-    /// Notes whose title or body contains `query` (case-insensitive for ASCII on both databases).
+    /// Notes whose title or body contains `query`, newest first (case-insensitive for ASCII on both
+    /// databases: the match runs in SQL on `LOWER(…)` with `LIKE` wildcards escaped).
     pub async fn search_notes(&self, user_id: &str, query: &str, limit: u64) -> Result<Vec<note::Model>, DbErr> {
-        let notes = note::Entity::find()
+        let pattern = format!("%{}%", escape_like(&query.to_lowercase()));
+        note::Entity::find()
             .filter(note::Column::UserId.eq(user_id))
+            .filter(
+                Condition::any()
+                    .add(lower_like(note::Column::Title, &pattern))
+                    .add(lower_like(note::Column::Body, &pattern)),
+            )
             .order_by_desc(note::Column::UpdatedAt)
+            .limit(limit)
             .all(&self.db)
-            .await?;
-        // Filtering here keeps the match rules identical on SQLite and Postgres (LIKE differs in case
-        // handling and needs escaping); a person's notes are few enough for that.
-        let needle = query.to_lowercase();
-        Ok(notes
-            .into_iter()
-            .filter(|n| n.title.to_lowercase().contains(&needle) || n.body.to_lowercase().contains(&needle))
-            .take(limit as usize)
-            .collect())
+            .await
     }
 
     /// Titles of the user's notes starting with `prefix` (for completions).
     pub async fn note_titles(&self, user_id: &str, prefix: &str, limit: u64) -> Result<Vec<String>, DbErr> {
-        let lower = prefix.to_lowercase();
-        let titles = note::Entity::find()
+        let pattern = format!("{}%", escape_like(&prefix.to_lowercase()));
+        note::Entity::find()
             .select_only()
             .column(note::Column::Title)
             .filter(note::Column::UserId.eq(user_id))
+            .filter(lower_like(note::Column::Title, &pattern))
             .order_by_asc(note::Column::Title)
+            .limit(limit)
             .into_tuple::<String>()
             .all(&self.db)
-            .await?;
-        Ok(titles.into_iter().filter(|t| t.to_lowercase().starts_with(&lower)).take(limit as usize).collect())
+            .await
+    }
+
+    /// Ids of the user's notes starting with `prefix` (for completions).
+    pub async fn note_ids(&self, user_id: &str, prefix: &str, limit: u64) -> Result<Vec<String>, DbErr> {
+        note::Entity::find()
+            .select_only()
+            .column(note::Column::Id)
+            .filter(note::Column::UserId.eq(user_id))
+            .filter(note::Column::Id.like(LikeExpr::new(format!("{}%", escape_like(prefix))).escape('\\')))
+            .order_by_asc(note::Column::Id)
+            .limit(limit)
+            .into_tuple::<String>()
+            .all(&self.db)
+            .await
+    }
+
+    pub async fn count_notes(&self, user_id: &str) -> Result<u64, DbErr> {
+        note::Entity::find().filter(note::Column::UserId.eq(user_id)).count(&self.db).await
     }
 
     /// Deletes a note of this user; returns it if it existed.
@@ -74,4 +96,14 @@ impl Store {
             .await
             .map(|mut rows| rows.pop())
     }
+}
+
+/// `LOWER(column) LIKE pattern ESCAPE '\'`.
+fn lower_like(column: note::Column, pattern: &str) -> SimpleExpr {
+    Expr::expr(Func::lower(Expr::col(column))).like(LikeExpr::new(pattern).escape('\\'))
+}
+
+/// Escapes `LIKE` wildcards so user text matches literally.
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }

@@ -13,6 +13,8 @@ use crate::store::note;
 
 const MAX_TITLE: usize = 200;
 const MAX_BODY: usize = 32 * 1024;
+/// Keeps one person's storage (and the cost of listing and searching it) bounded.
+const MAX_NOTES: u64 = 10_000;
 const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 100;
 
@@ -125,6 +127,9 @@ impl McpServer {
         }
         if args.body.len() > MAX_BODY {
             return Err(format!("body must be at most {MAX_BODY} bytes"));
+        }
+        if self.state.store.count_notes(&me.sub).await.map_err(storage_failed)? >= MAX_NOTES {
+            return Err(format!("you have {MAX_NOTES} notes, the most one person may keep; delete some first"));
         }
         let note = self.state.store.create_note(&me.sub, title, &args.body).await.map_err(storage_failed)?;
         self.state.note_events.note_changed(&me.sub, &note.id);
