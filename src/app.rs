@@ -23,8 +23,6 @@ use crate::{mcp, pages};
 
 /// Request bodies above this size are refused with 413 before they are read.
 const MAX_BODY_BYTES: usize = 64 * 1024;
-/// How often every instance re-reads the signing keys, so a rotation elsewhere is picked up.
-const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 /// How often every instance purges expired codes, tokens and sessions (safe to overlap).
 const PURGE_INTERVAL: Duration = Duration::from_secs(300);
 
@@ -70,8 +68,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
         let keys = self.state.tokens.keys().clone();
+        let reload_every = self.state.config.key_reload_interval;
         let reload = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
+            let mut tick = tokio::time::interval(reload_every);
             tick.tick().await;
             loop {
                 tick.tick().await;

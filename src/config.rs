@@ -62,6 +62,8 @@ pub struct Config {
     pub signup: bool,
     pub log_format: LogFormat,
     pub password_hash_cost: PasswordHashCost,
+    /// How often every instance re-reads the signing keys, so a rotation elsewhere is picked up.
+    pub key_reload_interval: Duration,
     /// An MCP session unused for this long ends (404) and is purged.
     pub mcp_session_ttl: Duration,
     /// Serve the fixture tools, resources and prompts of the MCP conformance suite.
@@ -149,6 +151,7 @@ impl Config {
         };
         let signup = on_off(&get, "SIGNUP", true)?;
         let mcp_session_ttl = seconds(&get, "MCP_SESSION_TTL", 3600, 60, 7 * 86_400)?;
+        let key_reload_interval = seconds(&get, "KEY_RELOAD_SECS", 60, 1, 3600)?;
         let conformance_fixtures = on_off(&get, "MCP_CONFORMANCE_FIXTURES", false)?;
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
@@ -183,6 +186,7 @@ impl Config {
             signup,
             log_format,
             password_hash_cost,
+            key_reload_interval,
             mcp_session_ttl,
             conformance_fixtures,
         })

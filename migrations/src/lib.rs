@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_initial;
 mod m20261127_000002_mcp;
 mod m20261127_000003_refresh_successor;
+mod m20261127_000004_one_active_key;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_initial::Migration),
             Box::new(m20261127_000002_mcp::Migration),
             Box::new(m20261127_000003_refresh_successor::Migration),
+            Box::new(m20261127_000004_one_active_key::Migration),
         ]
     }
 }

@@ -41,10 +41,12 @@ struct KeyRingInner {
     /// How long a retired key keeps verifying: the access-token lifetime.
     keep_retired_secs: i64,
     loaded: RwLock<LoadedKeys>,
-    last_reload: RwLock<Instant>,
+    /// When a token with an unknown `kid` last caused a reload (periodic reloads do not count, so a key
+    /// rotated just after one is still picked up at once).
+    last_demand_reload: RwLock<Instant>,
 }
 
-const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 impl KeyRing {
     /// Loads the keys, creating the first ES256 key if the database has none (exactly once across instances).
@@ -63,7 +65,9 @@ impl KeyRing {
                     verifying: HashMap::new(),
                     jwks: JwkSet { keys: vec![] },
                 }),
-                last_reload: RwLock::new(Instant::now()),
+                last_demand_reload: RwLock::new(
+                    Instant::now().checked_sub(RELOAD_INTERVAL).unwrap_or_else(Instant::now),
+                ),
             }),
         };
         ring.reload().await?;
@@ -96,14 +100,20 @@ impl KeyRing {
             return Err(KeyError::Material("no active signing key in the database; run `keys rotate`".into()));
         }
         *self.inner.loaded.write().expect("key lock poisoned") = loaded;
-        *self.inner.last_reload.write().expect("key lock poisoned") = Instant::now();
         Ok(())
     }
 
-    /// Reloads if the last reload is older than [`RELOAD_INTERVAL`]; used when a token names an unknown key.
+    /// Reloads when a token names an unknown key, at most once per [`RELOAD_INTERVAL`] (a flood of
+    /// made-up `kid`s cannot turn into a flood of database reads).
     pub async fn reload_if_stale(&self) -> bool {
-        let stale = self.inner.last_reload.read().expect("key lock poisoned").elapsed() >= RELOAD_INTERVAL;
-        stale && self.reload().await.is_ok()
+        {
+            let mut last = self.inner.last_demand_reload.write().expect("key lock poisoned");
+            if last.elapsed() < RELOAD_INTERVAL {
+                return false;
+            }
+            *last = Instant::now();
+        }
+        self.reload().await.is_ok()
     }
 
     /// The key to sign with and its `kid`.

@@ -1,5 +1,5 @@
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait};
 
 use super::{Store, signing_key};
 use crate::crypto::now;
@@ -36,17 +36,13 @@ impl Store {
     }
 
     /// Inserts the first key unless some instance already did; returns whether this one was inserted.
+    /// A unique index allows one active key per algorithm, so among instances starting together exactly
+    /// one insert wins and the others change nothing.
     pub async fn insert_first_key(&self, key: signing_key::Model) -> Result<bool, DbErr> {
-        let txn = self.db.begin().await?;
-        if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7316514002)").await?;
+        match signing_key::Entity::insert(signing_key::ActiveModel::from(key)).exec_without_returning(&self.db).await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(false),
+            Err(e) => Err(e),
         }
-        let exists =
-            signing_key::Entity::find().filter(signing_key::Column::RetiredAt.is_null()).one(&txn).await?.is_some();
-        if !exists {
-            signing_key::Entity::insert(signing_key::ActiveModel::from(key)).exec_without_returning(&txn).await?;
-        }
-        txn.commit().await?;
-        Ok(!exists)
     }
 }

@@ -62,7 +62,19 @@ impl Store {
             Migrator::up(&txn, None).await?;
             txn.commit().await
         } else {
-            Migrator::up(&self.db, None).await
+            // SQLite has no advisory locks: when another process is migrating the same file, wait until
+            // it is done (its migrations then count as applied here too).
+            let mut attempts = 0;
+            loop {
+                match Migrator::up(&self.db, None).await {
+                    Ok(()) => return Ok(()),
+                    Err(_) if attempts < 75 => {
+                        attempts += 1;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
 

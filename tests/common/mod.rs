@@ -38,6 +38,28 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
+impl TestApp {
+    /// A handle on a server that runs elsewhere (another process) with this issuer and database.
+    pub fn remote(base: &str, issuer: &str, resource: &str, db_url: &str) -> TestApp {
+        let client =
+            Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().expect("http client");
+        TestApp {
+            base: base.to_owned(),
+            issuer: issuer.to_owned(),
+            resource: resource.to_owned(),
+            client,
+            db_url: db_url.to_owned(),
+            _db_dir: None,
+        }
+    }
+}
+
+/// A fresh database: a new Postgres database when `TEST_POSTGRES_URL` is set, else a SQLite file in a
+/// temporary directory (kept alive by the returned guard).
+pub async fn fresh_database_url() -> (String, Option<TempDir>) {
+    fresh_database().await
+}
+
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
     let port = listener.local_addr().expect("local address").port();
