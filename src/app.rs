@@ -47,7 +47,7 @@ impl Application {
         let keys = KeyRing::load(store.clone(), config.jwt_secret.as_deref(), config.access_token_ttl).await?;
         let tokens = AccessTokens::new(keys, config.issuer.clone(), config.resource.as_str().to_owned());
         let passwords = Passwords::new(config.password_hash_cost);
-        let note_events = NoteEvents::default();
+        let note_events = NoteEvents::new(&store);
         let list_changes = ListChanges::default();
         Ok(Application { state: Arc::new(AppState { config, store, tokens, passwords, note_events, list_changes }) })
     }
@@ -90,6 +90,7 @@ impl Application {
                 }
             }
         });
+        let relay = self.state.note_events.relay_from_postgres();
         let acceptor = TcpAcceptor::from_tokio(listener)?;
         tracing::info!(addr = ?acceptor.local_addr(), "listening");
         // Ends open MCP streams (GET SSE) when shutdown starts, so draining does not wait for them.
@@ -104,6 +105,9 @@ impl Application {
             .await;
         reload.abort();
         purge.abort();
+        if let Some(relay) = relay {
+            relay.abort();
+        }
         result
     }
 }

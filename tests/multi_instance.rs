@@ -251,3 +251,29 @@ async fn killing_an_instance_under_load_loses_no_committed_grant() {
     }
     assert_eq!(cluster.at(0).refresh(&auth, &refresh).await.status(), StatusCode::OK, "the grant goes on");
 }
+
+/// Postgres LISTEN/NOTIFY: a note changed through A reaches the GET stream of a session on B.
+/// (With SQLite the instances are one process by design, so there is nothing to cross.)
+#[tokio::test]
+async fn a_note_changed_on_a_reaches_a_subscriber_on_b() {
+    if std::env::var("TEST_POSTGRES_URL").is_err() {
+        eprintln!("cross-instance notifications need Postgres: set TEST_POSTGRES_URL");
+        return;
+    }
+    let cluster = Cluster::start(2).await;
+    let (a, b) = (cluster.at(0), cluster.at(1));
+    let (_, tokens) = public_client_tokens(a).await;
+    let token = str_field(&tokens, "access_token");
+    let mut on_a = McpClient::connect(a, &token).await;
+    let created = on_a.call_tool("notes_create", json!({"title": "Watched", "body": "x"})).await;
+    let (id, uri) = (
+        created["structuredContent"]["id"].as_str().unwrap().to_owned(),
+        created["structuredContent"]["uri"].as_str().unwrap().to_owned(),
+    );
+    let mut on_b = McpClient::connect(b, &token).await;
+    let mut stream = on_b.open_stream().await;
+    on_b.result("resources/subscribe", json!({"uri": uri})).await;
+    on_a.call_tool("notes_delete", json!({"id": id})).await;
+    let updated = common::mcp::next_message(&mut stream, |m| m["method"] == "notifications/resources/updated").await;
+    assert_eq!(updated["params"]["uri"], uri.as_str());
+}

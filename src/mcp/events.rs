@@ -1,8 +1,14 @@
-//! In-process fan-out of changes to the MCP sessions and subscription streams that listen for them.
+//! Fan-out of changes to the MCP sessions and subscription streams that listen for them: in process, and
+//! across instances through Postgres `LISTEN`/`NOTIFY` (SQLite runs as one process, so in process is all).
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::store::Store;
+
 /// A note of `user_id` was created, changed or deleted.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NoteChanged {
     pub user_id: String,
     pub note_id: String,
@@ -35,11 +41,62 @@ impl<T: Clone> Events<T> {
     }
 }
 
-pub type NoteEvents = Events<NoteChanged>;
 pub type ListChanges = Events<ListChanged>;
 
+const NOTES_CHANNEL: &str = "mcp_gateway_notes";
+
+/// Note changes: published through Postgres when there is one (every instance, this one included,
+/// hears them through its listener), else in process.
+#[derive(Clone)]
+pub struct NoteEvents {
+    local: Events<NoteChanged>,
+    postgres: Option<Store>,
+}
+
 impl NoteEvents {
-    pub fn note_changed(&self, user_id: &str, note_id: &str) {
-        self.publish(NoteChanged { user_id: user_id.to_owned(), note_id: note_id.to_owned() });
+    pub fn new(store: &Store) -> NoteEvents {
+        NoteEvents { local: Events::default(), postgres: store.is_postgres().then(|| store.clone()) }
+    }
+
+    pub async fn note_changed(&self, user_id: &str, note_id: &str) {
+        let change = NoteChanged { user_id: user_id.to_owned(), note_id: note_id.to_owned() };
+        let Some(store) = &self.postgres else {
+            return self.local.publish(change);
+        };
+        let payload = serde_json::to_string(&change).expect("a note change serializes");
+        if let Err(e) = store.notify(NOTES_CHANNEL, &payload).await {
+            tracing::warn!(error = %e, "publishing a note change failed; delivering it on this instance only");
+            self.local.publish(change);
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<NoteChanged> {
+        self.local.subscribe()
+    }
+
+    /// On Postgres: relays the changes every instance publishes to this instance's subscribers, for as
+    /// long as the process runs (reconnecting after a lost connection).
+    pub fn relay_from_postgres(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let store = self.postgres.clone()?;
+        let local = self.local.clone();
+        Some(tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                match store.listen(NOTES_CHANNEL).await {
+                    Ok(mut listener) => {
+                        backoff = Duration::from_millis(200);
+                        while let Ok(notification) = listener.recv().await {
+                            if let Ok(change) = serde_json::from_str::<NoteChanged>(notification.payload()) {
+                                local.publish(change);
+                            }
+                        }
+                        tracing::warn!("the note-change listener lost its connection; reconnecting");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "listening for note changes failed; retrying"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }))
     }
 }

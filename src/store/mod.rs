@@ -12,6 +12,7 @@ mod grants;
 mod keys;
 mod mcp_sessions;
 mod notes;
+mod notify;
 mod purge;
 mod refresh_tokens;
 mod sessions;

@@ -132,7 +132,7 @@ impl McpServer {
             return Err(format!("you have {MAX_NOTES} notes, the most one person may keep; delete some first"));
         }
         let note = self.state.store.create_note(&me.sub, title, &args.body).await.map_err(storage_failed)?;
-        self.state.note_events.note_changed(&me.sub, &note.id);
+        self.state.note_events.note_changed(&me.sub, &note.id).await;
         #[allow(deprecated)]
         self.log(&peer, LoggingLevel::Info, serde_json::json!({"event": "note created", "id": note.id})).await;
         Ok(Json(note.into()))
@@ -218,7 +218,7 @@ impl McpServer {
         let me = writer(&parts)?;
         match self.state.store.delete_note(&me.sub, &args.id).await.map_err(storage_failed)? {
             Some(note) => {
-                self.state.note_events.note_changed(&me.sub, &note.id);
+                self.state.note_events.note_changed(&me.sub, &note.id).await;
                 #[allow(deprecated)]
                 self.log(&peer, LoggingLevel::Info, serde_json::json!({"event": "note deleted", "id": note.id})).await;
                 Ok(Json(Deleted { deleted: true, id: note.id }))
