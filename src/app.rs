@@ -9,10 +9,12 @@ use poem::middleware::{CookieJarManager, Cors};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, post};
 use poem_openapi::OpenApiService;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::crypto::Passwords;
 use crate::mcp::events::{ListChanges, NoteEvents};
+use crate::metrics::{metrics, route_label};
 use crate::oauth::api::{DiscoveryApi, OAuthApi};
 use crate::oauth::jwt::AccessTokens;
 use crate::oauth::keys::KeyRing;
@@ -127,6 +129,7 @@ pub fn routes(state: State, mcp_streams: CancellationToken) -> impl Endpoint<Out
         .nest_no_strip("/.well-known", openapi_service().with(cors()))
         .at("/healthz", openapi_service())
         .at("/readyz", openapi_service())
+        .at("/metrics", openapi_service())
         .at("/", get(pages::home))
         .at("/login", get(pages::login_form).post(pages::login))
         .at("/signup", get(pages::signup_form).post(pages::signup))
@@ -226,11 +229,16 @@ async fn observe<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let mut resp = match ep.call(req).await {
+    let request_id = request_id(&req);
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut resp = match ep.call(req).instrument(span.clone()).await {
         Ok(resp) => resp.into_response(),
         Err(err) => err.into_response(),
     };
     let headers = resp.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-request-id", value);
+    }
     let set = |headers: &mut poem::http::HeaderMap, name, value: &'static str| {
         headers.entry(name).or_insert(HeaderValue::from_static(value));
     };
@@ -254,6 +262,20 @@ async fn observe<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
         set(headers, header::CACHE_CONTROL, "no-store");
         set(headers, header::PRAGMA, "no-cache");
     }
-    tracing::info!(%method, %path, status = resp.status().as_u16(), latency_ms = started.elapsed().as_secs_f64() * 1000.0, "request");
+    let seconds = started.elapsed().as_secs_f64();
+    let status = resp.status().as_u16();
+    metrics().observe_request(route_label(&path), method.as_str(), status, seconds);
+    span.in_scope(|| tracing::info!(%method, %path, status, latency_ms = seconds * 1000.0, "request"));
     Ok(resp)
+}
+
+/// The caller's `X-Request-Id` when it is a sane token (so a request can be followed across a proxy and
+/// this server), otherwise a fresh one. It is echoed in the response and tags every log line of the request.
+fn request_id(req: &Request) -> String {
+    let sane =
+        |v: &&str| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    match req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).filter(sane) {
+        Some(id) => id.to_owned(),
+        None => uuid::Uuid::new_v4().to_string(),
+    }
 }

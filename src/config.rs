@@ -62,6 +62,8 @@ pub struct Config {
     pub signup: bool,
     pub log_format: LogFormat,
     pub password_hash_cost: PasswordHashCost,
+    /// When set, `/metrics` answers only to `Authorization: Bearer <this>`.
+    pub metrics_token: Option<String>,
     /// How often every instance re-reads the signing keys, so a rotation elsewhere is picked up.
     pub key_reload_interval: Duration,
     /// An MCP session unused for this long ends (404) and is purged.
@@ -152,6 +154,10 @@ impl Config {
         let signup = on_off(&get, "SIGNUP", true)?;
         let mcp_session_ttl = seconds(&get, "MCP_SESSION_TTL", 3600, 60, 7 * 86_400)?;
         let key_reload_interval = seconds(&get, "KEY_RELOAD_SECS", 60, 1, 3600)?;
+        let metrics_token = match get("METRICS_TOKEN") {
+            Some(v) if v.len() < 16 => return Err(problem("METRICS_TOKEN", "must be at least 16 characters")),
+            other => other,
+        };
         let conformance_fixtures = on_off(&get, "MCP_CONFORMANCE_FIXTURES", false)?;
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
@@ -186,6 +192,7 @@ impl Config {
             signup,
             log_format,
             password_hash_cost,
+            metrics_token,
             key_reload_interval,
             mcp_session_ttl,
             conformance_fixtures,

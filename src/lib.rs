@@ -7,6 +7,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod mcp;
+pub mod metrics;
 pub mod oauth;
 pub mod ops;
 pub mod pages;

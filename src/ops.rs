@@ -1,6 +1,11 @@
 //! Operations endpoints: liveness and readiness, for load balancers and orchestrators.
+use poem::Request;
+use poem::http::header::AUTHORIZATION;
 use poem::web::Data;
-use poem_openapi::payload::Json;
+use poem_openapi::payload::{Json, PlainText};
+use subtle::ConstantTimeEq;
+
+use crate::metrics::metrics;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use crate::state::State;
@@ -30,6 +35,16 @@ pub enum Readiness {
     Unavailable(Json<Health>),
 }
 
+#[derive(ApiResponse)]
+pub enum MetricsResponse {
+    /// Prometheus text exposition format.
+    #[oai(status = 200, content_type = "text/plain; version=0.0.4; charset=utf-8")]
+    Ok(PlainText<String>),
+    /// `METRICS_TOKEN` is set and the request did not present it as a bearer token.
+    #[oai(status = 401)]
+    Unauthorized(PlainText<String>),
+}
+
 pub struct OpsApi;
 
 #[OpenApi(tag = "ApiTags::Operations")]
@@ -38,6 +53,20 @@ impl OpsApi {
     #[oai(path = "/healthz", method = "get")]
     async fn healthz(&self) -> Json<Health> {
         Json(Health { status: "ok".into(), reason: None })
+    }
+
+    /// Prometheus metrics: requests by route, method and status, latency, tokens issued, token errors and
+    /// grants revoked. With `METRICS_TOKEN` set, the scraper must send `Authorization: Bearer <token>`.
+    #[oai(path = "/metrics", method = "get")]
+    async fn metrics(&self, state: Data<&State>, req: &Request) -> MetricsResponse {
+        if let Some(expected) = &state.config.metrics_token {
+            let presented =
+                req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+            if !presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.as_bytes()))) {
+                return MetricsResponse::Unauthorized(PlainText("a bearer token is required".into()));
+            }
+        }
+        MetricsResponse::Ok(PlainText(metrics().render()))
     }
 
     /// Readiness: the database is reachable and every migration is applied.

@@ -13,6 +13,7 @@ use super::register::{self, ClientInformation, ClientMetadata, RegistrationSourc
 use super::revoke::{self, RevokeRequest, Revoked};
 use super::token::{self, TokenRequest, TokenResponseBody};
 use crate::error::{ErrorCode, OAuthResponse};
+use crate::metrics::metrics;
 use crate::oauth_response;
 use crate::state::State;
 
@@ -148,7 +149,13 @@ impl OAuthApi {
     /// rotate on every use; presenting a used one revokes the whole grant. Also served at `/token`.
     #[oai(path = "/oauth/token", method = "post")]
     async fn token(&self, state: Data<&State>, req: &Request, form: Form<TokenRequest>) -> TokenResponse {
-        token::token(&state, authorization_header(req), form.0).await.into()
+        let grant_type = if form.0.grant_type == "refresh_token" { "refresh_token" } else { "authorization_code" };
+        let answer = token::token(&state, authorization_header(req), form.0).await;
+        match &answer {
+            Ok(_) => metrics().token_issued(grant_type),
+            Err(e) => metrics().token_error(e.code.as_str()),
+        }
+        answer.into()
     }
 
     /// Dynamic client registration (RFC 7591). Confidential clients receive their secret once.

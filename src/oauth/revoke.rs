@@ -38,6 +38,7 @@ pub async fn revoke(state: &AppState, authorization: Option<&str>, req: RevokeRe
     };
     if let Some(family) = family {
         let revoked = state.store.revoke_grant(&family).await?;
+        crate::metrics::metrics().grant_revoked("revocation");
         tracing::info!(client_id = %client.client_id, revoked, "grant revoked by its client");
     }
     Ok(Revoked {})

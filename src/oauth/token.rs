@@ -9,6 +9,7 @@ use super::pkce::CodeChallenge;
 use super::scope::Scope;
 use crate::crypto::{now, open_for, random_token, seal_for, sha256_hex};
 use crate::error::{ErrorCode, OAuthError};
+use crate::metrics::metrics;
 use crate::state::AppState;
 use crate::store::{authorization_code, client, grant, refresh_token};
 
@@ -92,6 +93,7 @@ async fn redeem_authorization_code(
             state.store.find_code(&code_hash).await?.filter(|c| c.client_id == client.client_id && c.used_at.is_some())
         {
             let revoked = state.store.revoke_grant(&used.family_id).await?;
+            metrics().grant_revoked("code_replay");
             tracing::warn!(client_id = %client.client_id, revoked, "authorization code replayed; its grant is revoked");
         }
         return Err(OAuthError::invalid_grant("the authorization code is invalid, expired or already used"));
@@ -230,6 +232,7 @@ async fn retry_within_grace(
         }
         _ => {
             let revoked = state.store.revoke_grant(&old.family_id).await?;
+            metrics().grant_revoked("refresh_reuse");
             tracing::warn!(client_id = %client.client_id, revoked, "refresh token reused; its grant is revoked");
             Ok(None)
         }

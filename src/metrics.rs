@@ -1,0 +1,112 @@
+//! Prometheus metrics: requests by route, method and status, their latency, and what the authorization
+//! server did (tokens issued by grant type, token-endpoint errors by code, grants revoked by reason).
+//! Labels come from fixed sets, so a client cannot grow the number of series.
+use std::sync::LazyLock;
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    tokens_issued: IntCounterVec,
+    token_errors: IntCounterVec,
+    grants_revoked: IntCounterVec,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+/// The routes metrics are kept for; anything else counts as `other`.
+const ROUTES: &[&str] = &[
+    "/mcp",
+    "/oauth/authorize",
+    "/oauth/token",
+    "/oauth/register",
+    "/oauth/revoke",
+    "/oauth/introspect",
+    "/.well-known/oauth-protected-resource",
+    "/.well-known/oauth-protected-resource/mcp",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/openid-configuration",
+    "/.well-known/jwks.json",
+    "/login",
+    "/signup",
+    "/logout",
+    "/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/authorize",
+    "/token",
+    "/register",
+];
+
+pub fn route_label(path: &str) -> &'static str {
+    if path.starts_with("/docs") {
+        return "/docs";
+    }
+    ROUTES.iter().find(|r| **r == path).copied().unwrap_or("other")
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("mcp_gateway_http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("mcp_gateway_http_request_duration_seconds", "HTTP request latency by route and method")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let tokens_issued = IntCounterVec::new(
+            Opts::new("mcp_gateway_tokens_issued_total", "Access tokens issued by grant type"),
+            &["grant_type"],
+        )
+        .expect("valid metric");
+        let token_errors = IntCounterVec::new(
+            Opts::new("mcp_gateway_token_errors_total", "Token endpoint errors by code"),
+            &["error"],
+        )
+        .expect("valid metric");
+        let grants_revoked =
+            IntCounterVec::new(Opts::new("mcp_gateway_grants_revoked_total", "Grants revoked by reason"), &["reason"])
+                .expect("valid metric");
+        for metric in [&requests, &tokens_issued, &token_errors, &grants_revoked] {
+            registry.register(Box::new(metric.clone())).expect("metric registered once");
+        }
+        registry.register(Box::new(latency.clone())).expect("metric registered once");
+        Metrics { registry, requests, latency, tokens_issued, token_errors, grants_revoked }
+    }
+
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.requests.with_label_values(&[route, method, &status.to_string()]).inc();
+        self.latency.with_label_values(&[route, method]).observe(seconds);
+    }
+
+    pub fn token_issued(&self, grant_type: &'static str) {
+        self.tokens_issued.with_label_values(&[grant_type]).inc();
+    }
+
+    pub fn token_error(&self, error: &'static str) {
+        self.token_errors.with_label_values(&[error]).inc();
+    }
+
+    pub fn grant_revoked(&self, reason: &'static str) {
+        self.grants_revoked.with_label_values(&[reason]).inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("encoding metrics into memory");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
