@@ -81,12 +81,14 @@ impl Application {
                 }
             }
         });
-        let (store, session_ttl) = (self.state.store.clone(), self.state.config.mcp_session_ttl.as_secs() as i64);
+        let store = self.state.store.clone();
+        let session_ttl = self.state.config.mcp_session_ttl.as_secs() as i64;
+        let access_ttl = self.state.config.access_token_ttl.as_secs() as i64;
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_INTERVAL);
             loop {
                 tick.tick().await;
-                match store.purge_expired(session_ttl).await {
+                match store.purge_expired(session_ttl, access_ttl).await {
                     Ok(purged) => tracing::debug!(?purged, "purged expired rows"),
                     Err(e) => tracing::warn!(error = %e, "purging expired rows failed"),
                 }

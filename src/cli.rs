@@ -135,10 +135,17 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::User(cmd) => user(cmd, &config).await,
         Command::Purge => {
-            let purged = store(&config).await?.purge_expired(config.mcp_session_ttl.as_secs() as i64).await?;
+            let (session_ttl, access_ttl) =
+                (config.mcp_session_ttl.as_secs() as i64, config.access_token_ttl.as_secs() as i64);
+            let purged = store(&config).await?.purge_expired(session_ttl, access_ttl).await?;
             println!(
-                "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions",
-                purged.codes, purged.refresh_tokens, purged.login_sessions, purged.mcp_sessions
+                "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions, {} consents, {} grants",
+                purged.codes,
+                purged.refresh_tokens,
+                purged.login_sessions,
+                purged.mcp_sessions,
+                purged.consents,
+                purged.grants
             );
             Ok(())
         }

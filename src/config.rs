@@ -309,6 +309,12 @@ mod tests {
             ("AUTH_CODE_TTL", "600"),
             ("SIGNUP", "maybe"),
             ("MCP_RESOURCE_URI", "http://x/mcp#frag"),
+            ("REFRESH_GRACE_SECS", "61"),
+            ("DATABASE_MAX_CONNECTIONS", "0"),
+            ("DATABASE_TIMEOUT", "x"),
+            ("KEY_RELOAD_SECS", "0"),
+            ("METRICS_TOKEN", "short"),
+            ("MCP_SESSION_TTL", "5"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);

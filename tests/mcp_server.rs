@@ -397,6 +397,9 @@ async fn an_idle_session_ends_and_is_purged() {
     let db = sea_orm::Database::connect(app.db_url.as_str()).await.unwrap();
     db.execute_unprepared("UPDATE mcp_sessions SET last_seen = last_seen - 7200").await.unwrap();
     assert_eq!(mcp.raw("tools/list", json!({})).await.status(), StatusCode::NOT_FOUND);
+    // A consent and a grant revoked long ago are of no more use either.
+    db.execute_unprepared("UPDATE consents SET revoked_at = 1").await.unwrap();
+    db.execute_unprepared("UPDATE grants SET revoked_at = 1").await.unwrap();
     let workdir = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
         .arg("purge")
@@ -408,6 +411,7 @@ async fn an_idle_session_ends_and_is_purged() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success() && stdout.contains("1 MCP sessions"), "{stdout}");
+    assert!(stdout.contains("1 consents, 1 grants"), "{stdout}");
     let left = db
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),

@@ -1,6 +1,6 @@
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
 
-use super::{Store, authorization_code, login_session, mcp_session, refresh_token};
+use super::{Store, authorization_code, consent, grant, login_session, mcp_session, refresh_token};
 use crate::crypto::now;
 
 /// How long a used or expired authorization code is kept, so a late replay is still recognised.
@@ -13,13 +13,16 @@ pub struct Purged {
     pub refresh_tokens: u64,
     pub login_sessions: u64,
     pub mcp_sessions: u64,
+    pub consents: u64,
+    pub grants: u64,
 }
 
 impl Store {
     /// Deletes what can never be used again: codes past expiry (plus a grace period for replay
-    /// detection), refresh tokens past expiry, ended browser sessions and idle MCP sessions. Each is one
-    /// conditional DELETE, so every instance may run it at the same time.
-    pub async fn purge_expired(&self, mcp_session_ttl_secs: i64) -> Result<Purged, DbErr> {
+    /// detection), refresh tokens past expiry, ended browser sessions, idle MCP sessions, revoked consents,
+    /// and grants revoked longer ago than any access token lives. Each is one conditional DELETE, so every
+    /// instance may run it at the same time.
+    pub async fn purge_expired(&self, mcp_session_ttl_secs: i64, access_token_ttl_secs: i64) -> Result<Purged, DbErr> {
         let at = now();
         let codes = authorization_code::Entity::delete_many()
             .filter(authorization_code::Column::ExpiresAt.lt(at - CODE_GRACE_SECS))
@@ -41,6 +44,18 @@ impl Store {
             .exec(&self.db)
             .await?
             .rows_affected;
-        Ok(Purged { codes, refresh_tokens, login_sessions, mcp_sessions })
+        let consents = consent::Entity::delete_many()
+            .filter(consent::Column::RevokedAt.is_not_null())
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        // A revoked grant must outlive its access tokens (the guard finds it revoked); after that, a
+        // missing grant refuses them just the same.
+        let grants = grant::Entity::delete_many()
+            .filter(grant::Column::RevokedAt.lt(at - access_token_ttl_secs - 60))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        Ok(Purged { codes, refresh_tokens, login_sessions, mcp_sessions, consents, grants })
     }
 }
