@@ -20,7 +20,7 @@ use crate::oauth::jwt::AccessTokens;
 use crate::oauth::keys::KeyRing;
 use crate::ops::OpsApi;
 use crate::state::{AppState, State};
-use crate::store::Store;
+use crate::store::{PurgeAfter, Store};
 use crate::{mcp, pages};
 
 /// Request bodies above this size are refused with 413 before they are read.
@@ -46,7 +46,8 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let store = Store::open(&config).await?;
         store.migrate().await?;
-        let keys = KeyRing::load(store.clone(), config.jwt_secret.as_deref(), config.access_token_ttl).await?;
+        let keep_retired = config.access_token_ttl + config.key_reload_interval;
+        let keys = KeyRing::load(store.clone(), config.jwt_secret.as_deref(), keep_retired).await?;
         let tokens = AccessTokens::new(keys, config.issuer.clone(), config.resource.as_str().to_owned());
         let passwords = Passwords::new(config.password_hash_cost);
         let note_events = NoteEvents::new(&store);
@@ -82,13 +83,12 @@ impl Application {
             }
         });
         let store = self.state.store.clone();
-        let session_ttl = self.state.config.mcp_session_ttl.as_secs() as i64;
-        let access_ttl = self.state.config.access_token_ttl.as_secs() as i64;
+        let ttls = PurgeAfter::from_config(&self.state.config);
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_INTERVAL);
             loop {
                 tick.tick().await;
-                match store.purge_expired(session_ttl, access_ttl).await {
+                match store.purge_expired(ttls).await {
                     Ok(purged) => tracing::debug!(?purged, "purged expired rows"),
                     Err(e) => tracing::warn!(error = %e, "purging expired rows failed"),
                 }

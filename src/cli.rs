@@ -13,7 +13,7 @@ use crate::oauth::keys::generate_es256;
 use crate::oauth::register::{ClientMetadata, RegistrationSource, register_client};
 use crate::oauth::token::mint_for_operator;
 use crate::pages::{validate_password, validate_username};
-use crate::store::Store;
+use crate::store::{PurgeAfter, Store};
 
 #[derive(Debug, Parser)]
 #[command(name = "mcp-gateway", version, about = "An MCP server that is its own OAuth 2.1 authorization server")]
@@ -135,9 +135,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::User(cmd) => user(cmd, &config).await,
         Command::Purge => {
-            let (session_ttl, access_ttl) =
-                (config.mcp_session_ttl.as_secs() as i64, config.access_token_ttl.as_secs() as i64);
-            let purged = store(&config).await?.purge_expired(session_ttl, access_ttl).await?;
+            let purged = store(&config).await?.purge_expired(PurgeAfter::from_config(&config)).await?;
             println!(
                 "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions, {} consents, {} grants",
                 purged.codes,

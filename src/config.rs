@@ -122,6 +122,10 @@ impl Config {
                 })?,
             };
         let database_timeout = seconds(&get, "DATABASE_TIMEOUT", 10, 1, 300)?;
+        if database_max_connections < 2 && !database_url.starts_with("sqlite:") {
+            // One connection stays with the LISTEN/NOTIFY relay on Postgres.
+            return Err(problem("DATABASE_MAX_CONNECTIONS", "must be at least 2 with Postgres"));
+        }
         let jwt_secret = match get("JWT_SECRET") {
             None => None,
             Some(v) if v.len() < 32 => {

@@ -87,6 +87,10 @@ impl Metrics {
     }
 
     pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let method = ["GET", "POST", "DELETE", "OPTIONS", "HEAD", "PUT", "PATCH"]
+            .into_iter()
+            .find(|m| *m == method)
+            .unwrap_or("other");
         self.requests.with_label_values(&[route, method, &status.to_string()]).inc();
         self.latency.with_label_values(&[route, method]).observe(seconds);
     }

@@ -145,3 +145,18 @@ async fn sigterm_drains_requests_in_flight() {
     let status = child.wait().unwrap();
     assert!(status.success(), "clean exit: {status:?}");
 }
+
+/// A rolling deploy: a newer instance has applied a migration this binary does not know. This instance
+/// stays ready and can still start.
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_instance_stays_ready() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let db = sea_orm::Database::connect(app.db_url.as_str()).await.unwrap();
+    db.execute_unprepared("INSERT INTO seaql_migrations (version, applied_at) VALUES ('m29991231_000001_future', 0)")
+        .await
+        .unwrap();
+    assert_eq!(app.get_json("/readyz").await["status"], "ready");
+    let restarted = spawn_app_with(&[("DATABASE_URL", app.db_url.as_str())]).await;
+    assert_eq!(restarted.get_json("/readyz").await["status"], "ready");
+}

@@ -520,3 +520,14 @@ async fn unknown_refresh_token_is_an_invalid_grant() {
     let response = app.refresh(&auth, "not-a-refresh-token").await;
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
+
+/// RFC 6749 §5.2: a refused refresh changes nothing, so the client still holds a working refresh token.
+#[tokio::test]
+async fn a_refused_refresh_leaves_the_refresh_token_usable() {
+    let app = spawn_app_with(&[("REFRESH_GRACE_SECS", "0")]).await;
+    let (auth, tokens) = public_client_tokens(&app).await;
+    let widened = refresh_with_scope(&app, &auth, &tokens, "mcp:read mcp:write mcp:admin").await;
+    assert_oauth_error(widened, StatusCode::BAD_REQUEST, "invalid_scope").await;
+    let refreshed = app.refresh(&auth, &str_field(&tokens, "refresh_token")).await;
+    assert_eq!(refreshed.status(), StatusCode::OK, "the refused request did not use the token up");
+}

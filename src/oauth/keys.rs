@@ -50,6 +50,8 @@ const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 impl KeyRing {
     /// Loads the keys, creating the first ES256 key if the database has none (exactly once across instances).
+    /// `keep_retired` is how long a retired key must keep verifying: the access-token lifetime plus the
+    /// key reload interval (an instance may sign with the old key until its next reload).
     pub async fn load(store: Store, jwt_secret: Option<&str>, keep_retired: Duration) -> Result<KeyRing, KeyError> {
         let hmac = jwt_secret.map(|s| (EncodingKey::from_secret(s.as_bytes()), DecodingKey::from_secret(s.as_bytes())));
         if hmac.is_none() && store.insert_first_key(generate_es256()?).await? {

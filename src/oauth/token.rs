@@ -155,6 +155,14 @@ async fn refresh(state: &AppState, client: &client::Model, req: TokenRequest) ->
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let token_hash = sha256_hex(presented);
+    // Check the request against the token's grant before using the token up: a refused request
+    // (another resource, a wider scope) must leave the client its refresh token (RFC 6749 §5.2).
+    if let Some(current) =
+        state.store.find_refresh_token(&token_hash).await?.filter(|t| t.client_id == client.client_id)
+    {
+        check_resource(state, req.resource.as_deref(), &current.resource)?;
+        narrowed_scope(&current.scope, req.scope.as_deref())?;
+    }
     let successor = random_token();
     let sealed = seal_for(SUCCESSOR_PURPOSE, presented, &successor);
     let ttl = state.config.refresh_token_ttl.as_secs() as i64;
@@ -171,21 +179,7 @@ async fn refresh(state: &AppState, client: &client::Model, req: TokenRequest) ->
             }
         },
     };
-    check_resource(state, req.resource.as_deref(), &old.resource)?;
-    let Ok(granted) = Scope::parse(&old.scope) else {
-        // The scope was granted under a configuration that no longer knows it.
-        state.store.revoke_grant(&old.family_id).await?;
-        return Err(OAuthError::invalid_grant("the grant's scope is no longer supported; authorize again"));
-    };
-    let scope = match req.scope.as_deref() {
-        None => granted.clone(),
-        Some(s) => match Scope::parse(s) {
-            Ok(asked) if !asked.is_empty() && asked.is_subset_of(&granted) => asked,
-            _ => {
-                return Err(OAuthError::new(ErrorCode::InvalidScope, "scope may only narrow the granted scope"));
-            }
-        },
-    };
+    let scope = narrowed_scope(&old.scope, req.scope.as_deref())?;
     if !state.store.grant_is_active(&old.family_id).await? {
         return Err(OAuthError::invalid_grant("the grant has been revoked or its user disabled"));
     }
@@ -201,6 +195,19 @@ async fn refresh(state: &AppState, client: &client::Model, req: TokenRequest) ->
 }
 
 const SUCCESSOR_PURPOSE: &str = "refresh-token-successor";
+
+/// The scope of the new access token: the granted scope, or a narrower one the client asked for.
+fn narrowed_scope(granted: &str, asked: Option<&str>) -> Result<Scope, OAuthError> {
+    let granted = Scope::parse(granted)
+        .map_err(|_| OAuthError::invalid_grant("the grant's scope is no longer supported; authorize again"))?;
+    match asked {
+        None => Ok(granted),
+        Some(s) => match Scope::parse(s) {
+            Ok(asked) if !asked.is_empty() && asked.is_subset_of(&granted) => Ok(asked),
+            _ => Err(OAuthError::new(ErrorCode::InvalidScope, "scope may only narrow the granted scope")),
+        },
+    }
+}
 
 /// A refresh token that lost the rotation race: the same successor again if the rotation happened within
 /// the grace window and the successor is still unused; otherwise it is reuse, and the grant is revoked.

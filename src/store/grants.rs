@@ -42,11 +42,13 @@ impl Store {
         Ok(revoked.rows_affected == 1)
     }
 
+    /// Grants that are not revoked and whose user is not disabled.
     pub(super) fn active_grant_ids() -> SelectStatement {
         grant::Entity::find()
             .select_only()
             .column(grant::Column::GrantId)
             .filter(grant::Column::RevokedAt.is_null())
+            .filter(grant::Column::UserId.in_subquery(Store::enabled_user_ids()))
             .into_query()
     }
 

@@ -24,12 +24,13 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr, TransactionTrait,
 };
+use sea_orm::{IsolationLevel, SqliteTransactionMode, TransactionOptions};
 
 use crate::config::Config;
 pub use entities::{
     authorization_code, client, consent, grant, login_session, mcp_session, note, refresh_token, signing_key, user,
 };
-pub use purge::Purged;
+pub use purge::{PurgeAfter, Purged};
 
 /// The database handle shared by every request.
 #[derive(Clone, Debug)]
@@ -54,37 +55,58 @@ impl Store {
         Ok(Store { db })
     }
 
-    /// Brings the schema up to date. On Postgres the migrations run under a transaction-scoped advisory
-    /// lock, so instances that start together on an empty database do not collide.
+    /// Brings the schema up to date, safely when several instances start at once: on Postgres under a
+    /// transaction-scoped advisory lock (READ COMMITTED, so a waiter sees what the first one applied),
+    /// on SQLite inside one IMMEDIATE transaction, which holds the write lock from its first statement.
     pub async fn migrate(&self) -> Result<(), DbErr> {
-        if self.db.get_database_backend() == DatabaseBackend::Postgres {
-            let txn = self.db.begin().await?;
-            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7316514001)").await?;
-            Migrator::up(&txn, None).await?;
-            txn.commit().await
+        let options = if self.is_postgres() {
+            TransactionOptions { isolation_level: Some(IsolationLevel::ReadCommitted), ..Default::default() }
         } else {
-            // SQLite has no advisory locks: when another process is migrating the same file, wait until
-            // it is done (its migrations then count as applied here too).
-            let mut attempts = 0;
-            loop {
-                match Migrator::up(&self.db, None).await {
-                    Ok(()) => return Ok(()),
-                    Err(_) if attempts < 75 => {
-                        attempts += 1;
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() }
+        };
+        let txn = self.db.begin_with_options(options).await?;
+        if self.is_postgres() {
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7316514001)").await?;
         }
+        // A database a newer instance already migrated (a rolling deploy) is left as it is.
+        let applied = migration_versions(&txn).await?;
+        if Migrator::migrations().iter().any(|m| !applied.iter().any(|a| a == m.name())) {
+            Migrator::up(&txn, None).await?;
+        }
+        txn.commit().await
     }
 
-    /// Whether every migration has been applied (for readiness checks and `migrate --check`).
+    /// How many of this binary's migrations the database lacks. A database that is ahead (a newer
+    /// instance already migrated it during a rolling deploy) counts as current.
     pub async fn pending_migrations(&self) -> Result<usize, DbErr> {
-        Ok(Migrator::get_pending_migrations(&self.db).await?.len())
+        let applied: Vec<String> = migration_versions(&self.db).await?;
+        Ok(Migrator::migrations().iter().filter(|m| !applied.iter().any(|a| a == m.name())).count())
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }
+}
+
+/// The migrations recorded as applied (none before the first migration created the table). The table is
+/// looked up first: a failing query would abort an open Postgres transaction.
+async fn migration_versions<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
+    let backend = db.get_database_backend();
+    let exists = match backend {
+        DatabaseBackend::Postgres => {
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM pg_tables WHERE tablename = 'seaql_migrations' AND schemaname = current_schema()"
+        }
+        _ => "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'seaql_migrations'",
+    };
+    let found = db.query_one_raw(sea_orm::Statement::from_string(backend, exists)).await?;
+    if found.and_then(|r| r.try_get::<i64>("", "n").ok()).unwrap_or(0) == 0 {
+        return Ok(vec![]);
+    }
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT version FROM seaql_migrations",
+        ))
+        .await?;
+    rows.iter().map(|r| r.try_get::<String>("", "version")).collect()
 }

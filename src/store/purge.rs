@@ -6,6 +6,24 @@ use crate::crypto::now;
 /// How long a used or expired authorization code is kept, so a late replay is still recognised.
 const CODE_GRACE_SECS: i64 = 600;
 
+/// The lifetimes (seconds) that decide when a row can go.
+#[derive(Debug, Clone, Copy)]
+pub struct PurgeAfter {
+    pub mcp_session: i64,
+    pub access_token: i64,
+    pub refresh_token: i64,
+}
+
+impl PurgeAfter {
+    pub fn from_config(config: &crate::config::Config) -> PurgeAfter {
+        PurgeAfter {
+            mcp_session: config.mcp_session_ttl.as_secs() as i64,
+            access_token: config.access_token_ttl.as_secs() as i64,
+            refresh_token: config.refresh_token_ttl.as_secs() as i64,
+        }
+    }
+}
+
 /// How many rows of each kind a purge removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
@@ -22,15 +40,17 @@ impl Store {
     /// detection), refresh tokens past expiry, ended browser sessions, idle MCP sessions, revoked consents,
     /// and grants revoked longer ago than any access token lives. Each is one conditional DELETE, so every
     /// instance may run it at the same time.
-    pub async fn purge_expired(&self, mcp_session_ttl_secs: i64, access_token_ttl_secs: i64) -> Result<Purged, DbErr> {
+    pub async fn purge_expired(&self, ttls: PurgeAfter) -> Result<Purged, DbErr> {
         let at = now();
         let codes = authorization_code::Entity::delete_many()
             .filter(authorization_code::Column::ExpiresAt.lt(at - CODE_GRACE_SECS))
             .exec(&self.db)
             .await?
             .rows_affected;
+        // A used refresh token is kept one more lifetime after it expires: presenting it then is still
+        // recognised as reuse (a thief may have been rotating the family all along).
         let refresh_tokens = refresh_token::Entity::delete_many()
-            .filter(Condition::all().add(refresh_token::Column::ExpiresAt.lt(at)))
+            .filter(Condition::all().add(refresh_token::Column::ExpiresAt.lt(at - ttls.refresh_token)))
             .exec(&self.db)
             .await?
             .rows_affected;
@@ -40,7 +60,7 @@ impl Store {
             .await?
             .rows_affected;
         let mcp_sessions = mcp_session::Entity::delete_many()
-            .filter(mcp_session::Column::LastSeen.lt(at - mcp_session_ttl_secs))
+            .filter(mcp_session::Column::LastSeen.lt(at - ttls.mcp_session))
             .exec(&self.db)
             .await?
             .rows_affected;
@@ -52,7 +72,7 @@ impl Store {
         // A revoked grant must outlive its access tokens (the guard finds it revoked); after that, a
         // missing grant refuses them just the same.
         let grants = grant::Entity::delete_many()
-            .filter(grant::Column::RevokedAt.lt(at - access_token_ttl_secs - 60))
+            .filter(grant::Column::RevokedAt.lt(at - ttls.access_token - 60))
             .exec(&self.db)
             .await?
             .rows_affected;
