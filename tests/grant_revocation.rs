@@ -92,16 +92,7 @@ async fn a_disabled_user_cannot_use_tokens_or_get_new_ones() {
     let app = spawn_app().await;
     let (auth, tokens) = public_client_tokens(&app).await;
     let access_token = str_field(&tokens, "access_token");
-    let workdir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
-        .args(["user", "disable", "alice"])
-        .env_clear()
-        .env("DATABASE_URL", &app.db_url)
-        .env("AUTH_ISSUER", &app.issuer)
-        .current_dir(workdir.path())
-        .output()
-        .expect("run the binary");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    app.cli(&["user", "disable", "alice"]);
     assert_revoked_at_the_guard(&app, &access_token).await;
     let refreshed = app.refresh(&auth, &str_field(&tokens, "refresh_token")).await;
     assert_oauth_error(refreshed, StatusCode::BAD_REQUEST, "invalid_grant").await;

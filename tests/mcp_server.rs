@@ -337,17 +337,9 @@ async fn the_cli_mints_tokens_that_work_and_can_be_revoked() {
     let app = spawn_app().await;
     let client_id = app.register_public_client(REDIRECT_URI).await;
     signup_and_login(&app, "alice", PASSWORD).await;
-    let workdir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
-        .args(["token", "mint", "--user", "alice", "--client", &client_id, "--scope", "mcp:read", "--ttl", "600"])
-        .env_clear()
-        .env("DATABASE_URL", &app.db_url)
-        .env("AUTH_ISSUER", &app.issuer)
-        .current_dir(workdir.path())
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let minted =
+        app.cli(&["token", "mint", "--user", "alice", "--client", &client_id, "--scope", "mcp:read", "--ttl", "600"]);
+    let token = minted.trim().to_owned();
     let claims = jwt_claims(&token);
     assert_eq!(claims["scope"], "mcp:read");
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 600);
@@ -400,17 +392,8 @@ async fn an_idle_session_ends_and_is_purged() {
     // A consent and a grant revoked long ago are of no more use either.
     db.execute_unprepared("UPDATE consents SET revoked_at = 1").await.unwrap();
     db.execute_unprepared("UPDATE grants SET revoked_at = 1").await.unwrap();
-    let workdir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
-        .arg("purge")
-        .env_clear()
-        .env("DATABASE_URL", &app.db_url)
-        .env("AUTH_ISSUER", &app.issuer)
-        .current_dir(workdir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success() && stdout.contains("1 MCP sessions"), "{stdout}");
+    let stdout = app.cli(&["purge"]);
+    assert!(stdout.contains("1 MCP sessions"), "{stdout}");
     assert!(stdout.contains("1 consents, 1 grants"), "{stdout}");
     let left = db
         .query_one_raw(sea_orm::Statement::from_string(

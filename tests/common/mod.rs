@@ -54,6 +54,24 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Runs the `mcp-gateway` binary on this app's database and issuer, as an operator would; panics
+    /// unless it succeeds and returns what it printed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let workdir = tempfile::tempdir().expect("working directory");
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+            .args(args)
+            .env_clear()
+            .env("DATABASE_URL", &self.db_url)
+            .env("AUTH_ISSUER", &self.issuer)
+            .current_dir(workdir.path())
+            .output()
+            .expect("run the mcp-gateway binary");
+        assert!(output.status.success(), "mcp-gateway {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("UTF-8 output")
+    }
+}
+
 /// A fresh database: a new Postgres database when `TEST_POSTGRES_URL` is set, else a SQLite file in a
 /// temporary directory (kept alive by the returned guard).
 pub async fn fresh_database_url() -> (String, Option<TempDir>) {
