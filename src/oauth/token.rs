@@ -99,9 +99,6 @@ async fn redeem_authorization_code(
         return Err(OAuthError::invalid_grant("the authorization code is invalid, expired or already used"));
     };
     check_code_bindings(state, &grant, &req, verifier)?;
-    if !state.store.grant_is_active(&grant.family_id).await? {
-        return Err(OAuthError::invalid_grant("the grant has been revoked or its user disabled"));
-    }
     let scope = grant.scope.clone();
     let refresh_token = first_refresh_token(state, client, &grant).await?;
     access_token_response(state, client, &grant.user_id, &scope, &grant.resource, &grant.family_id, refresh_token)
@@ -180,9 +177,6 @@ async fn refresh(state: &AppState, client: &client::Model, req: TokenRequest) ->
         },
     };
     let scope = narrowed_scope(&old.scope, req.scope.as_deref())?;
-    if !state.store.grant_is_active(&old.family_id).await? {
-        return Err(OAuthError::invalid_grant("the grant has been revoked or its user disabled"));
-    }
     access_token_response(
         state,
         client,
@@ -233,7 +227,9 @@ async fn retry_within_grace(
     };
     let again = old.successor_sealed.as_deref().and_then(|sealed| open_for(SUCCESSOR_PURPOSE, presented, sealed));
     match again {
-        Some(successor) if now() - used_at < grace && successor_unused => {
+        Some(successor)
+            if now() - used_at < grace && successor_unused && state.store.grant_is_active(&old.family_id).await? =>
+        {
             tracing::info!(client_id = %client.client_id, "refresh retried within the grace window; same successor returned");
             Ok(Some((old, successor)))
         }

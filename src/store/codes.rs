@@ -15,9 +15,11 @@ impl Store {
         txn.commit().await
     }
 
-    /// Marks an unused code of this client as used and returns it; `None` for every other caller.
+    /// Marks an unused code of this client, whose grant is live and whose user is enabled, as used and
+    /// returns it; `None` for every other caller.
     ///
-    /// One statement, so among concurrent redemptions (on any number of instances) exactly one wins.
+    /// One statement, so among concurrent redemptions (on any number of instances) exactly one wins, and
+    /// what happens after (a replay revoking the grant) cannot turn that win into a failure.
     /// Another client's attempt does not consume the code.
     pub async fn redeem_code(
         &self,
@@ -29,6 +31,7 @@ impl Store {
             .filter(authorization_code::Column::CodeHash.eq(code_hash))
             .filter(authorization_code::Column::ClientId.eq(client_id))
             .filter(authorization_code::Column::UsedAt.is_null())
+            .filter(authorization_code::Column::FamilyId.in_subquery(Store::active_grant_ids()))
             .exec_with_returning(&self.db)
             .await?;
         Ok(rows.pop())
