@@ -101,12 +101,10 @@ pub(crate) fn caller(parts: &Parts) -> Result<&AccessClaims, McpError> {
     parts.extensions.get::<AccessClaims>().ok_or_else(|| McpError::invalid_request("no verified access token", None))
 }
 
+/// [`caller`] for handlers that receive the request context rather than the HTTP parts.
 fn context_caller(ctx: &RequestContext<RoleServer>) -> Result<AccessClaims, McpError> {
-    ctx.extensions
-        .get::<Parts>()
-        .and_then(|p| p.extensions.get::<AccessClaims>())
-        .cloned()
-        .ok_or_else(|| McpError::invalid_request("no verified access token", None))
+    let parts = ctx.extensions.get::<Parts>().ok_or_else(|| McpError::invalid_request("no HTTP request", None))?;
+    caller(parts).cloned()
 }
 
 pub(crate) fn note_uri(id: &str) -> String {

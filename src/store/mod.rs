@@ -69,8 +69,7 @@ impl Store {
             txn.execute_unprepared("SELECT pg_advisory_xact_lock(7316514001)").await?;
         }
         // A database a newer instance already migrated (a rolling deploy) is left as it is.
-        let applied = migration_versions(&txn).await?;
-        if Migrator::migrations().iter().any(|m| !applied.iter().any(|a| a == m.name())) {
+        if missing_migrations(&txn).await? > 0 {
             Migrator::up(&txn, None).await?;
         }
         txn.commit().await
@@ -79,13 +78,19 @@ impl Store {
     /// How many of this binary's migrations the database lacks. A database that is ahead (a newer
     /// instance already migrated it during a rolling deploy) counts as current.
     pub async fn pending_migrations(&self) -> Result<usize, DbErr> {
-        let applied: Vec<String> = migration_versions(&self.db).await?;
-        Ok(Migrator::migrations().iter().filter(|m| !applied.iter().any(|a| a == m.name())).count())
+        missing_migrations(&self.db).await
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }
+}
+
+/// How many of this binary's migrations are not recorded as applied. Versions the binary does not know
+/// (a newer instance migrated) are ignored.
+async fn missing_migrations<C: ConnectionTrait>(db: &C) -> Result<usize, DbErr> {
+    let applied = migration_versions(db).await?;
+    Ok(Migrator::migrations().iter().filter(|m| !applied.iter().any(|a| a == m.name())).count())
 }
 
 /// The migrations recorded as applied (none before the first migration created the table). The table is
