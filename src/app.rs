@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::crypto::Passwords;
+use crate::limits::Limits;
 use crate::mcp::events::{ListChanges, NoteEvents};
 use crate::metrics::{metrics, route_label};
 use crate::oauth::api::{DiscoveryApi, OAuthApi};
@@ -52,7 +53,10 @@ impl Application {
         let passwords = Passwords::new(config.password_hash_cost);
         let note_events = NoteEvents::new(&store);
         let list_changes = ListChanges::default();
-        Ok(Application { state: Arc::new(AppState { config, store, tokens, passwords, note_events, list_changes }) })
+        let limits = Limits::new(config.rate_limits.as_ref());
+        Ok(Application {
+            state: Arc::new(AppState { config, store, tokens, passwords, limits, note_events, list_changes }),
+        })
     }
 
     pub fn state(&self) -> &State {
@@ -84,10 +88,12 @@ impl Application {
         });
         let store = self.state.store.clone();
         let ttls = PurgeAfter::from_config(&self.state.config);
+        let state = self.state.clone();
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_INTERVAL);
             loop {
                 tick.tick().await;
+                state.limits.forget_idle();
                 match store.purge_expired(ttls).await {
                     Ok(purged) => tracing::debug!(?purged, "purged expired rows"),
                     Err(e) => tracing::warn!(error = %e, "purging expired rows failed"),
@@ -153,7 +159,7 @@ pub fn routes(state: State, mcp_streams: CancellationToken) -> impl Endpoint<Out
 /// client credentials, never by cookie. Outermost on `/mcp`, so a preflight never meets the bearer guard.
 fn cors() -> Cors {
     Cors::new()
-        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
         .allow_headers([
             "authorization",
             "content-type",

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::crypto::Passwords;
 use crate::oauth::client_auth;
 use crate::oauth::keys::generate_es256;
-use crate::oauth::register::{ClientMetadata, RegistrationSource, register_client};
+use crate::oauth::register::{ClientMetadata, Registrant, register_client};
 use crate::oauth::token::mint_for_operator;
 use crate::pages::{validate_password, validate_username};
 use crate::store::{PurgeAfter, Store};
@@ -137,13 +137,14 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Purge => {
             let purged = store(&config).await?.purge_expired(PurgeAfter::from_config(&config)).await?;
             println!(
-                "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions, {} consents, {} grants",
+                "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions, {} consents, {} grants, {} unused clients",
                 purged.codes,
                 purged.refresh_tokens,
                 purged.login_sessions,
                 purged.mcp_sessions,
                 purged.consents,
-                purged.grants
+                purged.grants,
+                purged.unused_clients
             );
             Ok(())
         }
@@ -239,7 +240,7 @@ async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
                 scope,
                 ..Default::default()
             };
-            let info = register_client(app.state(), metadata, RegistrationSource::Operator)
+            let info = register_client(app.state(), metadata, Registrant::operator())
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.description))?;
             println!("client_id: {}", info.client_id);

@@ -70,6 +70,68 @@ pub struct Config {
     pub mcp_session_ttl: Duration,
     /// Serve the fixture tools, resources and prompts of the MCP conformance suite.
     pub conformance_fixtures: bool,
+    /// A dynamically registered client that obtains no token within this time is deleted.
+    pub client_unused_ttl: Duration,
+    /// Limits on what an attacker repeats; `None` when `RATE_LIMITS=off`.
+    pub rate_limits: Option<RateLimits>,
+}
+
+/// `count` events per `per`, with bursts up to `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+/// The configurable limits (`RATE_LIMITS=register=20/h,...`); each applies per instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Dynamic client registrations per client IP address.
+    pub register: Rate,
+}
+
+impl Default for RateLimits {
+    fn default() -> RateLimits {
+        RateLimits { register: Rate { count: 20, per: Duration::from_secs(3600) } }
+    }
+}
+
+/// Parses `off`, `on` (the defaults) or a comma-separated list of `name=count/unit` overriding defaults,
+/// where unit is `s`, `min`, `h` or `d`.
+fn parse_rate_limits(value: Option<&str>) -> Result<Option<RateLimits>, ConfigError> {
+    let fail = |p: String| problem("RATE_LIMITS", p);
+    let mut limits = RateLimits::default();
+    match value {
+        None | Some("on") => return Ok(Some(limits)),
+        Some("off") => return Ok(None),
+        Some(list) => {
+            for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                let (name, rate) =
+                    item.split_once('=').ok_or_else(|| fail(format!("'{item}' is not name=count/unit")))?;
+                let (count, unit) =
+                    rate.split_once('/').ok_or_else(|| fail(format!("'{rate}' is not count/unit, e.g. 20/h")))?;
+                let count = count
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|c| (1..=1_000_000).contains(c))
+                    .ok_or_else(|| fail(format!("'{count}' is not a count from 1 to 1000000")))?;
+                let per = Duration::from_secs(match unit.trim() {
+                    "s" => 1,
+                    "min" => 60,
+                    "h" => 3600,
+                    "d" => 86_400,
+                    other => return Err(fail(format!("'{other}' is not one of s, min, h, d"))),
+                });
+                let rate = Rate { count, per };
+                match name.trim() {
+                    "register" => limits.register = rate,
+                    other => return Err(fail(format!("'{other}' is not a limit (register)"))),
+                }
+            }
+        }
+    }
+    Ok(Some(limits))
 }
 
 impl Config {
@@ -163,6 +225,8 @@ impl Config {
             other => other,
         };
         let conformance_fixtures = on_off(&get, "MCP_CONFORMANCE_FIXTURES", false)?;
+        let client_unused_ttl = seconds(&get, "CLIENT_UNUSED_TTL", 7 * 86_400, 60, 365 * 86_400)?;
+        let rate_limits = parse_rate_limits(get("RATE_LIMITS").map(|v| v.to_ascii_lowercase()).as_deref())?;
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
@@ -200,6 +264,8 @@ impl Config {
             key_reload_interval,
             mcp_session_ttl,
             conformance_fixtures,
+            client_unused_ttl,
+            rate_limits,
         })
     }
 
@@ -304,6 +370,14 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_default_on_and_can_be_tuned_or_turned_off() {
+        assert_eq!(config(&[]).unwrap().rate_limits, Some(RateLimits::default()));
+        assert_eq!(config(&[("RATE_LIMITS", "OFF")]).unwrap().rate_limits, None);
+        let tuned = config(&[("RATE_LIMITS", "register=3/min")]).unwrap().rate_limits.unwrap();
+        assert_eq!(tuned.register, Rate { count: 3, per: Duration::from_secs(60) });
+    }
+
+    #[test]
     fn invalid_values_name_their_variable() {
         for (var, value) in [
             ("PORT", "abc"),
@@ -319,6 +393,11 @@ mod tests {
             ("KEY_RELOAD_SECS", "0"),
             ("METRICS_TOKEN", "short"),
             ("MCP_SESSION_TTL", "5"),
+            ("CLIENT_UNUSED_TTL", "1"),
+            ("RATE_LIMITS", "register=0/h"),
+            ("RATE_LIMITS", "register=5/week"),
+            ("RATE_LIMITS", "logins=5/h"),
+            ("RATE_LIMITS", "register"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);

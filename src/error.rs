@@ -22,6 +22,10 @@ pub enum ErrorCode {
     AccessDenied,
     InvalidRedirectUri,
     InvalidClientMetadata,
+    /// RFC 6750 §3.1: a bad registration access token (RFC 7592).
+    InvalidToken,
+    /// A rate limit was hit (answered with 429 and `Retry-After`).
+    TemporarilyUnavailable,
     ServerError,
 }
 
@@ -40,6 +44,8 @@ impl ErrorCode {
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
         }
     }
@@ -52,11 +58,13 @@ pub struct OAuthError {
     pub code: ErrorCode,
     pub description: Cow<'static, str>,
     pub www_authenticate: Option<String>,
+    /// Seconds for the `Retry-After` header of a 429.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> OAuthError {
-        OAuthError { code, description: description.into(), www_authenticate: None }
+        OAuthError { code, description: description.into(), www_authenticate: None, retry_after: None }
     }
 
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> OAuthError {
@@ -68,6 +76,14 @@ impl OAuthError {
     }
 
     /// Logs the cause (which may be internal) and answers a generic `server_error`.
+    /// A rate limit was hit.
+    pub fn too_many_requests(retry_after: crate::limits::RetryAfter) -> OAuthError {
+        OAuthError {
+            retry_after: Some(retry_after.seconds()),
+            ..OAuthError::new(ErrorCode::TemporarilyUnavailable, "too many requests; try again later")
+        }
+    }
+
     pub fn internal(cause: impl fmt::Display) -> OAuthError {
         tracing::error!(error = %cause, "internal error");
         OAuthError::new(ErrorCode::ServerError, "the server could not complete the request")
@@ -75,7 +91,8 @@ impl OAuthError {
 
     pub fn status(&self) -> StatusCode {
         match self.code {
-            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorCode::TemporarilyUnavailable => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -136,6 +153,12 @@ macro_rules! oauth_response {
                 poem_openapi::payload::Json<$crate::error::OAuthErrorBody>,
                 #[oai(header = "WWW-Authenticate")] Option<String>,
             ),
+            /// A rate limit was hit (`temporarily_unavailable`); `Retry-After` says when to come back.
+            #[oai(status = 429)]
+            TooManyRequests(
+                poem_openapi::payload::Json<$crate::error::OAuthErrorBody>,
+                #[oai(header = "Retry-After")] Option<u64>,
+            ),
             /// The server failed (`server_error`).
             #[oai(status = 500)]
             ServerError(poem_openapi::payload::Json<$crate::error::OAuthErrorBody>),
@@ -146,6 +169,7 @@ macro_rules! oauth_response {
                 let body = poem_openapi::payload::Json(e.body());
                 match e.status().as_u16() {
                     401 => $name::Unauthorized(body, e.www_authenticate),
+                    429 => $name::TooManyRequests(body, e.retry_after),
                     500 => $name::ServerError(body),
                     _ => $name::BadRequest(body),
                 }

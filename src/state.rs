@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::crypto::Passwords;
+use crate::limits::Limits;
 use crate::mcp::events::{ListChanges, NoteEvents};
 use crate::oauth::jwt::AccessTokens;
 use crate::store::Store;
@@ -12,6 +13,7 @@ pub struct AppState {
     pub store: Store,
     pub tokens: AccessTokens,
     pub passwords: Passwords,
+    pub limits: Limits,
     pub note_events: NoteEvents,
     pub list_changes: ListChanges,
 }

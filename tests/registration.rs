@@ -1,6 +1,7 @@
 mod common;
 
 use common::*;
+use reqwest::Response;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -229,4 +230,222 @@ async fn malformed_json_is_rejected_as_invalid_client_metadata() {
         .await
         .expect("request reaches the gateway");
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_client_metadata").await;
+}
+
+async fn manage(
+    app: &TestApp,
+    method: reqwest::Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Response {
+    let mut request = app.client.request(method, uri);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    request.send().await.expect("request reaches the gateway")
+}
+
+fn public_metadata(name: &str) -> Value {
+    json!({
+        "client_name": name,
+        "redirect_uris": [REDIRECT_URI],
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token"],
+    })
+}
+
+/// RFC 7592 §2.1–2.3: the registration access token reads, replaces and deletes exactly its own client.
+#[tokio::test]
+async fn registration_access_token_manages_its_own_client() {
+    let app = spawn_app().await;
+    let client = app.register_client(&public_metadata("Managed client")).await;
+    let client_id = str_field(&client, "client_id");
+    let token = str_field(&client, "registration_access_token");
+    let uri = str_field(&client, "registration_client_uri");
+    assert_eq!(uri, format!("{}/oauth/register/{client_id}", app.issuer));
+
+    let read = json_ok(manage(&app, reqwest::Method::GET, &uri, Some(&token), None).await).await;
+    assert_eq!(read["client_id"], client_id.as_str());
+    assert_eq!(read["redirect_uris"], json!([REDIRECT_URI]));
+    assert_eq!(read["registration_client_uri"], uri.as_str());
+    assert!(read["registration_access_token"].is_null() && read["client_secret"].is_null(), "{read}");
+
+    // Missing, wrong, and another client's token: the same 401, and nothing is revealed.
+    let other = app.register_client(&public_metadata("Other client")).await;
+    let other_token = str_field(&other, "registration_access_token");
+    for presented in [None, Some("not-the-token"), Some(other_token.as_str())] {
+        let response = manage(&app, reqwest::Method::GET, &uri, presented, None).await;
+        let challenge = header(&response, "www-authenticate").unwrap_or_default();
+        assert!(challenge.starts_with("Bearer") && challenge.contains("invalid_token"), "{challenge}");
+        assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    }
+    let unknown = format!("{}/oauth/register/{}", app.issuer, uuid::Uuid::new_v4());
+    assert_oauth_error(
+        manage(&app, reqwest::Method::GET, &unknown, Some(&token), None).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
+
+    // PUT replaces the metadata; the body must name the same client and keep the auth method.
+    let new_uri = "http://127.0.0.1:9/new-callback";
+    let mut update = public_metadata("Renamed client");
+    update["client_id"] = json!(client_id);
+    update["redirect_uris"] = json!([new_uri]);
+    let updated = json_ok(manage(&app, reqwest::Method::PUT, &uri, Some(&token), Some(&update)).await).await;
+    assert_eq!(updated["client_name"], "Renamed client");
+    assert_eq!(updated["redirect_uris"], json!([new_uri]));
+    let read = json_ok(manage(&app, reqwest::Method::GET, &uri, Some(&token), None).await).await;
+    assert_eq!(read["redirect_uris"], json!([new_uri]));
+
+    let mut wrong_id = update.clone();
+    wrong_id["client_id"] = json!(str_field(&other, "client_id"));
+    assert_oauth_error(
+        manage(&app, reqwest::Method::PUT, &uri, Some(&token), Some(&wrong_id)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    let mut confidential = update.clone();
+    confidential["token_endpoint_auth_method"] = json!("client_secret_basic");
+    assert_oauth_error(
+        manage(&app, reqwest::Method::PUT, &uri, Some(&token), Some(&confidential)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_client_metadata",
+    )
+    .await;
+    let mut bad_redirect = update.clone();
+    bad_redirect["redirect_uris"] = json!(["javascript:alert(1)"]);
+    assert_oauth_error(
+        manage(&app, reqwest::Method::PUT, &uri, Some(&token), Some(&bad_redirect)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_redirect_uri",
+    )
+    .await;
+    let read = json_ok(manage(&app, reqwest::Method::GET, &uri, Some(&token), None).await).await;
+    assert_eq!(read["redirect_uris"], json!([new_uri]), "a refused update changes nothing");
+
+    // DELETE removes it: the token no longer works and the client cannot authenticate.
+    let deleted = manage(&app, reqwest::Method::DELETE, &uri, Some(&token), None).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_oauth_error(
+        manage(&app, reqwest::Method::GET, &uri, Some(&token), None).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
+    let auth = ClientAuth::Public(client_id);
+    assert_oauth_error(app.refresh(&auth, "whatever").await, StatusCode::UNAUTHORIZED, "invalid_client").await;
+}
+
+/// A confidential client's PUT may carry its secret; a wrong one is refused.
+#[tokio::test]
+async fn update_checks_a_presented_client_secret() {
+    let app = spawn_app().await;
+    let client = app.register_client(&json!({"client_name": "Confidential", "redirect_uris": [REDIRECT_URI]})).await;
+    let uri = str_field(&client, "registration_client_uri");
+    let token = str_field(&client, "registration_access_token");
+    let mut update = json!({"client_id": str_field(&client, "client_id"), "client_name": "Renamed", "redirect_uris": [REDIRECT_URI]});
+    update["client_secret"] = json!("wrong-secret");
+    assert_oauth_error(
+        manage(&app, reqwest::Method::PUT, &uri, Some(&token), Some(&update)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_client_metadata",
+    )
+    .await;
+    update["client_secret"] = client["client_secret"].clone();
+    let updated = json_ok(manage(&app, reqwest::Method::PUT, &uri, Some(&token), Some(&update)).await).await;
+    assert_eq!(updated["client_name"], "Renamed");
+    assert!(updated["client_secret"].is_null(), "the secret is never shown again: {updated}");
+}
+
+/// Deleting a client revokes what was issued to it: its access token stops working at /mcp at once.
+#[tokio::test]
+async fn deleting_a_client_revokes_its_tokens() {
+    let app = spawn_app().await;
+    let client = app.register_client(&public_metadata("Soon deleted")).await;
+    let auth = ClientAuth::Public(str_field(&client, "client_id"));
+    let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
+    let tokens = issue_tokens(&app, &mut browser, &auth, ALL_SCOPES).await;
+    let access_token = str_field(&tokens, "access_token");
+    assert_mcp_accepts(&app, &access_token).await;
+    let uri = str_field(&client, "registration_client_uri");
+    let token = str_field(&client, "registration_access_token");
+    assert_eq!(manage(&app, reqwest::Method::DELETE, &uri, Some(&token), None).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.call_mcp(&access_token).await.status(), StatusCode::UNAUTHORIZED);
+    let refresh = str_field(&tokens, "refresh_token");
+    assert_oauth_error(app.refresh(&auth, &refresh).await, StatusCode::UNAUTHORIZED, "invalid_client").await;
+}
+
+/// The same public-client metadata registered again from the same address, while the first client is
+/// unused, gets the first client back (and no registration access token); other metadata or a
+/// confidential client gets a new one.
+#[tokio::test]
+async fn a_repeated_registration_returns_the_existing_client() {
+    let app = spawn_app().await;
+    let first = app.register_client(&public_metadata("Retrying client")).await;
+    let again = app.register_client(&public_metadata("Retrying client")).await;
+    assert_eq!(again["client_id"], first["client_id"]);
+    assert!(again["registration_access_token"].is_null(), "only the first registrant manages it: {again}");
+    assert_eq!(again["client_id_issued_at"], first["client_id_issued_at"]);
+    let different = app.register_client(&public_metadata("Another client")).await;
+    assert_ne!(different["client_id"], first["client_id"]);
+    let confidential = json!({"client_name": "Same", "redirect_uris": [REDIRECT_URI]});
+    let a = app.register_client(&confidential).await;
+    let b = app.register_client(&confidential).await;
+    assert_ne!(a["client_id"], b["client_id"], "a confidential registration always gets its own secret");
+
+    // Once the first client is used, a repeat registers a new client.
+    let auth = ClientAuth::Public(str_field(&first, "client_id"));
+    let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
+    issue_tokens(&app, &mut browser, &auth, ALL_SCOPES).await;
+    let after_use = app.register_client(&public_metadata("Retrying client")).await;
+    assert_ne!(after_use["client_id"], first["client_id"]);
+}
+
+/// Registrations are limited per IP address: over the limit, 429 with Retry-After and an RFC 6749
+/// error body, and nothing is stored.
+#[tokio::test]
+async fn registration_is_rate_limited_per_address() {
+    let app = spawn_app_with(&[("RATE_LIMITS", "register=3/h")]).await;
+    for n in 0..3 {
+        app.register_client(&public_metadata(&format!("Client {n}"))).await;
+    }
+    let response = app.register(&public_metadata("One too many")).await;
+    let retry_after: u64 = header(&response, "retry-after").expect("Retry-After").parse().expect("seconds");
+    assert!((1..=1200).contains(&retry_after), "{retry_after}");
+    assert_oauth_error(response, StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable").await;
+    let listed = app.cli(&["client", "list"]);
+    assert!(!listed.contains("One too many"), "{listed}");
+    assert_eq!(listed.lines().filter(|l| l.contains("Client ")).count(), 3, "{listed}");
+}
+
+/// A dynamically registered client that never obtains a token expires after CLIENT_UNUSED_TTL and is
+/// purged; one that did obtain a token stays.
+#[tokio::test]
+async fn unused_dynamic_clients_expire() {
+    let app = spawn_app_with(&[("CLIENT_UNUSED_TTL", "3600")]).await;
+    let unused = app.register_client(&public_metadata("Never used")).await;
+    let used = app.register_client(&public_metadata("Used once")).await;
+    let used_auth = ClientAuth::Public(str_field(&used, "client_id"));
+    let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
+    let tokens = issue_tokens(&app, &mut browser, &used_auth, ALL_SCOPES).await;
+
+    // Two hours pass.
+    let db = sea_orm::Database::connect(app.db_url.as_str()).await.unwrap();
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared("UPDATE clients SET created_at = created_at - 7200, expires_at = expires_at - 7200")
+        .await
+        .unwrap();
+    let purged = app.cli(&["purge"]);
+    assert!(purged.contains("1 unused clients"), "{purged}");
+
+    let params = app.authorize_params(&str_field(&unused, "client_id"), REDIRECT_URI, &pkce_pair());
+    assert_html_error(browser.get(&params.path()).await, StatusCode::BAD_REQUEST).await;
+    let refreshed = app.refresh(&used_auth, &str_field(&tokens, "refresh_token")).await;
+    json_ok(refreshed).await;
 }

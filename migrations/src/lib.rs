@@ -5,6 +5,7 @@ mod m20261127_000001_initial;
 mod m20261127_000002_mcp;
 mod m20261127_000003_refresh_successor;
 mod m20261127_000004_one_active_key;
+mod m20261127_000005_client_lifecycle;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_mcp::Migration),
             Box::new(m20261127_000003_refresh_successor::Migration),
             Box::new(m20261127_000004_one_active_key::Migration),
+            Box::new(m20261127_000005_client_lifecycle::Migration),
         ]
     }
 }

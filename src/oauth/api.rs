@@ -2,17 +2,17 @@
 use poem::Request;
 use poem::web::Data;
 use poem::web::cookie::CookieJar;
-use poem_openapi::param::Query;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{OpenApi, Tags};
 
 use super::authorize::{self, AuthorizationRequest, AuthorizeResponse, ConsentDecision};
 use super::introspect::{self, IntrospectRequest, Introspection};
 use super::metadata::{self, AuthorizationServerMetadata, ProtectedResourceMetadata};
-use super::register::{self, ClientInformation, ClientMetadata, RegistrationSource};
+use super::register::{self, ClientInformation, ClientMetadata, ClientUpdateRequest, Registrant, RegistrationSource};
 use super::revoke::{self, RevokeRequest, Revoked};
 use super::token::{self, TokenRequest, TokenResponseBody};
-use crate::error::{ErrorCode, OAuthResponse};
+use crate::error::{ErrorCode, OAuthError, OAuthErrorBody, OAuthResponse};
 use crate::metrics::metrics;
 use crate::oauth_response;
 use crate::state::State;
@@ -39,6 +39,44 @@ oauth_response!(
 impl OAuthResponse for RegisterResponse {
     const MALFORMED: ErrorCode = ErrorCode::InvalidClientMetadata;
 }
+
+oauth_response!(
+    /// The client's current registration (RFC 7592).
+    ClientConfigurationResponse, 200, ClientInformation
+);
+impl OAuthResponse for ClientConfigurationResponse {
+    const MALFORMED: ErrorCode = ErrorCode::InvalidClientMetadata;
+}
+
+/// The answer to deleting a registration (RFC 7592 §2.3).
+#[derive(poem_openapi::ApiResponse)]
+#[oai(bad_request_handler = "crate::error::from_request_error")]
+pub enum ClientDeleteResponse {
+    /// The client and everything issued to it are gone.
+    #[oai(status = 204)]
+    Deleted,
+    /// The request is invalid.
+    #[oai(status = 400)]
+    BadRequest(Json<OAuthErrorBody>),
+    /// The registration access token is missing or wrong (`invalid_token`).
+    #[oai(status = 401)]
+    Unauthorized(Json<OAuthErrorBody>, #[oai(header = "WWW-Authenticate")] Option<String>),
+    /// The server failed (`server_error`).
+    #[oai(status = 500)]
+    ServerError(Json<OAuthErrorBody>),
+}
+
+impl From<OAuthError> for ClientDeleteResponse {
+    fn from(e: OAuthError) -> ClientDeleteResponse {
+        let body = Json(e.body());
+        match e.status().as_u16() {
+            401 => ClientDeleteResponse::Unauthorized(body, e.www_authenticate),
+            500 => ClientDeleteResponse::ServerError(body),
+            _ => ClientDeleteResponse::BadRequest(body),
+        }
+    }
+}
+impl OAuthResponse for ClientDeleteResponse {}
 
 oauth_response!(
     /// Revocation response.
@@ -158,11 +196,59 @@ impl OAuthApi {
         answer.into()
     }
 
-    /// Dynamic client registration (RFC 7591). Confidential clients receive their secret once.
-    /// Also served at `/register`.
+    /// Dynamic client registration (RFC 7591). Confidential clients receive their secret once, and every
+    /// client a registration access token for `registration_client_uri` (RFC 7592). Rate-limited per IP
+    /// address (429 with `Retry-After`). An unused client expires after `CLIENT_UNUSED_TTL`; the same
+    /// public-client metadata registered again from the same address within an hour, while that client is
+    /// unused, returns the existing client (without a registration access token). Also served at `/register`.
     #[oai(path = "/oauth/register", method = "post")]
-    async fn register(&self, state: Data<&State>, metadata: Json<ClientMetadata>) -> RegisterResponse {
-        register::register_client(&state, metadata.0, RegistrationSource::Dynamic).await.into()
+    async fn register(&self, state: Data<&State>, req: &Request, metadata: Json<ClientMetadata>) -> RegisterResponse {
+        let ip = req.remote_addr().as_socket_addr().map(|a| a.ip().to_canonical());
+        if let Some(ip) = ip
+            && let Err(retry) = state.limits.register(ip)
+        {
+            return OAuthError::too_many_requests(retry).into();
+        }
+        let registrant = Registrant { source: RegistrationSource::Dynamic, owner_user_id: None, ip };
+        register::register_client(&state, metadata.0, registrant).await.into()
+    }
+
+    /// Reads a client's registration (RFC 7592 §2.1) with its registration access token as bearer token.
+    #[oai(path = "/oauth/register/:client_id", method = "get")]
+    async fn read_registration(
+        &self,
+        state: Data<&State>,
+        req: &Request,
+        client_id: Path<String>,
+    ) -> ClientConfigurationResponse {
+        register::read_registration(&state, &client_id.0, authorization_header(req)).await.into()
+    }
+
+    /// Replaces a client's metadata (RFC 7592 §2.2). The body is the complete metadata plus `client_id`;
+    /// the authentication method cannot change and the secret is not reissued.
+    #[oai(path = "/oauth/register/:client_id", method = "put")]
+    async fn update_registration(
+        &self,
+        state: Data<&State>,
+        req: &Request,
+        client_id: Path<String>,
+        update: Json<ClientUpdateRequest>,
+    ) -> ClientConfigurationResponse {
+        register::update_registration(&state, &client_id.0, authorization_header(req), update.0).await.into()
+    }
+
+    /// Deletes a client (RFC 7592 §2.3); its grants and tokens are revoked.
+    #[oai(path = "/oauth/register/:client_id", method = "delete")]
+    async fn delete_registration(
+        &self,
+        state: Data<&State>,
+        req: &Request,
+        client_id: Path<String>,
+    ) -> ClientDeleteResponse {
+        match register::delete_registration(&state, &client_id.0, authorization_header(req)).await {
+            Ok(()) => ClientDeleteResponse::Deleted,
+            Err(e) => e.into(),
+        }
     }
 
     /// Token revocation (RFC 7009). Same client authentication as the token endpoint.

@@ -1,15 +1,18 @@
 //! Dynamic client registration (RFC 7591), also used by the CLI for operator-registered clients.
+use std::net::IpAddr;
+
 use poem_openapi::Object;
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use url::Url;
 
 use super::client_auth::{self, METHODS};
 use super::redirect_uri::RedirectUri;
 use super::scope::Scope;
-use crate::crypto::{now, random_token};
+use crate::crypto::{now, random_token, sha256_hex};
 use crate::error::{ErrorCode, OAuthError};
 use crate::state::AppState;
-use crate::store::client;
+use crate::store::{ClientUpdate, client};
 
 const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
 const MAX_REDIRECT_URIS: usize = 20;
@@ -69,7 +72,8 @@ pub struct ClientMetadata {
     pub application_type: Option<String>,
 }
 
-/// The client information response (RFC 7591 §3.2.1): the identifiers plus the registered metadata.
+/// The client information response (RFC 7591 §3.2.1, RFC 7592 §3): the identifiers plus the registered
+/// metadata.
 #[derive(Debug, Object)]
 pub struct ClientInformation {
     pub client_id: String,
@@ -80,6 +84,24 @@ pub struct ClientInformation {
     /// 0: the secret does not expire.
     #[oai(skip_serializing_if_is_none)]
     pub client_secret_expires_at: Option<i64>,
+    /// Bearer token for `registration_client_uri` (RFC 7592). Shown once; only its SHA-256 is stored.
+    #[oai(skip_serializing_if_is_none)]
+    pub registration_access_token: Option<String>,
+    /// Where the client reads, updates and deletes its registration (RFC 7592 §2).
+    #[oai(skip_serializing_if_is_none)]
+    pub registration_client_uri: Option<String>,
+    #[oai(flatten)]
+    pub metadata: ClientMetadata,
+}
+
+/// An RFC 7592 §2.2 update: the complete new metadata plus the client's identifier.
+#[derive(Debug, Clone, Object)]
+pub struct ClientUpdateRequest {
+    /// Must equal the client_id in the URL.
+    pub client_id: String,
+    /// If present, must be the client's current secret; the secret itself never changes here.
+    #[oai(skip_serializing_if_is_none)]
+    pub client_secret: Option<String>,
     #[oai(flatten)]
     pub metadata: ClientMetadata,
 }
@@ -87,35 +109,93 @@ pub struct ClientInformation {
 /// Where a registration came from: shown as "unverified" on the consent page unless an operator made it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegistrationSource {
+    /// RFC 7591 at `/oauth/register`: anonymous, managed with its registration access token.
     Dynamic,
+    /// A signed-in person on the "My apps" page: managed there by its owner.
+    Owner,
+    /// The CLI.
     Operator,
+    /// A Client ID Metadata Document: the client_id is the document's https URL.
+    MetadataDocument,
 }
 
 impl RegistrationSource {
     pub fn as_str(self) -> &'static str {
         match self {
             RegistrationSource::Dynamic => "dynamic",
+            RegistrationSource::Owner => "owner",
             RegistrationSource::Operator => "operator",
+            RegistrationSource::MetadataDocument => "metadata_document",
         }
     }
 }
+
+/// Who is registering a client.
+#[derive(Debug, Clone)]
+pub struct Registrant {
+    pub source: RegistrationSource,
+    /// The signed-in person registering on the apps page.
+    pub owner_user_id: Option<String>,
+    /// The address an anonymous registration came from.
+    pub ip: Option<IpAddr>,
+}
+
+impl Registrant {
+    pub fn operator() -> Registrant {
+        Registrant { source: RegistrationSource::Operator, owner_user_id: None, ip: None }
+    }
+}
+
+/// How long a repeated anonymous registration is answered with the client it repeats.
+const REPEAT_WINDOW_SECS: i64 = 3600;
 
 fn metadata_error(description: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidClientMetadata, description)
 }
 
+/// The management URL of a client (RFC 7592 §2).
+pub fn registration_client_uri(state: &AppState, client_id: &str) -> String {
+    format!("{}/oauth/register/{client_id}", state.config.issuer)
+}
+
 /// Validates the metadata (RFC 7591 §2, §3.2.2), fills in the defaults, stores the client and returns
-/// what the client must be told. The secret, if any, exists in clear only in this return value.
+/// what the client must be told. The secret and the registration access token exist in clear only in
+/// this return value.
+///
+/// A repeated anonymous registration (the same normalized metadata of a public client, from the same IP
+/// address, within an hour, while the first client is still unused) returns the existing client instead
+/// of adding a row. That answer carries no registration access token: only the first registrant can
+/// manage the client.
 pub async fn register_client(
     state: &AppState,
     requested: ClientMetadata,
-    source: RegistrationSource,
+    registrant: Registrant,
 ) -> Result<ClientInformation, OAuthError> {
     let metadata = normalize(requested)?;
     let confidential = metadata.token_endpoint_auth_method.as_deref() != Some(client_auth::NONE);
-    let secret = confidential.then(random_token);
-    let client_id = uuid::Uuid::new_v4().to_string();
+    let dynamic = registrant.source == RegistrationSource::Dynamic;
+    let metadata_json = serde_json::to_string(&metadata).map_err(OAuthError::internal)?;
+    let metadata_hash = dynamic.then(|| sha256_hex(&metadata_json));
+    let registered_from = registrant.ip.filter(|_| dynamic).map(|ip| ip.to_string());
     let issued_at = now();
+    if let (Some(hash), Some(from), false) = (&metadata_hash, &registered_from, confidential)
+        && let Some(existing) =
+            state.store.find_repeated_registration(hash, from, issued_at - REPEAT_WINDOW_SECS).await?
+    {
+        tracing::info!(client_id = %existing.client_id, "repeated registration answered with the existing client");
+        return Ok(ClientInformation {
+            client_id: existing.client_id,
+            client_secret: None,
+            client_id_issued_at: existing.created_at,
+            client_secret_expires_at: None,
+            registration_access_token: None,
+            registration_client_uri: None,
+            metadata,
+        });
+    }
+    let secret = confidential.then(random_token);
+    let access_token = dynamic.then(random_token);
+    let client_id = uuid::Uuid::new_v4().to_string();
     let secret_hash = match &secret {
         Some(s) => Some(state.passwords.hash(s).await),
         None => None,
@@ -131,27 +211,146 @@ pub async fn register_client(
         token_endpoint_auth_method: metadata.token_endpoint_auth_method.clone().unwrap_or_default(),
         scope: metadata.scope.clone().unwrap_or_default(),
         application_type: metadata.application_type.clone().unwrap_or_default(),
-        metadata: serde_json::to_string(&metadata).map_err(OAuthError::internal)?,
-        registration_source: source.as_str().into(),
-        owner_user_id: None,
-        registration_access_token_hash: None,
+        metadata: metadata_json,
+        registration_source: registrant.source.as_str().into(),
+        owner_user_id: registrant.owner_user_id,
+        registration_access_token_hash: access_token.as_deref().map(sha256_hex),
         metadata_url: None,
         disabled: false,
         created_at: issued_at,
-        expires_at: None,
+        expires_at: dynamic.then(|| issued_at + state.config.client_unused_ttl.as_secs() as i64),
+        metadata_hash,
+        registered_from,
+        metadata_refresh_at: None,
     };
     state.store.insert_client(model).await?;
-    tracing::info!(%client_id, source = source.as_str(), "client registered");
+    tracing::info!(%client_id, source = registrant.source.as_str(), "client registered");
     Ok(ClientInformation {
+        registration_client_uri: access_token.as_ref().map(|_| registration_client_uri(state, &client_id)),
         client_id,
         client_secret_expires_at: secret.as_ref().map(|_| 0),
         client_secret: secret,
         client_id_issued_at: issued_at,
+        registration_access_token: access_token,
         metadata,
     })
 }
 
-fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, OAuthError> {
+/// What a stored client tells about itself (no secret: only its hash is kept).
+pub fn client_information(state: &AppState, client: &client::Model) -> ClientInformation {
+    let metadata = serde_json::from_str(&client.metadata).unwrap_or_default();
+    let managed = client.registration_access_token_hash.is_some();
+    ClientInformation {
+        client_id: client.client_id.clone(),
+        client_secret: None,
+        client_id_issued_at: client.created_at,
+        client_secret_expires_at: client.secret_hash.as_ref().map(|_| 0),
+        registration_access_token: None,
+        registration_client_uri: managed.then(|| registration_client_uri(state, &client.client_id)),
+        metadata,
+    }
+}
+
+/// RFC 7592 §2 / RFC 6750: the registration access token must be presented as a bearer token and belong
+/// to this client. Every failure, including an unknown client, is the same 401 (§2.1).
+async fn managed_client(
+    state: &AppState,
+    client_id: &str,
+    authorization: Option<&str>,
+) -> Result<client::Model, OAuthError> {
+    let refused = || OAuthError {
+        www_authenticate: Some(r#"Bearer error="invalid_token""#.into()),
+        ..OAuthError::new(
+            ErrorCode::InvalidToken,
+            "the registration access token is missing or not valid for this client",
+        )
+    };
+    let presented = authorization
+        .and_then(|h| h.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(refused)?;
+    let client = state.store.find_client(client_id).await?.ok_or_else(refused)?;
+    let expected = client.registration_access_token_hash.as_deref().ok_or_else(refused)?;
+    if bool::from(sha256_hex(presented).as_bytes().ct_eq(expected.as_bytes())) { Ok(client) } else { Err(refused()) }
+}
+
+/// RFC 7592 §2.1: read the current registration.
+pub async fn read_registration(
+    state: &AppState,
+    client_id: &str,
+    authorization: Option<&str>,
+) -> Result<ClientInformation, OAuthError> {
+    let client = managed_client(state, client_id, authorization).await?;
+    Ok(client_information(state, &client))
+}
+
+/// RFC 7592 §2.2: replace the registered metadata. The authentication method cannot change (a public
+/// client has no secret to switch to, and a confidential one keeps its secret).
+pub async fn update_registration(
+    state: &AppState,
+    client_id: &str,
+    authorization: Option<&str>,
+    request: ClientUpdateRequest,
+) -> Result<ClientInformation, OAuthError> {
+    let client = managed_client(state, client_id, authorization).await?;
+    if request.client_id != client.client_id {
+        return Err(OAuthError::invalid_request("client_id in the body must match the URL"));
+    }
+    if let Some(secret) = &request.client_secret {
+        let matches = match &client.secret_hash {
+            Some(hash) => state.passwords.verify(secret, hash).await,
+            None => false,
+        };
+        if !matches {
+            return Err(metadata_error("client_secret does not match the current secret"));
+        }
+    }
+    let metadata = replace_metadata(state, &client, request.metadata, true).await?;
+    tracing::info!(%client_id, "client registration updated");
+    Ok(ClientInformation { metadata, ..client_information(state, &client) })
+}
+
+/// Validates new metadata for an existing client and stores it; returns the normalized metadata.
+pub async fn replace_metadata(
+    state: &AppState,
+    client: &client::Model,
+    requested: ClientMetadata,
+    dynamic_hash: bool,
+) -> Result<ClientMetadata, OAuthError> {
+    let metadata = normalize(requested)?;
+    if metadata.token_endpoint_auth_method.as_deref() != Some(client.token_endpoint_auth_method.as_str()) {
+        return Err(metadata_error("token_endpoint_auth_method cannot change; register a new client instead"));
+    }
+    let metadata_json = serde_json::to_string(&metadata).map_err(OAuthError::internal)?;
+    let update = ClientUpdate {
+        name: metadata.client_name.clone().unwrap_or_default(),
+        redirect_uris: serde_json::to_string(metadata.redirect_uris.as_deref().unwrap_or_default())
+            .map_err(OAuthError::internal)?,
+        grant_types: metadata.grant_types.as_deref().unwrap_or_default().join(" "),
+        scope: metadata.scope.clone().unwrap_or_default(),
+        application_type: metadata.application_type.clone().unwrap_or_default(),
+        metadata_hash: (dynamic_hash && client.metadata_hash.is_some()).then(|| sha256_hex(&metadata_json)),
+        metadata: metadata_json,
+    };
+    state.store.update_client(&client.client_id, update).await?;
+    Ok(metadata)
+}
+
+/// RFC 7592 §2.3: delete the client; its grants and tokens are revoked with it.
+pub async fn delete_registration(
+    state: &AppState,
+    client_id: &str,
+    authorization: Option<&str>,
+) -> Result<(), OAuthError> {
+    let client = managed_client(state, client_id, authorization).await?;
+    state.store.delete_client(&client.client_id).await?;
+    tracing::info!(%client_id, "client deleted by its registration access token");
+    Ok(())
+}
+
+pub fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, OAuthError> {
     let redirect_uris = m.redirect_uris.take().unwrap_or_default();
     if redirect_uris.is_empty() {
         return Err(OAuthError::new(

@@ -99,6 +99,9 @@ async fn redeem_authorization_code(
         return Err(OAuthError::invalid_grant("the authorization code is invalid, expired or already used"));
     };
     check_code_bindings(state, &grant, &req, verifier)?;
+    if client.expires_at.is_some() {
+        state.store.mark_client_used(&client.client_id).await?;
+    }
     let scope = grant.scope.clone();
     let refresh_token = first_refresh_token(state, client, &grant).await?;
     access_token_response(state, client, &grant.user_id, &scope, &grant.resource, &grant.family_id, refresh_token)

@@ -1,11 +1,58 @@
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Expr, SelectStatement};
+use sea_orm::{
+    ActiveValue, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+};
 
-use super::{Store, client};
+use super::{Store, authorization_code, client, consent, grant, refresh_token};
 use crate::crypto::now;
+
+/// The registered metadata a PUT (RFC 7592 §2.2) or an edit on the apps page replaces.
+#[derive(Debug, Clone)]
+pub struct ClientUpdate {
+    pub name: String,
+    pub redirect_uris: String,
+    pub grant_types: String,
+    pub scope: String,
+    pub application_type: String,
+    pub metadata: String,
+    pub metadata_hash: Option<String>,
+}
 
 impl Store {
     pub async fn insert_client(&self, model: client::Model) -> Result<(), DbErr> {
         client::Entity::insert(client::ActiveModel::from(model)).exec_without_returning(&self.db).await?;
+        Ok(())
+    }
+
+    /// Inserts or replaces the cached copy of a Client ID Metadata Document. Only rows that came from a
+    /// metadata document are ever replaced (their `client_id` is the document's https URL).
+    pub async fn upsert_metadata_document_client(&self, model: client::Model) -> Result<(), DbErr> {
+        let update = client::ActiveModel {
+            name: ActiveValue::Set(model.name.clone()),
+            redirect_uris: ActiveValue::Set(model.redirect_uris.clone()),
+            grant_types: ActiveValue::Set(model.grant_types.clone()),
+            scope: ActiveValue::Set(model.scope.clone()),
+            application_type: ActiveValue::Set(model.application_type.clone()),
+            metadata: ActiveValue::Set(model.metadata.clone()),
+            metadata_refresh_at: ActiveValue::Set(model.metadata_refresh_at),
+            ..Default::default()
+        };
+        let replaced = client::Entity::update_many()
+            .set(update)
+            .filter(client::Column::ClientId.eq(&model.client_id))
+            .filter(client::Column::MetadataUrl.is_not_null())
+            .exec(&self.db)
+            .await?;
+        if replaced.rows_affected == 0 {
+            let inserted = client::Entity::insert(client::ActiveModel::from(model))
+                .on_conflict_do_nothing()
+                .exec_without_returning(&self.db)
+                .await;
+            match inserted {
+                Ok(_) | Err(DbErr::RecordNotInserted) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(())
     }
 
@@ -16,12 +63,132 @@ impl Store {
         Ok(found.filter(|c| c.expires_at.is_none_or(|t| t > now())))
     }
 
+    /// A client whatever its state (for its owner, its registration access token and operators).
+    pub async fn find_any_client(&self, client_id: &str) -> Result<Option<client::Model>, DbErr> {
+        client::Entity::find_by_id(client_id).one(&self.db).await
+    }
+
     pub async fn list_clients(&self) -> Result<Vec<client::Model>, DbErr> {
         client::Entity::find().order_by_asc(client::Column::CreatedAt).all(&self.db).await
     }
 
-    /// Deletes a client; returns whether it existed.
+    pub async fn list_clients_of(&self, owner_user_id: &str) -> Result<Vec<client::Model>, DbErr> {
+        client::Entity::find()
+            .filter(client::Column::OwnerUserId.eq(owner_user_id))
+            .order_by_asc(client::Column::CreatedAt)
+            .all(&self.db)
+            .await
+    }
+
+    /// A still-unused public client registered with exactly this metadata from this address since `since`:
+    /// what a repeated registration gets back instead of a new row.
+    pub async fn find_repeated_registration(
+        &self,
+        metadata_hash: &str,
+        registered_from: &str,
+        since: i64,
+    ) -> Result<Option<client::Model>, DbErr> {
+        client::Entity::find()
+            .filter(client::Column::MetadataHash.eq(metadata_hash))
+            .filter(client::Column::RegisteredFrom.eq(registered_from))
+            .filter(client::Column::CreatedAt.gte(since))
+            .filter(client::Column::ExpiresAt.gt(now()))
+            .filter(client::Column::SecretHash.is_null())
+            .filter(client::Column::Disabled.eq(false))
+            .order_by_desc(client::Column::CreatedAt)
+            .one(&self.db)
+            .await
+    }
+
+    /// The client obtained a token: it no longer expires as unused.
+    pub async fn mark_client_used(&self, client_id: &str) -> Result<(), DbErr> {
+        client::Entity::update_many()
+            .col_expr(client::Column::ExpiresAt, Expr::value(Option::<i64>::None))
+            .filter(client::Column::ClientId.eq(client_id))
+            .filter(client::Column::ExpiresAt.is_not_null())
+            .filter(client::Column::MetadataUrl.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn update_client(&self, client_id: &str, update: ClientUpdate) -> Result<bool, DbErr> {
+        let changes = client::ActiveModel {
+            name: ActiveValue::Set(update.name),
+            redirect_uris: ActiveValue::Set(update.redirect_uris),
+            grant_types: ActiveValue::Set(update.grant_types),
+            scope: ActiveValue::Set(update.scope),
+            application_type: ActiveValue::Set(update.application_type),
+            metadata: ActiveValue::Set(update.metadata),
+            metadata_hash: ActiveValue::Set(update.metadata_hash),
+            ..Default::default()
+        };
+        let updated = client::Entity::update_many()
+            .set(changes)
+            .filter(client::Column::ClientId.eq(client_id))
+            .filter(client::Column::MetadataUrl.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(updated.rows_affected == 1)
+    }
+
+    pub async fn set_client_secret_hash(&self, client_id: &str, secret_hash: String) -> Result<bool, DbErr> {
+        let updated = client::Entity::update_many()
+            .col_expr(client::Column::SecretHash, Expr::value(secret_hash))
+            .filter(client::Column::ClientId.eq(client_id))
+            .filter(client::Column::SecretHash.is_not_null())
+            .exec(&self.db)
+            .await?;
+        Ok(updated.rows_affected == 1)
+    }
+
+    pub async fn set_client_disabled(&self, client_id: &str, disabled: bool) -> Result<bool, DbErr> {
+        let updated = client::Entity::update_many()
+            .col_expr(client::Column::Disabled, Expr::value(disabled))
+            .filter(client::Column::ClientId.eq(client_id))
+            .exec(&self.db)
+            .await?;
+        Ok(updated.rows_affected == 1)
+    }
+
+    /// Deletes a client and everything issued to it: consents and codes go, grants and refresh tokens are
+    /// revoked (so its access tokens fail at the guard at once). Returns whether it existed.
     pub async fn delete_client(&self, client_id: &str) -> Result<bool, DbErr> {
-        Ok(client::Entity::delete_by_id(client_id).exec(&self.db).await?.rows_affected == 1)
+        let at = now();
+        let txn = self.db.begin().await?;
+        let family_ids = grant::Entity::find()
+            .select_only()
+            .column(grant::Column::GrantId)
+            .filter(grant::Column::ClientId.eq(client_id))
+            .into_query();
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAt, Expr::value(at))
+            .filter(refresh_token::Column::FamilyId.in_subquery(family_ids))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        grant::Entity::update_many()
+            .col_expr(grant::Column::RevokedAt, Expr::value(at))
+            .filter(grant::Column::ClientId.eq(client_id))
+            .filter(grant::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        consent::Entity::delete_many().filter(consent::Column::ClientId.eq(client_id)).exec(&txn).await?;
+        authorization_code::Entity::delete_many()
+            .filter(authorization_code::Column::ClientId.eq(client_id))
+            .exec(&txn)
+            .await?;
+        let deleted = client::Entity::delete_by_id(client_id).exec(&txn).await?.rows_affected == 1;
+        txn.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Clients that may hold live tokens: registered and not disabled.
+    pub(super) fn enabled_client_ids() -> SelectStatement {
+        client::Entity::find()
+            .select_only()
+            .column(client::Column::ClientId)
+            .filter(client::Column::Disabled.eq(false))
+            .into_query()
     }
 }

@@ -69,7 +69,14 @@ pub mod client {
         pub metadata_url: Option<String>,
         pub disabled: bool,
         pub created_at: i64,
+        /// A dynamically registered client that has not yet obtained a token goes away at this time.
         pub expires_at: Option<i64>,
+        /// SHA-256 of the normalized metadata of a dynamic registration (see `oauth::register`).
+        pub metadata_hash: Option<String>,
+        /// The IP address a dynamic registration came from.
+        pub registered_from: Option<String>,
+        /// For a Client ID Metadata Document: when the cached document must be fetched again.
+        pub metadata_refresh_at: Option<i64>,
     }
     no_relations!();
 }

@@ -27,6 +27,7 @@ use sea_orm::{
 use sea_orm::{IsolationLevel, SqliteTransactionMode, TransactionOptions};
 
 use crate::config::Config;
+pub use clients::ClientUpdate;
 pub use entities::{
     authorization_code, client, consent, grant, login_session, mcp_session, note, refresh_token, signing_key, user,
 };

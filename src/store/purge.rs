@@ -1,6 +1,8 @@
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
 
-use super::{Store, authorization_code, consent, grant, login_session, mcp_session, refresh_token};
+use sea_orm::{QuerySelect, QueryTrait};
+
+use super::{Store, authorization_code, client, consent, grant, login_session, mcp_session, refresh_token};
 use crate::crypto::now;
 
 /// How long a used or expired authorization code is kept, so a late replay is still recognised.
@@ -33,13 +35,14 @@ pub struct Purged {
     pub mcp_sessions: u64,
     pub consents: u64,
     pub grants: u64,
+    pub unused_clients: u64,
 }
 
 impl Store {
     /// Deletes what can never be used again: codes past expiry (plus a grace period for replay
     /// detection), refresh tokens past expiry, ended browser sessions, idle MCP sessions, revoked consents,
-    /// and grants revoked longer ago than any access token lives. Each is one conditional DELETE, so every
-    /// instance may run it at the same time.
+    /// grants revoked longer ago than any access token lives, and dynamically registered clients that
+    /// never obtained a token. Each is one conditional DELETE, so every instance may run it at once.
     pub async fn purge_expired(&self, ttls: PurgeAfter) -> Result<Purged, DbErr> {
         let at = now();
         let codes = authorization_code::Entity::delete_many()
@@ -76,6 +79,20 @@ impl Store {
             .exec(&self.db)
             .await?
             .rows_affected;
-        Ok(Purged { codes, refresh_tokens, login_sessions, mcp_sessions, consents, grants })
+        // Dynamically registered clients that never obtained a token; then consents left without a client.
+        let unused_clients = client::Entity::delete_many()
+            .filter(client::Column::ExpiresAt.lt(at))
+            .filter(client::Column::MetadataUrl.is_null())
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        let client_ids = client::Entity::find().select_only().column(client::Column::ClientId).into_query();
+        let orphaned = consent::Entity::delete_many()
+            .filter(consent::Column::ClientId.not_in_subquery(client_ids))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        let consents = consents + orphaned;
+        Ok(Purged { codes, refresh_tokens, login_sessions, mcp_sessions, consents, grants, unused_clients })
     }
 }

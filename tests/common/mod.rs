@@ -191,7 +191,7 @@ impl TestApp {
     pub async fn register_public_client(&self, redirect_uri: &str) -> String {
         let client = self
             .register_client(&json!({
-                "client_name": "Test public client",
+                "client_name": unique_name("Test public client"),
                 "redirect_uris": [redirect_uri],
                 "token_endpoint_auth_method": "none",
                 "grant_types": ["authorization_code", "refresh_token"],
@@ -204,7 +204,7 @@ impl TestApp {
     pub async fn register_confidential_client(&self, method: &str) -> (String, String) {
         let client = self
             .register_client(&json!({
-                "client_name": "Test confidential client",
+                "client_name": unique_name("Test confidential client"),
                 "redirect_uris": [REDIRECT_URI],
                 "token_endpoint_auth_method": method,
                 "grant_types": ["authorization_code", "refresh_token"],
@@ -563,6 +563,13 @@ pub fn redirect_query(response: &Response) -> HashMap<String, String> {
 
 pub fn absolute(base: &str, target: &str) -> String {
     Url::parse(base).and_then(|base| base.join(target)).expect("resolvable URL").to_string()
+}
+
+/// A client name no other registration in this process uses, so a repeated registration is never
+/// answered with an earlier client.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    format!("{prefix} {}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 pub fn str_field(value: &Value, key: &str) -> String {

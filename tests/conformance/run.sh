@@ -37,7 +37,7 @@ trap cleanup EXIT
 
 export DATABASE_URL="sqlite://$DATA/gateway.db?mode=rwc" PORT="$SERVER_PORT" AUTH_ISSUER="http://localhost:$SERVER_PORT" \
   ALLOWED_ORIGINS="http://localhost:$PROXY_PORT,http://127.0.0.1:$PROXY_PORT" MCP_CONFORMANCE_FIXTURES=on \
-  PASSWORD_HASH_COST=low RUST_LOG=warn
+  PASSWORD_HASH_COST=low RATE_LIMITS=off RUST_LOG=warn
 "$BIN" user add conformance --password "$(head -c 24 /dev/urandom | base64)" >/dev/null
 CLIENT_ID=$("$BIN" client add --name "MCP conformance suite" --redirect-uri http://127.0.0.1/callback | awk '/^client_id:/ {print $2}')
 TOKEN=$("$BIN" token mint --user conformance --client "$CLIENT_ID" --scope "mcp:read mcp:write" --ttl 7200)

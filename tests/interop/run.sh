@@ -11,7 +11,7 @@ PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{
 DATA=$(mktemp -d)
 cleanup() { kill "${SERVER_PID:-}" 2>/dev/null || true; rm -rf "$DATA"; }
 trap cleanup EXIT
-export DATABASE_URL="sqlite://$DATA/gateway.db?mode=rwc" PORT AUTH_ISSUER="http://127.0.0.1:$PORT" PASSWORD_HASH_COST=low RUST_LOG=warn
+export DATABASE_URL="sqlite://$DATA/gateway.db?mode=rwc" PORT AUTH_ISSUER="http://127.0.0.1:$PORT" PASSWORD_HASH_COST=low RATE_LIMITS=off RUST_LOG=warn
 PASSWORD="interop-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
 "$BIN" user add interop --password "$PASSWORD" >/dev/null
 "$BIN" >"$DATA/server.log" 2>&1 &
