@@ -19,6 +19,7 @@ use crate::metrics::{metrics, route_label};
 use crate::oauth::api::{DiscoveryApi, OAuthApi};
 use crate::oauth::jwt::AccessTokens;
 use crate::oauth::keys::KeyRing;
+use crate::oauth::metadata_document::MetadataDocuments;
 use crate::ops::OpsApi;
 use crate::state::{AppState, State};
 use crate::store::{PurgeAfter, Store};
@@ -54,9 +55,16 @@ impl Application {
         let note_events = NoteEvents::new(&store);
         let list_changes = ListChanges::default();
         let limits = Limits::new(config.rate_limits.as_ref());
-        Ok(Application {
-            state: Arc::new(AppState { config, store, tokens, passwords, limits, note_events, list_changes }),
-        })
+        #[cfg(feature = "test-trust")]
+        let metadata_documents = match &config.test_trust {
+            Some(trust) => MetadataDocuments::with_test_trust(trust)?,
+            None => MetadataDocuments::new()?,
+        };
+        #[cfg(not(feature = "test-trust"))]
+        let metadata_documents = MetadataDocuments::new()?;
+        let state =
+            AppState { config, store, tokens, passwords, limits, metadata_documents, note_events, list_changes };
+        Ok(Application { state: Arc::new(state) })
     }
 
     pub fn state(&self) -> &State {

@@ -74,6 +74,10 @@ pub struct Config {
     pub client_unused_ttl: Duration,
     /// Limits on what an attacker repeats; `None` when `RATE_LIMITS=off`.
     pub rate_limits: Option<RateLimits>,
+    /// Test-only trust for fetching metadata documents from a local TLS server. Never read from the
+    /// environment, and absent from builds without the `test-trust` feature.
+    #[cfg(feature = "test-trust")]
+    pub test_trust: Option<crate::oauth::metadata_document::TestTrust>,
 }
 
 /// `count` events per `per`, with bursts up to `count`.
@@ -266,6 +270,8 @@ impl Config {
             conformance_fixtures,
             client_unused_ttl,
             rate_limits,
+            #[cfg(feature = "test-trust")]
+            test_trust: None,
         })
     }
 

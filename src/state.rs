@@ -6,6 +6,7 @@ use crate::crypto::Passwords;
 use crate::limits::Limits;
 use crate::mcp::events::{ListChanges, NoteEvents};
 use crate::oauth::jwt::AccessTokens;
+use crate::oauth::metadata_document::MetadataDocuments;
 use crate::store::Store;
 
 pub struct AppState {
@@ -14,6 +15,7 @@ pub struct AppState {
     pub tokens: AccessTokens,
     pub passwords: Passwords,
     pub limits: Limits,
+    pub metadata_documents: MetadataDocuments,
     pub note_events: NoteEvents,
     pub list_changes: ListChanges,
 }

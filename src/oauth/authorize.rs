@@ -11,6 +11,7 @@ use poem_openapi::payload::Html;
 use poem_openapi::{ApiResponse, Object};
 use serde::Deserialize;
 
+use super::metadata_document::is_metadata_document_url;
 use super::pkce::CodeChallenge;
 use super::register::registered_redirect_uris;
 use super::scope::Scope;
@@ -144,9 +145,19 @@ async fn validate(
     let client_id = req.client_id.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| {
         page("Invalid authorization request", "The request names no client (client_id is missing).".into())
     })?;
-    let client = state.store.find_client(client_id).await.map_err(|e| Rejection::Page(e.into()))?.ok_or_else(|| {
-        page("Unknown application", "The application that sent you here is not registered with this server.".into())
-    })?;
+    let unknown =
+        || page("Unknown application", "The application that sent you here is not registered with this server.".into());
+    let client = if is_metadata_document_url(client_id) {
+        state.metadata_documents.client(state, client_id).await.map_err(|e| {
+            page(
+                "Unknown application",
+                format!("The application that sent you here names itself by {client_id}, but {e}."),
+            )
+        })?
+    } else {
+        state.store.find_client(client_id).await.map_err(|e| Rejection::Page(e.into()))?
+    }
+    .ok_or_else(unknown)?;
     let registered = registered_redirect_uris(&client);
     let (redirect_uri, redirect_uri_explicit) = match req.redirect_uri.as_deref() {
         Some(asked) if registered.iter().any(|r| r.matches(asked)) => (asked.to_owned(), true),
@@ -257,6 +268,14 @@ fn consent_page(state: &State, me: &SignedIn, valid: &ValidRequest, req: &Author
     let redirect_host = redirect.as_ref().map(|r| r.display_host()).unwrap_or_default();
     let name = if valid.client.name.is_empty() { "An unnamed application" } else { valid.client.name.as_str() };
     let csrf = me.csrf_token();
+    let document_host = valid
+        .client
+        .metadata_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_owned));
+    let localhost_only =
+        document_host.is_some() && registered_redirect_uris(&valid.client).iter().all(|r| r.is_loopback());
     render(&ConsentPage {
         base: state.config.issuer_path(),
         username: &me.user.username,
@@ -266,6 +285,8 @@ fn consent_page(state: &State, me: &SignedIn, valid: &ValidRequest, req: &Author
         redirect_host: &redirect_host,
         redirect_uri: &valid.redirect_uri,
         loopback: redirect.is_ok_and(|r| r.is_loopback()),
+        document_host: document_host.as_deref(),
+        localhost_only,
         resource: &valid.resource,
         scopes: valid.scope.described(),
         fields,

@@ -80,7 +80,7 @@ pub fn authorization_server(config: &Config) -> AuthorizationServerMetadata {
         introspection_endpoint_auth_methods_supported: authenticated,
         code_challenge_methods_supported: strings(&["S256"]),
         authorization_response_iss_parameter_supported: true,
-        client_id_metadata_document_supported: false,
+        client_id_metadata_document_supported: true,
         service_documentation: format!("{issuer}/docs"),
     }
 }

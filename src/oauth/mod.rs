@@ -6,6 +6,7 @@ pub mod introspect;
 pub mod jwt;
 pub mod keys;
 pub mod metadata;
+pub mod metadata_document;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod register;

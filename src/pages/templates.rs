@@ -41,6 +41,11 @@ pub struct ConsentPage<'a> {
     pub redirect_host: &'a str,
     pub redirect_uri: &'a str,
     pub loopback: bool,
+    /// The host publishing the client's metadata document, for a client named by its document URL.
+    pub document_host: Option<&'a str>,
+    /// A metadata-document client whose every redirect URI is on this computer: anyone can publish such a
+    /// document, so the page warns.
+    pub localhost_only: bool,
     pub resource: &'a str,
     pub scopes: Vec<(&'static str, &'static str)>,
     /// The authorization request, carried to the decision and validated again there.

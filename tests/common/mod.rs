@@ -79,6 +79,12 @@ pub async fn fresh_database_url() -> (String, Option<TempDir>) {
 }
 
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    spawn_app_configured(extra, |_| {}).await
+}
+
+/// Like [`spawn_app_with`], with a last change to the configuration (for settings the environment
+/// cannot give, such as the test-only TLS trust).
+pub async fn spawn_app_configured(extra: &[(&str, &str)], tweak: impl FnOnce(&mut Config)) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
     let port = listener.local_addr().expect("local address").port();
     let base = format!("http://127.0.0.1:{port}");
@@ -102,8 +108,9 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     }
     let issuer = env["AUTH_ISSUER"].clone();
     let resource = env.get("MCP_RESOURCE_URI").cloned().unwrap_or_else(|| format!("{issuer}/mcp"));
-    let config = Config::from_lookup(move |name| env.get(name).cloned())
+    let mut config = Config::from_lookup(move |name| env.get(name).cloned())
         .unwrap_or_else(|error| panic!("test configuration is invalid: {error}"));
+    tweak(&mut config);
     let app = Application::build(config).await.expect("application builds");
     tokio::spawn(app.serve(listener));
     let client = Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().expect("http client");

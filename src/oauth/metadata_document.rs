@@ -1,0 +1,402 @@
+//! Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document; MCP 2025-11-25 and
+//! 2026-07-28 authorization): an https URL used as `client_id` names a JSON document that describes the
+//! client. It is fetched here, validated, and cached in the `clients` table for as long as its HTTP cache
+//! headers allow (bounded), so every instance shares it and the token endpoint never fetches.
+//!
+//! The fetch is an SSRF risk, so it is fenced: https only; a DNS name, not an IP literal; only public
+//! addresses after resolution (the resolver drops loopback, private, link-local and other special-use
+//! addresses, RFC 6890); no redirects; a 5 KB cap; a short timeout.
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
+use serde_json::Value;
+use url::Url;
+
+use super::client_auth;
+use super::register::{ClientMetadata, RegistrationSource, normalize};
+use crate::crypto::now;
+use crate::state::AppState;
+use crate::store::client;
+
+/// The draft's recommended read limit.
+const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
+const MAX_URL_LENGTH: usize = 2000;
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Cache lifetime when the document's response has no `max-age`.
+const DEFAULT_CACHE_SECS: i64 = 3600;
+/// Upper bound on any cache lifetime, so a changed document is seen within a day.
+const MAX_CACHE_SECS: i64 = 86_400;
+
+/// Whether `client_id` is meant as a metadata document URL (AS-issued client ids never start so).
+pub fn is_metadata_document_url(client_id: &str) -> bool {
+    client_id.starts_with("https://")
+}
+
+/// Why a metadata document could not be used; shown to the person on an error page.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    #[error("the client_id is not a valid metadata document URL: {0}")]
+    BadUrl(&'static str),
+    #[error("the metadata document could not be fetched: {0}")]
+    Fetch(String),
+    #[error("the metadata document is not valid: {0}")]
+    Invalid(String),
+}
+
+/// The test-only trust settings: a CA for the local TLS test server and the address its name resolves
+/// to. Compiled only with the `test-trust` feature, which the release binary never has.
+#[cfg(feature = "test-trust")]
+#[derive(Debug, Clone)]
+pub struct TestTrust {
+    pub ca_pem: Vec<u8>,
+    pub host: String,
+    pub addr: SocketAddr,
+}
+
+/// The HTTP client that fetches metadata documents.
+#[derive(Clone)]
+pub struct MetadataDocuments {
+    http: reqwest::Client,
+}
+
+impl MetadataDocuments {
+    pub fn new() -> anyhow::Result<MetadataDocuments> {
+        Ok(MetadataDocuments { http: builder().build()? })
+    }
+
+    /// Trusts the test CA and resolves the test host to the test server, which is on loopback; every
+    /// other name still goes through the public-address resolver.
+    #[cfg(feature = "test-trust")]
+    pub fn with_test_trust(trust: &TestTrust) -> anyhow::Result<MetadataDocuments> {
+        let ca = reqwest::Certificate::from_pem(&trust.ca_pem)?;
+        let http = builder().add_root_certificate(ca).resolve(&trust.host, trust.addr).build()?;
+        Ok(MetadataDocuments { http })
+    }
+
+    /// The client named by a metadata document URL: the cached copy while it is fresh, else the document
+    /// fetched and validated now. `Ok(None)` when an operator has disabled the client.
+    pub async fn client(&self, state: &AppState, client_id: &str) -> Result<Option<client::Model>, DocumentError> {
+        let cached = state.store.find_any_client(client_id).await.map_err(|e| DocumentError::Fetch(e.to_string()))?;
+        match cached {
+            Some(c) if c.disabled => return Ok(None),
+            Some(c) if c.metadata_refresh_at.is_some_and(|t| t > now()) => return Ok(Some(c)),
+            _ => {}
+        }
+        let url = check_url(client_id)?;
+        let (body, cache_secs) = self.fetch(&url).await?;
+        let model = validate(client_id, &body, now() + cache_secs)?;
+        state.store.upsert_metadata_document_client(model).await.map_err(|e| DocumentError::Fetch(e.to_string()))?;
+        tracing::info!(client_id, cache_secs, "client metadata document fetched");
+        state.store.find_client(client_id).await.map_err(|e| DocumentError::Fetch(e.to_string()))
+    }
+
+    async fn fetch(&self, url: &Url) -> Result<(Vec<u8>, i64), DocumentError> {
+        let fail = |m: String| DocumentError::Fetch(m);
+        let mut response = self
+            .http
+            .get(url.clone())
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| fail(describe(&e)))?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(fail(format!(
+                "the server answered {} (only 200 is accepted, redirects are not followed)",
+                response.status()
+            )));
+        }
+        let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if !(essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))) {
+            return Err(fail(format!("the content type is '{essence}', not JSON")));
+        }
+        let cache_secs =
+            cache_lifetime(response.headers().get_all(CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok()));
+        if response.content_length().is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64) {
+            return Err(fail(format!("it is larger than {MAX_DOCUMENT_BYTES} bytes")));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| fail(describe(&e)))? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_DOCUMENT_BYTES {
+                return Err(fail(format!("it is larger than {MAX_DOCUMENT_BYTES} bytes")));
+            }
+        }
+        Ok((body, cache_secs))
+    }
+}
+
+fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .https_only(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(FETCH_TIMEOUT)
+        .connect_timeout(FETCH_TIMEOUT)
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(PublicAddressesOnly))
+        .user_agent(concat!("mcp-gateway/", env!("CARGO_PKG_VERSION")))
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "it took too long".into()
+    } else if e.is_connect() {
+        "no connection to a public address of its host could be made".into()
+    } else {
+        "the request failed".into()
+    }
+}
+
+/// The draft's URL rules: https, a path, no userinfo, fragment or dot segments; and ours: a DNS name, and
+/// the URL already in canonical form, so the string compared with the document's `client_id` is exactly
+/// the one fetched.
+pub fn check_url(client_id: &str) -> Result<Url, DocumentError> {
+    if client_id.len() > MAX_URL_LENGTH {
+        return Err(DocumentError::BadUrl("it is too long"));
+    }
+    let url = Url::parse(client_id).map_err(|_| DocumentError::BadUrl("it is not a URL"))?;
+    if url.scheme() != "https" {
+        return Err(DocumentError::BadUrl("it must use https"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(DocumentError::BadUrl("it must not contain credentials"));
+    }
+    if url.fragment().is_some() {
+        return Err(DocumentError::BadUrl("it must not contain a fragment"));
+    }
+    if url.path() == "/" {
+        return Err(DocumentError::BadUrl("it must have a path"));
+    }
+    if !matches!(url.host(), Some(url::Host::Domain(_))) {
+        return Err(DocumentError::BadUrl("its host must be a DNS name, not an IP address"));
+    }
+    if url.as_str() != client_id || client_id.split(['/', '?']).any(|s| s == "." || s == "..") {
+        return Err(DocumentError::BadUrl(
+            "it must be in canonical form (lower-case host, no default port, no dot segments)",
+        ));
+    }
+    Ok(url)
+}
+
+/// Seconds to keep the document: `max-age` bounded to a day; `no-store`/`no-cache` mean fetch again at
+/// the next authorization request (the copy stays for the token endpoint).
+fn cache_lifetime<'a>(values: impl Iterator<Item = &'a str>) -> i64 {
+    let mut max_age = None;
+    for directive in values.flat_map(|v| v.split(',')).map(|d| d.trim().to_ascii_lowercase()) {
+        if directive == "no-store" || directive == "no-cache" {
+            return 0;
+        }
+        if let Some(secs) = directive.strip_prefix("max-age=").and_then(|s| s.trim_matches('"').parse::<i64>().ok()) {
+            max_age = Some(secs);
+        }
+    }
+    max_age.unwrap_or(DEFAULT_CACHE_SECS).clamp(0, MAX_CACHE_SECS)
+}
+
+/// Checks the document against the draft and MCP's rules and turns it into a public client.
+pub fn validate(client_id: &str, body: &[u8], refresh_at: i64) -> Result<client::Model, DocumentError> {
+    let invalid = |m: &str| DocumentError::Invalid(m.to_owned());
+    let document: Value = serde_json::from_slice(body).map_err(|_| invalid("it is not JSON"))?;
+    let object = document.as_object().ok_or_else(|| invalid("it is not a JSON object"))?;
+    if object.get("client_id").and_then(Value::as_str) != Some(client_id) {
+        return Err(invalid("its client_id is not exactly the URL it was fetched from"));
+    }
+    if object.get("client_name").and_then(Value::as_str).is_none_or(|n| n.trim().is_empty()) {
+        return Err(invalid("client_name is missing"));
+    }
+    if object.get("redirect_uris").and_then(Value::as_array).is_none_or(|a| a.is_empty()) {
+        return Err(invalid("redirect_uris is missing"));
+    }
+    if object.contains_key("client_secret") || object.contains_key("client_secret_expires_at") {
+        return Err(invalid("it must not contain a client secret"));
+    }
+    match object.get("token_endpoint_auth_method") {
+        None => {}
+        Some(Value::String(m)) if m == client_auth::NONE => {}
+        Some(_) => return Err(invalid("token_endpoint_auth_method must be none (no shared secrets)")),
+    }
+    let requested: ClientMetadata = serde_json::from_value(document.clone())
+        .map_err(|e| DocumentError::Invalid(format!("a member has the wrong type ({e})")))?;
+    let metadata =
+        normalize(ClientMetadata { token_endpoint_auth_method: Some(client_auth::NONE.into()), ..requested })
+            .map_err(|e| DocumentError::Invalid(e.description.into_owned()))?;
+    let at = now();
+    Ok(client::Model {
+        client_id: client_id.to_owned(),
+        secret_hash: None,
+        name: metadata.client_name.clone().unwrap_or_default(),
+        redirect_uris: serde_json::to_string(metadata.redirect_uris.as_deref().unwrap_or_default())
+            .map_err(|e| DocumentError::Invalid(e.to_string()))?,
+        grant_types: metadata.grant_types.as_deref().unwrap_or_default().join(" "),
+        response_types: metadata.response_types.as_deref().unwrap_or_default().join(" "),
+        token_endpoint_auth_method: client_auth::NONE.into(),
+        scope: metadata.scope.clone().unwrap_or_default(),
+        application_type: metadata.application_type.clone().unwrap_or_default(),
+        metadata: serde_json::to_string(&metadata).map_err(|e| DocumentError::Invalid(e.to_string()))?,
+        registration_source: RegistrationSource::MetadataDocument.as_str().into(),
+        owner_user_id: None,
+        registration_access_token_hash: None,
+        metadata_url: Some(client_id.to_owned()),
+        disabled: false,
+        created_at: at,
+        expires_at: None,
+        metadata_hash: None,
+        registered_from: None,
+        metadata_refresh_at: Some(refresh_at),
+    })
+}
+
+/// Resolves names with the system resolver and keeps only public addresses: a document host that
+/// resolves to loopback, a private network, link-local or another special-use range is not contacted.
+struct PublicAddressesOnly;
+
+impl Resolve for PublicAddressesOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let public: Vec<SocketAddr> = found.filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err("the host resolves to no public address".into());
+            }
+            Ok(Box::new(public.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// Whether an address is globally reachable (not in an RFC 6890 special-use range).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_v4(v4);
+            }
+            let s = v6.segments();
+            let embedded_v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+            !(v6.is_unspecified()
+                || v6.is_loopback()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+                || (s[0] == 0x2001 && s[1] < 0x0200) // IETF protocol assignments (Teredo, ORCHID, …)
+                || (s[0] == 0x0064 && s[1] == 0xff9b && !is_public_v4(embedded_v4(s[6], s[7]))) // NAT64
+                || (s[0] == 0x2002 && !is_public_v4(embedded_v4(s[1], s[2]))) // 6to4
+                || (s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0)) // discard-only
+        }
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || ip.is_multicast()
+        || a == 0 // "this network"
+        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (18..20).contains(&b)) // benchmarking
+        || a >= 240) // reserved
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_use_addresses_are_not_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "192.0.0.8",
+            "198.18.0.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::",
+            "2001:db8::1",
+            "ff02::1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn client_id_urls_follow_the_draft() {
+        assert!(check_url("https://app.example/client.json").is_ok());
+        assert!(check_url("https://app.example:8443/oauth/client?v=1").is_ok());
+        for bad in [
+            "http://app.example/client.json",
+            "https://app.example",
+            "https://app.example/",
+            "https://user:pw@app.example/client.json",
+            "https://app.example/client.json#x",
+            "https://app.example/a/../client.json",
+            "https://app.example/./client.json",
+            "https://APP.example/client.json",
+            "https://app.example:443/client.json",
+            "https://127.0.0.1/client.json",
+            "https://[::1]/client.json",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cache_headers_set_the_lifetime_within_bounds() {
+        assert_eq!(cache_lifetime(["public, max-age=600"].into_iter()), 600);
+        assert_eq!(cache_lifetime(["max-age=99999999"].into_iter()), MAX_CACHE_SECS);
+        assert_eq!(cache_lifetime(["no-store"].into_iter()), 0);
+        assert_eq!(cache_lifetime(["private", "no-cache"].into_iter()), 0);
+        assert_eq!(cache_lifetime(std::iter::empty()), DEFAULT_CACHE_SECS);
+    }
+
+    #[test]
+    fn documents_are_checked_against_their_url() {
+        let url = "https://app.example/client.json";
+        let good =
+            serde_json::json!({"client_id": url, "client_name": "App", "redirect_uris": ["http://127.0.0.1:4000/cb"]});
+        let client = validate(url, good.to_string().as_bytes(), 0).unwrap();
+        assert_eq!(client.token_endpoint_auth_method, "none");
+        assert_eq!(client.metadata_url.as_deref(), Some(url));
+        for (edit, _why) in [
+            (serde_json::json!({"client_id": "https://app.example/other.json"}), "client_id differs"),
+            (serde_json::json!({"client_name": null}), "no name"),
+            (serde_json::json!({"redirect_uris": []}), "no redirect URIs"),
+            (serde_json::json!({"redirect_uris": ["javascript:alert(1)"]}), "bad redirect URI"),
+            (serde_json::json!({"client_secret": "s"}), "a secret"),
+            (serde_json::json!({"token_endpoint_auth_method": "client_secret_basic"}), "shared secret auth"),
+            (serde_json::json!({"client_name": 5}), "wrong type"),
+        ] {
+            let mut doc = good.clone();
+            for (k, v) in edit.as_object().unwrap() {
+                doc[k] = v.clone();
+            }
+            assert!(validate(url, doc.to_string().as_bytes(), 0).is_err(), "{doc}");
+        }
+        assert!(validate(url, b"[1,2]", 0).is_err());
+        assert!(validate(url, b"not json", 0).is_err());
+    }
+}
