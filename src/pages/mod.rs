@@ -1,5 +1,9 @@
 //! The pages people use: home, sign up, log in, log out. The consent page belongs to
 //! `oauth::authorize`. Plain server-rendered forms that work without JavaScript.
+pub mod account;
+pub mod admin;
+pub mod apps;
+pub mod connections;
 pub mod session;
 pub mod templates;
 
@@ -21,8 +25,28 @@ pub fn html_response(status: StatusCode, html: String) -> Response {
 }
 
 /// 303 See Other: the answer to a successful form POST.
-fn see_other(location: &str) -> Response {
+pub fn see_other(location: &str) -> Response {
     Redirect::see_other(location).into_response()
+}
+
+/// `?done=…` after a form POST: picks one of the page's fixed notices (nothing from the URL is shown).
+#[derive(Debug, Default, Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+impl Done {
+    pub fn notice(&self, notices: &[(&str, &'static str)]) -> Option<&'static str> {
+        let done = self.done.as_deref()?;
+        notices.iter().find(|(key, _)| *key == done).map(|(_, text)| *text)
+    }
+}
+
+/// A time as people read it: `2026-11-27 16:57 UTC`.
+pub fn date(unix_seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(unix_seconds, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,6 +61,7 @@ pub async fn home(state: Data<&State>, jar: &CookieJar) -> Result<Response, Page
     let page = HomePage {
         base: state.config.issuer_path(),
         username: me.as_ref().map(|m| m.user.username.as_str()),
+        admin: me.as_ref().is_some_and(|m| m.user.is_admin),
         csrf_token: &csrf,
         signup: state.config.signup,
         resource: state.config.resource.as_str(),

@@ -58,6 +58,7 @@ pub struct ConsentPage<'a> {
 pub struct HomePage<'a> {
     pub base: &'a str,
     pub username: Option<&'a str>,
+    pub admin: bool,
     pub csrf_token: &'a str,
     pub signup: bool,
     pub resource: &'a str,
@@ -76,4 +77,111 @@ pub fn render_error(title: &str, message: &str) -> String {
     ErrorPage { base: "", title, message }
         .render()
         .unwrap_or_else(|_| "<!doctype html><title>Error</title><h1>Error</h1>".to_owned())
+}
+
+/// The account navigation of signed-in pages (`nav.html`).
+pub struct Nav<'a> {
+    pub base: &'a str,
+    pub username: &'a str,
+    pub admin: bool,
+    pub csrf_token: String,
+    /// Which entry is the current page: `apps`, `connections` or `admin`.
+    pub current: &'static str,
+}
+
+/// One of my registered clients.
+pub struct AppRow {
+    pub client_id: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub redirect_uris: Vec<String>,
+    pub created: String,
+    pub disabled: bool,
+}
+
+#[derive(Template)]
+#[template(path = "apps.html")]
+pub struct AppsPage<'a> {
+    pub base: &'a str,
+    pub nav: Nav<'a>,
+    pub apps: Vec<AppRow>,
+    pub error: Option<&'a str>,
+    pub form_name: &'a str,
+    pub form_redirect_uris: &'a str,
+    pub form_confidential: bool,
+}
+
+#[derive(Template)]
+#[template(path = "app.html")]
+pub struct AppPage<'a> {
+    pub base: &'a str,
+    pub nav: Nav<'a>,
+    pub client_id: &'a str,
+    pub name: &'a str,
+    pub kind: &'static str,
+    pub auth_method: &'a str,
+    pub created: String,
+    pub confidential: bool,
+    pub error: Option<&'a str>,
+    pub notice: Option<&'a str>,
+    pub form_name: &'a str,
+    pub form_redirect_uris: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "app_secret.html")]
+pub struct AppSecretPage<'a> {
+    pub base: &'a str,
+    pub nav: Nav<'a>,
+    pub heading: &'a str,
+    pub name: &'a str,
+    pub client_id: &'a str,
+    pub secret: &'a str,
+}
+
+/// One client I have granted access to.
+pub struct ConnectionRow {
+    pub client_id: String,
+    pub name: String,
+    pub unverified: bool,
+    pub scopes: Vec<String>,
+    pub resource: String,
+    pub granted: String,
+}
+
+#[derive(Template)]
+#[template(path = "connections.html")]
+pub struct ConnectionsPage<'a> {
+    pub base: &'a str,
+    pub nav: Nav<'a>,
+    pub notice: Option<&'a str>,
+    pub connections: Vec<ConnectionRow>,
+}
+
+pub struct AdminClientRow {
+    pub client_id: String,
+    pub name: String,
+    pub source: String,
+    pub kind: &'static str,
+    pub owner: Option<String>,
+    pub created: String,
+    pub disabled: bool,
+}
+
+pub struct AdminUserRow {
+    pub username: String,
+    pub admin: bool,
+    pub disabled: bool,
+    pub created: String,
+    pub is_me: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+pub struct AdminPage<'a> {
+    pub base: &'a str,
+    pub nav: Nav<'a>,
+    pub notice: Option<&'a str>,
+    pub clients: Vec<AdminClientRow>,
+    pub users: Vec<AdminUserRow>,
 }

@@ -1,7 +1,7 @@
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait};
 
-use super::{Store, consent};
+use super::{Store, client, consent, grant, refresh_token};
 use crate::crypto::now;
 
 impl Store {
@@ -42,5 +42,62 @@ impl Store {
             .filter(consent::Column::RevokedAt.is_null())
             .one(&self.db)
             .await
+    }
+
+    /// The person's live consents with the client each was given to (newest first).
+    pub async fn connections_of(&self, user_id: &str) -> Result<Vec<(consent::Model, Option<client::Model>)>, DbErr> {
+        let consents = consent::Entity::find()
+            .filter(consent::Column::UserId.eq(user_id))
+            .filter(consent::Column::RevokedAt.is_null())
+            .order_by_desc(consent::Column::GrantedAt)
+            .all(&self.db)
+            .await?;
+        let clients = client::Entity::find()
+            .filter(client::Column::ClientId.is_in(consents.iter().map(|c| c.client_id.clone())))
+            .all(&self.db)
+            .await?;
+        Ok(consents
+            .into_iter()
+            .map(|c| {
+                let client = clients.iter().find(|k| k.client_id == c.client_id).cloned();
+                (c, client)
+            })
+            .collect())
+    }
+
+    /// Withdraws everything a person gave a client: the consent (for every resource) is revoked, and so
+    /// are every grant and refresh token issued under it, so its access tokens fail at the guard at
+    /// once. Returns whether there was a live consent.
+    pub async fn revoke_connection(&self, user_id: &str, client_id: &str) -> Result<bool, DbErr> {
+        let at = now();
+        let txn = self.db.begin().await?;
+        let revoked = consent::Entity::update_many()
+            .col_expr(consent::Column::RevokedAt, Expr::value(at))
+            .filter(consent::Column::UserId.eq(user_id))
+            .filter(consent::Column::ClientId.eq(client_id))
+            .filter(consent::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        let families = grant::Entity::find()
+            .select_only()
+            .column(grant::Column::GrantId)
+            .filter(grant::Column::UserId.eq(user_id))
+            .filter(grant::Column::ClientId.eq(client_id))
+            .into_query();
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAt, Expr::value(at))
+            .filter(refresh_token::Column::FamilyId.in_subquery(families))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        grant::Entity::update_many()
+            .col_expr(grant::Column::RevokedAt, Expr::value(at))
+            .filter(grant::Column::UserId.eq(user_id))
+            .filter(grant::Column::ClientId.eq(client_id))
+            .filter(grant::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(revoked.rows_affected > 0)
     }
 }
