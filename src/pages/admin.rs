@@ -39,7 +39,12 @@ pub async fn page(state: Data<&State>, jar: &CookieJar, Query(done): Query<Done>
             created: date(c.created_at),
             client_id: c.client_id,
             name: if c.name.is_empty() { "(unnamed)".into() } else { c.name },
-            source: c.registration_source,
+            source: match c.registration_source.as_str() {
+                "dynamic" => "self-registered".into(),
+                "owner" => "from My apps".into(),
+                "metadata_document" => "metadata document".into(),
+                other => other.to_owned(),
+            },
             disabled: c.disabled,
         })
         .collect();

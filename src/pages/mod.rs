@@ -60,6 +60,7 @@ pub async fn home(state: Data<&State>, jar: &CookieJar) -> Result<Response, Page
     let csrf = me.as_ref().map(|m| m.csrf_token()).unwrap_or_default();
     let page = HomePage {
         base: state.config.issuer_path(),
+        nav: me.as_ref().map(|m| account::nav(&state, m, "home")),
         username: me.as_ref().map(|m| m.user.username.as_str()),
         admin: me.as_ref().is_some_and(|m| m.user.is_admin),
         csrf_token: &csrf,

@@ -57,6 +57,7 @@ pub struct ConsentPage<'a> {
 #[template(path = "home.html")]
 pub struct HomePage<'a> {
     pub base: &'a str,
+    pub nav: Option<Nav<'a>>,
     pub username: Option<&'a str>,
     pub admin: bool,
     pub csrf_token: &'a str,

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Real-browser tests: Debian's headless Chromium, driven by playwright-core (tests/browser/flow.mjs),
+# against the real server. Screenshots of every page go to target/browser-screenshots (not committed).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN="${MCP_GATEWAY_BIN:-$PWD/target/debug/mcp-gateway}"
+[ -x "$BIN" ] || cargo build --quiet
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$CHROMIUM" ]; then
+  echo "Chromium is missing: apt-get install chromium chromium-driver" >&2
+  exit 1
+fi
+(cd tests/browser && npm install --silent --no-audit --no-fund --ignore-scripts)
+
+PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+DATA=$(mktemp -d)
+SHOTS="$PWD/target/browser-screenshots"
+rm -rf "$SHOTS"
+cleanup() { kill "${SERVER_PID:-}" 2>/dev/null || true; rm -rf "$DATA"; }
+trap cleanup EXIT
+export DATABASE_URL="sqlite://$DATA/gateway.db?mode=rwc" PORT AUTH_ISSUER="http://127.0.0.1:$PORT" PASSWORD_HASH_COST=low RUST_LOG=warn
+ADMIN_PASSWORD="admin-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
+"$BIN" user add admin --admin --password "$ADMIN_PASSWORD" >/dev/null
+"$BIN" >"$DATA/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 50); do
+  curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz" && break
+  sleep 0.2
+done
+CHROMIUM="$CHROMIUM" node tests/browser/flow.mjs "http://127.0.0.1:$PORT" admin "$ADMIN_PASSWORD" "$SHOTS" \
+  || { cat "$DATA/server.log" >&2; exit 1; }
