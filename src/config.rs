@@ -74,6 +74,8 @@ pub struct Config {
     pub client_unused_ttl: Duration,
     /// Limits on what an attacker repeats; `None` when `RATE_LIMITS=off`.
     pub rate_limits: Option<RateLimits>,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Test-only trust for fetching metadata documents from a local TLS server. Never read from the
     /// environment, and absent from builds without the `test-trust` feature.
     #[cfg(feature = "test-trust")]
@@ -92,11 +94,16 @@ pub struct Rate {
 pub struct RateLimits {
     /// Dynamic client registrations per client IP address.
     pub register: Rate,
+    /// Fetches of Client ID Metadata Documents caused by one client IP address.
+    pub metadata_fetch: Rate,
 }
 
 impl Default for RateLimits {
     fn default() -> RateLimits {
-        RateLimits { register: Rate { count: 20, per: Duration::from_secs(3600) } }
+        RateLimits {
+            register: Rate { count: 20, per: Duration::from_secs(3600) },
+            metadata_fetch: Rate { count: 30, per: Duration::from_secs(60) },
+        }
     }
 }
 
@@ -130,7 +137,8 @@ fn parse_rate_limits(value: Option<&str>) -> Result<Option<RateLimits>, ConfigEr
                 let rate = Rate { count, per };
                 match name.trim() {
                     "register" => limits.register = rate,
-                    other => return Err(fail(format!("'{other}' is not a limit (register)"))),
+                    "metadata_fetch" => limits.metadata_fetch = rate,
+                    other => return Err(fail(format!("'{other}' is not a limit (register, metadata_fetch)"))),
                 }
             }
         }
@@ -231,6 +239,19 @@ impl Config {
         let conformance_fixtures = on_off(&get, "MCP_CONFORMANCE_FIXTURES", false)?;
         let client_unused_ttl = seconds(&get, "CLIENT_UNUSED_TTL", 7 * 86_400, 60, 365 * 86_400)?;
         let rate_limits = parse_rate_limits(get("RATE_LIMITS").map(|v| v.to_ascii_lowercase()).as_deref())?;
+        let trusted_proxies = match get("TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse::<ipnet::IpNet>()
+                        .or_else(|_| p.parse::<IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| problem("TRUSTED_PROXIES", format!("'{p}' is not an IP address or CIDR range")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
@@ -270,6 +291,7 @@ impl Config {
             conformance_fixtures,
             client_unused_ttl,
             rate_limits,
+            trusted_proxies,
             #[cfg(feature = "test-trust")]
             test_trust: None,
         })
@@ -404,6 +426,8 @@ mod tests {
             ("RATE_LIMITS", "register=5/week"),
             ("RATE_LIMITS", "logins=5/h"),
             ("RATE_LIMITS", "register"),
+            ("TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("TRUSTED_PROXIES", "proxy.local"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);

@@ -1,12 +1,15 @@
 //! Rate limits on what an attacker repeats (DESIGN.md, security rules): keyed token buckets from
 //! `governor`, one per kind of event, kept in this instance's memory. With N instances behind a load
 //! balancer an attacker gets at most N times the configured rate.
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
+use poem::Request;
+use poem::http::HeaderMap;
 
 use crate::config::{Rate, RateLimits};
 
@@ -14,6 +17,7 @@ type Keyed = DefaultKeyedRateLimiter<IpAddr>;
 
 pub struct Limits {
     register: Option<Keyed>,
+    metadata_fetch: Option<Keyed>,
 }
 
 /// The limit was hit: try again after this long.
@@ -33,28 +37,67 @@ fn keyed(rate: Rate) -> Keyed {
     RateLimiter::keyed(quota.allow_burst(count))
 }
 
-fn check(limiter: &Option<Keyed>, key: &IpAddr) -> Result<(), RetryAfter> {
+/// The bucket of an address: IPv4 addresses each have their own; IPv6 addresses share one per /64, the
+/// block a single host or home network usually gets.
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
+    }
+}
+
+fn check(limiter: &Option<Keyed>, ip: IpAddr) -> Result<(), RetryAfter> {
     match limiter {
         None => Ok(()),
-        Some(l) => {
-            l.check_key(key).map_err(|not_until| RetryAfter(not_until.wait_time_from(DefaultClock::default().now())))
-        }
+        Some(l) => l
+            .check_key(&bucket(ip))
+            .map_err(|not_until| RetryAfter(not_until.wait_time_from(DefaultClock::default().now()))),
     }
+}
+
+/// The address a request comes from: the TCP peer, unless the peer is a trusted proxy; then the nearest
+/// address in `X-Forwarded-For` that is not a trusted proxy (addresses further left are the client's own
+/// claims and could be forged).
+pub fn client_ip(req: &Request, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip())?;
+    Some(forwarded_for(peer, req.headers(), trusted_proxies))
+}
+
+fn forwarded_for(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
+    let peer = peer.to_canonical();
+    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .collect();
+    forwarded.into_iter().rev().find(|ip| !trusted(ip)).unwrap_or(peer)
 }
 
 impl Limits {
     pub fn new(config: Option<&RateLimits>) -> Limits {
-        Limits { register: config.map(|c| keyed(c.register)) }
+        Limits { register: config.map(|c| keyed(c.register)), metadata_fetch: config.map(|c| keyed(c.metadata_fetch)) }
     }
 
     /// One dynamic client registration from `ip`.
     pub fn register(&self, ip: IpAddr) -> Result<(), RetryAfter> {
-        check(&self.register, &ip)
+        check(&self.register, ip)
+    }
+
+    /// One metadata-document fetch caused by a request from `ip`.
+    pub fn metadata_fetch(&self, ip: IpAddr) -> Result<(), RetryAfter> {
+        check(&self.metadata_fetch, ip)
     }
 
     /// Drops the state of keys whose buckets are full again, so memory follows the active attackers only.
     pub fn forget_idle(&self) {
-        for limiter in [&self.register].into_iter().flatten() {
+        for limiter in [&self.register, &self.metadata_fetch].into_iter().flatten() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -67,7 +110,8 @@ mod tests {
 
     #[test]
     fn a_burst_over_the_limit_is_refused_per_key() {
-        let limits = Limits::new(Some(&RateLimits { register: Rate { count: 3, per: Duration::from_secs(60) } }));
+        let rate = Rate { count: 3, per: Duration::from_secs(60) };
+        let limits = Limits::new(Some(&RateLimits { register: rate, metadata_fetch: rate }));
         let a: IpAddr = [192, 0, 2, 1].into();
         let b: IpAddr = [192, 0, 2, 2].into();
         for _ in 0..3 {
@@ -77,5 +121,32 @@ mod tests {
         assert!((1..=20).contains(&refused.seconds()), "{refused:?}");
         assert!(limits.register(b).is_ok(), "another address has its own bucket");
         assert!(Limits::new(None).register(a).is_ok());
+        // One IPv6 /64 is one bucket.
+        for host in 1..=3u16 {
+            assert!(limits.register(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, host).into()).is_ok());
+        }
+        assert!(limits.register(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0xffff, 0, 0, 9).into()).is_err());
+        assert!(limits.register(Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1).into()).is_ok());
+    }
+
+    fn from(peer: &str, forwarded: Option<&str>, proxies: &[IpNet]) -> IpAddr {
+        let mut headers = HeaderMap::new();
+        if let Some(f) = forwarded {
+            headers.insert("x-forwarded-for", f.parse().unwrap());
+        }
+        forwarded_for(peer.parse().unwrap(), &headers, proxies)
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(from("192.0.2.7", Some("203.0.113.9"), &proxies), ip("192.0.2.7"));
+        assert_eq!(from("10.1.1.1", Some("203.0.113.9"), &proxies), ip("203.0.113.9"));
+        let forged = from("10.1.1.1", Some("1.2.3.4, 203.0.113.9, 10.2.2.2"), &proxies);
+        assert_eq!(forged, ip("203.0.113.9"), "the nearest untrusted hop wins");
+        assert_eq!(from("10.1.1.1", None, &proxies), ip("10.1.1.1"));
+        assert_eq!(from("10.1.1.1", Some("garbage"), &proxies), ip("10.1.1.1"));
+        assert_eq!(from("10.1.1.1", Some("203.0.113.9"), &[]), ip("10.1.1.1"), "no proxy trusted by default");
     }
 }

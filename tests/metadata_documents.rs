@@ -264,3 +264,25 @@ async fn document_urls_cannot_reach_internal_addresses() {
     }
     assert_eq!(server.docs.hits("/clients/app.json"), 0, "the internal server was never contacted");
 }
+
+/// Fetches are limited per client address: past the limit a new document URL is refused, while a cached
+/// one is still served.
+#[tokio::test]
+async fn metadata_fetches_are_rate_limited() {
+    let server = DocumentServer::start().await;
+    for n in 0..3 {
+        let path = format!("/clients/{n}.json");
+        server.docs.serve_json(&path, &document(&server.url(&path), REDIRECT_URI), "max-age=600");
+    }
+    let trust = TestTrust { ca_pem: server.ca_pem.clone().into_bytes(), host: HOST.to_string(), addr: server.addr };
+    let app = spawn_app_configured(&[("RATE_LIMITS", "metadata_fetch=2/min")], |c| c.test_trust = Some(trust)).await;
+    let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
+    for n in 0..2 {
+        let params = app.authorize_params(&server.url(&format!("/clients/{n}.json")), REDIRECT_URI, &pkce_pair());
+        browser.consent_page(&params).await;
+    }
+    assert_document_refused(&app, &mut browser, &server.url("/clients/2.json"), "too many documents").await;
+    assert_eq!(server.docs.hits("/clients/2.json"), 0);
+    let cached = app.authorize_params(&server.url("/clients/0.json"), REDIRECT_URI, &pkce_pair());
+    browser.consent_page(&cached).await;
+}

@@ -183,7 +183,25 @@ async fn revoking_a_connection_ends_its_tokens_and_asks_again() {
         "invalid_grant",
     )
     .await;
-    let params = app.authorize_params(auth.client_id(), REDIRECT_URI, &pkce_pair()).set("scope", "mcp:read");
+}
+
+/// Consent is remembered for an https redirect; revoking the connection forgets it.
+#[tokio::test]
+async fn a_revoked_connection_must_be_consented_again() {
+    const HTTPS_REDIRECT: &str = "https://app.example/oauth/callback";
+    let app = spawn_app().await;
+    let client_id = app.register_public_client(HTTPS_REDIRECT).await;
+    let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
+    let params = app.authorize_params(&client_id, HTTPS_REDIRECT, &pkce_pair());
+    let consent = browser.consent_page(&params).await;
+    assert_eq!(browser.decide(&consent, "allow").await.status(), StatusCode::FOUND);
+    let remembered = browser.get(&params.path()).await;
+    assert_eq!(remembered.status(), StatusCode::FOUND, "the remembered consent skips the page");
+
+    let csrf = csrf_of(&mut browser, "/connections").await;
+    let revoked =
+        browser.post_form("/connections/revoke", &[("csrf_token", csrf.as_str()), ("client_id", &client_id)]).await;
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
     browser.consent_page(&params).await;
 }
 
@@ -212,6 +230,15 @@ async fn the_admin_view_disables_clients_and_users() {
     assert_html_error(alice.get(&params.path()).await, StatusCode::BAD_REQUEST).await;
     let enable = [("csrf_token", csrf.as_str()), ("client_id", auth.client_id()), ("action", "enable")];
     admin.post_form("/admin/clients", &enable).await;
+    assert_eq!(
+        app.call_mcp(&access_token).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "enabling brings no old token back"
+    );
+    let refresh = app.refresh(&auth, &str_field(&tokens, "refresh_token")).await;
+    assert_oauth_error(refresh, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let fresh = issue_tokens(&app, &mut alice, &auth, ALL_SCOPES).await;
+    let access_token = str_field(&fresh, "access_token");
     assert_mcp_accepts(&app, &access_token).await;
 
     let disable = [("csrf_token", csrf.as_str()), ("username", "alice"), ("action", "disable")];
@@ -222,7 +249,14 @@ async fn the_admin_view_disables_clients_and_users() {
     assert_html_error(admin.post_form("/admin/users", &myself).await, StatusCode::BAD_REQUEST).await;
     let forged = [("csrf_token", "forged"), ("username", "alice"), ("action", "enable")];
     assert_html_error(admin.post_form("/admin/users", &forged).await, StatusCode::BAD_REQUEST).await;
-    assert_eq!(app.call_mcp(&access_token).await.status(), StatusCode::UNAUTHORIZED, "a forged form changes nothing");
+    assert!(html_unescape(&admin.page("/admin").await).contains("disabled"), "a forged form changes nothing");
+    let enable = [("csrf_token", csrf.as_str()), ("username", "alice"), ("action", "enable")];
+    admin.post_form("/admin/users", &enable).await;
+    assert_eq!(
+        app.call_mcp(&access_token).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "enabling brings no old token back"
+    );
 }
 
 #[tokio::test]

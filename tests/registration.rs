@@ -390,7 +390,12 @@ async fn a_repeated_registration_returns_the_existing_client() {
     let first = app.register_client(&public_metadata("Retrying client")).await;
     let again = app.register_client(&public_metadata("Retrying client")).await;
     assert_eq!(again["client_id"], first["client_id"]);
-    assert!(again["registration_access_token"].is_null(), "only the first registrant manages it: {again}");
+    assert!(again["registration_access_token"].is_null(), "no token for the repeat: {again}");
+    // Nobody manages a client that others now use: the first registrant's token stops working too.
+    let uri = str_field(&first, "registration_client_uri");
+    let first_token = str_field(&first, "registration_access_token");
+    let response = manage(&app, reqwest::Method::GET, &uri, Some(&first_token), None).await;
+    assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
     assert_eq!(again["client_id_issued_at"], first["client_id_issued_at"]);
     let different = app.register_client(&public_metadata("Another client")).await;
     assert_ne!(different["client_id"], first["client_id"]);
@@ -442,10 +447,54 @@ async fn unused_dynamic_clients_expire() {
         .await
         .unwrap();
     let purged = app.cli(&["purge"]);
-    assert!(purged.contains("1 unused clients"), "{purged}");
-
-    let params = app.authorize_params(&str_field(&unused, "client_id"), REDIRECT_URI, &pkce_pair());
-    assert_html_error(browser.get(&params.path()).await, StatusCode::BAD_REQUEST).await;
+    assert!(purged.contains(", 1 unused clients"), "{purged}");
+    let listed = app.cli(&["client", "list"]);
+    assert!(!listed.contains(&str_field(&unused, "client_id")), "the unused client is gone: {listed}");
+    assert!(listed.contains(&str_field(&used, "client_id")), "the used client stays: {listed}");
     let refreshed = app.refresh(&used_auth, &str_field(&tokens, "refresh_token")).await;
     json_ok(refreshed).await;
+}
+
+/// Changing the redirect URIs withdraws the consents given to the client: a remembered consent never
+/// sends codes to an address the person did not see.
+#[tokio::test]
+async fn changing_redirect_uris_asks_for_consent_again() {
+    const HTTPS_REDIRECT: &str = "https://app.example/oauth/callback";
+    let app = spawn_app().await;
+    let mut metadata = public_metadata("Redirect changer");
+    metadata["redirect_uris"] = json!([HTTPS_REDIRECT]);
+    let client = app.register_client(&metadata).await;
+    let client_id = str_field(&client, "client_id");
+    let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
+    let params = app.authorize_params(&client_id, HTTPS_REDIRECT, &pkce_pair());
+    let consent = browser.consent_page(&params).await;
+    browser.decide(&consent, "allow").await;
+    assert_eq!(browser.get(&params.path()).await.status(), StatusCode::FOUND, "consent remembered");
+
+    let mut update = metadata.clone();
+    update["client_id"] = json!(client_id);
+    update["redirect_uris"] = json!([HTTPS_REDIRECT, "https://elsewhere.example/cb"]);
+    let uri = str_field(&client, "registration_client_uri");
+    let token = str_field(&client, "registration_access_token");
+    json_ok(manage(&app, reqwest::Method::PUT, &uri, Some(&token), Some(&update)).await).await;
+    browser.consent_page(&params).await;
+}
+
+/// A client an operator disabled can still delete itself.
+#[tokio::test]
+async fn a_disabled_client_can_delete_itself() {
+    let app = spawn_app().await;
+    let client = app.register_client(&public_metadata("Disabled")).await;
+    let client_id = str_field(&client, "client_id");
+    let db = sea_orm::Database::connect(app.db_url.as_str()).await.unwrap();
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared(&format!("UPDATE clients SET disabled = true WHERE client_id = '{client_id}'"))
+        .await
+        .unwrap();
+    let uri = str_field(&client, "registration_client_uri");
+    let token = str_field(&client, "registration_access_token");
+    let read = manage(&app, reqwest::Method::GET, &uri, Some(&token), None).await;
+    assert_oauth_error(read, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_eq!(manage(&app, reqwest::Method::DELETE, &uri, Some(&token), None).await.status(), StatusCode::NO_CONTENT);
+    assert!(!app.cli(&["client", "list"]).contains(&client_id));
 }

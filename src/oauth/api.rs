@@ -166,7 +166,8 @@ impl OAuthApi {
             code_challenge_method: code_challenge_method.0,
             resource: resource.0,
         };
-        authorize::begin(&state, jar, req.uri().query().unwrap_or_default(), request).await
+        let ip = crate::limits::client_ip(req, &state.config.trusted_proxies);
+        authorize::begin(&state, jar, ip, req.uri().query().unwrap_or_default(), request).await
     }
 
     /// The consent page's form: `decision=allow` or `decision=deny`, with the page's CSRF token.
@@ -174,10 +175,12 @@ impl OAuthApi {
     async fn authorize_decision(
         &self,
         state: Data<&State>,
+        req: &Request,
         jar: &CookieJar,
         form: Form<ConsentDecision>,
     ) -> AuthorizeResponse {
-        authorize::decide(&state, jar, form.0).await
+        let ip = crate::limits::client_ip(req, &state.config.trusted_proxies);
+        authorize::decide(&state, jar, ip, form.0).await
     }
 
     /// Token endpoint (RFC 6749 §3.2): `authorization_code` and `refresh_token` grants.
@@ -203,7 +206,7 @@ impl OAuthApi {
     /// unused, returns the existing client (without a registration access token). Also served at `/register`.
     #[oai(path = "/oauth/register", method = "post")]
     async fn register(&self, state: Data<&State>, req: &Request, metadata: Json<ClientMetadata>) -> RegisterResponse {
-        let ip = req.remote_addr().as_socket_addr().map(|a| a.ip().to_canonical());
+        let ip = crate::limits::client_ip(req, &state.config.trusted_proxies);
         if let Some(ip) = ip
             && let Err(retry) = state.limits.register(ip)
         {

@@ -5,6 +5,7 @@
 //! never a redirect (RFC 6749 §4.1.2.1). Only then do errors go back to the client. The consent form
 //! carries the original request and everything is validated again when it is submitted.
 use std::collections::HashSet;
+use std::net::IpAddr;
 
 use poem::web::cookie::CookieJar;
 use poem_openapi::payload::Html;
@@ -135,6 +136,7 @@ fn repeated_parameters(raw_query: &str) -> HashSet<String> {
 
 async fn validate(
     state: &State,
+    client_ip: Option<IpAddr>,
     req: &AuthorizationRequest,
     repeated: &HashSet<String>,
 ) -> Result<ValidRequest, Rejection> {
@@ -148,7 +150,7 @@ async fn validate(
     let unknown =
         || page("Unknown application", "The application that sent you here is not registered with this server.".into());
     let client = if is_metadata_document_url(client_id) {
-        state.metadata_documents.client(state, client_id).await.map_err(|e| {
+        state.metadata_documents.client(state, client_id, client_ip).await.map_err(|e| {
             page(
                 "Unknown application",
                 format!("The application that sent you here names itself by {client_id}, but {e}."),
@@ -221,8 +223,14 @@ async fn validate(
 
 /// `GET /oauth/authorize`: the sign-in page, the consent page, or straight back to the client when the
 /// person already consented to this client, resource and scope.
-pub async fn begin(state: &State, jar: &CookieJar, raw_query: &str, req: AuthorizationRequest) -> AuthorizeResponse {
-    let valid = match validate(state, &req, &repeated_parameters(raw_query)).await {
+pub async fn begin(
+    state: &State,
+    jar: &CookieJar,
+    client_ip: Option<IpAddr>,
+    raw_query: &str,
+    req: AuthorizationRequest,
+) -> AuthorizeResponse {
+    let valid = match validate(state, client_ip, &req, &repeated_parameters(raw_query)).await {
         Ok(v) => v,
         Err(rejection) => return rejection.into_response(&state.config.issuer),
     };
@@ -295,7 +303,12 @@ fn consent_page(state: &State, me: &SignedIn, valid: &ValidRequest, req: &Author
 }
 
 /// `POST /oauth/authorize`: the person's answer on the consent page.
-pub async fn decide(state: &State, jar: &CookieJar, form: ConsentDecision) -> AuthorizeResponse {
+pub async fn decide(
+    state: &State,
+    jar: &CookieJar,
+    client_ip: Option<IpAddr>,
+    form: ConsentDecision,
+) -> AuthorizeResponse {
     let me = match signed_in(state, jar).await {
         Ok(Some(me)) => me,
         Ok(None) => {
@@ -310,7 +323,7 @@ pub async fn decide(state: &State, jar: &CookieJar, form: ConsentDecision) -> Au
     if let Err(e) = me.check_csrf(form.csrf_token.as_deref()) {
         return e.into();
     }
-    let valid = match validate(state, &form.request, &HashSet::new()).await {
+    let valid = match validate(state, client_ip, &form.request, &HashSet::new()).await {
         Ok(v) => v,
         Err(rejection) => return rejection.into_response(&state.config.issuer),
     };

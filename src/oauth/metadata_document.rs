@@ -7,11 +7,13 @@
 //! addresses after resolution (the resolver drops loopback, private, link-local and other special-use
 //! addresses, RFC 6890); no redirects; a 5 KB cap; a short timeout.
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use url::Url;
 
 use super::client_auth;
@@ -59,11 +61,25 @@ pub struct TestTrust {
 #[derive(Clone)]
 pub struct MetadataDocuments {
     http: reqwest::Client,
+    /// Fetches running at once on this instance.
+    in_flight: Arc<Semaphore>,
+}
+
+/// Most metadata-document fetches one instance runs at once.
+const MAX_FETCHES_IN_FLIGHT: usize = 16;
+
+fn storage_failed(e: sea_orm::DbErr) -> DocumentError {
+    tracing::error!(error = %e, "storing a client metadata document failed");
+    DocumentError::Fetch("the server could not store it; try again".into())
 }
 
 impl MetadataDocuments {
     pub fn new() -> anyhow::Result<MetadataDocuments> {
-        Ok(MetadataDocuments { http: builder().build()? })
+        Ok(MetadataDocuments::with_http(builder().build()?))
+    }
+
+    fn with_http(http: reqwest::Client) -> MetadataDocuments {
+        MetadataDocuments { http, in_flight: Arc::new(Semaphore::new(MAX_FETCHES_IN_FLIGHT)) }
     }
 
     /// Trusts the test CA and resolves the test host to the test server, which is on loopback; every
@@ -72,24 +88,40 @@ impl MetadataDocuments {
     pub fn with_test_trust(trust: &TestTrust) -> anyhow::Result<MetadataDocuments> {
         let ca = reqwest::Certificate::from_pem(&trust.ca_pem)?;
         let http = builder().add_root_certificate(ca).resolve(&trust.host, trust.addr).build()?;
-        Ok(MetadataDocuments { http })
+        Ok(MetadataDocuments::with_http(http))
     }
 
     /// The client named by a metadata document URL: the cached copy while it is fresh, else the document
-    /// fetched and validated now. `Ok(None)` when an operator has disabled the client.
-    pub async fn client(&self, state: &AppState, client_id: &str) -> Result<Option<client::Model>, DocumentError> {
-        let cached = state.store.find_any_client(client_id).await.map_err(|e| DocumentError::Fetch(e.to_string()))?;
+    /// fetched and validated now. `Ok(None)` when an operator has disabled the client. Fetches are limited
+    /// per client IP address (`RATE_LIMITS=metadata_fetch=…`) and in number at once.
+    pub async fn client(
+        &self,
+        state: &AppState,
+        client_id: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Option<client::Model>, DocumentError> {
+        let cached = state.store.find_any_client(client_id).await.map_err(storage_failed)?;
         match cached {
             Some(c) if c.disabled => return Ok(None),
             Some(c) if c.metadata_refresh_at.is_some_and(|t| t > now()) => return Ok(Some(c)),
             _ => {}
         }
         let url = check_url(client_id)?;
-        let (body, cache_secs) = self.fetch(&url).await?;
+        if let Some(ip) = client_ip
+            && state.limits.metadata_fetch(ip).is_err()
+        {
+            return Err(DocumentError::Fetch("too many documents were fetched for you; try again in a minute".into()));
+        }
+        let (body, cache_secs) = {
+            let _slot = self.in_flight.try_acquire().map_err(|_| {
+                DocumentError::Fetch("the server is busy fetching other documents; try again shortly".into())
+            })?;
+            self.fetch(&url).await?
+        };
         let model = validate(client_id, &body, now() + cache_secs)?;
-        state.store.upsert_metadata_document_client(model).await.map_err(|e| DocumentError::Fetch(e.to_string()))?;
+        state.store.upsert_metadata_document_client(model).await.map_err(storage_failed)?;
         tracing::info!(client_id, cache_secs, "client metadata document fetched");
-        state.store.find_client(client_id).await.map_err(|e| DocumentError::Fetch(e.to_string()))
+        state.store.find_client(client_id).await.map_err(storage_failed)
     }
 
     async fn fetch(&self, url: &Url) -> Result<(Vec<u8>, i64), DocumentError> {
@@ -135,7 +167,7 @@ fn builder() -> reqwest::ClientBuilder {
         .timeout(FETCH_TIMEOUT)
         .connect_timeout(FETCH_TIMEOUT)
         .no_proxy()
-        .dns_resolver(std::sync::Arc::new(PublicAddressesOnly))
+        .dns_resolver(Arc::new(PublicAddressesOnly))
         .user_agent(concat!("mcp-gateway/", env!("CARGO_PKG_VERSION")))
 }
 
@@ -282,6 +314,9 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || (s[0] & 0xffc0) == 0xfe80 // link-local
                 || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
                 || (s[0] == 0x2001 && s[1] < 0x0200) // IETF protocol assignments (Teredo, ORCHID, …)
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || (s[0..6] == [0, 0, 0, 0, 0, 0] && !is_public_v4(embedded_v4(s[6], s[7]))) // IPv4-compatible
+                || (s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 0x0001) // local-use NAT64
                 || (s[0] == 0x0064 && s[1] == 0xff9b && !is_public_v4(embedded_v4(s[6], s[7]))) // NAT64
                 || (s[0] == 0x2002 && !is_public_v4(embedded_v4(s[1], s[2]))) // 6to4
                 || (s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0)) // discard-only

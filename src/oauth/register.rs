@@ -164,8 +164,9 @@ pub fn registration_client_uri(state: &AppState, client_id: &str) -> String {
 ///
 /// A repeated anonymous registration (the same normalized metadata of a public client, from the same IP
 /// address, within an hour, while the first client is still unused) returns the existing client instead
-/// of adding a row. That answer carries no registration access token: only the first registrant can
-/// manage the client.
+/// of adding a row. From then on nobody can manage that client with a registration access token: the
+/// first registrant's token stops working, so whoever registered first cannot later redirect a client
+/// that others now use.
 pub async fn register_client(
     state: &AppState,
     requested: ClientMetadata,
@@ -182,6 +183,7 @@ pub async fn register_client(
         && let Some(existing) =
             state.store.find_repeated_registration(hash, from, issued_at - REPEAT_WINDOW_SECS).await?
     {
+        state.store.forget_registration_access_token(&existing.client_id).await?;
         tracing::info!(client_id = %existing.client_id, "repeated registration answered with the existing client");
         return Ok(ClientInformation {
             client_id: existing.client_id,
@@ -257,6 +259,7 @@ async fn managed_client(
     state: &AppState,
     client_id: &str,
     authorization: Option<&str>,
+    even_disabled: bool,
 ) -> Result<client::Model, OAuthError> {
     let refused = || OAuthError {
         www_authenticate: Some(r#"Bearer error="invalid_token""#.into()),
@@ -271,7 +274,12 @@ async fn managed_client(
         .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(refused)?;
-    let client = state.store.find_client(client_id).await?.ok_or_else(refused)?;
+    let client = if even_disabled {
+        state.store.find_any_client(client_id).await?.filter(|c| c.expires_at.is_none_or(|t| t > now()))
+    } else {
+        state.store.find_client(client_id).await?
+    }
+    .ok_or_else(refused)?;
     let expected = client.registration_access_token_hash.as_deref().ok_or_else(refused)?;
     if bool::from(sha256_hex(presented).as_bytes().ct_eq(expected.as_bytes())) { Ok(client) } else { Err(refused()) }
 }
@@ -282,7 +290,7 @@ pub async fn read_registration(
     client_id: &str,
     authorization: Option<&str>,
 ) -> Result<ClientInformation, OAuthError> {
-    let client = managed_client(state, client_id, authorization).await?;
+    let client = managed_client(state, client_id, authorization, false).await?;
     Ok(client_information(state, &client))
 }
 
@@ -294,7 +302,7 @@ pub async fn update_registration(
     authorization: Option<&str>,
     request: ClientUpdateRequest,
 ) -> Result<ClientInformation, OAuthError> {
-    let client = managed_client(state, client_id, authorization).await?;
+    let client = managed_client(state, client_id, authorization, false).await?;
     if request.client_id != client.client_id {
         return Err(OAuthError::invalid_request("client_id in the body must match the URL"));
     }
@@ -334,7 +342,12 @@ pub async fn replace_metadata(
         metadata_hash: (dynamic_hash && client.metadata_hash.is_some()).then(|| sha256_hex(&metadata_json)),
         metadata: metadata_json,
     };
+    let redirects_changed = update.redirect_uris != client.redirect_uris;
     state.store.update_client(&client.client_id, update).await?;
+    if redirects_changed {
+        // A consent was given for codes going to the old addresses: ask people again.
+        state.store.revoke_consents_of_client(&client.client_id).await?;
+    }
     Ok(metadata)
 }
 
@@ -344,7 +357,8 @@ pub async fn delete_registration(
     client_id: &str,
     authorization: Option<&str>,
 ) -> Result<(), OAuthError> {
-    let client = managed_client(state, client_id, authorization).await?;
+    // A client an operator disabled may still delete itself.
+    let client = managed_client(state, client_id, authorization, true).await?;
     state.store.delete_client(&client.client_id).await?;
     tracing::info!(%client_id, "client deleted by its registration access token");
     Ok(())

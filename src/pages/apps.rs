@@ -15,6 +15,9 @@ use crate::oauth::register::{self, ClientMetadata, Registrant, RegistrationSourc
 use crate::state::{AppState, State};
 use crate::store::client;
 
+/// Apps one account may register on this page (they never expire on their own).
+const MAX_APPS_PER_USER: u64 = 50;
+
 #[derive(Debug, Deserialize)]
 pub struct AppForm {
     csrf_token: Option<String>,
@@ -109,6 +112,10 @@ pub async fn create(state: Data<&State>, jar: &CookieJar, Form(form): Form<AppFo
     if metadata.client_name.is_none() {
         let error = Some("Give the app a name.");
         return apps_page(&state, &me, StatusCode::BAD_REQUEST, error, (&name, &uris, confidential)).await;
+    }
+    if state.store.count_clients_of(&me.user.id).await? >= MAX_APPS_PER_USER {
+        let error = format!("You have {MAX_APPS_PER_USER} apps, the most one account may register. Delete one first.");
+        return apps_page(&state, &me, StatusCode::BAD_REQUEST, Some(&error), (&name, &uris, confidential)).await;
     }
     let registrant =
         Registrant { source: RegistrationSource::Owner, owner_user_id: Some(me.user.id.clone()), ip: None };

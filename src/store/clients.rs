@@ -1,9 +1,10 @@
 use sea_orm::sea_query::{Expr, SelectStatement};
 use sea_orm::{
-    ActiveValue, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    ActiveValue, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    TransactionTrait,
 };
 
-use super::{Store, authorization_code, client, consent, grant, refresh_token};
+use super::{Store, authorization_code, client, consent, grant};
 use crate::crypto::now;
 
 /// The registered metadata a PUT (RFC 7592 §2.2) or an edit on the apps page replaces.
@@ -142,37 +143,53 @@ impl Store {
         Ok(updated.rows_affected == 1)
     }
 
+    /// Disables or enables a client. Disabling also revokes every grant and refresh token issued to it, so
+    /// enabling it again does not bring old tokens back.
     pub async fn set_client_disabled(&self, client_id: &str, disabled: bool) -> Result<bool, DbErr> {
+        let txn = self.db.begin().await?;
         let updated = client::Entity::update_many()
             .col_expr(client::Column::Disabled, Expr::value(disabled))
             .filter(client::Column::ClientId.eq(client_id))
+            .exec(&txn)
+            .await?;
+        if disabled && updated.rows_affected == 1 {
+            Store::revoke_grants_where(&txn, grant::Column::ClientId.eq(client_id)).await?;
+        }
+        txn.commit().await?;
+        Ok(updated.rows_affected == 1)
+    }
+
+    /// Withdraws every consent given to a client (its redirect URIs changed: people must look again).
+    pub async fn revoke_consents_of_client(&self, client_id: &str) -> Result<(), DbErr> {
+        consent::Entity::update_many()
+            .col_expr(consent::Column::RevokedAt, Expr::value(now()))
+            .filter(consent::Column::ClientId.eq(client_id))
+            .filter(consent::Column::RevokedAt.is_null())
             .exec(&self.db)
             .await?;
-        Ok(updated.rows_affected == 1)
+        Ok(())
+    }
+
+    /// Answers a repeated registration: the client stops being manageable by any registration access
+    /// token, so whoever registered first cannot later change a client others now use.
+    pub async fn forget_registration_access_token(&self, client_id: &str) -> Result<(), DbErr> {
+        client::Entity::update_many()
+            .col_expr(client::Column::RegistrationAccessTokenHash, Expr::value(Option::<String>::None))
+            .filter(client::Column::ClientId.eq(client_id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn count_clients_of(&self, owner_user_id: &str) -> Result<u64, DbErr> {
+        client::Entity::find().filter(client::Column::OwnerUserId.eq(owner_user_id)).count(&self.db).await
     }
 
     /// Deletes a client and everything issued to it: consents and codes go, grants and refresh tokens are
     /// revoked (so its access tokens fail at the guard at once). Returns whether it existed.
     pub async fn delete_client(&self, client_id: &str) -> Result<bool, DbErr> {
-        let at = now();
         let txn = self.db.begin().await?;
-        let family_ids = grant::Entity::find()
-            .select_only()
-            .column(grant::Column::GrantId)
-            .filter(grant::Column::ClientId.eq(client_id))
-            .into_query();
-        refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::RevokedAt, Expr::value(at))
-            .filter(refresh_token::Column::FamilyId.in_subquery(family_ids))
-            .filter(refresh_token::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?;
-        grant::Entity::update_many()
-            .col_expr(grant::Column::RevokedAt, Expr::value(at))
-            .filter(grant::Column::ClientId.eq(client_id))
-            .filter(grant::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?;
+        Store::revoke_grants_where(&txn, grant::Column::ClientId.eq(client_id)).await?;
         consent::Entity::delete_many().filter(consent::Column::ClientId.eq(client_id)).exec(&txn).await?;
         authorization_code::Entity::delete_many()
             .filter(authorization_code::Column::ClientId.eq(client_id))

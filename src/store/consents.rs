@@ -1,7 +1,7 @@
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait};
+use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 
-use super::{Store, client, consent, grant, refresh_token};
+use super::{Store, client, consent, grant};
 use crate::crypto::now;
 
 impl Store {
@@ -69,34 +69,19 @@ impl Store {
     /// are every grant and refresh token issued under it, so its access tokens fail at the guard at
     /// once. Returns whether there was a live consent.
     pub async fn revoke_connection(&self, user_id: &str, client_id: &str) -> Result<bool, DbErr> {
-        let at = now();
         let txn = self.db.begin().await?;
         let revoked = consent::Entity::update_many()
-            .col_expr(consent::Column::RevokedAt, Expr::value(at))
+            .col_expr(consent::Column::RevokedAt, Expr::value(now()))
             .filter(consent::Column::UserId.eq(user_id))
             .filter(consent::Column::ClientId.eq(client_id))
             .filter(consent::Column::RevokedAt.is_null())
             .exec(&txn)
             .await?;
-        let families = grant::Entity::find()
-            .select_only()
-            .column(grant::Column::GrantId)
-            .filter(grant::Column::UserId.eq(user_id))
-            .filter(grant::Column::ClientId.eq(client_id))
-            .into_query();
-        refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::RevokedAt, Expr::value(at))
-            .filter(refresh_token::Column::FamilyId.in_subquery(families))
-            .filter(refresh_token::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?;
-        grant::Entity::update_many()
-            .col_expr(grant::Column::RevokedAt, Expr::value(at))
-            .filter(grant::Column::UserId.eq(user_id))
-            .filter(grant::Column::ClientId.eq(client_id))
-            .filter(grant::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?;
+        Store::revoke_grants_where(
+            &txn,
+            Condition::all().add(grant::Column::UserId.eq(user_id)).add(grant::Column::ClientId.eq(client_id)),
+        )
+        .await?;
         txn.commit().await?;
         Ok(revoked.rows_affected > 0)
     }

@@ -1,5 +1,8 @@
+use sea_orm::sea_query::IntoCondition;
 use sea_orm::sea_query::{Expr, SelectStatement};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait, TransactionTrait,
+};
 
 use super::{Store, grant, refresh_token, user};
 use crate::crypto::now;
@@ -42,6 +45,29 @@ impl Store {
             .await?;
         txn.commit().await?;
         Ok(revoked.rows_affected == 1)
+    }
+
+    /// Revokes every live grant matching `condition` and the refresh tokens issued under them.
+    pub(super) async fn revoke_grants_where(
+        txn: &impl ConnectionTrait,
+        condition: impl IntoCondition + Clone,
+    ) -> Result<(), DbErr> {
+        let at = now();
+        let families =
+            grant::Entity::find().select_only().column(grant::Column::GrantId).filter(condition.clone()).into_query();
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAt, Expr::value(at))
+            .filter(refresh_token::Column::FamilyId.in_subquery(families))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .exec(txn)
+            .await?;
+        grant::Entity::update_many()
+            .col_expr(grant::Column::RevokedAt, Expr::value(at))
+            .filter(condition)
+            .filter(grant::Column::RevokedAt.is_null())
+            .exec(txn)
+            .await?;
+        Ok(())
     }
 
     /// Grants that are not revoked and whose user and client are enabled.

@@ -41,8 +41,8 @@ pub struct Purged {
 impl Store {
     /// Deletes what can never be used again: codes past expiry (plus a grace period for replay
     /// detection), refresh tokens past expiry, ended browser sessions, idle MCP sessions, revoked consents,
-    /// grants revoked longer ago than any access token lives, and dynamically registered clients that
-    /// never obtained a token. Each is one conditional DELETE, so every instance may run it at once.
+    /// grants revoked longer ago than any access token lives, dynamically registered clients that never
+    /// obtained a token, and cached metadata documents nobody uses. Each is one conditional DELETE, so every instance may run it at once.
     pub async fn purge_expired(&self, ttls: PurgeAfter) -> Result<Purged, DbErr> {
         let at = now();
         let codes = authorization_code::Entity::delete_many()
@@ -86,6 +86,24 @@ impl Store {
             .exec(&self.db)
             .await?
             .rows_affected;
+        // Cached metadata documents a day past their refresh time that nobody has consented to and no live
+        // grant uses: anyone can make the server fetch a document, so such rows must not pile up.
+        let consented = consent::Entity::find().select_only().column(consent::Column::ClientId).into_query();
+        let granted = grant::Entity::find()
+            .select_only()
+            .column(grant::Column::ClientId)
+            .filter(grant::Column::RevokedAt.is_null())
+            .into_query();
+        let unused_documents = client::Entity::delete_many()
+            .filter(client::Column::MetadataUrl.is_not_null())
+            .filter(client::Column::Disabled.eq(false))
+            .filter(client::Column::MetadataRefreshAt.lt(at - 86_400))
+            .filter(client::Column::ClientId.not_in_subquery(consented))
+            .filter(client::Column::ClientId.not_in_subquery(granted))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        let unused_clients = unused_clients + unused_documents;
         let client_ids = client::Entity::find().select_only().column(client::Column::ClientId).into_query();
         let orphaned = consent::Entity::delete_many()
             .filter(consent::Column::ClientId.not_in_subquery(client_ids))

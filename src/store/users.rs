@@ -1,6 +1,9 @@
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr,
+    TransactionTrait,
+};
 
-use super::{Store, user};
+use super::{Store, grant, user};
 use crate::crypto::now;
 
 impl Store {
@@ -39,12 +42,24 @@ impl Store {
     }
 
     /// Disables or enables a user; returns whether the user exists.
+    /// Disables or enables a user. Disabling also revokes every grant and refresh token of the user, so
+    /// enabling them again later does not bring old (possibly stolen) tokens back.
     pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, DbErr> {
+        let txn = self.db.begin().await?;
         let result = user::Entity::update_many()
             .set(user::ActiveModel { disabled: Set(disabled), ..Default::default() })
             .filter(user::Column::Username.eq(username))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        if disabled && result.rows_affected == 1 {
+            let user_ids = user::Entity::find()
+                .select_only()
+                .column(user::Column::Id)
+                .filter(user::Column::Username.eq(username))
+                .into_query();
+            Store::revoke_grants_where(&txn, grant::Column::UserId.in_subquery(user_ids)).await?;
+        }
+        txn.commit().await?;
         Ok(result.rows_affected == 1)
     }
 }

@@ -1,0 +1,63 @@
+-- wrk script for bench/run.sh. One request shape per run, from the environment:
+--   BENCH_METHOD, BENCH_PATH, BENCH_BODY, BENCH_HEADERS (one "name: value" per line),
+--   BENCH_EXPECT (the status every answer must have; anything else counts as an error),
+--   BENCH_REFRESH_FILE (optional): one refresh token per line; each request redeems one and the token
+--   in its answer joins the pool, so every connection rotates its own chain (grant_type=refresh_token).
+--   BENCH_THREADS: wrk's -t, to share the refresh tokens between threads.
+-- done() prints: RESULT <requests/s> <p50 ms> <p99 ms> <errors> <requests>
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  next_id = next_id + 1
+  thread:set("thread_id", next_id)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  unexpected = 0
+  expect = tonumber(os.getenv("BENCH_EXPECT") or "200")
+  local headers = {}
+  for line in string.gmatch(os.getenv("BENCH_HEADERS") or "", "[^\n]+") do
+    local name, value = string.match(line, "^([^:]+):%s*(.*)$")
+    if name then headers[name] = value end
+  end
+  local path = os.getenv("BENCH_PATH") or "/"
+  local refresh_file = os.getenv("BENCH_REFRESH_FILE")
+  if refresh_file then
+    local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
+    client_id = os.getenv("BENCH_CLIENT_ID")
+    refresh_headers = headers
+    refresh_path = path
+    pool = {}
+    local i = 0
+    for line in io.lines(refresh_file) do
+      if (i % nthreads) == (thread_id - 1) then table.insert(pool, line) end
+      i = i + 1
+    end
+  else
+    fixed = wrk.format(os.getenv("BENCH_METHOD") or "GET", path, headers, os.getenv("BENCH_BODY"))
+  end
+end
+
+function request()
+  if fixed then return fixed end
+  local token = table.remove(pool) or "pool-exhausted"
+  local body = "grant_type=refresh_token&client_id=" .. client_id .. "&refresh_token=" .. token
+  return wrk.format("POST", refresh_path, refresh_headers, body)
+end
+
+function response(status, headers, body)
+  if status ~= expect then unexpected = unexpected + 1 end
+  if pool and status == 200 then
+    local token = string.match(body, '"refresh_token":"([^"]+)"')
+    if token then table.insert(pool, token) end
+  end
+end
+
+function done(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  for _, thread in ipairs(threads) do errors = errors + thread:get("unexpected") end
+  io.write(string.format("RESULT %.1f %.3f %.3f %d %d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, errors, summary.requests))
+end
