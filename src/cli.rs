@@ -110,6 +110,12 @@ pub enum TokenCommand {
         /// Lifetime in seconds (default: ACCESS_TOKEN_TTL; at most 30 days).
         #[arg(long, value_parser = clap::value_parser!(u32).range(60..=2_592_000))]
         ttl: Option<u32>,
+        /// Also issue a refresh token (printed after the access token, separated by a space).
+        #[arg(long)]
+        refresh: bool,
+        /// How many tokens (each its own grant), one per line.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        count: u32,
     },
 }
 
@@ -150,13 +156,18 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Client(cmd) => client(cmd, config).await,
         Command::Keys(cmd) => keys(cmd, &config).await,
-        Command::Token(TokenCommand::Mint { user, client, scope, ttl }) => {
+        Command::Token(TokenCommand::Mint { user, client, scope, ttl, refresh, count }) => {
             let ttl = ttl.map_or(config.access_token_ttl.as_secs() as i64, i64::from);
             let app = Application::build(config).await?;
-            let token = mint_for_operator(app.state(), &user, &client, &scope, ttl)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.description))?;
-            println!("{token}");
+            for _ in 0..count {
+                let (token, refresh_token) = mint_for_operator(app.state(), &user, &client, &scope, ttl, refresh)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.description))?;
+                match refresh_token {
+                    Some(r) => println!("{token} {r}"),
+                    None => println!("{token}"),
+                }
+            }
             Ok(())
         }
     }

@@ -350,6 +350,42 @@ async fn the_cli_mints_tokens_that_work_and_can_be_revoked() {
     assert_eq!(mcp.raw("tools/list", json!({})).await.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// `token mint --refresh --count N` prints N independent grants, each with a refresh token that rotates.
+#[tokio::test]
+async fn the_cli_mints_refresh_tokens_in_bulk() {
+    let app = spawn_app().await;
+    let client_id = app.register_public_client(REDIRECT_URI).await;
+    signup_and_login(&app, "alice", PASSWORD).await;
+    let minted = app.cli(&[
+        "token",
+        "mint",
+        "--user",
+        "alice",
+        "--client",
+        &client_id,
+        "--scope",
+        "mcp:read",
+        "--refresh",
+        "--count",
+        "3",
+    ]);
+    let lines: Vec<(&str, &str)> = minted.lines().map(|l| l.split_once(' ').expect("access and refresh")).collect();
+    assert_eq!(lines.len(), 3);
+    let grants: std::collections::HashSet<String> =
+        lines.iter().map(|(access, _)| jwt_claims(access)["grant_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(grants.len(), 3, "each token is its own grant");
+    let auth = ClientAuth::Public(client_id);
+    let mut successors = Vec::new();
+    for (_, refresh) in &lines {
+        let rotated = json_ok(app.refresh(&auth, refresh).await).await;
+        assert_eq!(rotated["scope"], "mcp:read");
+        successors.push(str_field(&rotated, "refresh_token"));
+    }
+    // Within the grace window a retry gets the same successor, never a second one.
+    let retried = json_ok(app.refresh(&auth, lines[0].1).await).await;
+    assert_eq!(str_field(&retried, "refresh_token"), successors[0]);
+}
+
 /// 2026-07-28 (SEP-2575): a `subscriptions/listen` stream carries the updates of the notes it names.
 #[tokio::test]
 async fn a_2026_listen_stream_hears_about_its_notes() {

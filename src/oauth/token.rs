@@ -253,7 +253,8 @@ pub async fn mint_for_operator(
     client_id: &str,
     scope: &str,
     ttl_secs: i64,
-) -> Result<String, OAuthError> {
+    with_refresh_token: bool,
+) -> Result<(String, Option<String>), OAuthError> {
     let user = state
         .store
         .find_user_by_username(&username.to_ascii_lowercase())
@@ -292,7 +293,14 @@ pub async fn mint_for_operator(
         grant_id: &grant_id,
     };
     let (token, _) = state.tokens.issue(grant, ttl_secs).map_err(OAuthError::internal)?;
-    Ok(token)
+    let refresh_token = match with_refresh_token {
+        true => new_refresh_token(state, &client, &grant_id, &user.id, &scope, resource)
+            .await?
+            .ok_or_else(|| OAuthError::new(ErrorCode::UnauthorizedClient, "the client may not use refresh tokens"))?
+            .into(),
+        false => None,
+    };
+    Ok((token, refresh_token))
 }
 
 /// Starts the refresh-token family of a new grant, when the client may refresh.
@@ -300,6 +308,18 @@ async fn first_refresh_token(
     state: &AppState,
     client: &client::Model,
     grant: &authorization_code::Model,
+) -> Result<Option<String>, OAuthError> {
+    new_refresh_token(state, client, &grant.family_id, &grant.user_id, &grant.scope, &grant.resource).await
+}
+
+/// A new refresh token in the grant `family_id`, if the client may use refresh tokens.
+async fn new_refresh_token(
+    state: &AppState,
+    client: &client::Model,
+    family_id: &str,
+    user_id: &str,
+    scope: &str,
+    resource: &str,
 ) -> Result<Option<String>, OAuthError> {
     if !client.grant_types.split(' ').any(|g| g == "refresh_token") {
         return Ok(None);
@@ -310,11 +330,11 @@ async fn first_refresh_token(
         .store
         .insert_refresh_token(refresh_token::Model {
             token_hash: sha256_hex(&raw),
-            family_id: grant.family_id.clone(),
+            family_id: family_id.to_owned(),
             client_id: client.client_id.clone(),
-            user_id: grant.user_id.clone(),
-            scope: grant.scope.clone(),
-            resource: grant.resource.clone(),
+            user_id: user_id.to_owned(),
+            scope: scope.to_owned(),
+            resource: resource.to_owned(),
             issued_at,
             expires_at: issued_at + state.config.refresh_token_ttl.as_secs() as i64,
             used_at: None,
