@@ -3,6 +3,7 @@
 --   BENCH_EXPECT (the status every answer must have; anything else counts as an error),
 --   BENCH_REFRESH_FILE (optional): one refresh token per line; each request redeems one and the token
 --   in its answer joins the pool, so every connection rotates its own chain (grant_type=refresh_token).
+--   BENCH_SESSIONS_FILE (optional): one Mcp-Session-Id per line; requests take them in turn.
 --   BENCH_THREADS: wrk's -t, to share the refresh tokens between threads.
 -- done() prints: RESULT <requests/s> <p50 ms> <p99 ms> <errors> <requests>
 local threads = {}
@@ -35,6 +36,13 @@ function init(args)
       if (i % nthreads) == (thread_id - 1) then table.insert(pool, line) end
       i = i + 1
     end
+  elseif os.getenv("BENCH_SESSIONS_FILE") then
+    sessions = {}
+    for line in io.lines(os.getenv("BENCH_SESSIONS_FILE")) do
+      headers["mcp-session-id"] = line
+      table.insert(sessions, wrk.format(os.getenv("BENCH_METHOD"), path, headers, os.getenv("BENCH_BODY")))
+    end
+    turn = 0
   else
     fixed = wrk.format(os.getenv("BENCH_METHOD") or "GET", path, headers, os.getenv("BENCH_BODY"))
   end
@@ -42,6 +50,10 @@ end
 
 function request()
   if fixed then return fixed end
+  if sessions then
+    turn = turn % #sessions + 1
+    return sessions[turn]
+  end
   local token = table.remove(pool) or "pool-exhausted"
   local body = "grant_type=refresh_token&client_id=" .. client_id .. "&refresh_token=" .. token
   return wrk.format("POST", refresh_path, refresh_headers, body)

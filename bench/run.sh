@@ -142,7 +142,7 @@ scenario() {
 
 wrk_env() { # method path expect headers body
   export BENCH_METHOD="$1" BENCH_PATH="$2" BENCH_EXPECT="$3" BENCH_HEADERS="$4" BENCH_BODY="$5" BENCH_THREADS=1
-  unset BENCH_REFRESH_FILE BENCH_CLIENT_ID
+  unset BENCH_REFRESH_FILE BENCH_CLIENT_ID BENCH_SESSIONS_FILE
 }
 
 run_ceiling() { wrk_env GET /healthz 200 "" ""; measure_wrk "$1"; }
@@ -158,18 +158,22 @@ mcp-method: tools/call
 mcp-name: whoami" "$(stateless_call whoami '{}')"
   measure_wrk "$1"
 }
-run_session() {
-  local session
-  session=$(curl -s -D - -o /dev/null "$URL/mcp" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-    -H 'accept: application/json, text/event-stream' \
-    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
-    | awk 'tolower($1) == "mcp-session-id:" {print $2}' | tr -d '\r')
-  curl -s -o /dev/null "$URL/mcp" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-    -H 'accept: application/json, text/event-stream' -H "mcp-session-id: $session" -H 'mcp-protocol-version: 2025-11-25' \
-    -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+run_session() { # one legacy session per connection, each initialized like a real client
+  local sessions="$WORK/sessions" session
+  : >"$sessions"
+  for _ in $(seq 1 "$CONNECTIONS"); do
+    session=$(curl -s -D - -o /dev/null "$URL/mcp" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+      -H 'accept: application/json, text/event-stream' \
+      -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+      | awk 'tolower($1) == "mcp-session-id:" {print $2}' | tr -d '\r')
+    curl -s -o /dev/null "$URL/mcp" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+      -H 'accept: application/json, text/event-stream' -H "mcp-session-id: $session" -H 'mcp-protocol-version: 2025-11-25' \
+      -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+    echo "$session" >>"$sessions"
+  done
   wrk_env POST /mcp 200 "$MCP_HEADERS_BASE$TOKEN
-mcp-session-id: $session
 mcp-protocol-version: 2025-11-25" '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
+  export BENCH_SESSIONS_FILE="$sessions"
   measure_wrk "$1"
 }
 run_write() {
@@ -205,7 +209,7 @@ echo "benchmark: $BIN, ${DURATION}s per run, median of $REPS, $CONNECTIONS conne
 COMMON=(
   "ceiling: GET /healthz=run_ceiling"
   "(b) tools/call whoami, stateless 2026-07-28=run_stateless"
-  "(c) tools/call whoami, legacy session=run_session"
+  "(c) tools/call whoami, legacy sessions (one per connection)=run_session"
   "(d) tools/call notes_create (writes)=run_write"
   "(e) refresh_token grant=run_refresh"
 )

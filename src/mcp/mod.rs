@@ -40,5 +40,6 @@ pub fn service(state: State, shutdown: CancellationToken) -> StreamableHttpServi
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = Some(config.mcp_session_ttl);
     let factory_state = state.clone();
-    StreamableHttpService::new(move || Ok(McpServer::new(factory_state.clone())), Arc::new(sessions), http)
+    let routers = McpServer::routers(&state);
+    StreamableHttpService::new(move || Ok(McpServer::new(factory_state.clone(), &routers)), Arc::new(sessions), http)
 }

@@ -33,9 +33,15 @@ const PAGE_SIZE: u64 = 50;
 #[derive(Clone)]
 pub struct McpServer {
     pub(crate) state: State,
-    tool_router: ToolRouter<McpServer>,
-    prompt_router: PromptRouter<McpServer>,
+    tool_router: Arc<ToolRouter<McpServer>>,
+    prompt_router: Arc<PromptRouter<McpServer>>,
     session: Arc<SessionLocal>,
+}
+
+/// The routers every [`McpServer`] shares.
+pub struct Routers {
+    tools: Arc<ToolRouter<McpServer>>,
+    prompts: Arc<PromptRouter<McpServer>>,
 }
 
 /// What one session remembers: its resource subscriptions and logging level.
@@ -48,12 +54,23 @@ struct SessionLocal {
 }
 
 impl McpServer {
-    pub fn new(state: State) -> McpServer {
+    /// One server per session (legacy) or per request (stateless). The routers, with their generated
+    /// JSON schemas, are built once by [`McpServer::factory`] and shared.
+    pub fn new(state: State, routers: &Routers) -> McpServer {
+        McpServer {
+            state,
+            tool_router: routers.tools.clone(),
+            prompt_router: routers.prompts.clone(),
+            session: Arc::default(),
+        }
+    }
+
+    /// Builds the tool and prompt routers for this configuration.
+    pub fn routers(state: &State) -> Routers {
         let fixtures = state.config.conformance_fixtures;
-        let tool_router = McpServer::tools(fixtures);
-        let prompt_router =
+        let prompts =
             if fixtures { McpServer::prompt_router() + conformance::prompts() } else { McpServer::prompt_router() };
-        McpServer { state, tool_router, prompt_router, session: Arc::default() }
+        Routers { tools: Arc::new(McpServer::tools(fixtures)), prompts: Arc::new(prompts) }
     }
 
     /// Every tool this server offers, for routing and for the guard's scope decisions.

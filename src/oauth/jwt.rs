@@ -1,7 +1,11 @@
 //! JWT access tokens (RFC 9068): `typ: at+jwt`, `kid`, and the claims iss, sub, aud, client_id, scope,
 //! iat, exp, jti. Verification pins the algorithm, type, issuer, audience and lifetime.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::keys::KeyRing;
 use crate::crypto::now;
@@ -63,11 +67,17 @@ pub struct AccessTokens {
     keys: KeyRing,
     issuer: String,
     audience: String,
+    /// Tokens this instance has already verified, by SHA-256 of the whole token, until they expire: a
+    /// client presents the same token on every request, and checking the signature once is enough.
+    verified: Arc<Mutex<HashMap<[u8; 32], AccessClaims>>>,
 }
+
+/// Most verified tokens remembered; when full, expired entries go, and if none has, all.
+const VERIFIED_CACHE_SIZE: usize = 10_000;
 
 impl AccessTokens {
     pub fn new(keys: KeyRing, issuer: String, audience: String) -> AccessTokens {
-        AccessTokens { keys, issuer, audience }
+        AccessTokens { keys, issuer, audience, verified: Arc::default() }
     }
 
     pub fn keys(&self) -> &KeyRing {
@@ -101,7 +111,30 @@ impl AccessTokens {
 
     /// Verifies a bearer token: signature with a known key of the pinned algorithm, `typ`, `iss`, `aud`,
     /// `exp`/`nbf`/`iat` with a small leeway. `alg: none` and algorithm confusion fail at the pinned algorithm.
+    /// Verifies a token (signature, algorithm, type, issuer, audience, lifetime) and returns its claims.
+    /// The outcome for a valid token is remembered until it expires; revocation is the guard's separate
+    /// grant check, made on every request.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let at = now();
+        if let Some(claims) = self.verified.lock().expect("verified tokens lock").get(&key)
+            && claims.exp + LEEWAY_SECS as i64 > at
+        {
+            return Ok(claims.clone());
+        }
+        let claims = self.verify_uncached(token).await?;
+        let mut verified = self.verified.lock().expect("verified tokens lock");
+        if verified.len() >= VERIFIED_CACHE_SIZE {
+            verified.retain(|_, c| c.exp + LEEWAY_SECS as i64 > at);
+            if verified.len() >= VERIFIED_CACHE_SIZE {
+                verified.clear();
+            }
+        }
+        verified.insert(key, claims.clone());
+        Ok(claims)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         if header.alg != self.keys.algorithm() {
             return Err(VerifyError::Invalid("unexpected algorithm"));

@@ -20,6 +20,8 @@ mod users;
 
 use std::time::Duration;
 
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr, TransactionTrait,
@@ -48,11 +50,16 @@ impl Store {
     pub async fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<Store, DbErr> {
         let mut options = ConnectOptions::new(url.to_owned());
         options.sqlx_logging(false).max_connections(max_connections).connect_timeout(timeout).acquire_timeout(timeout);
+        // On every pooled SQLite connection: WAL lets readers proceed while one connection writes, and with
+        // WAL `synchronous=NORMAL` syncs at checkpoints instead of at every commit (the database stays
+        // consistent after a crash; a power cut may lose the last commits). Writers wait for the lock.
+        options.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+        });
         let db = Database::connect(options).await?;
-        if db.get_database_backend() == DatabaseBackend::Sqlite {
-            // WAL lets readers proceed while one connection writes; foreign keys are off by default in SQLite.
-            db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;").await?;
-        }
         Ok(Store { db })
     }
 
