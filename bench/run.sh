@@ -95,7 +95,7 @@ stateless_call() { # tool name, arguments JSON
 measure_wrk() {
   local out="$1" before after line
   before=$(cpu_ticks "$SERVER_PID")
-  line=$(taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/load.lua "$URL" | awk '/^RESULT/')
+  line=$(taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s bench/load.lua "$URL" | awk '/^RESULT/')
   after=$(cpu_ticks "$SERVER_PID")
   set -- $line
   local cpu_us=0
