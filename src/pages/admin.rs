@@ -76,6 +76,20 @@ pub struct SwitchForm {
     action: Option<String>,
 }
 
+/// An admin's Disable/Enable POST: signed in as an admin (else `None`), the CSRF token, and the action.
+async fn admin_post(
+    state: &AppState,
+    jar: &CookieJar,
+    form: &SwitchForm,
+) -> Result<Option<(SignedIn, bool)>, PageError> {
+    let Some(me) = require_admin(state, jar).await? else {
+        return Ok(None);
+    };
+    me.check_csrf(form.csrf_token.as_deref())?;
+    let disable = form.disable()?;
+    Ok(Some((me, disable)))
+}
+
 impl SwitchForm {
     fn disable(&self) -> Result<bool, PageError> {
         match self.action.as_deref() {
@@ -93,11 +107,9 @@ pub async fn switch_client(
     jar: &CookieJar,
     Form(form): Form<SwitchForm>,
 ) -> Result<Response, PageError> {
-    let Some(me) = require_admin(&state, jar).await? else {
+    let Some((me, disable)) = admin_post(&state, jar, &form).await? else {
         return Ok(account::to_login(&state, "/admin"));
     };
-    me.check_csrf(form.csrf_token.as_deref())?;
-    let disable = form.disable()?;
     let client_id = form.client_id.unwrap_or_default();
     if !state.store.set_client_disabled(&client_id, disable).await? {
         return Err(PageError::not_found());
@@ -113,11 +125,9 @@ pub async fn switch_user(
     jar: &CookieJar,
     Form(form): Form<SwitchForm>,
 ) -> Result<Response, PageError> {
-    let Some(me) = require_admin(&state, jar).await? else {
+    let Some((me, disable)) = admin_post(&state, jar, &form).await? else {
         return Ok(account::to_login(&state, "/admin"));
     };
-    me.check_csrf(form.csrf_token.as_deref())?;
-    let disable = form.disable()?;
     let username = form.username.unwrap_or_default();
     if username == me.user.username {
         return Err(PageError::bad_request("Not yourself", "An admin cannot disable their own account here."));

@@ -155,6 +155,22 @@ async fn own_client(state: &AppState, me: &SignedIn, client_id: &str) -> Result<
         .ok_or_else(PageError::not_found)
 }
 
+/// A form POST about one of my apps: signed in (else `None`, for the login page), the form's CSRF token,
+/// and the app is mine.
+async fn owner_post(
+    state: &AppState,
+    jar: &CookieJar,
+    client_id: &str,
+    csrf_token: Option<&str>,
+) -> Result<Option<(SignedIn, client::Model)>, PageError> {
+    let Some(me) = account::require(state, jar).await? else {
+        return Ok(None);
+    };
+    me.check_csrf(csrf_token)?;
+    let client = own_client(state, &me, client_id).await?;
+    Ok(Some((me, client)))
+}
+
 fn app_page(
     state: &AppState,
     me: &SignedIn,
@@ -204,11 +220,9 @@ pub async fn update(
     Path(client_id): Path<String>,
     Form(form): Form<AppForm>,
 ) -> Result<Response, PageError> {
-    let Some(me) = account::require(&state, jar).await? else {
+    let Some((me, client)) = owner_post(&state, jar, &client_id, form.csrf_token.as_deref()).await? else {
         return Ok(account::to_login(&state, "/apps"));
     };
-    me.check_csrf(form.csrf_token.as_deref())?;
-    let client = own_client(&state, &me, &client_id).await?;
     let name = form.name.unwrap_or_default();
     let uris = form.redirect_uris.unwrap_or_default();
     let mut metadata: ClientMetadata = serde_json::from_str(&client.metadata).unwrap_or_default();
@@ -240,11 +254,9 @@ pub async fn rotate_secret(
     Path(client_id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    let Some(me) = account::require(&state, jar).await? else {
+    let Some((me, client)) = owner_post(&state, jar, &client_id, form.csrf_token.as_deref()).await? else {
         return Ok(account::to_login(&state, "/apps"));
     };
-    me.check_csrf(form.csrf_token.as_deref())?;
-    let client = own_client(&state, &me, &client_id).await?;
     if !is_confidential(&client) {
         return Err(PageError::bad_request("No secret to rotate", "A public client has no client secret."));
     }
@@ -261,11 +273,9 @@ pub async fn delete(
     Path(client_id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    let Some(me) = account::require(&state, jar).await? else {
+    let Some((me, client)) = owner_post(&state, jar, &client_id, form.csrf_token.as_deref()).await? else {
         return Ok(account::to_login(&state, "/apps"));
     };
-    me.check_csrf(form.csrf_token.as_deref())?;
-    let client = own_client(&state, &me, &client_id).await?;
     state.store.delete_client(&client.client_id).await?;
     tracing::info!(client_id = %client.client_id, user_id = %me.user.id, "client deleted by its owner");
     Ok(see_other(&format!("{}/apps", state.config.issuer_path())))
