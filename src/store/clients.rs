@@ -1,7 +1,6 @@
-use sea_orm::sea_query::{Expr, SelectStatement};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    TransactionTrait,
+    ActiveValue, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 
 use super::{Store, authorization_code, client, consent, grant};
@@ -198,14 +197,5 @@ impl Store {
         let deleted = client::Entity::delete_by_id(client_id).exec(&txn).await?.rows_affected == 1;
         txn.commit().await?;
         Ok(deleted)
-    }
-
-    /// Clients that may hold live tokens: registered and not disabled.
-    pub(super) fn enabled_client_ids() -> SelectStatement {
-        client::Entity::find()
-            .select_only()
-            .column(client::Column::ClientId)
-            .filter(client::Column::Disabled.eq(false))
-            .into_query()
     }
 }

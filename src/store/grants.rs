@@ -13,13 +13,12 @@ impl Store {
         Ok(())
     }
 
-    /// Whether tokens of this grant may still be used: the grant is not revoked, its user not disabled and
-    /// its client neither disabled nor deleted.
+    /// Whether tokens of this grant may still be used: the grant is not revoked and its user not disabled.
+    /// (Disabling or deleting a client revokes its grants, so the client needs no check here.)
     pub async fn grant_is_active(&self, grant_id: &str) -> Result<bool, DbErr> {
         let found = grant::Entity::find_by_id(grant_id)
             .filter(grant::Column::RevokedAt.is_null())
             .filter(grant::Column::UserId.in_subquery(Store::enabled_user_ids()))
-            .filter(grant::Column::ClientId.in_subquery(Store::enabled_client_ids()))
             .one(&self.db)
             .await?;
         Ok(found.is_some())
@@ -70,14 +69,13 @@ impl Store {
         Ok(())
     }
 
-    /// Grants that are not revoked and whose user and client are enabled.
+    /// Grants that are not revoked and whose user is enabled.
     pub(super) fn active_grant_ids() -> SelectStatement {
         grant::Entity::find()
             .select_only()
             .column(grant::Column::GrantId)
             .filter(grant::Column::RevokedAt.is_null())
             .filter(grant::Column::UserId.in_subquery(Store::enabled_user_ids()))
-            .filter(grant::Column::ClientId.in_subquery(Store::enabled_client_ids()))
             .into_query()
     }
 
