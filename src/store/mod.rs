@@ -20,7 +20,7 @@ mod users;
 
 use std::time::Duration;
 
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::sqlite::SqliteSynchronous;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -50,16 +50,26 @@ impl Store {
     pub async fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<Store, DbErr> {
         let mut options = ConnectOptions::new(url.to_owned());
         options.sqlx_logging(false).max_connections(max_connections).connect_timeout(timeout).acquire_timeout(timeout);
-        // On every pooled SQLite connection: WAL lets readers proceed while one connection writes, and with
-        // WAL `synchronous=NORMAL` syncs at checkpoints instead of at every commit (the database stays
-        // consistent after a crash; a power cut may lose the last commits). Writers wait for the lock.
+        // On every pooled SQLite connection, `synchronous=NORMAL`: with WAL it syncs at checkpoints instead of
+        // at every commit (the database stays consistent after a crash; a power cut may lose the last
+        // commits). Writers wait for the lock.
         options.map_sqlx_sqlite_opts(|o| {
-            o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5))
+            o.synchronous(SqliteSynchronous::Normal).foreign_keys(true).busy_timeout(Duration::from_secs(5))
         });
         let db = Database::connect(options).await?;
+        if db.get_database_backend() == DatabaseBackend::Sqlite {
+            // WAL lets readers proceed while one connection writes. The mode is stored in the file, so it is
+            // set once here rather than on every connection: switching needs an exclusive lock that the busy
+            // timeout does not wait for, so when several instances start at once it is retried.
+            let mut attempts = 0;
+            while let Err(e) = db.execute_unprepared("PRAGMA journal_mode=WAL").await {
+                attempts += 1;
+                if attempts >= 50 {
+                    return Err(e);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         Ok(Store { db })
     }
 
