@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 use super::client_auth;
-use super::register::{ClientMetadata, RegistrationSource, normalize};
+use super::register::{ClientMetadata, RegistrationSource, normalize, stored_columns};
 use crate::crypto::now;
 use crate::state::AppState;
 use crate::store::client;
@@ -254,25 +254,24 @@ pub fn validate(client_id: &str, body: &[u8], refresh_at: i64) -> Result<client:
     let metadata =
         normalize(ClientMetadata { token_endpoint_auth_method: Some(client_auth::NONE.into()), ..requested })
             .map_err(|e| DocumentError::Invalid(e.description.into_owned()))?;
-    let at = now();
+    let columns = stored_columns(&metadata).map_err(|e| DocumentError::Invalid(e.to_string()))?;
     Ok(client::Model {
         client_id: client_id.to_owned(),
         secret_hash: None,
-        name: metadata.client_name.clone().unwrap_or_default(),
-        redirect_uris: serde_json::to_string(metadata.redirect_uris.as_deref().unwrap_or_default())
-            .map_err(|e| DocumentError::Invalid(e.to_string()))?,
-        grant_types: metadata.grant_types.as_deref().unwrap_or_default().join(" "),
+        name: columns.name,
+        redirect_uris: columns.redirect_uris,
+        grant_types: columns.grant_types,
         response_types: metadata.response_types.as_deref().unwrap_or_default().join(" "),
         token_endpoint_auth_method: client_auth::NONE.into(),
-        scope: metadata.scope.clone().unwrap_or_default(),
-        application_type: metadata.application_type.clone().unwrap_or_default(),
-        metadata: serde_json::to_string(&metadata).map_err(|e| DocumentError::Invalid(e.to_string()))?,
+        scope: columns.scope,
+        application_type: columns.application_type,
+        metadata: columns.metadata,
         registration_source: RegistrationSource::MetadataDocument.as_str().into(),
         owner_user_id: None,
         registration_access_token_hash: None,
         metadata_url: Some(client_id.to_owned()),
         disabled: false,
-        created_at: at,
+        created_at: now(),
         expires_at: None,
         metadata_hash: None,
         registered_from: None,

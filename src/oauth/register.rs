@@ -175,8 +175,8 @@ pub async fn register_client(
     let metadata = normalize(requested)?;
     let confidential = metadata.token_endpoint_auth_method.as_deref() != Some(client_auth::NONE);
     let dynamic = registrant.source == RegistrationSource::Dynamic;
-    let metadata_json = serde_json::to_string(&metadata).map_err(OAuthError::internal)?;
-    let metadata_hash = dynamic.then(|| sha256_hex(&metadata_json));
+    let columns = stored_columns(&metadata).map_err(OAuthError::internal)?;
+    let metadata_hash = dynamic.then(|| sha256_hex(&columns.metadata));
     let registered_from = registrant.ip.filter(|_| dynamic).map(|ip| ip.to_string());
     let issued_at = now();
     if let (Some(hash), Some(from), false) = (&metadata_hash, &registered_from, confidential)
@@ -205,15 +205,14 @@ pub async fn register_client(
     let model = client::Model {
         client_id: client_id.clone(),
         secret_hash,
-        name: metadata.client_name.clone().unwrap_or_default(),
-        redirect_uris: serde_json::to_string(metadata.redirect_uris.as_deref().unwrap_or_default())
-            .map_err(OAuthError::internal)?,
-        grant_types: metadata.grant_types.as_deref().unwrap_or_default().join(" "),
+        name: columns.name,
+        redirect_uris: columns.redirect_uris,
+        grant_types: columns.grant_types,
         response_types: metadata.response_types.as_deref().unwrap_or_default().join(" "),
         token_endpoint_auth_method: metadata.token_endpoint_auth_method.clone().unwrap_or_default(),
-        scope: metadata.scope.clone().unwrap_or_default(),
-        application_type: metadata.application_type.clone().unwrap_or_default(),
-        metadata: metadata_json,
+        scope: columns.scope,
+        application_type: columns.application_type,
+        metadata: columns.metadata,
         registration_source: registrant.source.as_str().into(),
         owner_user_id: registrant.owner_user_id,
         registration_access_token_hash: access_token.as_deref().map(sha256_hex),
@@ -235,6 +234,19 @@ pub async fn register_client(
         client_id_issued_at: issued_at,
         registration_access_token: access_token,
         metadata,
+    })
+}
+
+/// The `clients` columns that follow from normalized metadata (`metadata_hash` left to the caller).
+pub fn stored_columns(metadata: &ClientMetadata) -> Result<ClientUpdate, serde_json::Error> {
+    Ok(ClientUpdate {
+        name: metadata.client_name.clone().unwrap_or_default(),
+        redirect_uris: serde_json::to_string(metadata.redirect_uris.as_deref().unwrap_or_default())?,
+        grant_types: metadata.grant_types.as_deref().unwrap_or_default().join(" "),
+        scope: metadata.scope.clone().unwrap_or_default(),
+        application_type: metadata.application_type.clone().unwrap_or_default(),
+        metadata: serde_json::to_string(metadata)?,
+        metadata_hash: None,
     })
 }
 
@@ -331,17 +343,8 @@ pub async fn replace_metadata(
     if metadata.token_endpoint_auth_method.as_deref() != Some(client.token_endpoint_auth_method.as_str()) {
         return Err(metadata_error("token_endpoint_auth_method cannot change; register a new client instead"));
     }
-    let metadata_json = serde_json::to_string(&metadata).map_err(OAuthError::internal)?;
-    let update = ClientUpdate {
-        name: metadata.client_name.clone().unwrap_or_default(),
-        redirect_uris: serde_json::to_string(metadata.redirect_uris.as_deref().unwrap_or_default())
-            .map_err(OAuthError::internal)?,
-        grant_types: metadata.grant_types.as_deref().unwrap_or_default().join(" "),
-        scope: metadata.scope.clone().unwrap_or_default(),
-        application_type: metadata.application_type.clone().unwrap_or_default(),
-        metadata_hash: (dynamic_hash && client.metadata_hash.is_some()).then(|| sha256_hex(&metadata_json)),
-        metadata: metadata_json,
-    };
+    let mut update = stored_columns(&metadata).map_err(OAuthError::internal)?;
+    update.metadata_hash = (dynamic_hash && client.metadata_hash.is_some()).then(|| sha256_hex(&update.metadata));
     let redirects_changed = update.redirect_uris != client.redirect_uris;
     state.store.update_client(&client.client_id, update).await?;
     if redirects_changed {
