@@ -91,28 +91,20 @@ stateless_call() { # tool name, arguments JSON
   printf '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"%s","arguments":%s,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}' "$1" "$2"
 }
 
-# Runs one wrk measurement against the running server; appends "rps p50 p99 errors requests cpu_us" to $1.
-measure_wrk() {
+# Runs one load command against the running server; appends "rps p50 p99 errors requests cpu_us" to $1.
+measure() {
   local out="$1" before after line
+  shift
   before=$(cpu_ticks "$SERVER_PID")
-  line=$(taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s bench/load.lua "$URL" | awk '/^RESULT/')
+  line=$(taskset -c "$LOAD_CPUS" "$@" | awk '/^RESULT/')
   after=$(cpu_ticks "$SERVER_PID")
   set -- $line
   local cpu_us=0
   [ "${6:-0}" -gt 0 ] && cpu_us=$(( (after - before) * 1000000 / HZ / $6 ))
   echo "$2 $3 $4 $5 $6 $cpu_us" >>"$out"
 }
-
-measure_flow() { # mode
-  local out="$1" mode="$2" before after line
-  before=$(cpu_ticks "$SERVER_PID")
-  line=$(taskset -c "$LOAD_CPUS" node bench/flow.mjs "$URL" bench "$PASSWORD" "$DURATION" 8 "$mode" | awk '/^RESULT/')
-  after=$(cpu_ticks "$SERVER_PID")
-  set -- $line
-  local cpu_us=0
-  [ "${6:-0}" -gt 0 ] && cpu_us=$(( (after - before) * 1000000 / HZ / $6 ))
-  echo "$2 $3 $4 $5 $6 $cpu_us" >>"$out"
-}
+measure_wrk() { measure "$1" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s bench/load.lua "$URL"; }
+measure_flow() { measure "$1" node bench/flow.mjs "$URL" bench "$PASSWORD" "$DURATION" 8 "$2"; }
 
 # scenario <backend> <name> <setup function>: runs REPS times, each on a freshly started server, and
 # records the medians, the worst error count and the highest peak RSS.

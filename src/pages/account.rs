@@ -1,17 +1,10 @@
-//! What every signed-in page shares: who is signed in, the navigation, the way to the login page.
+//! What every signed-in page shares: the navigation and the way to the login page.
 use poem::Response;
-use poem::web::cookie::CookieJar;
 
 use super::see_other;
-use super::session::{SignedIn, signed_in};
+use super::session::SignedIn;
 use super::templates::Nav;
-use crate::error::PageError;
 use crate::state::AppState;
-
-/// The signed-in person, or `None` when the page must send the browser to the login page.
-pub async fn require(state: &AppState, jar: &CookieJar) -> Result<Option<SignedIn>, PageError> {
-    signed_in(state, jar).await
-}
 
 /// To the login page, which comes back to `here` (a local path) afterwards.
 pub fn to_login(state: &AppState, here: &str) -> Response {

@@ -6,7 +6,7 @@ use poem::web::{Data, Form, Query};
 use poem::{Response, handler};
 use serde::Deserialize;
 
-use super::session::SignedIn;
+use super::session::{SignedIn, signed_in};
 use super::templates::{AdminClientRow, AdminPage, AdminUserRow, render};
 use super::{Done, account, date, html_response, see_other};
 use crate::error::PageError;
@@ -14,7 +14,7 @@ use crate::oauth::client_auth::is_confidential;
 use crate::state::{AppState, State};
 
 async fn require_admin(state: &AppState, jar: &CookieJar) -> Result<Option<SignedIn>, PageError> {
-    match account::require(state, jar).await? {
+    match signed_in(state, jar).await? {
         Some(me) if me.user.is_admin => Ok(Some(me)),
         Some(_) => Err(PageError::not_found()),
         None => Ok(None),

@@ -5,7 +5,7 @@ use poem::web::{Data, Form, Path, Query};
 use poem::{Response, handler};
 use serde::Deserialize;
 
-use super::session::SignedIn;
+use super::session::{SignedIn, signed_in};
 use super::templates::{AppPage, AppRow, AppSecretPage, AppsPage, render};
 use super::{Done, account, date, html_response, see_other};
 use crate::crypto::random_token;
@@ -85,7 +85,7 @@ async fn apps_page(
 
 #[handler]
 pub async fn list(state: Data<&State>, jar: &CookieJar) -> Result<Response, PageError> {
-    let Some(me) = account::require(&state, jar).await? else {
+    let Some(me) = signed_in(&state, jar).await? else {
         return Ok(account::to_login(&state, "/apps"));
     };
     apps_page(&state, &me, StatusCode::OK, None, ("", "", false)).await
@@ -93,7 +93,7 @@ pub async fn list(state: Data<&State>, jar: &CookieJar) -> Result<Response, Page
 
 #[handler]
 pub async fn create(state: Data<&State>, jar: &CookieJar, Form(form): Form<AppForm>) -> Result<Response, PageError> {
-    let Some(me) = account::require(&state, jar).await? else {
+    let Some(me) = signed_in(&state, jar).await? else {
         return Ok(account::to_login(&state, "/apps"));
     };
     me.check_csrf(form.csrf_token.as_deref())?;
@@ -163,7 +163,7 @@ async fn owner_post(
     client_id: &str,
     csrf_token: Option<&str>,
 ) -> Result<Option<(SignedIn, client::Model)>, PageError> {
-    let Some(me) = account::require(state, jar).await? else {
+    let Some(me) = signed_in(state, jar).await? else {
         return Ok(None);
     };
     me.check_csrf(csrf_token)?;
@@ -204,7 +204,7 @@ pub async fn show(
     Query(done): Query<Done>,
 ) -> Result<Response, PageError> {
     let here = format!("/apps/{client_id}");
-    let Some(me) = account::require(&state, jar).await? else {
+    let Some(me) = signed_in(&state, jar).await? else {
         return Ok(account::to_login(&state, &here));
     };
     let client = own_client(&state, &me, &client_id).await?;

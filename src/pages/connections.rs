@@ -5,6 +5,7 @@ use poem::web::{Data, Form, Query};
 use poem::{Response, handler};
 use serde::Deserialize;
 
+use super::session::signed_in;
 use super::templates::{ConnectionRow, ConnectionsPage, render};
 use super::{Done, account, date, html_response, see_other};
 use crate::error::PageError;
@@ -14,7 +15,7 @@ use crate::state::State;
 
 #[handler]
 pub async fn list(state: Data<&State>, jar: &CookieJar, Query(done): Query<Done>) -> Result<Response, PageError> {
-    let Some(me) = account::require(&state, jar).await? else {
+    let Some(me) = signed_in(&state, jar).await? else {
         return Ok(account::to_login(&state, "/connections"));
     };
     let connections = state
@@ -52,7 +53,7 @@ pub struct RevokeForm {
 
 #[handler]
 pub async fn revoke(state: Data<&State>, jar: &CookieJar, Form(form): Form<RevokeForm>) -> Result<Response, PageError> {
-    let Some(me) = account::require(&state, jar).await? else {
+    let Some(me) = signed_in(&state, jar).await? else {
         return Ok(account::to_login(&state, "/connections"));
     };
     me.check_csrf(form.csrf_token.as_deref())?;
