@@ -5,7 +5,7 @@
 //! - binds legacy sessions to the token's subject and client: another subject or client, or an ended or
 //!   idle session, gets 404.
 //!
-//! The verified claims travel on in the request extensions, where tools read them.
+//! The verified claims and the caller's username travel on in the request extensions, where tools read them.
 use poem::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use poem::http::{Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
@@ -29,11 +29,11 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: S
         Ok(claims) => claims,
         Err(e) => return Ok(challenge.unauthorized(Some(&e.to_string()))),
     };
-    match state.store.grant_is_active(&claims.grant_id).await {
-        Ok(true) => {}
-        Ok(false) => return Ok(challenge.unauthorized(Some("the token has been revoked"))),
+    let username = match state.store.active_grant_username(&claims.grant_id).await {
+        Ok(Some(username)) => username,
+        Ok(None) => return Ok(challenge.unauthorized(Some("the token has been revoked"))),
         Err(e) => return Err(unavailable(e)),
-    }
+    };
     let mut needed: Vec<&'static str> = vec![MCP_READ];
     if req.method() == Method::POST {
         let body = req.take_body().into_bytes().await?;
@@ -63,6 +63,7 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: S
     let ending = req.method() == Method::DELETE;
     let (subject, client_id) = (claims.sub.clone(), claims.client_id.clone());
     req.extensions_mut().insert(claims);
+    req.extensions_mut().insert(Caller { username });
     let resp = endpoint.call(req).await?.into_response();
     match session_id {
         None => {
@@ -77,6 +78,13 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: S
         Some(_) => {}
     }
     Ok(resp)
+}
+
+/// Who the verified token speaks for, read by the guard with the grant check; tools find it in the request
+/// extensions next to the token's claims.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub username: String,
 }
 
 /// The extra scopes a POST body needs: `mcp:write` for a `tools/call` of a tool that changes data, in a

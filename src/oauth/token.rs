@@ -155,29 +155,36 @@ async fn refresh(state: &AppState, client: &client::Model, req: TokenRequest) ->
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let token_hash = sha256_hex(presented);
-    // Check the request against the token's grant before using the token up: a refused request
-    // (another resource, a wider scope) must leave the client its refresh token (RFC 6749 §5.2).
-    if let Some(current) =
-        state.store.find_refresh_token(&token_hash).await?.filter(|t| t.client_id == client.client_id)
-    {
-        check_resource(state, req.resource.as_deref(), &current.resource)?;
-        narrowed_scope(&current.scope, req.scope.as_deref())?;
-    }
+    // The request is checked against the token's grant before the token is used up: a refused request
+    // (another resource, a wider scope) leaves the client its refresh token (RFC 6749 §5.2).
+    let acceptable = |token: &refresh_token::Model| {
+        check_resource(state, req.resource.as_deref(), &token.resource)?;
+        narrowed_scope(&token.scope, req.scope.as_deref()).map(drop)
+    };
     let successor = random_token();
     let sealed = seal_for(SUCCESSOR_PURPOSE, presented, &successor);
     let ttl = state.config.refresh_token_ttl.as_secs() as i64;
-    let rotated =
-        state.store.rotate_refresh_token(&token_hash, &client.client_id, &sha256_hex(&successor), &sealed, ttl).await?;
+    let rotated = state
+        .store
+        .rotate_refresh_token(&token_hash, &client.client_id, &sha256_hex(&successor), &sealed, ttl, acceptable)
+        .await?;
     let (old, successor) = match rotated {
         Some(old) => (old, successor),
-        None => match retry_within_grace(state, client, &token_hash, presented).await? {
-            Some(again) => again,
-            None => {
-                return Err(OAuthError::invalid_grant(
-                    "the refresh token is invalid, expired, revoked or already used",
-                ));
+        None => {
+            if let Some(current) =
+                state.store.find_refresh_token(&token_hash).await?.filter(|t| t.client_id == client.client_id)
+            {
+                acceptable(&current)?;
             }
-        },
+            match retry_within_grace(state, client, &token_hash, presented).await? {
+                Some(again) => again,
+                None => {
+                    return Err(OAuthError::invalid_grant(
+                        "the refresh token is invalid, expired, revoked or already used",
+                    ));
+                }
+            }
+        }
     };
     let scope = narrowed_scope(&old.scope, req.scope.as_deref())?;
     access_token_response(

@@ -1,7 +1,5 @@
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveValue, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 
 use super::{Store, authorization_code, client, consent, grant};
 use crate::crypto::now;
@@ -145,7 +143,7 @@ impl Store {
     /// Disables or enables a client. Disabling also revokes every grant and refresh token issued to it, so
     /// enabling it again does not bring old tokens back.
     pub async fn set_client_disabled(&self, client_id: &str, disabled: bool) -> Result<bool, DbErr> {
-        let txn = self.db.begin().await?;
+        let (_turn, txn) = self.begin_write().await?;
         let updated = client::Entity::update_many()
             .col_expr(client::Column::Disabled, Expr::value(disabled))
             .filter(client::Column::ClientId.eq(client_id))
@@ -187,7 +185,7 @@ impl Store {
     /// Deletes a client and everything issued to it: consents and codes go, grants and refresh tokens are
     /// revoked (so its access tokens fail at the guard at once). Returns whether it existed.
     pub async fn delete_client(&self, client_id: &str) -> Result<bool, DbErr> {
-        let txn = self.db.begin().await?;
+        let (_turn, txn) = self.begin_write().await?;
         Store::revoke_grants_where(&txn, grant::Column::ClientId.eq(client_id)).await?;
         consent::Entity::delete_many().filter(consent::Column::ClientId.eq(client_id)).exec(&txn).await?;
         authorization_code::Entity::delete_many()

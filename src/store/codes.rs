@@ -1,5 +1,5 @@
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::{Store, authorization_code, grant};
 use crate::crypto::now;
@@ -7,7 +7,7 @@ use crate::crypto::now;
 impl Store {
     /// Stores a new grant and the authorization code that starts it, together.
     pub async fn insert_code(&self, grant: grant::Model, code: authorization_code::Model) -> Result<(), DbErr> {
-        let txn = self.db.begin().await?;
+        let (_turn, txn) = self.begin_write().await?;
         grant::Entity::insert(grant::ActiveModel::from(grant)).exec_without_returning(&txn).await?;
         authorization_code::Entity::insert(authorization_code::ActiveModel::from(code))
             .exec_without_returning(&txn)
@@ -31,7 +31,7 @@ impl Store {
             .filter(authorization_code::Column::CodeHash.eq(code_hash))
             .filter(authorization_code::Column::ClientId.eq(client_id))
             .filter(authorization_code::Column::UsedAt.is_null())
-            .filter(authorization_code::Column::FamilyId.in_subquery(Store::active_grant_ids()))
+            .filter(Store::live_grant((authorization_code::Entity, authorization_code::Column::FamilyId)))
             .exec_with_returning(&self.db)
             .await?;
         Ok(rows.pop())

@@ -1,5 +1,5 @@
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use super::{Store, client, consent, grant};
 use crate::crypto::now;
@@ -69,7 +69,7 @@ impl Store {
     /// are every grant and refresh token issued under it, so its access tokens fail at the guard at
     /// once. Returns whether there was a live consent.
     pub async fn revoke_connection(&self, user_id: &str, client_id: &str) -> Result<bool, DbErr> {
-        let txn = self.db.begin().await?;
+        let (_turn, txn) = self.begin_write().await?;
         let revoked = consent::Entity::update_many()
             .col_expr(consent::Column::RevokedAt, Expr::value(now()))
             .filter(consent::Column::UserId.eq(user_id))

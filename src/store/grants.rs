@@ -1,8 +1,5 @@
-use sea_orm::sea_query::IntoCondition;
-use sea_orm::sea_query::{Expr, SelectStatement};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait, TransactionTrait,
-};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoColumnRef, IntoCondition, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
 
 use super::{Store, grant, refresh_token, user};
 use crate::crypto::now;
@@ -16,12 +13,26 @@ impl Store {
     /// Whether tokens of this grant may still be used: the grant is not revoked and its user not disabled.
     /// (Disabling or deleting a client revokes its grants, so the client needs no check here.)
     pub async fn grant_is_active(&self, grant_id: &str) -> Result<bool, DbErr> {
-        let found = grant::Entity::find_by_id(grant_id)
+        Ok(self.active_grant_username(grant_id).await?.is_some())
+    }
+
+    /// The username behind a grant whose tokens may still be used (as [`Store::grant_is_active`]), in one
+    /// query: the MCP guard checks the grant and learns who is calling at the same time.
+    pub async fn active_grant_username(&self, grant_id: &str) -> Result<Option<String>, DbErr> {
+        let live_grant_user = grant::Entity::find()
+            .select_only()
+            .column(grant::Column::UserId)
+            .filter(grant::Column::GrantId.eq(grant_id))
             .filter(grant::Column::RevokedAt.is_null())
-            .filter(grant::Column::UserId.in_subquery(Store::enabled_user_ids()))
+            .into_query();
+        user::Entity::find()
+            .select_only()
+            .column(user::Column::Username)
+            .filter(user::Column::Disabled.eq(false))
+            .filter(user::Column::Id.in_subquery(live_grant_user))
+            .into_tuple()
             .one(&self.db)
-            .await?;
-        Ok(found.is_some())
+            .await
     }
 
     /// Revokes a grant and every refresh token issued under it (RFC 9700 §4.14.2 on reuse, RFC 7009 on
@@ -29,7 +40,7 @@ impl Store {
     /// Returns whether the grant was live.
     pub async fn revoke_grant(&self, grant_id: &str) -> Result<bool, DbErr> {
         let at = now();
-        let txn = self.db.begin().await?;
+        let (_turn, txn) = self.begin_write().await?;
         let revoked = grant::Entity::update_many()
             .col_expr(grant::Column::RevokedAt, Expr::value(at))
             .filter(grant::Column::GrantId.eq(grant_id))
@@ -69,21 +80,22 @@ impl Store {
         Ok(())
     }
 
-    /// Grants that are not revoked and whose user is enabled.
-    pub(super) fn active_grant_ids() -> SelectStatement {
-        grant::Entity::find()
-            .select_only()
-            .column(grant::Column::GrantId)
-            .filter(grant::Column::RevokedAt.is_null())
-            .filter(grant::Column::UserId.in_subquery(Store::enabled_user_ids()))
-            .into_query()
-    }
-
-    fn enabled_user_ids() -> SelectStatement {
-        user::Entity::find()
-            .select_only()
-            .column(user::Column::Id)
-            .filter(user::Column::Disabled.eq(false))
-            .into_query()
+    /// `EXISTS` a grant with the id held in `grant_id` (a column of the outer statement) that is not revoked
+    /// and whose user is enabled. Correlated on purpose: an `IN (SELECT …)` over every live grant is built in
+    /// full for each statement on SQLite, so its cost would grow with the number of grants.
+    pub(super) fn live_grant(grant_id: impl IntoColumnRef) -> Expr {
+        Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(grant::Entity)
+                .inner_join(
+                    user::Entity,
+                    Expr::col((user::Entity, user::Column::Id)).equals((grant::Entity, grant::Column::UserId)),
+                )
+                .and_where(Expr::col((grant::Entity, grant::Column::GrantId)).equals(grant_id))
+                .and_where(Expr::col((grant::Entity, grant::Column::RevokedAt)).is_null())
+                .and_where(Expr::col((user::Entity, user::Column::Disabled)).eq(false))
+                .to_owned(),
+        )
     }
 }

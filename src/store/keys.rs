@@ -1,5 +1,5 @@
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait};
+use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr};
 
 use super::{Store, signing_key};
 use crate::crypto::now;
@@ -25,7 +25,7 @@ impl Store {
 
     /// Makes `new_key` the signing key and retires the others (they keep verifying until their tokens expire).
     pub async fn rotate_in_key(&self, new_key: signing_key::Model) -> Result<(), DbErr> {
-        let txn = self.db.begin().await?;
+        let (_turn, txn) = self.begin_write().await?;
         signing_key::Entity::update_many()
             .col_expr(signing_key::Column::RetiredAt, Expr::value(now()))
             .filter(signing_key::Column::RetiredAt.is_null())

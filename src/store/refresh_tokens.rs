@@ -1,5 +1,5 @@
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::{Store, refresh_token};
 use crate::crypto::now;
@@ -13,17 +13,19 @@ impl Store {
     /// Rotates a live refresh token of this client, under a grant that is not revoked: marks it used,
     /// records its successor (hash and sealed token) and stores the successor, in one transaction.
     /// Returns the rotated token to exactly one caller, however many present it at the same time on any
-    /// number of instances; `None` for every other caller.
-    pub async fn rotate_refresh_token(
+    /// number of instances; `None` for every other caller. When `acceptable` refuses the token, nothing
+    /// changes and its error is returned.
+    pub async fn rotate_refresh_token<E: From<DbErr>>(
         &self,
         token_hash: &str,
         client_id: &str,
         successor_hash: &str,
         successor_sealed: &str,
         ttl_secs: i64,
-    ) -> Result<Option<refresh_token::Model>, DbErr> {
+        acceptable: impl FnOnce(&refresh_token::Model) -> Result<(), E>,
+    ) -> Result<Option<refresh_token::Model>, E> {
         let at = now();
-        let txn = self.db.begin().await?;
+        let (_turn, txn) = self.begin_write().await?;
         let mut rows = refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::UsedAt, Expr::value(at))
             .col_expr(refresh_token::Column::SuccessorHash, Expr::value(successor_hash))
@@ -33,13 +35,17 @@ impl Store {
             .filter(refresh_token::Column::UsedAt.is_null())
             .filter(refresh_token::Column::RevokedAt.is_null())
             .filter(refresh_token::Column::ExpiresAt.gt(at))
-            .filter(refresh_token::Column::FamilyId.in_subquery(Store::active_grant_ids()))
+            .filter(Store::live_grant((refresh_token::Entity, refresh_token::Column::FamilyId)))
             .exec_with_returning(&txn)
             .await?;
         let Some(old) = rows.pop() else {
             txn.rollback().await?;
             return Ok(None);
         };
+        if let Err(refused) = acceptable(&old) {
+            txn.rollback().await?;
+            return Err(refused);
+        }
         let successor = refresh_token::Model {
             token_hash: successor_hash.to_owned(),
             family_id: old.family_id.clone(),

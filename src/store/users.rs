@@ -1,6 +1,5 @@
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr,
-    TransactionTrait,
 };
 
 use super::{Store, grant, user};
@@ -45,7 +44,7 @@ impl Store {
     /// Disables or enables a user. Disabling also revokes every grant and refresh token of the user, so
     /// enabling them again later does not bring old (possibly stolen) tokens back.
     pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, DbErr> {
-        let txn = self.db.begin().await?;
+        let (_turn, txn) = self.begin_write().await?;
         let result = user::Entity::update_many()
             .set(user::ActiveModel { disabled: Set(disabled), ..Default::default() })
             .filter(user::Column::Username.eq(username))

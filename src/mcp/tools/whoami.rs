@@ -5,6 +5,7 @@ use rmcp::{Json, schemars, tool, tool_router};
 use serde::Serialize;
 
 use super::reader;
+use crate::mcp::guard::Caller;
 use crate::mcp::server::McpServer;
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -29,10 +30,10 @@ impl McpServer {
     )]
     async fn whoami(&self, Extension(parts): Extension<Parts>) -> Result<Json<WhoAmI>, String> {
         let me = reader(&parts)?;
-        let user = self.state.store.find_user(&me.sub).await.map_err(|_| "the user could not be read".to_owned())?;
+        let caller = parts.extensions.get::<Caller>().ok_or("the caller was not identified")?;
         Ok(Json(WhoAmI {
             subject: me.sub.clone(),
-            username: user.map(|u| u.username).unwrap_or_default(),
+            username: caller.username.clone(),
             client_id: me.client_id.clone(),
             scopes: me.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
             expires_at: chrono::DateTime::from_timestamp(me.exp, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
