@@ -53,7 +53,10 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: S
                 if s.subject.as_deref() == Some(claims.sub.as_str())
                     && s.client_id.as_deref() == Some(claims.client_id.as_str()) =>
             {
-                state.store.touch_mcp_session(id, TOUCH_EVERY_SECS).await.map_err(unavailable)?;
+                // Only a write when it is due: on SQLite even an UPDATE that changes nothing takes the write lock.
+                if s.last_seen < crate::crypto::now() - TOUCH_EVERY_SECS {
+                    state.store.touch_mcp_session(id, TOUCH_EVERY_SECS).await.map_err(unavailable)?;
+                }
             }
             Ok(_) => return Ok(session_not_found()),
             Err(e) => return Err(unavailable(e)),
