@@ -13,7 +13,7 @@ use crate::oauth::keys::generate_es256;
 use crate::oauth::register::{ClientMetadata, Registrant, register_client};
 use crate::oauth::token::mint_for_operator;
 use crate::pages::{validate_password, validate_username};
-use crate::store::{PurgeAfter, Store};
+use crate::store::{AuditEntry, AuditFilter, AuditKind, PurgeAfter, Store};
 
 #[derive(Debug, Parser)]
 #[command(name = "mcp-gateway", version, about = "An MCP server that is its own OAuth 2.1 authorization server")]
@@ -42,6 +42,24 @@ pub enum Command {
     Token(TokenCommand),
     /// Delete expired codes, refresh tokens, browser sessions and idle MCP sessions.
     Purge,
+    /// List audit events, newest first: logins, consents, clients, token reuse, key rotation, admin actions.
+    Audit {
+        /// Only this event, e.g. login_failed.
+        #[arg(long)]
+        event: Option<String>,
+        /// Only events of this user id.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only events of this client.
+        #[arg(long)]
+        client: Option<String>,
+        /// Only events of the last N seconds.
+        #[arg(long)]
+        since: Option<u32>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        limit: u64,
+    },
     /// The OpenAPI description.
     #[command(subcommand)]
     Openapi(OpenapiCommand),
@@ -143,15 +161,34 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Purge => {
             let purged = store(&config).await?.purge_expired(PurgeAfter::from_config(&config)).await?;
             println!(
-                "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions, {} consents, {} grants, {} unused clients",
+                "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions, {} consents, {} grants, {} unused clients, {} audit events",
                 purged.codes,
                 purged.refresh_tokens,
                 purged.login_sessions,
                 purged.mcp_sessions,
                 purged.consents,
                 purged.grants,
-                purged.unused_clients
+                purged.unused_clients,
+                purged.audit_events
             );
+            Ok(())
+        }
+        Command::Audit { event, user, client, since, limit } => {
+            let since = since.map(|s| crate::crypto::now() - i64::from(s));
+            let filter = AuditFilter { event, user_id: user, client_id: client, since, limit };
+            println!("{:<25} {:<22} {:<36} {:<36} {:<15} detail", "time (UTC)", "event", "user", "client", "ip");
+            for e in store(&config).await?.audit_events(&filter).await? {
+                let at = chrono::DateTime::from_timestamp(e.at, 0).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+                println!(
+                    "{:<25} {:<22} {:<36} {:<36} {:<15} {}",
+                    at.unwrap_or_default(),
+                    e.event,
+                    e.user_id.as_deref().unwrap_or("-"),
+                    e.client_id.as_deref().unwrap_or("-"),
+                    e.ip.as_deref().unwrap_or("-"),
+                    e.detail.as_deref().unwrap_or("")
+                );
+            }
             Ok(())
         }
         Command::Client(cmd) => client(cmd, config).await,
@@ -226,12 +263,16 @@ async fn user(cmd: UserCommand, config: &Config) -> anyhow::Result<()> {
             if !store.set_user_disabled(&username.to_ascii_lowercase(), true).await? {
                 bail!("no user named {username}");
             }
+            let detail = format!("account {username}, by the operator");
+            store.audit(AuditKind::UserDisabled, AuditEntry { detail: Some(&detail), ..AuditEntry::default() }).await;
             println!("disabled {username}");
         }
         UserCommand::Enable { username } => {
             if !store.set_user_disabled(&username.to_ascii_lowercase(), false).await? {
                 bail!("no user named {username}");
             }
+            let detail = format!("account {username}, by the operator");
+            store.audit(AuditKind::UserEnabled, AuditEntry { detail: Some(&detail), ..AuditEntry::default() }).await;
             println!("enabled {username}");
         }
     }
@@ -271,9 +312,13 @@ async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
             }
         }
         ClientCommand::Remove { client_id } => {
-            if !store(&config).await?.delete_client(&client_id).await? {
+            let store = store(&config).await?;
+            if !store.delete_client(&client_id).await? {
                 bail!("no client {client_id}");
             }
+            let entry =
+                AuditEntry { client_id: Some(&client_id), detail: Some("by the operator"), ..AuditEntry::default() };
+            store.audit(AuditKind::ClientDeleted, entry).await;
             println!("removed {client_id}");
         }
     }
@@ -305,6 +350,7 @@ async fn keys(cmd: KeysCommand, config: &Config) -> anyhow::Result<()> {
             let key = generate_es256()?;
             let kid = key.kid.clone();
             store.rotate_in_key(key).await?;
+            store.audit(AuditKind::KeyRotated, AuditEntry { detail: Some(&kid), ..AuditEntry::default() }).await;
             println!("new signing key {kid}; older keys verify until their tokens expire");
         }
     }

@@ -72,6 +72,8 @@ pub struct Config {
     pub conformance_fixtures: bool,
     /// A dynamically registered client that obtains no token within this time is deleted.
     pub client_unused_ttl: Duration,
+    /// How long audit events are kept.
+    pub audit_log_ttl: Duration,
     /// Limits on what an attacker repeats; `None` when `RATE_LIMITS=off`.
     pub rate_limits: Option<RateLimits>,
     /// Reverse proxies whose `X-Forwarded-For` names the real client address.
@@ -96,6 +98,11 @@ pub struct RateLimits {
     pub register: Rate,
     /// Fetches of Client ID Metadata Documents caused by one client IP address.
     pub metadata_fetch: Rate,
+    /// Failed logins, per client IP address and per account.
+    pub login: Rate,
+    /// Failed token requests (client authentication, invalid grants), per client IP address and per
+    /// confidential client.
+    pub token: Rate,
 }
 
 impl Default for RateLimits {
@@ -103,6 +110,8 @@ impl Default for RateLimits {
         RateLimits {
             register: Rate { count: 20, per: Duration::from_secs(3600) },
             metadata_fetch: Rate { count: 30, per: Duration::from_secs(60) },
+            login: Rate { count: 10, per: Duration::from_secs(600) },
+            token: Rate { count: 30, per: Duration::from_secs(60) },
         }
     }
 }
@@ -138,7 +147,11 @@ fn parse_rate_limits(value: Option<&str>) -> Result<Option<RateLimits>, ConfigEr
                 match name.trim() {
                     "register" => limits.register = rate,
                     "metadata_fetch" => limits.metadata_fetch = rate,
-                    other => return Err(fail(format!("'{other}' is not a limit (register, metadata_fetch)"))),
+                    "login" => limits.login = rate,
+                    "token" => limits.token = rate,
+                    other => {
+                        return Err(fail(format!("'{other}' is not a limit (register, metadata_fetch, login, token)")));
+                    }
                 }
             }
         }
@@ -238,6 +251,7 @@ impl Config {
         };
         let conformance_fixtures = on_off(&get, "MCP_CONFORMANCE_FIXTURES", false)?;
         let client_unused_ttl = seconds(&get, "CLIENT_UNUSED_TTL", 7 * 86_400, 60, 365 * 86_400)?;
+        let audit_log_ttl = seconds(&get, "AUDIT_LOG_TTL", 90 * 86_400, 86_400, 10 * 365 * 86_400)?;
         let rate_limits = parse_rate_limits(get("RATE_LIMITS").map(|v| v.to_ascii_lowercase()).as_deref())?;
         let trusted_proxies = match get("TRUSTED_PROXIES") {
             None => Vec::new(),
@@ -290,6 +304,7 @@ impl Config {
             mcp_session_ttl,
             conformance_fixtures,
             client_unused_ttl,
+            audit_log_ttl,
             rate_limits,
             trusted_proxies,
             #[cfg(feature = "test-trust")]

@@ -1,9 +1,14 @@
 //! Rate limits on what an attacker repeats (DESIGN.md, security rules): keyed token buckets from
 //! `governor`, one per kind of event, kept in this instance's memory. With N instances behind a load
 //! balancer an attacker gets at most N times the configured rate.
+//!
+//! Registrations and metadata fetches count every request. Logins and token requests count failures only
+//! ([`Failures`]), so a busy client or a person who types the password right is never slowed down.
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -13,11 +18,69 @@ use poem::http::HeaderMap;
 
 use crate::config::{Rate, RateLimits};
 
-type Keyed = DefaultKeyedRateLimiter<IpAddr>;
+type Keyed<K = IpAddr> = DefaultKeyedRateLimiter<K>;
 
 pub struct Limits {
     register: Option<Keyed>,
     metadata_fetch: Option<Keyed>,
+    login: Option<Failures>,
+    token: Option<Failures>,
+}
+
+/// What a failure is counted against. Addresses are bucketed as in [`bucket`]; account names are
+/// lowercased by the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FailureKey {
+    Ip(IpAddr),
+    Account(String),
+    Client(String),
+}
+
+impl FailureKey {
+    pub fn ip(ip: IpAddr) -> FailureKey {
+        FailureKey::Ip(bucket(ip))
+    }
+}
+
+/// Failures of one kind. Each failure takes a token from the key's bucket; the failure that finds the bucket
+/// empty blocks the key until the bucket has a token again, and while a key is blocked its requests are
+/// refused before any password or secret is checked.
+struct Failures {
+    counted: Keyed<FailureKey>,
+    blocked: Mutex<HashMap<FailureKey, Instant>>,
+}
+
+impl Failures {
+    fn new(rate: Rate) -> Failures {
+        Failures { counted: keyed(rate), blocked: Mutex::default() }
+    }
+
+    fn check(&self, keys: &[FailureKey]) -> Result<(), RetryAfter> {
+        let now = Instant::now();
+        let blocked = self.blocked.lock().expect("failure limits lock");
+        let until = keys.iter().filter_map(|k| blocked.get(k)).filter(|until| **until > now).max();
+        match until {
+            Some(until) => Err(RetryAfter(*until - now)),
+            None => Ok(()),
+        }
+    }
+
+    fn failed(&self, keys: &[FailureKey]) {
+        let clock = DefaultClock::default();
+        for key in keys {
+            if let Err(not_until) = self.counted.check_key(key) {
+                let wait = not_until.wait_time_from(clock.now());
+                self.blocked.lock().expect("failure limits lock").insert(key.clone(), Instant::now() + wait);
+            }
+        }
+    }
+
+    fn forget_idle(&self) {
+        self.counted.retain_recent();
+        self.counted.shrink_to_fit();
+        let now = Instant::now();
+        self.blocked.lock().expect("failure limits lock").retain(|_, until| *until > now);
+    }
 }
 
 /// The limit was hit: try again after this long.
@@ -31,7 +94,7 @@ impl RetryAfter {
     }
 }
 
-fn keyed(rate: Rate) -> Keyed {
+fn keyed<K: Clone + Eq + std::hash::Hash>(rate: Rate) -> Keyed<K> {
     let count = NonZeroU32::new(rate.count).unwrap_or(NonZeroU32::MIN);
     let quota = Quota::with_period(rate.per / count.get()).unwrap_or_else(|| Quota::per_second(count));
     RateLimiter::keyed(quota.allow_burst(count))
@@ -82,7 +145,36 @@ fn forwarded_for(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -
 
 impl Limits {
     pub fn new(config: Option<&RateLimits>) -> Limits {
-        Limits { register: config.map(|c| keyed(c.register)), metadata_fetch: config.map(|c| keyed(c.metadata_fetch)) }
+        Limits {
+            register: config.map(|c| keyed(c.register)),
+            metadata_fetch: config.map(|c| keyed(c.metadata_fetch)),
+            login: config.map(|c| Failures::new(c.login)),
+            token: config.map(|c| Failures::new(c.token)),
+        }
+    }
+
+    /// Whether a login for these keys (the address and the account) may be tried now.
+    pub fn login_allowed(&self, keys: &[FailureKey]) -> Result<(), RetryAfter> {
+        self.login.as_ref().map_or(Ok(()), |f| f.check(keys))
+    }
+
+    /// A login failed (wrong password, unknown or disabled account).
+    pub fn login_failed(&self, keys: &[FailureKey]) {
+        if let Some(f) = &self.login {
+            f.failed(keys);
+        }
+    }
+
+    /// Whether a token request for these keys (the address and the client) may be tried now.
+    pub fn token_allowed(&self, keys: &[FailureKey]) -> Result<(), RetryAfter> {
+        self.token.as_ref().map_or(Ok(()), |f| f.check(keys))
+    }
+
+    /// A token request failed client authentication or presented an invalid grant.
+    pub fn token_failed(&self, keys: &[FailureKey]) {
+        if let Some(f) = &self.token {
+            f.failed(keys);
+        }
     }
 
     /// One dynamic client registration from `ip`.
@@ -101,6 +193,9 @@ impl Limits {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        for failures in [&self.login, &self.token].into_iter().flatten() {
+            failures.forget_idle();
+        }
     }
 }
 
@@ -111,7 +206,7 @@ mod tests {
     #[test]
     fn a_burst_over_the_limit_is_refused_per_key() {
         let rate = Rate { count: 3, per: Duration::from_secs(60) };
-        let limits = Limits::new(Some(&RateLimits { register: rate, metadata_fetch: rate }));
+        let limits = Limits::new(Some(&RateLimits { register: rate, metadata_fetch: rate, login: rate, token: rate }));
         let a: IpAddr = [192, 0, 2, 1].into();
         let b: IpAddr = [192, 0, 2, 2].into();
         for _ in 0..3 {
@@ -127,6 +222,29 @@ mod tests {
         }
         assert!(limits.register(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0xffff, 0, 0, 9).into()).is_err());
         assert!(limits.register(Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1).into()).is_ok());
+    }
+
+    #[test]
+    fn only_failures_count_and_a_blocked_key_is_refused_before_it_is_tried() {
+        let rate = Rate { count: 2, per: Duration::from_secs(60) };
+        let limits = Limits::new(Some(&RateLimits { register: rate, metadata_fetch: rate, login: rate, token: rate }));
+        let ip = FailureKey::ip([192, 0, 2, 1].into());
+        let alice = FailureKey::Account("alice".into());
+        let keys = [ip.clone(), alice.clone()];
+        for _ in 0..10 {
+            assert!(limits.login_allowed(&keys).is_ok(), "successes are never counted");
+        }
+        limits.login_failed(&keys);
+        limits.login_failed(&keys);
+        assert!(limits.login_allowed(&keys).is_ok(), "the burst is not used up yet");
+        limits.login_failed(&keys);
+        let refused = limits.login_allowed(&keys).unwrap_err();
+        assert!((1..=30).contains(&refused.seconds()), "{refused:?}");
+        assert!(limits.login_allowed(std::slice::from_ref(&alice)).is_err(), "the account is blocked from anywhere");
+        let elsewhere = [FailureKey::ip([192, 0, 2, 2].into()), FailureKey::Account("bob".into())];
+        assert!(limits.login_allowed(&elsewhere).is_ok(), "other addresses and accounts are not");
+        assert!(limits.token_allowed(&keys).is_ok(), "each kind of failure has its own buckets");
+        assert!(Limits::new(None).login_allowed(&keys).is_ok());
     }
 
     fn from(peer: &str, forwarded: Option<&str>, proxies: &[IpNet]) -> IpAddr {

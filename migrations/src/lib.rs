@@ -6,6 +6,7 @@ mod m20261127_000002_mcp;
 mod m20261127_000003_refresh_successor;
 mod m20261127_000004_one_active_key;
 mod m20261127_000005_client_lifecycle;
+mod m20261127_000006_audit_log;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_refresh_successor::Migration),
             Box::new(m20261127_000004_one_active_key::Migration),
             Box::new(m20261127_000005_client_lifecycle::Migration),
+            Box::new(m20261127_000006_audit_log::Migration),
         ]
     }
 }

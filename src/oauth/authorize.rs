@@ -22,7 +22,7 @@ use crate::pages::login_html;
 use crate::pages::session::{SignedIn, signed_in};
 use crate::pages::templates::{ConsentPage, render, render_error};
 use crate::state::State;
-use crate::store::{authorization_code, client, grant};
+use crate::store::{AuditEntry, AuditKind, authorization_code, client, grant};
 
 /// The parameters of an authorization request, as sent.
 #[derive(Debug, Default, Clone, Object, Deserialize)]
@@ -336,10 +336,24 @@ pub async fn decide(
                 return PageError::from(e).into();
             }
             tracing::info!(user_id = %me.user.id, client_id = %valid.client.client_id, %scope, "consent granted");
+            let entry = AuditEntry {
+                user_id: Some(&me.user.id),
+                client_id: Some(&valid.client.client_id),
+                ip: client_ip,
+                detail: Some(&scope),
+            };
+            state.store.audit(AuditKind::ConsentGranted, entry).await;
             issue_code(state, &valid, &me).await
         }
         Some("deny") => {
             tracing::info!(user_id = %me.user.id, client_id = %valid.client.client_id, "consent denied");
+            let entry = AuditEntry {
+                user_id: Some(&me.user.id),
+                client_id: Some(&valid.client.client_id),
+                ip: client_ip,
+                detail: None,
+            };
+            state.store.audit(AuditKind::ConsentDenied, entry).await;
             Rejection::ToClient {
                 redirect_uri: valid.redirect_uri,
                 code: ErrorCode::AccessDenied,

@@ -34,13 +34,17 @@ impl CodeChallenge {
         &self.0
     }
 
-    /// RFC 7636 §4.6: the verifier is 43–128 unreserved characters and hashes to the challenge.
+    /// RFC 7636 §4.6: the verifier is well formed and hashes to the challenge.
     pub fn is_satisfied_by(&self, verifier: &str) -> bool {
-        let well_formed = (43..=128).contains(&verifier.len())
-            && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
         let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        well_formed && bool::from(computed.as_bytes().ct_eq(self.0.as_bytes()))
+        is_well_formed_verifier(verifier) && bool::from(computed.as_bytes().ct_eq(self.0.as_bytes()))
     }
+}
+
+/// RFC 7636 §4.1: a verifier is 43–128 characters of `[A-Za-z0-9-._~]`.
+pub fn is_well_formed_verifier(verifier: &str) -> bool {
+    (43..=128).contains(&verifier.len())
+        && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::scope::Scope;
 use crate::crypto::{now, random_token, sha256_hex};
 use crate::error::{ErrorCode, OAuthError};
 use crate::state::AppState;
-use crate::store::{ClientUpdate, client};
+use crate::store::{AuditEntry, AuditKind, ClientUpdate, client};
 
 const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
 const MAX_REDIRECT_URIS: usize = 20;
@@ -214,7 +214,7 @@ pub async fn register_client(
         application_type: columns.application_type,
         metadata: columns.metadata,
         registration_source: registrant.source.as_str().into(),
-        owner_user_id: registrant.owner_user_id,
+        owner_user_id: registrant.owner_user_id.clone(),
         registration_access_token_hash: access_token.as_deref().map(sha256_hex),
         metadata_url: None,
         disabled: false,
@@ -226,6 +226,13 @@ pub async fn register_client(
     };
     state.store.insert_client(model).await?;
     tracing::info!(%client_id, source = registrant.source.as_str(), "client registered");
+    let entry = AuditEntry {
+        user_id: registrant.owner_user_id.as_deref(),
+        client_id: Some(&client_id),
+        ip: registrant.ip,
+        detail: Some(registrant.source.as_str()),
+    };
+    state.store.audit(AuditKind::ClientRegistered, entry).await;
     Ok(ClientInformation {
         registration_client_uri: access_token.as_ref().map(|_| registration_client_uri(state, &client_id)),
         client_id,
@@ -364,6 +371,12 @@ pub async fn delete_registration(
     let client = managed_client(state, client_id, authorization, true).await?;
     state.store.delete_client(&client.client_id).await?;
     tracing::info!(%client_id, "client deleted by its registration access token");
+    let entry = AuditEntry {
+        client_id: Some(&client.client_id),
+        detail: Some("by its registration access token"),
+        ..AuditEntry::default()
+    };
+    state.store.audit(AuditKind::ClientDeleted, entry).await;
     Ok(())
 }
 

@@ -1,17 +1,20 @@
 //! The token endpoint (RFC 6749 §3.2, §4.1.3, §6; OAuth 2.1 §4.1.3, §4.3): the authorization-code and
 //! refresh-token grants, issuing RFC 9068 JWT access tokens and rotating refresh tokens.
+use std::net::IpAddr;
+
 use poem_openapi::Object;
 use serde::Deserialize;
 
-use super::client_auth::PresentedClient;
+use super::client_auth::{PresentedClient, is_confidential};
 use super::jwt::Grant;
-use super::pkce::CodeChallenge;
+use super::pkce::{CodeChallenge, is_well_formed_verifier};
 use super::scope::Scope;
 use crate::crypto::{now, open_for, random_token, seal_for, sha256_hex};
 use crate::error::{ErrorCode, OAuthError};
+use crate::limits::FailureKey;
 use crate::metrics::metrics;
 use crate::state::AppState;
-use crate::store::{authorization_code, client, grant, refresh_token};
+use crate::store::{AuditEntry, AuditKind, authorization_code, client, grant, refresh_token};
 
 /// A token request (`application/x-www-form-urlencoded`).
 #[derive(Debug, Object, Deserialize)]
@@ -55,17 +58,51 @@ pub struct TokenResponseBody {
 pub async fn token(
     state: &AppState,
     authorization: Option<&str>,
+    ip: Option<IpAddr>,
     req: TokenRequest,
 ) -> Result<TokenResponseBody, OAuthError> {
     let presented =
         PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?;
-    let client = presented.authenticate(state).await?;
+    // Failed client authentication and invalid grants count against the address and, for a confidential
+    // client, against the client (a public client_id is no secret: counting against it would let anyone
+    // lock it out). Blocked keys are refused before any secret is checked.
+    let mut keys: Vec<FailureKey> = ip.map(FailureKey::ip).into_iter().collect();
+    keys.push(FailureKey::Client(presented.client_id.clone()));
+    state.limits.token_allowed(&keys).map_err(OAuthError::too_many_requests)?;
+    let failure_keys = |confidential: bool| {
+        let mut keys: Vec<FailureKey> = ip.map(FailureKey::ip).into_iter().collect();
+        if confidential {
+            keys.push(FailureKey::Client(presented.client_id.clone()));
+        }
+        keys
+    };
+    let client = match presented.authenticate(state).await {
+        Ok(client) => client,
+        Err(e) => {
+            let confidential =
+                state.store.find_client(&presented.client_id).await?.is_some_and(|c| is_confidential(&c));
+            state.limits.token_failed(&failure_keys(confidential));
+            return Err(e);
+        }
+    };
+    let answer = redeem_grant(state, &client, req).await;
+    if answer.as_ref().is_err_and(|e| e.code == ErrorCode::InvalidGrant) {
+        state.limits.token_failed(&failure_keys(is_confidential(&client)));
+    }
+    answer
+}
+
+async fn redeem_grant(
+    state: &AppState,
+    client: &client::Model,
+    req: TokenRequest,
+) -> Result<TokenResponseBody, OAuthError> {
     let grant_allowed = |grant: &str| client.grant_types.split(' ').any(|g| g == grant);
     match req.grant_type.as_str() {
         "authorization_code" if grant_allowed("authorization_code") => {
-            redeem_authorization_code(state, &client, req).await
+            redeem_authorization_code(state, client, req).await
         }
-        "refresh_token" if grant_allowed("refresh_token") => refresh(state, &client, req).await,
+        "refresh_token" if grant_allowed("refresh_token") => refresh(state, client, req).await,
         "authorization_code" | "refresh_token" => {
             Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client is not registered for that grant type"))
         }
@@ -86,6 +123,10 @@ async fn redeem_authorization_code(
         req.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     let verifier =
         req.code_verifier.as_deref().ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
+    // A malformed request is refused before the code is touched; a well-formed wrong verifier spends it.
+    if !is_well_formed_verifier(verifier) {
+        return Err(OAuthError::invalid_request("code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~"));
+    }
     let code_hash = sha256_hex(code);
     let Some(grant) = state.store.redeem_code(&code_hash, &client.client_id).await? else {
         // RFC 6749 §4.1.2 / RFC 9700 §4.2.4: a second redemption revokes what the first one issued.
@@ -95,6 +136,13 @@ async fn redeem_authorization_code(
             let revoked = state.store.revoke_grant(&used.family_id).await?;
             metrics().grant_revoked("code_replay");
             tracing::warn!(client_id = %client.client_id, revoked, "authorization code replayed; its grant is revoked");
+            let entry = AuditEntry {
+                user_id: Some(&used.user_id),
+                client_id: Some(&client.client_id),
+                ip: None,
+                detail: Some("the grant was revoked"),
+            };
+            state.store.audit(AuditKind::CodeReplayed, entry).await;
         }
         return Err(OAuthError::invalid_grant("the authorization code is invalid, expired or already used"));
     };
@@ -247,6 +295,13 @@ async fn retry_within_grace(
             let revoked = state.store.revoke_grant(&old.family_id).await?;
             metrics().grant_revoked("refresh_reuse");
             tracing::warn!(client_id = %client.client_id, revoked, "refresh token reused; its grant is revoked");
+            let entry = AuditEntry {
+                user_id: Some(&old.user_id),
+                client_id: Some(&client.client_id),
+                ip: None,
+                detail: Some("the grant was revoked"),
+            };
+            state.store.audit(AuditKind::RefreshTokenReused, entry).await;
             Ok(None)
         }
     }

@@ -12,6 +12,7 @@ use super::{Done, account, date, html_response, see_other};
 use crate::error::PageError;
 use crate::oauth::client_auth::is_confidential;
 use crate::state::{AppState, State};
+use crate::store::{AuditEntry, AuditKind};
 
 async fn require_admin(state: &AppState, jar: &CookieJar) -> Result<Option<SignedIn>, PageError> {
     match signed_in(state, jar).await? {
@@ -115,6 +116,10 @@ pub async fn switch_client(
         return Err(PageError::not_found());
     }
     tracing::info!(%client_id, disable, admin = %me.user.id, "client switched by an admin");
+    let kind = if disable { AuditKind::ClientDisabled } else { AuditKind::ClientEnabled };
+    let entry =
+        AuditEntry { user_id: Some(&me.user.id), client_id: Some(&client_id), detail: Some("by an admin"), ip: None };
+    state.store.audit(kind, entry).await;
     Ok(see_other(&format!("{}/admin?done=client", state.config.issuer_path())))
 }
 
@@ -136,5 +141,11 @@ pub async fn switch_user(
         return Err(PageError::not_found());
     }
     tracing::info!(%username, disable, admin = %me.user.id, "user switched by an admin");
+    let kind = if disable { AuditKind::UserDisabled } else { AuditKind::UserEnabled };
+    let detail = format!("account {username}, by an admin");
+    state
+        .store
+        .audit(kind, AuditEntry { user_id: Some(&me.user.id), detail: Some(&detail), ..AuditEntry::default() })
+        .await;
     Ok(see_other(&format!("{}/admin?done=user", state.config.issuer_path())))
 }

@@ -13,7 +13,7 @@ use crate::error::{ErrorCode, OAuthError, PageError};
 use crate::oauth::client_auth::{self, is_confidential};
 use crate::oauth::register::{self, ClientMetadata, Registrant, RegistrationSource, register_client};
 use crate::state::{AppState, State};
-use crate::store::client;
+use crate::store::{AuditEntry, AuditKind, client};
 
 /// Apps one account may register on this page (they never expire on their own).
 const MAX_APPS_PER_USER: u64 = 50;
@@ -278,5 +278,12 @@ pub async fn delete(
     };
     state.store.delete_client(&client.client_id).await?;
     tracing::info!(client_id = %client.client_id, user_id = %me.user.id, "client deleted by its owner");
+    let entry = AuditEntry {
+        user_id: Some(&me.user.id),
+        client_id: Some(&client.client_id),
+        detail: Some("by its owner"),
+        ip: None,
+    };
+    state.store.audit(AuditKind::ClientDeleted, entry).await;
     Ok(see_other(&format!("{}/apps", state.config.issuer_path())))
 }

@@ -12,6 +12,7 @@ use crate::error::PageError;
 use crate::metrics::metrics;
 use crate::oauth::register::RegistrationSource;
 use crate::state::State;
+use crate::store::{AuditEntry, AuditKind};
 
 #[handler]
 pub async fn list(state: Data<&State>, jar: &CookieJar, Query(done): Query<Done>) -> Result<Response, PageError> {
@@ -61,6 +62,8 @@ pub async fn revoke(state: Data<&State>, jar: &CookieJar, Form(form): Form<Revok
     if state.store.revoke_connection(&me.user.id, &client_id).await? {
         metrics().grant_revoked("user");
         tracing::info!(%client_id, user_id = %me.user.id, "connection revoked by the user");
+        let entry = AuditEntry { user_id: Some(&me.user.id), client_id: Some(&client_id), ..AuditEntry::default() };
+        state.store.audit(AuditKind::ConsentRevoked, entry).await;
     }
     Ok(see_other(&format!("{}/connections?done=revoked", state.config.issuer_path())))
 }

@@ -8,15 +8,18 @@ pub mod session;
 pub mod templates;
 
 use poem::http::StatusCode;
+use poem::http::header::RETRY_AFTER;
 use poem::web::cookie::CookieJar;
 use poem::web::{Data, Form, Query, Redirect};
-use poem::{IntoResponse, Response, handler};
+use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use self::session::{anonymous_csrf_token, check_anonymous_csrf, safe_return_to, signed_in, start_session};
 use self::templates::{HomePage, LoginPage, SignupPage, render};
 use crate::error::PageError;
+use crate::limits::{FailureKey, client_ip};
 use crate::state::State;
+use crate::store::{AuditEntry, AuditKind};
 
 pub const STYLESHEET: &str = include_str!("../../templates/style.css");
 
@@ -116,11 +119,30 @@ pub struct LoginForm {
 }
 
 #[handler]
-pub async fn login(state: Data<&State>, jar: &CookieJar, Form(form): Form<LoginForm>) -> Result<Response, PageError> {
+pub async fn login(
+    state: Data<&State>,
+    req: &Request,
+    jar: &CookieJar,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
     check_anonymous_csrf(&state.config, jar, form.csrf_token.as_deref())?;
     let return_to = safe_return_to(form.return_to.as_deref());
     let username = form.username.unwrap_or_default().trim().to_ascii_lowercase();
     let password = form.password.unwrap_or_default();
+    // Failures count against the address and the account name (whether or not it exists, so a refusal
+    // tells nothing about which accounts exist); a blocked key is refused before the password is checked.
+    let ip = client_ip(req, &state.config.trusted_proxies);
+    let mut keys: Vec<FailureKey> = ip.map(FailureKey::ip).into_iter().collect();
+    keys.push(FailureKey::Account(username.clone()));
+    if let Err(retry) = state.limits.login_allowed(&keys) {
+        tracing::info!("login refused: too many failures");
+        let entry = AuditEntry { ip, detail: Some("too many failed logins"), ..AuditEntry::default() };
+        state.store.audit(AuditKind::LoginThrottled, entry).await;
+        let message = format!("Too many failed sign-ins. Try again in {} seconds.", retry.seconds());
+        let mut page = login_page(&state, jar, StatusCode::TOO_MANY_REQUESTS, &return_to, &username, Some(&message));
+        page.headers_mut().insert(RETRY_AFTER, retry.seconds().into());
+        return Ok(page);
+    }
     let user = state.store.find_user_by_username(&username).await?;
     let verified = match &user {
         Some(u) => state.passwords.verify(&password, &u.password_hash).await && !u.disabled,
@@ -133,10 +155,27 @@ pub async fn login(state: Data<&State>, jar: &CookieJar, Form(form): Form<LoginF
         Some(user) if verified => {
             start_session(&state, jar, &user).await?;
             tracing::info!(user_id = %user.id, "login succeeded");
+            let entry = AuditEntry { user_id: Some(&user.id), ip, ..AuditEntry::default() };
+            state.store.audit(AuditKind::LoginSucceeded, entry).await;
             Ok(see_other(&return_to))
         }
-        _ => {
+        user => {
             tracing::info!("login failed");
+            state.limits.login_failed(&keys);
+            // The attempted name is not recorded for an unknown account: people type passwords there.
+            let detail = match &user {
+                None => "unknown account",
+                Some(u) if u.disabled => "disabled account",
+                Some(_) => "wrong password",
+            };
+            let user_id = user.as_ref().map(|u| u.id.as_str());
+            state
+                .store
+                .audit(
+                    AuditKind::LoginFailed,
+                    AuditEntry { user_id, ip, detail: Some(detail), ..AuditEntry::default() },
+                )
+                .await;
             Ok(login_page(
                 &state,
                 jar,

@@ -221,3 +221,21 @@ pub mod note {
     }
     no_relations!();
 }
+
+pub mod audit_event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub at: i64,
+        pub event: String,
+        pub user_id: Option<String>,
+        pub client_id: Option<String>,
+        pub ip: Option<String>,
+        pub detail: Option<String>,
+    }
+    no_relations!();
+}

@@ -5,6 +5,7 @@
 //! even when several instances race on the same row.
 pub mod entities;
 
+mod audit;
 mod clients;
 mod codes;
 mod consents;
@@ -33,9 +34,11 @@ use sea_orm::{
 use sea_orm::{IsolationLevel, SqliteTransactionMode, TransactionOptions};
 
 use crate::config::Config;
+pub use audit::{AuditEntry, AuditFilter, AuditKind};
 pub use clients::ClientUpdate;
 pub use entities::{
-    authorization_code, client, consent, grant, login_session, mcp_session, note, refresh_token, signing_key, user,
+    audit_event, authorization_code, client, consent, grant, login_session, mcp_session, note, refresh_token,
+    signing_key, user,
 };
 pub use purge::{PurgeAfter, Purged};
 

@@ -2,7 +2,9 @@ use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
 
 use sea_orm::{QuerySelect, QueryTrait};
 
-use super::{Store, authorization_code, client, consent, grant, login_session, mcp_session, refresh_token};
+use super::{
+    Store, audit_event, authorization_code, client, consent, grant, login_session, mcp_session, refresh_token,
+};
 use crate::crypto::now;
 
 /// How long a used or expired authorization code is kept, so a late replay is still recognised.
@@ -14,6 +16,7 @@ pub struct PurgeAfter {
     pub mcp_session: i64,
     pub access_token: i64,
     pub refresh_token: i64,
+    pub audit_event: i64,
 }
 
 impl PurgeAfter {
@@ -22,6 +25,7 @@ impl PurgeAfter {
             mcp_session: config.mcp_session_ttl.as_secs() as i64,
             access_token: config.access_token_ttl.as_secs() as i64,
             refresh_token: config.refresh_token_ttl.as_secs() as i64,
+            audit_event: config.audit_log_ttl.as_secs() as i64,
         }
     }
 }
@@ -36,13 +40,15 @@ pub struct Purged {
     pub consents: u64,
     pub grants: u64,
     pub unused_clients: u64,
+    pub audit_events: u64,
 }
 
 impl Store {
     /// Deletes what can never be used again: codes past expiry (plus a grace period for replay
     /// detection), refresh tokens past expiry, ended browser sessions, idle MCP sessions, revoked consents,
     /// grants revoked longer ago than any access token lives, dynamically registered clients that never
-    /// obtained a token, and cached metadata documents nobody uses. Each is one conditional DELETE, so every instance may run it at once.
+    /// obtained a token, cached metadata documents nobody uses, and audit events older than `AUDIT_LOG_TTL`.
+    /// Each is one conditional DELETE, so every instance may run it at once.
     pub async fn purge_expired(&self, ttls: PurgeAfter) -> Result<Purged, DbErr> {
         let at = now();
         let codes = authorization_code::Entity::delete_many()
@@ -111,6 +117,20 @@ impl Store {
             .await?
             .rows_affected;
         let consents = consents + orphaned;
-        Ok(Purged { codes, refresh_tokens, login_sessions, mcp_sessions, consents, grants, unused_clients })
+        let audit_events = audit_event::Entity::delete_many()
+            .filter(audit_event::Column::At.lt(at - ttls.audit_event))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        Ok(Purged {
+            codes,
+            refresh_tokens,
+            login_sessions,
+            mcp_sessions,
+            consents,
+            grants,
+            unused_clients,
+            audit_events,
+        })
     }
 }

@@ -1,0 +1,212 @@
+//! Abuse limits and the audit log (DESIGN.md security rules: "Rate limits fall on what an attacker
+//! repeats"; RFC 9700 §4.9 on brute-forcing credentials). Addresses are simulated through a trusted proxy's
+//! `X-Forwarded-For`, so one test process can be several clients.
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// Limits small enough to hit in a test: 3 failures per minute per key.
+const TIGHT: &[(&str, &str)] =
+    &[("RATE_LIMITS", "login=3/min,token=3/min"), ("TRUSTED_PROXIES", "127.0.0.1/32"), ("SIGNUP", "on")];
+
+/// One login attempt from `ip`, with a fresh anonymous CSRF pair.
+async fn login_from(app: &TestApp, ip: &str, username: &str, password: &str) -> reqwest::Response {
+    let mut browser = Browser::new(app);
+    let page = browser.page("/login").await;
+    let csrf = extract_hidden(&page, "csrf_token");
+    let cookie = format!("{CSRF_COOKIE}={}", browser.cookie(CSRF_COOKIE).expect("anonymous CSRF cookie"));
+    app.client
+        .post(app.url("/login"))
+        .header("x-forwarded-for", ip)
+        .header("cookie", cookie)
+        .form(&[("username", username), ("password", password), ("csrf_token", &csrf), ("return_to", "/")])
+        .send()
+        .await
+        .expect("login reaches the gateway")
+}
+
+fn retry_after(response: &reqwest::Response) -> u64 {
+    header(response, "retry-after").and_then(|v| v.parse().ok()).expect("Retry-After in seconds")
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_per_address_and_per_account_and_others_still_get_in() {
+    let app = spawn_app_with(TIGHT).await;
+    signup_and_login(&app, "alice", PASSWORD).await;
+    signup_and_login(&app, "bob", PASSWORD).await;
+
+    // A guesser at one address: the failures up to the burst are answered normally...
+    for _ in 0..4 {
+        let response = login_from(&app, "203.0.113.7", "alice", "wrong-password-1").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // ...then even the right password is refused before it is checked, with a readable page.
+    let refused = login_from(&app, "203.0.113.7", "alice", PASSWORD).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!((1..=60).contains(&retry_after(&refused)));
+    assert!(header(&refused, "set-cookie").is_none_or(|c| !c.contains(SESSION_COOKIE)), "no session after a 429");
+    let page = refused.text().await.expect("page");
+    assert!(page.contains("Too many failed sign-ins"), "{page}");
+
+    // The account is protected from every address (a botnet gets no more guesses at alice)...
+    let elsewhere = login_from(&app, "198.51.100.20", "alice", PASSWORD).await;
+    assert_eq!(elsewhere.status(), StatusCode::TOO_MANY_REQUESTS);
+    // ...while other people, from other addresses, sign in as usual.
+    let bob = login_from(&app, "198.51.100.21", "bob", PASSWORD).await;
+    assert_eq!(bob.status(), StatusCode::SEE_OTHER, "legitimate traffic is served after the burst");
+    // The guessing address is blocked for other accounts too.
+    let same_address = login_from(&app, "203.0.113.7", "bob", PASSWORD).await;
+    assert_eq!(same_address.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn unknown_accounts_are_limited_like_real_ones_so_refusals_reveal_nothing() {
+    let app = spawn_app_with(TIGHT).await;
+    for ip in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"] {
+        assert_eq!(login_from(&app, ip, "nobody-here", "guess").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let refused = login_from(&app, "203.0.113.5", "nobody-here", "guess").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn successful_logins_are_never_counted() {
+    let app = spawn_app_with(TIGHT).await;
+    signup_and_login(&app, "carol", PASSWORD).await;
+    for _ in 0..8 {
+        assert_eq!(login_from(&app, "203.0.113.9", "carol", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    }
+}
+
+#[tokio::test]
+async fn failed_client_authentication_is_limited_per_address_and_per_confidential_client() {
+    let app = spawn_app_with(TIGHT).await;
+    let (client_id, secret) = app.register_confidential_client("client_secret_post").await;
+    let attempt = |ip: &'static str, secret: String| {
+        let app = &app;
+        let client_id = client_id.clone();
+        async move {
+            app.client
+                .post(app.url("/oauth/token"))
+                .header("x-forwarded-for", ip)
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", "not-a-token"),
+                    ("client_id", client_id.as_str()),
+                    ("client_secret", secret.as_str()),
+                ])
+                .send()
+                .await
+                .expect("token request")
+        }
+    };
+    for _ in 0..4 {
+        assert_oauth_error(attempt("203.0.113.40", "wrong".into()).await, StatusCode::UNAUTHORIZED, "invalid_client")
+            .await;
+    }
+    let refused = attempt("203.0.113.40", secret.clone()).await;
+    assert!((1..=60).contains(&retry_after(&refused)));
+    assert_oauth_error(refused, StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable").await;
+    // The client whose secret was being guessed is held from any address...
+    let elsewhere = attempt("198.51.100.40", secret.clone()).await;
+    assert_oauth_error(elsewhere, StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable").await;
+    // ...but other clients are served.
+    let other = app.register_public_client(REDIRECT_URI).await;
+    let response = app
+        .client
+        .post(app.url("/oauth/token"))
+        .header("x-forwarded-for", "198.51.100.41")
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "unknown"), ("client_id", other.as_str())])
+        .send()
+        .await
+        .expect("token request");
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn nobody_can_lock_out_a_public_client_by_failing_with_its_id() {
+    let app = spawn_app_with(TIGHT).await;
+    let (auth, tokens) = public_client_tokens(&app).await;
+    for i in 0..6 {
+        let response = app
+            .client
+            .post(app.url("/oauth/token"))
+            .header("x-forwarded-for", format!("203.0.113.{}", 60 + i))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "forged"),
+                ("client_id", auth.client_id()),
+                ("client_secret", "pretending-to-be-confidential"),
+            ])
+            .send()
+            .await
+            .expect("token request");
+        assert_ne!(response.status(), StatusCode::TOO_MANY_REQUESTS, "each address failed once only");
+    }
+    let response = app.refresh(&auth, &str_field(&tokens, "refresh_token")).await;
+    json_ok(response).await;
+}
+
+#[tokio::test]
+async fn the_audit_log_records_security_events_without_secrets() {
+    let app = spawn_app_with(&[("TRUSTED_PROXIES", "127.0.0.1/32"), ("REFRESH_GRACE_SECS", "0")]).await;
+    let (auth, tokens) = public_client_tokens(&app).await;
+    let refresh_token = str_field(&tokens, "refresh_token");
+    json_ok(app.refresh(&auth, &refresh_token).await).await;
+    // Reuse of the rotated token: detected, recorded, the grant revoked.
+    assert_oauth_error(app.refresh(&auth, &refresh_token).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert_eq!(login_from(&app, "203.0.113.80", "alice", "not-her-password").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(login_from(&app, "203.0.113.81", "alice", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    let typed_into_username = "hunter2-typed-in-the-wrong-box";
+    login_from(&app, "203.0.113.82", typed_into_username, "x").await;
+    app.cli(&["keys", "rotate"]);
+
+    let log = app.cli(&["audit", "--limit", "50"]);
+    for event in [
+        "client_registered",
+        "consent_granted",
+        "refresh_token_reused",
+        "login_failed",
+        "login_succeeded",
+        "key_rotated",
+    ] {
+        assert!(log.contains(event), "{event} missing from:\n{log}");
+    }
+    assert!(log.contains("203.0.113.80") && log.contains("wrong password"), "{log}");
+    assert!(log.contains("unknown account"), "{log}");
+    for secret in [refresh_token.as_str(), PASSWORD, "not-her-password", typed_into_username] {
+        assert!(!log.contains(secret), "the audit log holds a secret: {secret}");
+    }
+    let access_token = str_field(&tokens, "access_token");
+    assert!(!log.contains(&access_token[..40]));
+
+    let only_failures = app.cli(&["audit", "--event", "login_failed"]);
+    let rows: Vec<&str> = only_failures.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{only_failures}");
+    assert!(rows.iter().all(|r| r.contains("login_failed")));
+    let by_client = app.cli(&["audit", "--client", auth.client_id()]);
+    assert!(by_client.lines().skip(1).all(|r| r.contains(auth.client_id())), "{by_client}");
+    assert!(by_client.contains("refresh_token_reused"));
+
+    // A registration over the API is recorded with the address it came from.
+    let response = app
+        .client
+        .post(app.url("/oauth/register"))
+        .header("x-forwarded-for", "203.0.113.90")
+        .json(&json!({"client_name": unique_name("audited"), "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .expect("registration");
+    let client_id = str_field(&json_from(response).await, "client_id");
+    let registered = app.cli(&["audit", "--event", "client_registered", "--client", &client_id]);
+    assert!(registered.contains("203.0.113.90") && registered.contains("dynamic"), "{registered}");
+}
+
+async fn json_from(response: reqwest::Response) -> serde_json::Value {
+    let status = response.status();
+    let body = response.text().await.expect("body");
+    assert!(status.is_success(), "{status}: {body}");
+    serde_json::from_str(&body).expect("JSON")
+}
