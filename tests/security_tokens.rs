@@ -33,7 +33,7 @@ async fn tokens_that_are_not_yet_valid_are_refused() {
     assert_refused_at_mcp(&app, &issued_later).await;
 }
 
-/// An access token is not a refresh token (nor the reverse, see `mcp_guard.rs`).
+/// An access token is not a refresh token (nor the reverse, see `security_bearer.rs`).
 #[tokio::test]
 async fn an_access_token_cannot_be_used_as_a_refresh_token() {
     let app = spawn_app().await;

@@ -568,6 +568,11 @@ pub fn redirect_query(response: &Response) -> HashMap<String, String> {
     target.query_pairs().into_owned().collect()
 }
 
+/// Where a redirect sends the browser, as an absolute URL.
+pub fn resolved(app: &TestApp, response: &Response) -> String {
+    absolute(&app.base, &location(response))
+}
+
 pub fn absolute(base: &str, target: &str) -> String {
     Url::parse(base).and_then(|base| base.join(target)).expect("resolvable URL").to_string()
 }
