@@ -14,11 +14,17 @@ cargo fuzz build --sanitizer none --release
 for target in "${TARGETS[@]}"; do
   mkdir -p "corpus/$target" "artifacts/$target"
   echo "fuzzing $target for ${SECONDS_PER_TARGET}s" >&2
+  set +e
   cargo fuzz run --sanitizer none --release "$target" "corpus/$target" -- \
     -max_total_time="$SECONDS_PER_TARGET" -max_len=4096 -rss_limit_mb=1024 \
-    -artifact_prefix="artifacts/$target/" -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|#[0-9]+.*DONE|==|thread|panicked)" || true
-  if [ -n "$(ls -A "artifacts/$target")" ]; then
-    echo "fuzz target $target found a crash: fuzz/artifacts/$target/" >&2
+    -artifact_prefix="artifacts/$target/" -print_final_stats=1 >"artifacts/$target.log" 2>&1
+  status=$?
+  set -e
+  grep -E "^(stat::number_of_executed_units|#[0-9]+.*DONE)" "artifacts/$target.log" >&2 || true
+  # A failed run, or a crash input left here (by this run or an earlier one not yet turned into a test).
+  if [ "$status" -ne 0 ] || [ -n "$(ls -A "artifacts/$target")" ]; then
+    tail -30 "artifacts/$target.log" >&2
+    echo "fuzz target $target failed (exit $status); inputs in fuzz/artifacts/$target/" >&2
     exit 1
   fi
 done

@@ -98,10 +98,9 @@ pub struct RateLimits {
     pub register: Rate,
     /// Fetches of Client ID Metadata Documents caused by one client IP address.
     pub metadata_fetch: Rate,
-    /// Failed logins, per client IP address and per account.
+    /// Failed logins per client IP address (ten times this per account name).
     pub login: Rate,
-    /// Failed token requests (client authentication, invalid grants), per client IP address and per
-    /// confidential client.
+    /// Failed client authentication per client IP address, and invalid grants per client at one address.
     pub token: Rate,
 }
 

@@ -115,11 +115,48 @@ impl Passwords {
         .await
     }
 
+    /// A sign-in's password check under a limit. `stored` is `None` for an unknown account: a dummy hash is
+    /// verified instead, so timing does not tell, and the answer is no. Once a hashing slot is free,
+    /// `allowed` is asked again (attempts that queued together cannot all pass a check made before they
+    /// queued), and a wrong password is reported through `failed` before the slot is released, so the next
+    /// attempt in the queue already sees it. `None`: refused by `allowed`, nothing verified.
+    pub async fn verify_limited(
+        &self,
+        secret: &str,
+        stored: Option<&str>,
+        allowed: impl FnOnce() -> bool,
+        failed: impl FnOnce(),
+    ) -> Option<bool> {
+        let known = stored.is_some();
+        let stored = match stored {
+            Some(hash) => hash.to_owned(),
+            None => self.dummy_hash().await.to_owned(),
+        };
+        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        if !allowed() {
+            return None;
+        }
+        let (argon2, secret) = (self.argon2.clone(), secret.to_owned());
+        let matches = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&stored).is_ok_and(|h| argon2.verify_password(secret.as_bytes(), &h).is_ok())
+        })
+        .await
+        .expect("password hashing does not panic");
+        let verified = known && matches;
+        if !verified {
+            failed();
+        }
+        Some(verified)
+    }
+
+    async fn dummy_hash(&self) -> &'static str {
+        static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+        DUMMY.get_or_init(|| self.hash("timing-equaliser")).await
+    }
+
     /// Spends the time of a verification, so an unknown username or client is not told apart by timing.
     pub async fn verify_dummy(&self, secret: &str) {
-        static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-        let dummy = DUMMY.get_or_init(|| self.hash("timing-equaliser")).await;
-        let _ = self.verify(secret, dummy).await;
+        let _ = self.verify(secret, self.dummy_hash().await).await;
     }
 
     async fn blocking<T: Send + 'static>(&self, work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static) -> T {

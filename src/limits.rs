@@ -23,23 +23,26 @@ type Keyed<K = IpAddr> = DefaultKeyedRateLimiter<K>;
 pub struct Limits {
     register: Option<Keyed>,
     metadata_fetch: Option<Keyed>,
-    login: Option<Failures>,
-    token: Option<Failures>,
+    login_by_address: Option<Failures>,
+    login_by_account: Option<Failures>,
+    token_by_address: Option<Failures>,
+    token_by_client: Option<Failures>,
 }
 
-/// What a failure is counted against. Addresses are bucketed as in [`bucket`]; account names are
-/// lowercased by the caller.
+/// A failed sign-in counts against the address at the `login` rate, and against the account name at ten
+/// times that rate: enough to stop guessing spread over many addresses, while one address cannot keep an
+/// account locked (it is itself blocked long before the account is).
+const ACCOUNT_RATE_FACTOR: u32 = 10;
+
+/// What a failure is counted against.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum FailureKey {
+enum FailureKey {
+    /// A client address, bucketed as in [`bucket`].
     Ip(IpAddr),
+    /// An account name (lowercased by the caller, and only a valid one).
     Account(String),
-    Client(String),
-}
-
-impl FailureKey {
-    pub fn ip(ip: IpAddr) -> FailureKey {
-        FailureKey::Ip(bucket(ip))
-    }
+    /// A client at one address.
+    ClientAt(String, IpAddr),
 }
 
 /// Failures of one kind. Each failure takes a token from the key's bucket; the failure that finds the bucket
@@ -55,24 +58,20 @@ impl Failures {
         Failures { counted: keyed(rate), blocked: Mutex::default() }
     }
 
-    fn check(&self, keys: &[FailureKey]) -> Result<(), RetryAfter> {
+    fn check(&self, key: &FailureKey) -> Result<(), RetryAfter> {
         let now = Instant::now();
-        let blocked = self.blocked.lock().expect("failure limits lock");
-        let until = keys.iter().filter_map(|k| blocked.get(k)).filter(|until| **until > now).max();
-        match until {
-            Some(until) => Err(RetryAfter(*until - now)),
-            None => Ok(()),
+        match self.blocked.lock().expect("failure limits lock").get(key) {
+            Some(until) if *until > now => Err(RetryAfter(*until - now)),
+            _ => Ok(()),
         }
     }
 
-    fn failed(&self, keys: &[FailureKey]) {
-        let clock = DefaultClock::default();
-        for key in keys {
-            if let Err(not_until) = self.counted.check_key(key) {
-                let wait = not_until.wait_time_from(clock.now());
-                self.blocked.lock().expect("failure limits lock").insert(key.clone(), Instant::now() + wait);
-            }
-        }
+    /// Counts a failure; `Some` when this one blocked the key.
+    fn failed(&self, key: FailureKey) -> Option<RetryAfter> {
+        let not_until = self.counted.check_key(&key).err()?;
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        self.blocked.lock().expect("failure limits lock").insert(key, Instant::now() + wait);
+        Some(RetryAfter(wait))
     }
 
     fn forget_idle(&self) {
@@ -83,8 +82,17 @@ impl Failures {
     }
 }
 
+fn check_each(checks: &[(&Option<Failures>, Option<FailureKey>)]) -> Result<(), RetryAfter> {
+    let waits = checks.iter().filter_map(|(failures, key)| failures.as_ref()?.check(key.as_ref()?).err());
+    waits.max_by_key(|w| w.0).map_or(Ok(()), Err)
+}
+
+fn fail_each(failures: [(&Option<Failures>, Option<FailureKey>); 2]) -> Option<RetryAfter> {
+    failures.into_iter().filter_map(|(failures, key)| failures.as_ref()?.failed(key?)).max_by_key(|w| w.0)
+}
+
 /// The limit was hit: try again after this long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RetryAfter(pub Duration);
 
 impl RetryAfter {
@@ -145,36 +153,54 @@ fn forwarded_for(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -
 
 impl Limits {
     pub fn new(config: Option<&RateLimits>) -> Limits {
+        let times = |rate: Rate, factor: u32| Rate { count: rate.count.saturating_mul(factor), per: rate.per };
         Limits {
             register: config.map(|c| keyed(c.register)),
             metadata_fetch: config.map(|c| keyed(c.metadata_fetch)),
-            login: config.map(|c| Failures::new(c.login)),
-            token: config.map(|c| Failures::new(c.token)),
+            login_by_address: config.map(|c| Failures::new(c.login)),
+            login_by_account: config.map(|c| Failures::new(times(c.login, ACCOUNT_RATE_FACTOR))),
+            token_by_address: config.map(|c| Failures::new(c.token)),
+            token_by_client: config.map(|c| Failures::new(c.token)),
         }
     }
 
-    /// Whether a login for these keys (the address and the account) may be tried now.
-    pub fn login_allowed(&self, keys: &[FailureKey]) -> Result<(), RetryAfter> {
-        self.login.as_ref().map_or(Ok(()), |f| f.check(keys))
+    /// Whether a sign-in from `ip` for `account` (a valid, lowercased name) may be tried now.
+    pub fn login_allowed(&self, ip: Option<IpAddr>, account: Option<&str>) -> Result<(), RetryAfter> {
+        check_each(&[
+            (&self.login_by_address, ip.map(|ip| FailureKey::Ip(bucket(ip)))),
+            (&self.login_by_account, account.map(|a| FailureKey::Account(a.to_owned()))),
+        ])
     }
 
-    /// A login failed (wrong password, unknown or disabled account).
-    pub fn login_failed(&self, keys: &[FailureKey]) {
-        if let Some(f) = &self.login {
-            f.failed(keys);
-        }
+    /// A sign-in failed; `Some` when this failure started a block.
+    pub fn login_failed(&self, ip: Option<IpAddr>, account: Option<&str>) -> Option<RetryAfter> {
+        fail_each([
+            (&self.login_by_address, ip.map(|ip| FailureKey::Ip(bucket(ip)))),
+            (&self.login_by_account, account.map(|a| FailureKey::Account(a.to_owned()))),
+        ])
     }
 
-    /// Whether a token request for these keys (the address and the client) may be tried now.
-    pub fn token_allowed(&self, keys: &[FailureKey]) -> Result<(), RetryAfter> {
-        self.token.as_ref().map_or(Ok(()), |f| f.check(keys))
+    /// Whether a token request from `ip` by `client_id` may be tried now.
+    pub fn token_allowed(&self, ip: Option<IpAddr>, client_id: &str) -> Result<(), RetryAfter> {
+        check_each(&[
+            (&self.token_by_address, ip.map(|ip| FailureKey::Ip(bucket(ip)))),
+            (&self.token_by_client, ip.map(|ip| FailureKey::ClientAt(client_id.to_owned(), bucket(ip)))),
+        ])
     }
 
-    /// A token request failed client authentication or presented an invalid grant.
-    pub fn token_failed(&self, keys: &[FailureKey]) {
-        if let Some(f) = &self.token {
-            f.failed(keys);
-        }
+    /// Client authentication failed: counted against the address only. Client secrets are 256-bit random
+    /// values nobody guesses, while client ids are public: counting against the client would let anyone
+    /// lock it out.
+    pub fn token_client_failed(&self, ip: Option<IpAddr>) {
+        fail_each([(&self.token_by_address, ip.map(|ip| FailureKey::Ip(bucket(ip)))), (&None, None)]);
+    }
+
+    /// An invalid grant from an authenticated client: counted against that client at that address, so a
+    /// client that keeps presenting dead codes or refresh tokens is slowed without touching other clients
+    /// behind the same address (a hosting platform's many users, say).
+    pub fn token_grant_failed(&self, ip: Option<IpAddr>, client_id: &str) {
+        let key = ip.map(|ip| FailureKey::ClientAt(client_id.to_owned(), bucket(ip)));
+        fail_each([(&self.token_by_client, key), (&None, None)]);
     }
 
     /// One dynamic client registration from `ip`.
@@ -193,7 +219,8 @@ impl Limits {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-        for failures in [&self.login, &self.token].into_iter().flatten() {
+        let failures = [&self.login_by_address, &self.login_by_account, &self.token_by_address, &self.token_by_client];
+        for failures in failures.into_iter().flatten() {
             failures.forget_idle();
         }
     }
@@ -228,23 +255,39 @@ mod tests {
     fn only_failures_count_and_a_blocked_key_is_refused_before_it_is_tried() {
         let rate = Rate { count: 2, per: Duration::from_secs(60) };
         let limits = Limits::new(Some(&RateLimits { register: rate, metadata_fetch: rate, login: rate, token: rate }));
-        let ip = FailureKey::ip([192, 0, 2, 1].into());
-        let alice = FailureKey::Account("alice".into());
-        let keys = [ip.clone(), alice.clone()];
+        let ip: Option<IpAddr> = Some([192, 0, 2, 1].into());
         for _ in 0..10 {
-            assert!(limits.login_allowed(&keys).is_ok(), "successes are never counted");
+            assert!(limits.login_allowed(ip, Some("alice")).is_ok(), "successes are never counted");
         }
-        limits.login_failed(&keys);
-        limits.login_failed(&keys);
-        assert!(limits.login_allowed(&keys).is_ok(), "the burst is not used up yet");
-        limits.login_failed(&keys);
-        let refused = limits.login_allowed(&keys).unwrap_err();
-        assert!((1..=30).contains(&refused.seconds()), "{refused:?}");
-        assert!(limits.login_allowed(std::slice::from_ref(&alice)).is_err(), "the account is blocked from anywhere");
-        let elsewhere = [FailureKey::ip([192, 0, 2, 2].into()), FailureKey::Account("bob".into())];
-        assert!(limits.login_allowed(&elsewhere).is_ok(), "other addresses and accounts are not");
-        assert!(limits.token_allowed(&keys).is_ok(), "each kind of failure has its own buckets");
-        assert!(Limits::new(None).login_allowed(&keys).is_ok());
+        assert_eq!(limits.login_failed(ip, Some("alice")), None);
+        assert_eq!(limits.login_failed(ip, Some("alice")), None);
+        assert!(limits.login_allowed(ip, Some("alice")).is_ok(), "the burst is not used up yet");
+        let blocked = limits.login_failed(ip, Some("alice")).expect("the third failure blocks");
+        let refused = limits.login_allowed(ip, Some("bob")).unwrap_err();
+        assert!((1..=30).contains(&refused.seconds()) && refused <= blocked, "{refused:?}");
+        let elsewhere: Option<IpAddr> = Some([192, 0, 2, 2].into());
+        assert!(limits.login_allowed(elsewhere, Some("alice")).is_ok(), "an account takes ten times more");
+        for i in 3..21u8 {
+            limits.login_failed(Some([198, 51, 100, i].into()), Some("alice"));
+        }
+        assert!(limits.login_allowed(elsewhere, Some("alice")).is_err(), "spread guessing blocks the account");
+        assert!(limits.token_allowed(ip, "client").is_ok(), "each kind of failure has its own buckets");
+        assert!(Limits::new(None).login_allowed(ip, Some("alice")).is_ok());
+    }
+
+    #[test]
+    fn invalid_grants_slow_one_client_at_one_address_only() {
+        let rate = Rate { count: 1, per: Duration::from_secs(60) };
+        let limits = Limits::new(Some(&RateLimits { register: rate, metadata_fetch: rate, login: rate, token: rate }));
+        let ip: Option<IpAddr> = Some([192, 0, 2, 1].into());
+        limits.token_grant_failed(ip, "busy-client");
+        limits.token_grant_failed(ip, "busy-client");
+        assert!(limits.token_allowed(ip, "busy-client").is_err());
+        assert!(limits.token_allowed(ip, "another-client").is_ok(), "the address is not blocked");
+        assert!(limits.token_allowed(Some([192, 0, 2, 9].into()), "busy-client").is_ok());
+        limits.token_client_failed(ip);
+        limits.token_client_failed(ip);
+        assert!(limits.token_allowed(ip, "another-client").is_err(), "failed authentication blocks the address");
     }
 
     fn from(peer: &str, forwarded: Option<&str>, proxies: &[IpNet]) -> IpAddr {

@@ -188,8 +188,8 @@ impl OAuthApi {
     /// Clients authenticate with HTTP Basic (`client_secret_basic`), with `client_id` and `client_secret`
     /// in the body (`client_secret_post`), or with `client_id` alone (public clients). Refresh tokens
     /// rotate on every use; presenting a used one revokes the whole grant. Also served at `/token`.
-    /// Failed client authentication and invalid grants are rate-limited per IP address and per confidential
-    /// client (`RATE_LIMITS=token=…`): over the limit, 429 `temporarily_unavailable` with `Retry-After`.
+    /// Failed client authentication is rate-limited per IP address, invalid grants per client at one address
+    /// (`RATE_LIMITS=token=…`): over the limit, 429 `temporarily_unavailable` with `Retry-After`.
     #[oai(path = "/oauth/token", method = "post")]
     async fn token(&self, state: Data<&State>, req: &Request, form: Form<TokenRequest>) -> TokenResponse {
         let grant_type = if form.0.grant_type == "refresh_token" { "refresh_token" } else { "authorization_code" };

@@ -5,13 +5,12 @@ use std::net::IpAddr;
 use poem_openapi::Object;
 use serde::Deserialize;
 
-use super::client_auth::{PresentedClient, is_confidential};
+use super::client_auth::PresentedClient;
 use super::jwt::Grant;
 use super::pkce::{CodeChallenge, is_well_formed_verifier};
 use super::scope::Scope;
 use crate::crypto::{now, open_for, random_token, seal_for, sha256_hex};
 use crate::error::{ErrorCode, OAuthError};
-use crate::limits::FailureKey;
 use crate::metrics::metrics;
 use crate::state::AppState;
 use crate::store::{AuditEntry, AuditKind, authorization_code, client, grant, refresh_token};
@@ -63,31 +62,19 @@ pub async fn token(
 ) -> Result<TokenResponseBody, OAuthError> {
     let presented =
         PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?;
-    // Failed client authentication and invalid grants count against the address and, for a confidential
-    // client, against the client (a public client_id is no secret: counting against it would let anyone
-    // lock it out). Blocked keys are refused before any secret is checked.
-    let mut keys: Vec<FailureKey> = ip.map(FailureKey::ip).into_iter().collect();
-    keys.push(FailureKey::Client(presented.client_id.clone()));
-    state.limits.token_allowed(&keys).map_err(OAuthError::too_many_requests)?;
-    let failure_keys = |confidential: bool| {
-        let mut keys: Vec<FailureKey> = ip.map(FailureKey::ip).into_iter().collect();
-        if confidential {
-            keys.push(FailureKey::Client(presented.client_id.clone()));
-        }
-        keys
-    };
+    // Failed client authentication counts against the address; invalid grants against the client at that
+    // address (see `Limits`). A blocked key is refused before any secret is checked.
+    state.limits.token_allowed(ip, &presented.client_id).map_err(OAuthError::too_many_requests)?;
     let client = match presented.authenticate(state).await {
         Ok(client) => client,
         Err(e) => {
-            let confidential =
-                state.store.find_client(&presented.client_id).await?.is_some_and(|c| is_confidential(&c));
-            state.limits.token_failed(&failure_keys(confidential));
+            state.limits.token_client_failed(ip);
             return Err(e);
         }
     };
-    let answer = redeem_grant(state, &client, req).await;
+    let answer = redeem_grant(state, &client, ip, req).await;
     if answer.as_ref().is_err_and(|e| e.code == ErrorCode::InvalidGrant) {
-        state.limits.token_failed(&failure_keys(is_confidential(&client)));
+        state.limits.token_grant_failed(ip, &client.client_id);
     }
     answer
 }
@@ -95,14 +82,15 @@ pub async fn token(
 async fn redeem_grant(
     state: &AppState,
     client: &client::Model,
+    ip: Option<IpAddr>,
     req: TokenRequest,
 ) -> Result<TokenResponseBody, OAuthError> {
     let grant_allowed = |grant: &str| client.grant_types.split(' ').any(|g| g == grant);
     match req.grant_type.as_str() {
         "authorization_code" if grant_allowed("authorization_code") => {
-            redeem_authorization_code(state, client, req).await
+            redeem_authorization_code(state, client, ip, req).await
         }
-        "refresh_token" if grant_allowed("refresh_token") => refresh(state, client, req).await,
+        "refresh_token" if grant_allowed("refresh_token") => refresh(state, client, ip, req).await,
         "authorization_code" | "refresh_token" => {
             Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client is not registered for that grant type"))
         }
@@ -117,6 +105,7 @@ async fn redeem_grant(
 async fn redeem_authorization_code(
     state: &AppState,
     client: &client::Model,
+    ip: Option<IpAddr>,
     req: TokenRequest,
 ) -> Result<TokenResponseBody, OAuthError> {
     let code =
@@ -139,7 +128,7 @@ async fn redeem_authorization_code(
             let entry = AuditEntry {
                 user_id: Some(&used.user_id),
                 client_id: Some(&client.client_id),
-                ip: None,
+                ip,
                 detail: Some("the grant was revoked"),
             };
             state.store.audit(AuditKind::CodeReplayed, entry).await;
@@ -196,7 +185,12 @@ fn check_resource(state: &AppState, requested: Option<&str>, granted: &str) -> R
 /// and presenting a used one revokes the whole family, with one exception for harmless races: within
 /// `REFRESH_GRACE_SECS` of the rotation, while its successor is still unused, the same successor is
 /// handed out again (never a second one).
-async fn refresh(state: &AppState, client: &client::Model, req: TokenRequest) -> Result<TokenResponseBody, OAuthError> {
+async fn refresh(
+    state: &AppState,
+    client: &client::Model,
+    ip: Option<IpAddr>,
+    req: TokenRequest,
+) -> Result<TokenResponseBody, OAuthError> {
     let presented = req
         .refresh_token
         .as_deref()
@@ -218,21 +212,19 @@ async fn refresh(state: &AppState, client: &client::Model, req: TokenRequest) ->
         .await?;
     let (old, successor) = match rotated {
         Some(old) => (old, successor),
-        None => {
-            if let Some(current) =
-                state.store.find_refresh_token(&token_hash).await?.filter(|t| t.client_id == client.client_id)
-            {
-                acceptable(&current)?;
+        // Used already: a retry within the grace window gets the same successor, if the request is
+        // acceptable; anything else is reuse, and the grant is revoked whatever the request asked for.
+        None => match retry_within_grace(state, client, ip, &token_hash, presented).await? {
+            Some(again) => {
+                acceptable(&again.0)?;
+                again
             }
-            match retry_within_grace(state, client, &token_hash, presented).await? {
-                Some(again) => again,
-                None => {
-                    return Err(OAuthError::invalid_grant(
-                        "the refresh token is invalid, expired, revoked or already used",
-                    ));
-                }
+            None => {
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token is invalid, expired, revoked or already used",
+                ));
             }
-        }
+        },
     };
     let scope = narrowed_scope(&old.scope, req.scope.as_deref())?;
     access_token_response(
@@ -266,6 +258,7 @@ fn narrowed_scope(granted: &str, asked: Option<&str>) -> Result<Scope, OAuthErro
 async fn retry_within_grace(
     state: &AppState,
     client: &client::Model,
+    ip: Option<IpAddr>,
     token_hash: &str,
     presented: &str,
 ) -> Result<Option<(refresh_token::Model, String)>, OAuthError> {
@@ -298,7 +291,7 @@ async fn retry_within_grace(
             let entry = AuditEntry {
                 user_id: Some(&old.user_id),
                 client_id: Some(&client.client_id),
-                ip: None,
+                ip,
                 detail: Some("the grant was revoked"),
             };
             state.store.audit(AuditKind::RefreshTokenReused, entry).await;

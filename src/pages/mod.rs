@@ -7,6 +7,8 @@ pub mod connections;
 pub mod session;
 pub mod templates;
 
+use std::time::Duration;
+
 use poem::http::StatusCode;
 use poem::http::header::RETRY_AFTER;
 use poem::web::cookie::CookieJar;
@@ -17,7 +19,7 @@ use serde::Deserialize;
 use self::session::{anonymous_csrf_token, check_anonymous_csrf, safe_return_to, signed_in, start_session};
 use self::templates::{HomePage, LoginPage, SignupPage, render};
 use crate::error::PageError;
-use crate::limits::{FailureKey, client_ip};
+use crate::limits::{RetryAfter, client_ip};
 use crate::state::State;
 use crate::store::{AuditEntry, AuditKind};
 
@@ -130,29 +132,41 @@ pub async fn login(
     let username = form.username.unwrap_or_default().trim().to_ascii_lowercase();
     let password = form.password.unwrap_or_default();
     // Failures count against the address and the account name (whether or not it exists, so a refusal
-    // tells nothing about which accounts exist); a blocked key is refused before the password is checked.
+    // tells nothing about which accounts exist; a name that could not exist counts against the address only).
+    // A blocked key is refused before the password is checked, and checked again once a hashing slot is free.
     let ip = client_ip(req, &state.config.trusted_proxies);
-    let mut keys: Vec<FailureKey> = ip.map(FailureKey::ip).into_iter().collect();
-    keys.push(FailureKey::Account(username.clone()));
-    if let Err(retry) = state.limits.login_allowed(&keys) {
+    let account = validate_username(&username).ok();
+    let throttled = |retry: RetryAfter| {
         tracing::info!("login refused: too many failures");
-        let entry = AuditEntry { ip, detail: Some("too many failed logins"), ..AuditEntry::default() };
-        state.store.audit(AuditKind::LoginThrottled, entry).await;
         let message = format!("Too many failed sign-ins. Try again in {} seconds.", retry.seconds());
         let mut page = login_page(&state, jar, StatusCode::TOO_MANY_REQUESTS, &return_to, &username, Some(&message));
         page.headers_mut().insert(RETRY_AFTER, retry.seconds().into());
-        return Ok(page);
+        page
+    };
+    if let Err(retry) = state.limits.login_allowed(ip, account.as_deref()) {
+        return Ok(throttled(retry));
     }
-    let user = state.store.find_user_by_username(&username).await?;
-    let verified = match &user {
-        Some(u) => state.passwords.verify(&password, &u.password_hash).await && !u.disabled,
-        None => {
-            state.passwords.verify_dummy(&password).await;
-            false
-        }
+    let user = match &account {
+        Some(name) => state.store.find_user_by_username(name).await?,
+        None => None,
+    };
+    let mut blocked = None;
+    let checked = state
+        .passwords
+        .verify_limited(
+            &password,
+            user.as_ref().map(|u| u.password_hash.as_str()),
+            || state.limits.login_allowed(ip, account.as_deref()).is_ok(),
+            || blocked = state.limits.login_failed(ip, account.as_deref()),
+        )
+        .await;
+    let Some(password_ok) = checked else {
+        let retry =
+            state.limits.login_allowed(ip, account.as_deref()).err().unwrap_or(RetryAfter(Duration::from_secs(1)));
+        return Ok(throttled(retry));
     };
     match user {
-        Some(user) if verified => {
+        Some(user) if password_ok && !user.disabled => {
             start_session(&state, jar, &user).await?;
             tracing::info!(user_id = %user.id, "login succeeded");
             let entry = AuditEntry { user_id: Some(&user.id), ip, ..AuditEntry::default() };
@@ -161,7 +175,10 @@ pub async fn login(
         }
         user => {
             tracing::info!("login failed");
-            state.limits.login_failed(&keys);
+            if password_ok {
+                // The right password of a disabled account: not a guess, but not a success either.
+                blocked = state.limits.login_failed(ip, account.as_deref());
+            }
             // The attempted name is not recorded for an unknown account: people type passwords there.
             let detail = match &user {
                 None => "unknown account",
@@ -169,13 +186,14 @@ pub async fn login(
                 Some(_) => "wrong password",
             };
             let user_id = user.as_ref().map(|u| u.id.as_str());
-            state
-                .store
-                .audit(
-                    AuditKind::LoginFailed,
-                    AuditEntry { user_id, ip, detail: Some(detail), ..AuditEntry::default() },
-                )
-                .await;
+            let entry = AuditEntry { user_id, ip, detail: Some(detail), ..AuditEntry::default() };
+            state.store.audit(AuditKind::LoginFailed, entry).await;
+            // One event when a block starts, not one per refused request (a flood must not become writes).
+            if let Some(retry) = blocked {
+                let detail = format!("too many failed sign-ins; blocked for {} s", retry.seconds());
+                let entry = AuditEntry { user_id, ip, detail: Some(&detail), ..AuditEntry::default() };
+                state.store.audit(AuditKind::LoginThrottled, entry).await;
+            }
             Ok(login_page(
                 &state,
                 jar,
