@@ -27,6 +27,18 @@ async fn login_from(app: &TestApp, ip: &str, username: &str, password: &str) -> 
         .expect("login reaches the gateway")
 }
 
+/// A refresh-token request from `ip` with these fields besides `grant_type`.
+async fn refresh_from(app: &TestApp, ip: &str, mut form: Vec<(&str, String)>) -> reqwest::Response {
+    form.push(("grant_type", "refresh_token".to_owned()));
+    app.client
+        .post(app.url("/oauth/token"))
+        .header("x-forwarded-for", ip)
+        .form(&form)
+        .send()
+        .await
+        .expect("token request reaches the gateway")
+}
+
 fn retry_after(response: &reqwest::Response) -> u64 {
     header(response, "retry-after").and_then(|v| v.parse().ok()).expect("Retry-After in seconds")
 }
@@ -109,22 +121,9 @@ async fn failed_client_authentication_blocks_the_address_but_not_the_client() {
     let app = spawn_app_with(TIGHT).await;
     let (client_id, secret) = app.register_confidential_client("client_secret_post").await;
     let attempt = |ip: &'static str, secret: String| {
-        let app = &app;
-        let client_id = client_id.clone();
-        async move {
-            app.client
-                .post(app.url("/oauth/token"))
-                .header("x-forwarded-for", ip)
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", "not-a-token"),
-                    ("client_id", client_id.as_str()),
-                    ("client_secret", secret.as_str()),
-                ])
-                .send()
-                .await
-                .expect("token request")
-        }
+        let form =
+            [("refresh_token", "not-a-token".to_owned()), ("client_id", client_id.clone()), ("client_secret", secret)];
+        refresh_from(&app, ip, form.to_vec())
     };
     for _ in 0..4 {
         let response = attempt("203.0.113.40", "wrong".into()).await;
@@ -142,20 +141,7 @@ async fn failed_client_authentication_blocks_the_address_but_not_the_client() {
 async fn invalid_grants_slow_that_client_at_that_address_only() {
     let app = spawn_app_with(TIGHT).await;
     let dead_refresh = |client_id: String, ip: &'static str| {
-        let app = &app;
-        async move {
-            app.client
-                .post(app.url("/oauth/token"))
-                .header("x-forwarded-for", ip)
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", "expired-long-ago"),
-                    ("client_id", &client_id),
-                ])
-                .send()
-                .await
-                .expect("token request")
-        }
+        refresh_from(&app, ip, vec![("refresh_token", "expired-long-ago".to_owned()), ("client_id", client_id)])
     };
     let busy = app.register_public_client(REDIRECT_URI).await;
     for _ in 0..4 {
@@ -175,19 +161,12 @@ async fn nobody_can_lock_out_a_public_client_by_failing_with_its_id() {
     let app = spawn_app_with(TIGHT).await;
     let (auth, tokens) = public_client_tokens(&app).await;
     for i in 0..6 {
-        let response = app
-            .client
-            .post(app.url("/oauth/token"))
-            .header("x-forwarded-for", format!("203.0.113.{}", 60 + i))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", "forged"),
-                ("client_id", auth.client_id()),
-                ("client_secret", "pretending-to-be-confidential"),
-            ])
-            .send()
-            .await
-            .expect("token request");
+        let form = vec![
+            ("refresh_token", "forged".to_owned()),
+            ("client_id", auth.client_id().to_owned()),
+            ("client_secret", "pretending-to-be-confidential".to_owned()),
+        ];
+        let response = refresh_from(&app, &format!("203.0.113.{}", 60 + i), form).await;
         assert_ne!(response.status(), StatusCode::TOO_MANY_REQUESTS, "each address failed once only");
     }
     let response = app.refresh(&auth, &str_field(&tokens, "refresh_token")).await;

@@ -122,16 +122,7 @@ async fn redeem_authorization_code(
         if let Some(used) =
             state.store.find_code(&code_hash).await?.filter(|c| c.client_id == client.client_id && c.used_at.is_some())
         {
-            let revoked = state.store.revoke_grant(&used.family_id).await?;
-            metrics().grant_revoked("code_replay");
-            tracing::warn!(client_id = %client.client_id, revoked, "authorization code replayed; its grant is revoked");
-            let entry = AuditEntry {
-                user_id: Some(&used.user_id),
-                client_id: Some(&client.client_id),
-                ip,
-                detail: Some("the grant was revoked"),
-            };
-            state.store.audit(AuditKind::CodeReplayed, entry).await;
+            revoke_replayed(state, Replayed::Code, &used.family_id, &used.user_id, &client.client_id, ip).await?;
         }
         return Err(OAuthError::invalid_grant("the authorization code is invalid, expired or already used"));
     };
@@ -285,19 +276,39 @@ async fn retry_within_grace(
             Ok(Some((old, successor)))
         }
         _ => {
-            let revoked = state.store.revoke_grant(&old.family_id).await?;
-            metrics().grant_revoked("refresh_reuse");
-            tracing::warn!(client_id = %client.client_id, revoked, "refresh token reused; its grant is revoked");
-            let entry = AuditEntry {
-                user_id: Some(&old.user_id),
-                client_id: Some(&client.client_id),
-                ip,
-                detail: Some("the grant was revoked"),
-            };
-            state.store.audit(AuditKind::RefreshTokenReused, entry).await;
+            revoke_replayed(state, Replayed::RefreshToken, &old.family_id, &old.user_id, &client.client_id, ip).await?;
             Ok(None)
         }
     }
+}
+
+/// What was presented a second time.
+#[derive(Clone, Copy)]
+enum Replayed {
+    Code,
+    RefreshToken,
+}
+
+/// A code redeemed again (RFC 6749 §4.1.2) or a rotated refresh token presented again (RFC 9700 §4.14.2):
+/// the grant is revoked, and the event counted, logged and audited.
+async fn revoke_replayed(
+    state: &AppState,
+    what: Replayed,
+    grant_id: &str,
+    user_id: &str,
+    client_id: &str,
+    ip: Option<IpAddr>,
+) -> Result<(), OAuthError> {
+    let (metric, kind, message) = match what {
+        Replayed::Code => ("code_replay", AuditKind::CodeReplayed, "authorization code replayed"),
+        Replayed::RefreshToken => ("refresh_reuse", AuditKind::RefreshTokenReused, "refresh token reused"),
+    };
+    let revoked = state.store.revoke_grant(grant_id).await?;
+    metrics().grant_revoked(metric);
+    tracing::warn!(%client_id, revoked, "{message}; its grant is revoked");
+    let detail = Some("the grant was revoked");
+    state.store.audit(kind, AuditEntry { user_id: Some(user_id), client_id: Some(client_id), ip, detail }).await;
+    Ok(())
 }
 
 /// `mcp-gateway token mint`: an access token for operators and scripts, under a grant of its own (so
