@@ -109,10 +109,7 @@ impl Passwords {
     /// Constant-time verification (inside argon2); a malformed stored hash simply does not verify.
     pub async fn verify(&self, secret: &str, stored: &str) -> bool {
         let (secret, stored) = (secret.to_owned(), stored.to_owned());
-        self.blocking(move |argon2| {
-            PasswordHash::new(&stored).is_ok_and(|h| argon2.verify_password(secret.as_bytes(), &h).is_ok())
-        })
-        .await
+        self.blocking(move |argon2| matches(argon2, &secret, &stored)).await
     }
 
     /// A sign-in's password check under a limit. `stored` is `None` for an unknown account: a dummy hash is
@@ -137,12 +134,10 @@ impl Passwords {
             return None;
         }
         let (argon2, secret) = (self.argon2.clone(), secret.to_owned());
-        let matches = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&stored).is_ok_and(|h| argon2.verify_password(secret.as_bytes(), &h).is_ok())
-        })
-        .await
-        .expect("password hashing does not panic");
-        let verified = known && matches;
+        let matched = tokio::task::spawn_blocking(move || matches(&argon2, &secret, &stored))
+            .await
+            .expect("password hashing does not panic");
+        let verified = known && matched;
         if !verified {
             failed();
         }
@@ -164,6 +159,11 @@ impl Passwords {
         let argon2 = self.argon2.clone();
         tokio::task::spawn_blocking(move || work(&argon2)).await.expect("password hashing does not panic")
     }
+}
+
+/// Constant-time verification (inside argon2); a malformed stored hash simply does not verify.
+fn matches(argon2: &Argon2<'static>, secret: &str, stored: &str) -> bool {
+    PasswordHash::new(stored).is_ok_and(|h| argon2.verify_password(secret.as_bytes(), &h).is_ok())
 }
 
 pub fn now() -> i64 {

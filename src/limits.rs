@@ -82,12 +82,26 @@ impl Failures {
     }
 }
 
-fn check_each(checks: &[(&Option<Failures>, Option<FailureKey>)]) -> Result<(), RetryAfter> {
-    let waits = checks.iter().filter_map(|(failures, key)| failures.as_ref()?.check(key.as_ref()?).err());
+impl FailureKey {
+    fn address(ip: IpAddr) -> FailureKey {
+        FailureKey::Ip(bucket(ip))
+    }
+
+    fn client_at(client_id: &str, ip: IpAddr) -> FailureKey {
+        FailureKey::ClientAt(client_id.to_owned(), bucket(ip))
+    }
+}
+
+/// Whether every key is free to try; otherwise the longest wait among the blocked ones.
+fn check_each<'a>(
+    checks: impl IntoIterator<Item = (&'a Option<Failures>, Option<FailureKey>)>,
+) -> Result<(), RetryAfter> {
+    let waits = checks.into_iter().filter_map(|(failures, key)| failures.as_ref()?.check(&key?).err());
     waits.max_by_key(|w| w.0).map_or(Ok(()), Err)
 }
 
-fn fail_each(failures: [(&Option<Failures>, Option<FailureKey>); 2]) -> Option<RetryAfter> {
+/// Counts a failure against every key; `Some` with the longest wait when it started a block.
+fn fail_each<'a>(failures: impl IntoIterator<Item = (&'a Option<Failures>, Option<FailureKey>)>) -> Option<RetryAfter> {
     failures.into_iter().filter_map(|(failures, key)| failures.as_ref()?.failed(key?)).max_by_key(|w| w.0)
 }
 
@@ -166,25 +180,26 @@ impl Limits {
 
     /// Whether a sign-in from `ip` for `account` (a valid, lowercased name) may be tried now.
     pub fn login_allowed(&self, ip: Option<IpAddr>, account: Option<&str>) -> Result<(), RetryAfter> {
-        check_each(&[
-            (&self.login_by_address, ip.map(|ip| FailureKey::Ip(bucket(ip)))),
-            (&self.login_by_account, account.map(|a| FailureKey::Account(a.to_owned()))),
-        ])
+        check_each(self.login_keys(ip, account))
     }
 
     /// A sign-in failed; `Some` when this failure started a block.
     pub fn login_failed(&self, ip: Option<IpAddr>, account: Option<&str>) -> Option<RetryAfter> {
-        fail_each([
-            (&self.login_by_address, ip.map(|ip| FailureKey::Ip(bucket(ip)))),
+        fail_each(self.login_keys(ip, account))
+    }
+
+    fn login_keys(&self, ip: Option<IpAddr>, account: Option<&str>) -> [(&Option<Failures>, Option<FailureKey>); 2] {
+        [
+            (&self.login_by_address, ip.map(FailureKey::address)),
             (&self.login_by_account, account.map(|a| FailureKey::Account(a.to_owned()))),
-        ])
+        ]
     }
 
     /// Whether a token request from `ip` by `client_id` may be tried now.
     pub fn token_allowed(&self, ip: Option<IpAddr>, client_id: &str) -> Result<(), RetryAfter> {
-        check_each(&[
-            (&self.token_by_address, ip.map(|ip| FailureKey::Ip(bucket(ip)))),
-            (&self.token_by_client, ip.map(|ip| FailureKey::ClientAt(client_id.to_owned(), bucket(ip)))),
+        check_each([
+            (&self.token_by_address, ip.map(FailureKey::address)),
+            (&self.token_by_client, ip.map(|ip| FailureKey::client_at(client_id, ip))),
         ])
     }
 
@@ -192,15 +207,14 @@ impl Limits {
     /// values nobody guesses, while client ids are public: counting against the client would let anyone
     /// lock it out.
     pub fn token_client_failed(&self, ip: Option<IpAddr>) {
-        fail_each([(&self.token_by_address, ip.map(|ip| FailureKey::Ip(bucket(ip)))), (&None, None)]);
+        fail_each([(&self.token_by_address, ip.map(FailureKey::address))]);
     }
 
     /// An invalid grant from an authenticated client: counted against that client at that address, so a
     /// client that keeps presenting dead codes or refresh tokens is slowed without touching other clients
     /// behind the same address (a hosting platform's many users, say).
     pub fn token_grant_failed(&self, ip: Option<IpAddr>, client_id: &str) {
-        let key = ip.map(|ip| FailureKey::ClientAt(client_id.to_owned(), bucket(ip)));
-        fail_each([(&self.token_by_client, key), (&None, None)]);
+        fail_each([(&self.token_by_client, ip.map(|ip| FailureKey::client_at(client_id, ip)))]);
     }
 
     /// One dynamic client registration from `ip`.
