@@ -110,6 +110,7 @@ impl Application {
                 }
             }
         });
+        // On Postgres: note changes and revocations announced by every instance.
         let relay = self.state.note_events.relay_from_postgres();
         let acceptor = NoDelay(TcpAcceptor::from_tokio(listener)?);
         tracing::info!(addr = ?acceptor.local_addr(), "listening");

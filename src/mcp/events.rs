@@ -1,7 +1,5 @@
 //! Fan-out of changes to the MCP sessions and subscription streams that listen for them: in process, and
 //! across instances through Postgres `LISTEN`/`NOTIFY` (SQLite runs as one process, so in process is all).
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -75,28 +73,13 @@ impl NoteEvents {
     }
 
     /// On Postgres: relays the changes every instance publishes to this instance's subscribers, for as
-    /// long as the process runs (reconnecting after a lost connection).
+    /// long as the process runs.
     pub fn relay_from_postgres(&self) -> Option<tokio::task::JoinHandle<()>> {
-        let store = self.postgres.clone()?;
         let local = self.local.clone();
-        Some(tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(200);
-            loop {
-                match store.listen(NOTES_CHANNEL).await {
-                    Ok(mut listener) => {
-                        backoff = Duration::from_millis(200);
-                        while let Ok(notification) = listener.recv().await {
-                            if let Ok(change) = serde_json::from_str::<NoteChanged>(notification.payload()) {
-                                local.publish(change);
-                            }
-                        }
-                        tracing::warn!("the note-change listener lost its connection; reconnecting");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "listening for note changes failed; retrying"),
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+        self.postgres.as_ref()?.follow_announcements(NOTES_CHANNEL, move |payload| {
+            if let Ok(change) = serde_json::from_str::<NoteChanged>(payload) {
+                local.publish(change);
             }
-        }))
+        })
     }
 }

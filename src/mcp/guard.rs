@@ -29,7 +29,7 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: S
         Ok(claims) => claims,
         Err(e) => return Ok(challenge.unauthorized(Some(&e.to_string()))),
     };
-    let username = match state.store.active_grant_username(&claims.grant_id).await {
+    let username = match state.store.live_grant_username(&claims.grant_id).await {
         Ok(Some(username)) => username,
         Ok(None) => return Ok(challenge.unauthorized(Some("the token has been revoked"))),
         Err(e) => return Err(unavailable(e)),

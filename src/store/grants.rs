@@ -1,8 +1,15 @@
 use sea_orm::sea_query::{Expr, ExprTrait, IntoColumnRef, IntoCondition, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
+};
 
+use super::live_grants::Lookup;
 use super::{Store, grant, refresh_token, user};
 use crate::crypto::now;
+
+/// Postgres channel on which an instance that revoked grants tells the others to stop trusting what they
+/// remember of live grants.
+pub(super) const REVOCATIONS_CHANNEL: &str = "mcp_gateway_revocations";
 
 impl Store {
     pub async fn insert_grant(&self, model: grant::Model) -> Result<(), DbErr> {
@@ -35,6 +42,31 @@ impl Store {
             .await
     }
 
+    /// [`Store::active_grant_username`] for the MCP guard, on every request: a grant found live is trusted
+    /// for the configured time (or until a revocation), a revoked one for good (see `live_grants`).
+    pub async fn live_grant_username(&self, grant_id: &str) -> Result<Option<String>, DbErr> {
+        match self.live_grants.lookup(grant_id) {
+            Lookup::Known(username) => Ok(username),
+            Lookup::Unknown(generation) => {
+                let username = self.active_grant_username(grant_id).await?;
+                self.live_grants.remember(grant_id, username.clone(), generation);
+                Ok(username)
+            }
+        }
+    }
+
+    /// Commits a transaction that revoked grants (or may have). On Postgres the other instances are told
+    /// in the same transaction, so they hear of it exactly when it commits; this instance stops trusting
+    /// the live grants it remembers before returning.
+    pub(super) async fn commit_revocation(&self, txn: DatabaseTransaction) -> Result<(), DbErr> {
+        if self.is_postgres() {
+            Store::notify_in(&txn, REVOCATIONS_CHANNEL, "").await?;
+        }
+        txn.commit().await?;
+        self.live_grants.forget_live();
+        Ok(())
+    }
+
     /// Revokes a grant and every refresh token issued under it (RFC 9700 §4.14.2 on reuse, RFC 7009 on
     /// revocation, RFC 6749 §4.1.2 on code replay); its access tokens fail at the guard from now on.
     /// Returns whether the grant was live.
@@ -53,7 +85,7 @@ impl Store {
             .filter(refresh_token::Column::RevokedAt.is_null())
             .exec(&txn)
             .await?;
-        txn.commit().await?;
+        self.commit_revocation(txn).await?;
         Ok(revoked.rows_affected == 1)
     }
 

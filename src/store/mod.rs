@@ -11,6 +11,7 @@ mod codes;
 mod consents;
 mod grants;
 mod keys;
+mod live_grants;
 mod mcp_sessions;
 mod notes;
 mod notify;
@@ -48,12 +49,21 @@ pub struct Store {
     db: DatabaseConnection,
     /// SQLite only: write transactions of this process take turns (see [`Store::begin_write`]).
     writing: Option<Arc<tokio::sync::Mutex<()>>>,
+    live_grants: Arc<live_grants::LiveGrants>,
 }
 
 impl Store {
     /// Connects with the configured URL, pool size and timeouts.
     pub async fn open(config: &Config) -> Result<Store, DbErr> {
-        Store::connect(&config.database_url, config.database_max_connections, config.database_timeout).await
+        let store =
+            Store::connect(&config.database_url, config.database_max_connections, config.database_timeout).await?;
+        Ok(store.trusting_live_grants_for(config.grant_cache_ttl))
+    }
+
+    /// How long the MCP guard may trust a grant it found live before asking the database again (see
+    /// [`Store::live_grant_username`]); zero, the default of [`Store::connect`], asks every time.
+    pub fn trusting_live_grants_for(self, ttl: Duration) -> Store {
+        Store { live_grants: Arc::new(live_grants::LiveGrants::new(ttl)), ..self }
     }
 
     pub async fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<Store, DbErr> {
@@ -81,7 +91,7 @@ impl Store {
             }
         }
         let writing = (db.get_database_backend() == DatabaseBackend::Sqlite).then(Arc::default);
-        Ok(Store { db, writing })
+        Ok(Store { db, writing, live_grants: Arc::default() })
     }
 
     /// Begins a transaction that writes. SQLite has one write lock per database; when this process's

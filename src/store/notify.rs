@@ -1,7 +1,12 @@
+//! Postgres `LISTEN`/`NOTIFY` between instances. SQLite has no such thing: there, what one process does
+//! is known to that process at once, and to others only through the database.
+use std::time::Duration;
+
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
 
 use super::Store;
+use super::grants::REVOCATIONS_CHANNEL;
 
 impl Store {
     pub fn is_postgres(&self) -> bool {
@@ -10,20 +15,65 @@ impl Store {
 
     /// Postgres `NOTIFY` on `channel`: every instance listening there receives `payload`.
     pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), DbErr> {
-        self.db
-            .execute_raw(Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [channel.into(), payload.into()],
-            ))
-            .await?;
+        Store::notify_in(&self.db, channel, payload).await
+    }
+
+    /// [`Store::notify`] inside a transaction: delivered when, and only if, it commits.
+    pub(super) async fn notify_in(db: &impl ConnectionTrait, channel: &str, payload: &str) -> Result<(), DbErr> {
+        db.execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [channel.into(), payload.into()],
+        ))
+        .await?;
         Ok(())
     }
 
-    /// A dedicated Postgres connection listening on `channel`.
-    pub async fn listen(&self, channel: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
+    /// On Postgres, follows what the instances announce, for as long as the process runs, on one dedicated
+    /// connection: revocations (this instance then stops trusting the live grants it remembers) and the
+    /// payloads sent on `channel`, handed to `deliver`. After a lost connection it reconnects and forgets
+    /// the live grants, since an announcement may have been missed meanwhile.
+    pub fn follow_announcements(
+        &self,
+        channel: &'static str,
+        deliver: impl Fn(&str) + Send + 'static,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.is_postgres() {
+            return None;
+        }
+        let store = self.clone();
+        Some(tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                match store.listen(&[channel, REVOCATIONS_CHANNEL]).await {
+                    Ok(mut listener) => {
+                        backoff = Duration::from_millis(200);
+                        store.live_grants.forget_live();
+                        loop {
+                            match listener.try_recv().await {
+                                Ok(Some(n)) if n.channel() == REVOCATIONS_CHANNEL => store.live_grants.forget_live(),
+                                Ok(Some(n)) => deliver(n.payload()),
+                                // The connection was lost and is back: what was said meanwhile is lost.
+                                Ok(None) => store.live_grants.forget_live(),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "the listener for other instances' announcements failed");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "listening for other instances' announcements failed"),
+                }
+                store.live_grants.forget_live();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }))
+    }
+
+    async fn listen(&self, channels: &[&str]) -> Result<PgListener, sea_orm::sqlx::Error> {
         let mut listener = PgListener::connect_with(self.db.get_postgres_connection_pool()).await?;
-        listener.listen(channel).await?;
+        listener.listen_all(channels.iter().copied()).await?;
         Ok(listener)
     }
 }

@@ -99,6 +99,8 @@ pub async fn spawn_app_configured(extra: &[(&str, &str)], tweak: impl FnOnce(&mu
         ("DATABASE_URL", db_url.clone()),
         ("PASSWORD_HASH_COST", "low".to_string()),
         ("RATE_LIMITS", "off".to_string()),
+        // Long enough that a test of a revocation passes only if the revocation reaches the guard at once.
+        ("GRANT_CACHE_SECS", "60".to_string()),
     ]
     .into_iter()
     .map(|(key, value)| (key.to_string(), value))
