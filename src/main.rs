@@ -5,9 +5,14 @@ use mcp_gateway::cli::{self, Cli, Command};
 use mcp_gateway::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+mod allocator;
+
+#[global_allocator]
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    return_large_blocks_to_the_os();
+    allocator::return_large_blocks_to_the_os();
     let cli = Cli::parse();
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -72,15 +77,4 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down");
-}
-
-/// glibc raises its mmap threshold after a large block is freed, after which the 19 MiB argon2 blocks come
-/// from per-thread heaps and stay resident (one per blocking thread that ever hashed: hundreds of MB).
-/// A fixed 1 MiB threshold keeps large blocks in their own mappings, returned to the OS when freed.
-fn return_large_blocks_to_the_os() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; it is called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
 }
