@@ -9,7 +9,9 @@
 use poem::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use poem::http::{Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
+use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
 
 use super::tools::scopes_for_tool;
 use crate::oauth::jwt::AccessClaims;
@@ -21,17 +23,18 @@ const SESSION_HEADER: &str = "mcp-session-id";
 const TOUCH_EVERY_SECS: i64 = 30;
 
 pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: State) -> poem::Result<Response> {
-    let challenge = Challenge { metadata_url: state.config.resource_metadata_url() };
+    // Built only for a refusal: the happy path needs no metadata URL.
+    let challenge = || Challenge { metadata_url: state.config.resource_metadata_url() };
     let Some(token) = bearer_token(&req) else {
-        return Ok(challenge.unauthorized(None));
+        return Ok(challenge().unauthorized(None));
     };
     let claims = match state.tokens.verify(token).await {
         Ok(claims) => claims,
-        Err(e) => return Ok(challenge.unauthorized(Some(&e.to_string()))),
+        Err(e) => return Ok(challenge().unauthorized(Some(&e.to_string()))),
     };
     let username = match state.store.live_grant_username(&claims.grant_id).await {
         Ok(Some(username)) => username,
-        Ok(None) => return Ok(challenge.unauthorized(Some("the token has been revoked"))),
+        Ok(None) => return Ok(challenge().unauthorized(Some("the token has been revoked"))),
         Err(e) => return Err(unavailable(e)),
     };
     let mut needed: Vec<&'static str> = vec![MCP_READ];
@@ -42,7 +45,7 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: S
     }
     if let Some(missing) = needed.iter().find(|s| !claims.has_scope(s)) {
         tracing::info!(client_id = %claims.client_id, missing, "MCP request refused for scope");
-        return Ok(challenge.insufficient_scope(&claims, &needed));
+        return Ok(challenge().insufficient_scope(&claims, &needed));
     }
 
     let session_id = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -93,6 +96,47 @@ pub struct Caller {
 /// The extra scopes a POST body needs: `mcp:write` for a `tools/call` of a tool that changes data, in a
 /// single message or anywhere in a batch. A body that is not JSON needs nothing more; rmcp answers it.
 fn scopes_for_messages(body: &[u8]) -> Vec<&'static str> {
+    let called = match called_tools(body) {
+        Some(names) => names,
+        None => called_tools_of_any_json(body),
+    };
+    called.iter().flat_map(|name| scopes_for_tool(name).iter().copied()).collect()
+}
+
+/// What the scope decision reads of a JSON-RPC message; everything else is skipped without being built.
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    params: Option<CallParams<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CallParams<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+}
+
+/// The tools a well-formed message (or batch) calls, read without building a JSON tree; `None` for any
+/// other shape, which [`called_tools_of_any_json`] then reads.
+fn called_tools(body: &[u8]) -> Option<Vec<Cow<'_, str>>> {
+    let messages = if body.trim_ascii_start().starts_with(b"[") {
+        serde_json::from_slice::<Vec<Message>>(body).ok()?
+    } else {
+        vec![serde_json::from_slice::<Message>(body).ok()?]
+    };
+    Some(
+        messages
+            .into_iter()
+            .filter(|m| m.method.as_deref() == Some("tools/call"))
+            .filter_map(|m| m.params?.name)
+            .collect(),
+    )
+}
+
+/// [`called_tools`] for any JSON: a `method` or `name` that is not a string counts as no call.
+fn called_tools_of_any_json(body: &[u8]) -> Vec<Cow<'static, str>> {
     let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
         return vec![];
     };
@@ -104,7 +148,7 @@ fn scopes_for_messages(body: &[u8]) -> Vec<&'static str> {
         .into_iter()
         .filter(|m| m.get("method").and_then(Value::as_str) == Some("tools/call"))
         .filter_map(|m| m.pointer("/params/name").and_then(Value::as_str))
-        .flat_map(|name| scopes_for_tool(name).iter().copied())
+        .map(|name| Cow::Owned(name.to_owned()))
         .collect()
 }
 
@@ -194,5 +238,17 @@ mod tests {
         let read = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"notes_list"}}"#;
         assert!(!scopes_for_messages(read).contains(&"mcp:write"));
         assert!(scopes_for_messages(b"not json").is_empty());
+    }
+
+    #[test]
+    fn odd_shapes_are_read_like_any_json() {
+        // A batch holding a message whose method is not a string still finds the write call beside it.
+        let batch = br#"[{"jsonrpc":"2.0","id":1,"method":5},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"notes_create"}}]"#;
+        assert!(scopes_for_messages(batch).contains(&"mcp:write"));
+        let escaped = br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"notes\u005fcreate"}}"#;
+        assert!(scopes_for_messages(escaped).contains(&"mcp:write"));
+        let duplicate =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","name":"notes_delete"}}"#;
+        assert!(scopes_for_messages(duplicate).contains(&"mcp:write"));
     }
 }
