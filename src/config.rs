@@ -66,8 +66,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// How often every instance re-reads the signing keys, so a rotation elsewhere is picked up.
     pub key_reload_interval: Duration,
-    /// How long the MCP guard trusts a grant it found live before reading it again (`GRANT_CACHE_SECS`).
-    pub grant_cache_ttl: Duration,
+    /// How long the MCP guard trusts what it read of a grant or a legacy session (`GUARD_CACHE_SECS`).
+    pub guard_cache_ttl: Duration,
     /// An MCP session unused for this long ends (404) and is purged.
     pub mcp_session_ttl: Duration,
     /// Serve the fixture tools, resources and prompts of the MCP conformance suite.
@@ -246,7 +246,7 @@ impl Config {
         let signup = on_off(&get, "SIGNUP", true)?;
         let mcp_session_ttl = seconds(&get, "MCP_SESSION_TTL", 3600, 60, 7 * 86_400)?;
         let key_reload_interval = seconds(&get, "KEY_RELOAD_SECS", 60, 1, 3600)?;
-        let grant_cache_ttl = seconds(&get, "GRANT_CACHE_SECS", 1, 0, 60)?;
+        let guard_cache_ttl = seconds(&get, "GUARD_CACHE_SECS", 1, 0, 60)?;
         let metrics_token = match get("METRICS_TOKEN") {
             Some(v) if v.len() < 16 => return Err(problem("METRICS_TOKEN", "must be at least 16 characters")),
             other => other,
@@ -303,7 +303,7 @@ impl Config {
             password_hash_cost,
             metrics_token,
             key_reload_interval,
-            grant_cache_ttl,
+            guard_cache_ttl,
             mcp_session_ttl,
             conformance_fixtures,
             client_unused_ttl,

@@ -90,10 +90,10 @@ async fn reusing_a_refresh_token_stops_the_access_tokens_of_the_family() {
 }
 
 /// The CLI is another process: the server hears of its revocation from the database once the grant it
-/// trusts is due for a check (`GRANT_CACHE_SECS`), not at once as with a revocation it makes itself.
+/// trusts is due for a check (`GUARD_CACHE_SECS`), not at once as with a revocation it makes itself.
 #[tokio::test]
 async fn a_disabled_user_cannot_use_tokens_or_get_new_ones() {
-    let app = spawn_app_with(&[("GRANT_CACHE_SECS", "1")]).await;
+    let app = spawn_app_with(&[("GUARD_CACHE_SECS", "1")]).await;
     let (auth, tokens) = public_client_tokens(&app).await;
     let access_token = str_field(&tokens, "access_token");
     assert_mcp_accepts(&app, &access_token).await;

@@ -51,7 +51,7 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: S
     let session_id = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     if let Some(id) = &session_id {
         let ttl = state.config.mcp_session_ttl.as_secs() as i64;
-        match state.store.find_live_mcp_session(id, ttl).await {
+        match state.store.live_mcp_session(id, ttl).await {
             Ok(Some(s))
                 if s.subject.as_deref() == Some(claims.sub.as_str())
                     && s.client_id.as_deref() == Some(claims.client_id.as_str()) =>

@@ -152,7 +152,7 @@ impl Store {
         if disabled && updated.rows_affected == 1 {
             Store::revoke_grants_where(&txn, grant::Column::ClientId.eq(client_id)).await?;
         }
-        self.commit_revocation(txn).await?;
+        self.commit_ending(txn).await?;
         Ok(updated.rows_affected == 1)
     }
 
@@ -193,7 +193,7 @@ impl Store {
             .exec(&txn)
             .await?;
         let deleted = client::Entity::delete_by_id(client_id).exec(&txn).await?.rows_affected == 1;
-        self.commit_revocation(txn).await?;
+        self.commit_ending(txn).await?;
         Ok(deleted)
     }
 }

@@ -82,7 +82,7 @@ impl Store {
             Condition::all().add(grant::Column::UserId.eq(user_id)).add(grant::Column::ClientId.eq(client_id)),
         )
         .await?;
-        self.commit_revocation(txn).await?;
+        self.commit_ending(txn).await?;
         Ok(revoked.rows_affected > 0)
     }
 }

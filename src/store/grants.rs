@@ -3,13 +3,13 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
 };
 
-use super::live_grants::Lookup;
+use super::trusted::Lookup;
 use super::{Store, grant, refresh_token, user};
 use crate::crypto::now;
 
-/// Postgres channel on which an instance that revoked grants tells the others to stop trusting what they
-/// remember of live grants.
-pub(super) const REVOCATIONS_CHANNEL: &str = "mcp_gateway_revocations";
+/// Postgres channel on which an instance that revoked grants or ended a session tells the others to stop
+/// trusting what they remember.
+pub(super) const ENDINGS_CHANNEL: &str = "mcp_gateway_endings";
 
 impl Store {
     pub async fn insert_grant(&self, model: grant::Model) -> Result<(), DbErr> {
@@ -43,27 +43,28 @@ impl Store {
     }
 
     /// [`Store::active_grant_username`] for the MCP guard, on every request: a grant found live is trusted
-    /// for the configured time (or until a revocation), a revoked one for good (see `live_grants`).
+    /// for the configured time (or until something ends), a revoked one for good (see `trusted`).
     pub async fn live_grant_username(&self, grant_id: &str) -> Result<Option<String>, DbErr> {
-        match self.live_grants.lookup(grant_id) {
+        let trusted = &self.trusted;
+        match trusted.lookup(&trusted.grants, grant_id, Option::is_none) {
             Lookup::Known(username) => Ok(username),
             Lookup::Unknown(generation) => {
                 let username = self.active_grant_username(grant_id).await?;
-                self.live_grants.remember(grant_id, username.clone(), generation);
+                trusted.remember(&trusted.grants, grant_id, username.clone(), generation);
                 Ok(username)
             }
         }
     }
 
-    /// Commits a transaction that revoked grants (or may have). On Postgres the other instances are told
-    /// in the same transaction, so they hear of it exactly when it commits; this instance stops trusting
-    /// the live grants it remembers before returning.
-    pub(super) async fn commit_revocation(&self, txn: DatabaseTransaction) -> Result<(), DbErr> {
+    /// Commits a transaction that revoked grants or ended a session (or may have). On Postgres the other
+    /// instances are told in the same transaction, so they hear of it exactly when it commits; this
+    /// instance stops trusting what it remembers before returning.
+    pub(super) async fn commit_ending(&self, txn: DatabaseTransaction) -> Result<(), DbErr> {
         if self.is_postgres() {
-            Store::notify_in(&txn, REVOCATIONS_CHANNEL, "").await?;
+            Store::notify_in(&txn, ENDINGS_CHANNEL, "").await?;
         }
         txn.commit().await?;
-        self.live_grants.forget_live();
+        self.trusted.forget();
         Ok(())
     }
 
@@ -85,7 +86,7 @@ impl Store {
             .filter(refresh_token::Column::RevokedAt.is_null())
             .exec(&txn)
             .await?;
-        self.commit_revocation(txn).await?;
+        self.commit_ending(txn).await?;
         Ok(revoked.rows_affected == 1)
     }
 

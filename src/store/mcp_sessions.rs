@@ -1,6 +1,7 @@
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
+use super::trusted::{Lookup, SessionOwner};
 use super::{Store, mcp_session};
 use crate::crypto::now;
 
@@ -59,6 +60,24 @@ impl Store {
             .await
     }
 
+    /// Who owns a session used within `idle_secs`, for the MCP guard on every request: what was read is
+    /// trusted for the configured time, or until a session ends (see `trusted`).
+    pub async fn live_mcp_session(&self, session_id: &str, idle_secs: i64) -> Result<Option<SessionOwner>, DbErr> {
+        let trusted = &self.trusted;
+        let idle_since = now() - idle_secs;
+        match trusted.lookup(&trusted.sessions, session_id, |_| false) {
+            Lookup::Known(owner) if owner.last_seen > idle_since => Ok(Some(owner)),
+            Lookup::Known(_) => self.find_live_mcp_session(session_id, idle_secs).await.map(|s| s.map(owner_of)),
+            Lookup::Unknown(generation) => {
+                let owner = self.find_live_mcp_session(session_id, idle_secs).await?.map(owner_of);
+                if let Some(owner) = &owner {
+                    trusted.remember(&trusted.sessions, session_id, owner.clone(), generation);
+                }
+                Ok(owner)
+            }
+        }
+    }
+
     /// Marks a session as used; writes at most once every `every_secs` per session.
     pub async fn touch_mcp_session(&self, session_id: &str, every_secs: i64) -> Result<(), DbErr> {
         let at = now();
@@ -68,11 +87,18 @@ impl Store {
             .filter(mcp_session::Column::LastSeen.lt(at - every_secs))
             .exec(&self.db)
             .await?;
+        self.trusted.update(&self.trusted.sessions, session_id, |owner| owner.last_seen = at);
         Ok(())
     }
 
+    /// Ends a session on every instance: those that trusted it hear of it (see [`Store::commit_ending`]).
     pub async fn delete_mcp_session(&self, session_id: &str) -> Result<(), DbErr> {
-        mcp_session::Entity::delete_by_id(session_id).exec(&self.db).await?;
-        Ok(())
+        let (_turn, txn) = self.begin_write().await?;
+        mcp_session::Entity::delete_by_id(session_id).exec(&txn).await?;
+        self.commit_ending(txn).await
     }
+}
+
+fn owner_of(session: mcp_session::Model) -> SessionOwner {
+    SessionOwner { subject: session.subject, client_id: session.client_id, last_seen: session.last_seen }
 }

@@ -11,13 +11,13 @@ mod codes;
 mod consents;
 mod grants;
 mod keys;
-mod live_grants;
 mod mcp_sessions;
 mod notes;
 mod notify;
 mod purge;
 mod refresh_tokens;
 mod sessions;
+mod trusted;
 mod users;
 
 use std::ffi::c_int;
@@ -42,6 +42,7 @@ pub use entities::{
     signing_key, user,
 };
 pub use purge::{PurgeAfter, Purged};
+pub use trusted::SessionOwner;
 
 /// The database handle shared by every request.
 #[derive(Clone, Debug)]
@@ -49,7 +50,7 @@ pub struct Store {
     db: DatabaseConnection,
     /// SQLite only: write transactions of this process take turns (see [`Store::begin_write`]).
     writing: Option<Arc<tokio::sync::Mutex<()>>>,
-    live_grants: Arc<live_grants::LiveGrants>,
+    trusted: Arc<trusted::Trusted>,
 }
 
 impl Store {
@@ -57,13 +58,14 @@ impl Store {
     pub async fn open(config: &Config) -> Result<Store, DbErr> {
         let store =
             Store::connect(&config.database_url, config.database_max_connections, config.database_timeout).await?;
-        Ok(store.trusting_live_grants_for(config.grant_cache_ttl))
+        Ok(store.trusting_for(config.guard_cache_ttl))
     }
 
-    /// How long the MCP guard may trust a grant it found live before asking the database again (see
-    /// [`Store::live_grant_username`]); zero, the default of [`Store::connect`], asks every time.
-    pub fn trusting_live_grants_for(self, ttl: Duration) -> Store {
-        Store { live_grants: Arc::new(live_grants::LiveGrants::new(ttl)), ..self }
+    /// How long the MCP guard may trust what it read of a grant or session before asking the database
+    /// again (see [`Store::live_grant_username`], [`Store::live_mcp_session`]); zero, the default of
+    /// [`Store::connect`], asks every time.
+    pub fn trusting_for(self, ttl: Duration) -> Store {
+        Store { trusted: Arc::new(trusted::Trusted::new(ttl)), ..self }
     }
 
     pub async fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<Store, DbErr> {
@@ -91,7 +93,7 @@ impl Store {
             }
         }
         let writing = (db.get_database_backend() == DatabaseBackend::Sqlite).then(Arc::default);
-        Ok(Store { db, writing, live_grants: Arc::default() })
+        Ok(Store { db, writing, trusted: Arc::default() })
     }
 
     /// Begins a transaction that writes. SQLite has one write lock per database; when this process's

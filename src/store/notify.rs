@@ -6,7 +6,7 @@ use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
 
 use super::Store;
-use super::grants::REVOCATIONS_CHANNEL;
+use super::grants::ENDINGS_CHANNEL;
 
 impl Store {
     pub fn is_postgres(&self) -> bool {
@@ -30,9 +30,9 @@ impl Store {
     }
 
     /// On Postgres, follows what the instances announce, for as long as the process runs, on one dedicated
-    /// connection: revocations (this instance then stops trusting the live grants it remembers) and the
-    /// payloads sent on `channel`, handed to `deliver`. After a lost connection it reconnects and forgets
-    /// the live grants, since an announcement may have been missed meanwhile.
+    /// connection: revoked grants and ended sessions (this instance then stops trusting what it remembers
+    /// of either) and the payloads sent on `channel`, handed to `deliver`. After a lost connection it
+    /// reconnects and forgets as well, since an announcement may have been missed meanwhile.
     pub fn follow_announcements(
         &self,
         channel: &'static str,
@@ -45,16 +45,16 @@ impl Store {
         Some(tokio::spawn(async move {
             let mut backoff = Duration::from_millis(200);
             loop {
-                match store.listen(&[channel, REVOCATIONS_CHANNEL]).await {
+                match store.listen(&[channel, ENDINGS_CHANNEL]).await {
                     Ok(mut listener) => {
                         backoff = Duration::from_millis(200);
-                        store.live_grants.forget_live();
+                        store.trusted.forget();
                         loop {
                             match listener.try_recv().await {
-                                Ok(Some(n)) if n.channel() == REVOCATIONS_CHANNEL => store.live_grants.forget_live(),
+                                Ok(Some(n)) if n.channel() == ENDINGS_CHANNEL => store.trusted.forget(),
                                 Ok(Some(n)) => deliver(n.payload()),
                                 // The connection was lost and is back: what was said meanwhile is lost.
-                                Ok(None) => store.live_grants.forget_live(),
+                                Ok(None) => store.trusted.forget(),
                                 Err(e) => {
                                     tracing::warn!(error = %e, "the listener for other instances' announcements failed");
                                     break;
@@ -64,7 +64,7 @@ impl Store {
                     }
                     Err(e) => tracing::warn!(error = %e, "listening for other instances' announcements failed"),
                 }
-                store.live_grants.forget_live();
+                store.trusted.forget();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }

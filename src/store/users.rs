@@ -58,7 +58,7 @@ impl Store {
                 .into_query();
             Store::revoke_grants_where(&txn, grant::Column::UserId.in_subquery(user_ids)).await?;
         }
-        self.commit_revocation(txn).await?;
+        self.commit_ending(txn).await?;
         Ok(result.rows_affected == 1)
     }
 }

@@ -105,6 +105,13 @@ impl<'a> McpClient<'a> {
         self.post(&body).send().await.unwrap()
     }
 
+    /// Repeats a request until it answers `expected`, for a few seconds at most.
+    pub async fn until_status(&mut self, expected: StatusCode, method: &str) {
+        let (_, body) = self.message(method, json!({}));
+        let (this, body) = (&*self, &body);
+        super::eventually_status(expected, move || async move { this.post(body).send().await.unwrap() }).await
+    }
+
     pub async fn result(&mut self, method: &str, params: Value) -> Value {
         let answer = self.request(method, params).await;
         assert!(answer.get("error").is_none(), "{method} failed: {answer}");

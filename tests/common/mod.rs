@@ -74,6 +74,27 @@ impl TestApp {
 
 /// A fresh database: a new Postgres database when `TEST_POSTGRES_URL` is set, else a SQLite file in a
 /// temporary directory (kept alive by the returned guard).
+/// `GUARD_CACHE_SECS` for instances sharing a database. On Postgres they announce revocations and ended
+/// sessions, and a minute of trust makes a test fail unless the announcement arrives; SQLite has no
+/// announcements, so there the trusted time itself is the bound.
+pub fn shared_database_cache_secs() -> &'static str {
+    if std::env::var("TEST_POSTGRES_URL").is_ok() { "60" } else { "1" }
+}
+
+/// Repeats `request` until it answers `expected`, for a few seconds at most (what another instance did is
+/// seen by the next database read of the guard).
+pub async fn eventually_status<F: Future<Output = Response>>(expected: StatusCode, request: impl Fn() -> F) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let status = request().await.status();
+        if status == expected {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {status}, expected {expected}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn fresh_database_url() -> (String, Option<TempDir>) {
     fresh_database().await
 }
@@ -100,7 +121,7 @@ pub async fn spawn_app_configured(extra: &[(&str, &str)], tweak: impl FnOnce(&mu
         ("PASSWORD_HASH_COST", "low".to_string()),
         ("RATE_LIMITS", "off".to_string()),
         // Long enough that a test of a revocation passes only if the revocation reaches the guard at once.
-        ("GRANT_CACHE_SECS", "60".to_string()),
+        ("GUARD_CACHE_SECS", "60".to_string()),
     ]
     .into_iter()
     .map(|(key, value)| (key.to_string(), value))
