@@ -4,6 +4,8 @@
 --   BENCH_REFRESH_FILE (optional): one refresh token per line; each request redeems one and the token
 --   in its answer joins the pool, so every connection rotates its own chain (grant_type=refresh_token).
 --   BENCH_SESSIONS_FILE (optional): one Mcp-Session-Id per line; requests take them in turn.
+--   BENCH_TOKENS_FILE (optional): one bearer token per line (each its own user); requests take them in turn.
+-- A 200 whose body is a tool result with "isError":true (a tool that refused) counts as an error too.
 --   BENCH_THREADS: wrk's -t, to share the refresh tokens between threads.
 -- done() prints: RESULT <requests/s> <p50 ms> <p99 ms> <errors> <requests>
 local threads = {}
@@ -36,10 +38,12 @@ function init(args)
       if (i % nthreads) == (thread_id - 1) then table.insert(pool, line) end
       i = i + 1
     end
-  elseif os.getenv("BENCH_SESSIONS_FILE") then
+  elseif os.getenv("BENCH_SESSIONS_FILE") or os.getenv("BENCH_TOKENS_FILE") then
+    local file, header, prefix = os.getenv("BENCH_SESSIONS_FILE"), "mcp-session-id", ""
+    if not file then file, header, prefix = os.getenv("BENCH_TOKENS_FILE"), "authorization", "Bearer " end
     sessions = {}
-    for line in io.lines(os.getenv("BENCH_SESSIONS_FILE")) do
-      headers["mcp-session-id"] = line
+    for line in io.lines(file) do
+      headers[header] = prefix .. line
       table.insert(sessions, wrk.format(os.getenv("BENCH_METHOD"), path, headers, os.getenv("BENCH_BODY")))
     end
     turn = 0
@@ -60,7 +64,9 @@ function request()
 end
 
 function response(status, headers, body)
-  if status ~= expect then unexpected = unexpected + 1 end
+  if status ~= expect or (body and string.find(body, '"isError":true', 1, true)) then
+    unexpected = unexpected + 1
+  end
   if pool and status == 200 then
     local token = string.match(body, '"refresh_token":"([^"]+)"')
     if token then table.insert(pool, token) end

@@ -138,7 +138,7 @@ scenario() {
 
 wrk_env() { # method path expect headers body
   export BENCH_METHOD="$1" BENCH_PATH="$2" BENCH_EXPECT="$3" BENCH_HEADERS="$4" BENCH_BODY="$5" BENCH_THREADS=1
-  unset BENCH_REFRESH_FILE BENCH_CLIENT_ID BENCH_SESSIONS_FILE
+  unset BENCH_REFRESH_FILE BENCH_CLIENT_ID BENCH_SESSIONS_FILE BENCH_TOKENS_FILE
 }
 
 run_ceiling() { wrk_env GET /healthz 200 "" ""; measure_wrk "$1"; }
@@ -172,11 +172,22 @@ mcp-protocol-version: 2025-11-25" '{"jsonrpc":"2.0","id":2,"method":"tools/call"
   export BENCH_SESSIONS_FILE="$sessions"
   measure_wrk "$1"
 }
-run_write() {
-  wrk_env POST /mcp 200 "$MCP_HEADERS_BASE$TOKEN
+WRITERS=0
+run_write() { # each run writes as 16 new users: one person may keep at most 10,000 notes
+  local tokens="$WORK/writer-tokens" k user
+  : >"$tokens"
+  for k in $(seq 1 16); do
+    WRITERS=$((WRITERS + 1))
+    user="writer$WRITERS"
+    PASSWORD_HASH_COST=low "$BIN" user add "$user" --password "$PASSWORD" >/dev/null
+    "$BIN" token mint --user "$user" --client "$CLIENT_ID" --scope "mcp:read mcp:write" --ttl 86400 >>"$tokens"
+  done
+  wrk_env POST /mcp 200 "content-type: application/json
+accept: application/json, text/event-stream
 mcp-protocol-version: 2026-07-28
 mcp-method: tools/call
 mcp-name: notes_create" "$(stateless_call notes_create '{"title":"bench","body":"written under load"}')"
+  export BENCH_TOKENS_FILE="$tokens"
   measure_wrk "$1"
 }
 run_refresh() {
