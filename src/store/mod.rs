@@ -218,3 +218,26 @@ unsafe extern "C" fn wait_for_lock(_: *mut std::ffi::c_void, attempts: c_int) ->
     std::thread::sleep(Duration::from_micros(100 << attempts.clamp(0, 4)));
     1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_sqlite_connection_gets_the_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("settings.db").display());
+        let store = Store::connect(&url, 2, Duration::from_secs(5)).await.unwrap();
+        let pragma = |name: &str| {
+            let statement = sea_orm::Statement::from_string(DatabaseBackend::Sqlite, format!("PRAGMA {name}"));
+            let db = store.db.clone();
+            async move { db.query_one_raw(statement).await.unwrap().expect("a pragma row") }
+        };
+        // The pool hands out its connections in turn: ask often enough to meet each of them.
+        for _ in 0..4 {
+            assert_eq!(pragma("synchronous").await.try_get_by_index::<i64>(0).unwrap(), 1); // NORMAL
+            let limit = pragma("journal_size_limit").await.try_get_by_index::<i64>(0).unwrap();
+            assert_eq!(limit as u64, JOURNAL_SIZE_LIMIT);
+        }
+    }
+}
