@@ -58,7 +58,7 @@ unsafe impl GlobalAlloc for Allocator {
 /// hundreds of MB). A fixed 1 MiB threshold keeps each large block in its own mapping, returned when freed.
 pub fn return_large_blocks_to_the_os() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; it is called before any other thread exists.
+    // SAFETY: mallopt only changes allocator parameters, under glibc's arena lock (tokio's threads may run).
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE as libc::c_int);
     }

@@ -48,9 +48,9 @@ impl Store {
         let trusted = &self.trusted;
         match trusted.lookup(&trusted.grants, grant_id, Option::is_none) {
             Lookup::Known(username) => Ok(username),
-            Lookup::Unknown(generation) => {
+            Lookup::Unknown(ticket) => {
                 let username = self.active_grant_username(grant_id).await?;
-                trusted.remember(&trusted.grants, grant_id, username.clone(), generation);
+                trusted.remember(&trusted.grants, grant_id, username.clone(), ticket, Option::is_none);
                 Ok(username)
             }
         }
@@ -63,9 +63,10 @@ impl Store {
         if self.is_postgres() {
             Store::notify_in(&txn, ENDINGS_CHANNEL, "").await?;
         }
-        txn.commit().await?;
+        let committed = txn.commit().await;
+        // Also when the commit seems to fail: it may have happened with only its answer lost.
         self.trusted.forget();
-        Ok(())
+        committed
     }
 
     /// Revokes a grant and every refresh token issued under it (RFC 9700 §4.14.2 on reuse, RFC 7009 on

@@ -65,17 +65,17 @@ impl Store {
     pub async fn live_mcp_session(&self, session_id: &str, idle_secs: i64) -> Result<Option<SessionOwner>, DbErr> {
         let trusted = &self.trusted;
         let idle_since = now() - idle_secs;
-        match trusted.lookup(&trusted.sessions, session_id, |_| false) {
-            Lookup::Known(owner) if owner.last_seen > idle_since => Ok(Some(owner)),
-            Lookup::Known(_) => self.find_live_mcp_session(session_id, idle_secs).await.map(|s| s.map(owner_of)),
-            Lookup::Unknown(generation) => {
-                let owner = self.find_live_mcp_session(session_id, idle_secs).await?.map(owner_of);
-                if let Some(owner) = &owner {
-                    trusted.remember(&trusted.sessions, session_id, owner.clone(), generation);
-                }
-                Ok(owner)
-            }
+        let ticket = match trusted.lookup(&trusted.sessions, session_id, |_| false) {
+            Lookup::Known(owner) if owner.last_seen > idle_since => return Ok(Some(owner)),
+            // Idle as far as this instance knows; another may have seen it since.
+            Lookup::Known(_) => trusted.ticket(),
+            Lookup::Unknown(ticket) => ticket,
+        };
+        let owner = self.find_live_mcp_session(session_id, idle_secs).await?.map(owner_of);
+        if let Some(owner) = &owner {
+            trusted.remember(&trusted.sessions, session_id, owner.clone(), ticket, |_| false);
         }
+        Ok(owner)
     }
 
     /// Marks a session as used; writes at most once every `every_secs` per session.

@@ -4,7 +4,7 @@
 //! A revoked grant is remembered for good: revocation never ends.
 //!
 //! Everything that ends a grant or a session through this process's [`Store`](super::Store) bumps the
-//! generation before it returns (see [`super::Store::commit_revocation`]); an entry read under an older
+//! generation before it returns (see [`super::Store::commit_ending`]); an entry read under an older
 //! generation is not trusted. Other instances hear of it through Postgres `NOTIFY`, sent inside the ending
 //! transaction, so exactly when it commits. What nobody announced (another process on the same SQLite file,
 //! such as the CLI, or a notification lost with its connection) is seen once the entry's time is up. A time
@@ -50,6 +50,7 @@ impl<V> Default for Memo<V> {
 #[derive(Debug)]
 struct Entry<V> {
     value: V,
+    /// When the read that found `value` began.
     checked: Instant,
     generation: u64,
 }
@@ -57,8 +58,15 @@ struct Entry<V> {
 /// What [`Trusted`] can say without the database.
 pub(super) enum Lookup<V> {
     Known(V),
-    /// Ask the database; pass the generation to [`Trusted::remember`] with the answer.
-    Unknown(u64),
+    /// Ask the database, then hand the answer to [`Trusted::remember`] with this ticket.
+    Unknown(Ticket),
+}
+
+/// The generation and time before a database read: its answer is as old as this, not as its arrival.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ticket {
+    generation: u64,
+    at: Instant,
 }
 
 impl Trusted {
@@ -69,35 +77,52 @@ impl Trusted {
     /// The remembered value of `key`, if it was read under the current generation within the trusted time,
     /// or is `settled` (true for good).
     pub(super) fn lookup<V: Clone>(&self, memo: &Memo<V>, key: &str, settled: impl Fn(&V) -> bool) -> Lookup<V> {
-        // Read before the database is asked: an answer read while an ending commits carries the older
-        // generation and is never trusted after it.
-        let generation = self.generation.load(Ordering::Acquire);
+        let ticket = self.ticket();
         if self.trust_for.is_zero() {
-            return Lookup::Unknown(generation);
+            return Lookup::Unknown(ticket);
         }
         let known = memo.known.lock().expect("trusted entries lock");
         match known.get(key) {
             Some(e) if settled(&e.value) => Lookup::Known(e.value.clone()),
-            Some(e) if e.generation == generation && e.checked.elapsed() < self.trust_for => {
+            Some(e) if e.generation == ticket.generation && e.checked.elapsed() < self.trust_for => {
                 Lookup::Known(e.value.clone())
             }
-            _ => Lookup::Unknown(generation),
+            _ => Lookup::Unknown(ticket),
         }
     }
 
-    /// Records the database's answer for `key`, read under `generation`.
-    pub(super) fn remember<V>(&self, memo: &Memo<V>, key: &str, value: V, generation: u64) {
+    /// Taken before a database read: an answer read while an ending commits carries the older generation
+    /// and is never trusted after it, and its time runs from before the read, however long the read took.
+    pub(super) fn ticket(&self) -> Ticket {
+        Ticket { generation: self.generation.load(Ordering::Acquire), at: Instant::now() }
+    }
+
+    /// Records the database's answer for `key`, read with `ticket`. A settled entry stays, and so does one
+    /// read later (a slow read does not overwrite a newer answer).
+    pub(super) fn remember<V>(
+        &self,
+        memo: &Memo<V>,
+        key: &str,
+        value: V,
+        ticket: Ticket,
+        settled: impl Fn(&V) -> bool,
+    ) {
         if self.trust_for.is_zero() {
             return;
         }
         let mut known = memo.known.lock().expect("trusted entries lock");
-        if known.len() >= CAPACITY && !known.contains_key(key) {
-            known.retain(|_, e| e.checked.elapsed() < self.trust_for);
-            if known.len() >= CAPACITY {
-                known.clear();
+        match known.get(key) {
+            Some(e) if settled(&e.value) || e.generation > ticket.generation || e.checked > ticket.at => return,
+            Some(_) => {}
+            None if known.len() >= CAPACITY => {
+                known.retain(|_, e| e.checked.elapsed() < self.trust_for);
+                if known.len() >= CAPACITY {
+                    known.clear();
+                }
             }
+            None => {}
         }
-        known.insert(key.to_owned(), Entry { value, checked: Instant::now(), generation });
+        known.insert(key.to_owned(), Entry { value, checked: ticket.at, generation: ticket.generation });
     }
 
     /// Changes a remembered value in place (its time and generation stay).
@@ -125,23 +150,27 @@ mod tests {
         }
     }
 
-    fn never(_: &Option<String>) -> bool {
+    fn never<V>(_: &V) -> bool {
         false
+    }
+
+    fn ada() -> Option<String> {
+        Some("ada".to_owned())
     }
 
     #[test]
     fn an_answer_is_trusted_until_an_ending_or_its_time_is_up() {
         let trusted = Trusted::new(Duration::from_secs(60));
-        let Lookup::Unknown(generation) = trusted.lookup(&trusted.grants, "g", never) else {
+        let Lookup::Unknown(ticket) = trusted.lookup(&trusted.grants, "g", never) else {
             panic!("known before any read")
         };
-        trusted.remember(&trusted.grants, "g", Some("ada".to_owned()), generation);
-        assert_eq!(known(trusted.lookup(&trusted.grants, "g", never)), Some(Some("ada".to_owned())));
+        trusted.remember(&trusted.grants, "g", ada(), ticket, never);
+        assert_eq!(known(trusted.lookup(&trusted.grants, "g", never)), Some(ada()));
         trusted.forget();
         assert_eq!(known(trusted.lookup(&trusted.grants, "g", never)), None);
 
         let short = Trusted::new(Duration::from_millis(1));
-        short.remember(&short.grants, "g", Some("ada".to_owned()), 0);
+        short.remember(&short.grants, "g", ada(), short.ticket(), never);
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(known(short.lookup(&short.grants, "g", never)), None);
     }
@@ -149,23 +178,38 @@ mod tests {
     #[test]
     fn an_answer_read_before_an_ending_is_not_trusted_after_it() {
         let trusted = Trusted::new(Duration::from_secs(60));
-        let Lookup::Unknown(generation) = trusted.lookup(&trusted.grants, "g", never) else {
+        let Lookup::Unknown(ticket) = trusted.lookup(&trusted.grants, "g", never) else {
             panic!("known before any read")
         };
         trusted.forget(); // commits while the read is in flight
-        trusted.remember(&trusted.grants, "g", Some("ada".to_owned()), generation);
+        trusted.remember(&trusted.grants, "g", ada(), ticket, never);
         assert_eq!(known(trusted.lookup(&trusted.grants, "g", never)), None);
+    }
+
+    #[test]
+    fn a_slow_read_neither_undoes_a_revocation_nor_outlives_its_time() {
+        let trusted = Trusted::new(Duration::from_millis(50));
+        let slow = trusted.ticket();
+        trusted.remember(&trusted.grants, "g", None, trusted.ticket(), Option::is_none);
+        trusted.remember(&trusted.grants, "g", ada(), slow, Option::is_none);
+        assert_eq!(known(trusted.lookup(&trusted.grants, "g", Option::is_none)), Some(None));
+
+        // Trust runs from before the read: a read that took longer than the trusted time is not trusted.
+        let late = trusted.ticket();
+        std::thread::sleep(Duration::from_millis(60));
+        trusted.remember(&trusted.grants, "h", ada(), late, Option::is_none);
+        assert_eq!(known(trusted.lookup(&trusted.grants, "h", Option::is_none)), None);
     }
 
     #[test]
     fn a_settled_answer_outlives_endings_and_nothing_is_kept_with_no_time() {
         let trusted = Trusted::new(Duration::from_secs(60));
-        trusted.remember(&trusted.grants, "g", None, 0);
+        trusted.remember(&trusted.grants, "g", None, trusted.ticket(), Option::is_none);
         trusted.forget();
         assert_eq!(known(trusted.lookup(&trusted.grants, "g", Option::is_none)), Some(None));
 
         let uncached = Trusted::new(Duration::ZERO);
-        uncached.remember(&uncached.grants, "g", Some("ada".to_owned()), 0);
+        uncached.remember(&uncached.grants, "g", ada(), uncached.ticket(), never);
         assert_eq!(known(uncached.lookup(&uncached.grants, "g", never)), None);
     }
 
@@ -173,11 +217,11 @@ mod tests {
     fn an_update_changes_the_value_but_not_its_trust() {
         let trusted = Trusted::new(Duration::from_secs(60));
         let owner = SessionOwner { subject: Some("s".into()), client_id: Some("c".into()), last_seen: 1 };
-        trusted.remember(&trusted.sessions, "m", owner.clone(), 0);
+        trusted.remember(&trusted.sessions, "m", owner, trusted.ticket(), never);
         trusted.update(&trusted.sessions, "m", |o| o.last_seen = 2);
-        let seen = known(trusted.lookup(&trusted.sessions, "m", |_| false)).map(|o| o.last_seen);
+        let seen = known(trusted.lookup(&trusted.sessions, "m", never)).map(|o| o.last_seen);
         assert_eq!(seen, Some(2));
         trusted.forget();
-        assert_eq!(known(trusted.lookup(&trusted.sessions, "m", |_| false)), None);
+        assert_eq!(known(trusted.lookup(&trusted.sessions, "m", never)), None);
     }
 }
