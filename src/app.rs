@@ -64,8 +64,17 @@ impl Application {
         };
         #[cfg(not(feature = "test-trust"))]
         let metadata_documents = MetadataDocuments::new()?;
-        let state =
-            AppState { config, store, tokens, passwords, limits, metadata_documents, note_events, list_changes };
+        let state = AppState {
+            config,
+            store,
+            tokens,
+            passwords,
+            limits,
+            metadata_documents,
+            note_events,
+            list_changes,
+            open_streams: Default::default(),
+        };
         Ok(Application { state: Arc::new(state) })
     }
 

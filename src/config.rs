@@ -70,6 +70,10 @@ pub struct Config {
     pub guard_cache_ttl: Duration,
     /// An MCP session unused for this long ends (404) and is purged.
     pub mcp_session_ttl: Duration,
+    /// Most live legacy MCP sessions one person may hold; the next `initialize` is refused.
+    pub mcp_max_sessions_per_user: u64,
+    /// Most open 2026-07-28 notification streams (`subscriptions/listen`) one person may hold per instance.
+    pub mcp_max_streams_per_user: usize,
     /// Serve the fixture tools, resources and prompts of the MCP conformance suite.
     pub conformance_fixtures: bool,
     /// A dynamically registered client that obtains no token within this time is deleted.
@@ -104,6 +108,8 @@ pub struct RateLimits {
     pub login: Rate,
     /// Failed client authentication per client IP address, and invalid grants per client at one address.
     pub token: Rate,
+    /// Sign-up attempts (each may create an account or learn that a name is taken) per client IP address.
+    pub signup: Rate,
 }
 
 impl Default for RateLimits {
@@ -113,6 +119,7 @@ impl Default for RateLimits {
             metadata_fetch: Rate { count: 30, per: Duration::from_secs(60) },
             login: Rate { count: 10, per: Duration::from_secs(600) },
             token: Rate { count: 30, per: Duration::from_secs(60) },
+            signup: Rate { count: 5, per: Duration::from_secs(3600) },
         }
     }
 }
@@ -150,8 +157,11 @@ fn parse_rate_limits(value: Option<&str>) -> Result<Option<RateLimits>, ConfigEr
                     "metadata_fetch" => limits.metadata_fetch = rate,
                     "login" => limits.login = rate,
                     "token" => limits.token = rate,
+                    "signup" => limits.signup = rate,
                     other => {
-                        return Err(fail(format!("'{other}' is not a limit (register, metadata_fetch, login, token)")));
+                        return Err(fail(format!(
+                            "'{other}' is not a limit (register, metadata_fetch, login, token, signup)"
+                        )));
                     }
                 }
             }
@@ -249,6 +259,8 @@ impl Config {
         };
         let signup = on_off(&get, "SIGNUP", true)?;
         let mcp_session_ttl = seconds(&get, "MCP_SESSION_TTL", 3600, 60, 7 * 86_400)?;
+        let mcp_max_sessions_per_user = count(&get, "MCP_MAX_SESSIONS_PER_USER", 20, 1, 10_000)?;
+        let mcp_max_streams_per_user = count(&get, "MCP_MAX_STREAMS_PER_USER", 20, 1, 10_000)? as usize;
         let key_reload_interval = seconds(&get, "KEY_RELOAD_SECS", 60, 1, 3600)?;
         let guard_cache_ttl = seconds(&get, "GUARD_CACHE_SECS", 1, 0, 60)?;
         let metrics_token = match get("METRICS_TOKEN") {
@@ -309,6 +321,8 @@ impl Config {
             key_reload_interval,
             guard_cache_ttl,
             mcp_session_ttl,
+            mcp_max_sessions_per_user,
+            mcp_max_streams_per_user,
             conformance_fixtures,
             client_unused_ttl,
             audit_log_ttl,
@@ -348,6 +362,16 @@ impl Config {
         hosts.sort();
         hosts.dedup();
         hosts
+    }
+
+    /// [`Config::allowed_origins`] each with its port written out (`https://app.example:443`): an origin
+    /// without a port would match any port of that host in the MCP transport's check.
+    pub fn allowed_origins_with_ports(&self) -> Vec<String> {
+        self.allowed_origins
+            .iter()
+            .filter_map(|o| Url::parse(o).ok())
+            .filter_map(|u| Some(format!("{}://{}:{}", u.scheme(), u.host_str()?, u.port_or_known_default()?)))
+            .collect()
     }
 
     /// The RFC 9728 metadata URL that `WWW-Authenticate` points clients to.
@@ -391,6 +415,23 @@ fn seconds(
         return Err(problem(variable, format!("{value} is outside {min}..={max} seconds")));
     }
     Ok(Duration::from_secs(value))
+}
+
+fn count(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let value = match get(variable) {
+        None => default,
+        Some(v) => v.parse::<u64>().map_err(|_| problem(variable, format!("'{v}' is not a whole number")))?,
+    };
+    if !(min..=max).contains(&value) {
+        return Err(problem(variable, format!("{value} is outside {min}..={max}")));
+    }
+    Ok(value)
 }
 
 fn on_off(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
@@ -446,6 +487,8 @@ mod tests {
             ("KEY_RELOAD_SECS", "0"),
             ("METRICS_TOKEN", "short"),
             ("MCP_SESSION_TTL", "5"),
+            ("MCP_MAX_SESSIONS_PER_USER", "0"),
+            ("MCP_MAX_STREAMS_PER_USER", "many"),
             ("CLIENT_UNUSED_TTL", "1"),
             ("RATE_LIMITS", "register=0/h"),
             ("RATE_LIMITS", "register=5/week"),
@@ -458,6 +501,17 @@ mod tests {
             assert_eq!(err.variable, var);
             assert!(err.to_string().starts_with(var));
         }
+    }
+
+    #[test]
+    fn allowed_origins_name_their_port() {
+        let c = config(&[("AUTH_ISSUER", "https://mcp.example")]).unwrap();
+        assert_eq!(c.allowed_origins_with_ports(), ["https://mcp.example:443"]);
+        let c = config(&[("ALLOWED_ORIGINS", "http://localhost:6274, http://[::1]:3000,https://a.example/")]).unwrap();
+        assert_eq!(
+            c.allowed_origins_with_ports(),
+            ["http://localhost:6274", "http://[::1]:3000", "https://a.example:443"]
+        );
     }
 
     #[test]

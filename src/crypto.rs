@@ -1,11 +1,12 @@
 //! The few primitives every secret goes through: random tokens, SHA-256 digests for high-entropy
-//! secrets (codes, refresh tokens, session ids) and argon2id for passwords and client secrets.
+//! secrets (client secrets, codes, refresh tokens, session ids) and argon2id for passwords.
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use std::sync::Arc;
 
@@ -26,6 +27,17 @@ pub fn random_token() -> String {
 pub fn sha256_hex(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `presented` is the high-entropy secret whose [`sha256_hex`] is `stored`, compared in constant time.
+pub fn matches_sha256(presented: &str, stored: &str) -> bool {
+    bool::from(sha256_hex(presented).as_bytes().ct_eq(stored.as_bytes()))
+}
+
+/// Whether a stored secret hash is an argon2 PHC string (client secrets registered before they were
+/// stored as SHA-256 digests).
+pub fn is_argon2_hash(stored: &str) -> bool {
+    stored.starts_with("$argon2")
 }
 
 /// base64url SHA-256, used to derive values (such as CSRF tokens) from a secret without storing them.
@@ -96,20 +108,18 @@ impl Passwords {
 
     pub async fn hash(&self, secret: &str) -> String {
         let secret = secret.to_owned();
-        self.blocking(move |argon2| {
-            let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes is a valid salt length");
-            argon2
-                .hash_password(secret.as_bytes(), &salt)
-                .expect("hashing with valid parameters cannot fail")
-                .to_string()
-        })
-        .await
+        self.blocking(move |argon2| hash_with(argon2, &secret)).await
     }
 
-    /// Constant-time verification (inside argon2); a malformed stored hash simply does not verify.
-    pub async fn verify(&self, secret: &str, stored: &str) -> bool {
-        let (secret, stored) = (secret.to_owned(), stored.to_owned());
-        self.blocking(move |argon2| matches(argon2, &secret, &stored)).await
+    /// [`Passwords::hash`] under a limit: once a hashing slot is free, `allowed` is asked again, so requests
+    /// that queued together cannot all pass a check made before they queued. `None`: refused, nothing hashed.
+    pub async fn hash_limited(&self, secret: &str, allowed: impl FnOnce() -> bool) -> Option<String> {
+        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        if !allowed() {
+            return None;
+        }
+        let (argon2, secret) = (self.argon2.clone(), secret.to_owned());
+        Some(tokio::task::spawn_blocking(move || hash_with(&argon2, &secret)).await.expect("hashing does not panic"))
     }
 
     /// A sign-in's password check under a limit. `stored` is `None` for an unknown account: a dummy hash is
@@ -149,16 +159,16 @@ impl Passwords {
         DUMMY.get_or_init(|| self.hash("timing-equaliser")).await
     }
 
-    /// Spends the time of a verification, so an unknown username or client is not told apart by timing.
-    pub async fn verify_dummy(&self, secret: &str) {
-        let _ = self.verify(secret, self.dummy_hash().await).await;
-    }
-
     async fn blocking<T: Send + 'static>(&self, work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static) -> T {
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         let argon2 = self.argon2.clone();
         tokio::task::spawn_blocking(move || work(&argon2)).await.expect("password hashing does not panic")
     }
+}
+
+fn hash_with(argon2: &Argon2<'static>, secret: &str) -> String {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes is a valid salt length");
+    argon2.hash_password(secret.as_bytes(), &salt).expect("hashing with valid parameters cannot fail").to_string()
 }
 
 /// Constant-time verification (inside argon2); a malformed stored hash simply does not verify.
@@ -178,10 +188,17 @@ mod tests {
     async fn hashes_verify_only_their_secret() {
         let h = Passwords::new(PasswordHashCost::Low);
         let stored = h.hash("correct horse").await;
-        assert!(stored.starts_with("$argon2id$"));
-        assert!(h.verify("correct horse", &stored).await);
-        assert!(!h.verify("wrong horse", &stored).await);
-        assert!(!h.verify("correct horse", "not a hash").await);
+        assert!(stored.starts_with("$argon2id$") && is_argon2_hash(&stored));
+        let verify = |secret: &'static str, stored: String| {
+            let h = h.clone();
+            async move { h.verify_limited(secret, Some(&stored), || true, || {}).await }
+        };
+        assert_eq!(verify("correct horse", stored.clone()).await, Some(true));
+        assert_eq!(verify("wrong horse", stored.clone()).await, Some(false));
+        assert_eq!(verify("correct horse", "not a hash".into()).await, Some(false));
+        assert_eq!(h.verify_limited("correct horse", Some(&stored), || false, || {}).await, None, "refused");
+        assert_eq!(h.hash_limited("x", || false).await, None);
+        assert!(h.hash_limited("x", || true).await.is_some_and(|s| is_argon2_hash(&s)));
     }
 
     #[test]
@@ -204,5 +221,6 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
         assert_eq!(sha256_hex("abc").len(), 64);
+        assert!(matches_sha256("abc", &sha256_hex("abc")) && !matches_sha256("abd", &sha256_hex("abc")));
     }
 }

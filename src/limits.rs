@@ -27,6 +27,7 @@ pub struct Limits {
     login_by_account: Option<Failures>,
     token_by_address: Option<Failures>,
     token_by_client: Option<Failures>,
+    signup: Option<Failures>,
 }
 
 /// A failed sign-in counts against the address at the `login` rate, and against the account name at ten
@@ -175,6 +176,7 @@ impl Limits {
             login_by_account: config.map(|c| Failures::new(times(c.login, ACCOUNT_RATE_FACTOR))),
             token_by_address: config.map(|c| Failures::new(c.token)),
             token_by_client: config.map(|c| Failures::new(c.token)),
+            signup: config.map(|c| Failures::new(c.signup)),
         }
     }
 
@@ -217,6 +219,19 @@ impl Limits {
         fail_each([(&self.token_by_client, ip.map(|ip| FailureKey::client_at(client_id, ip)))]);
     }
 
+    /// A sign-up attempt from `ip` (one that may create an account or learn that a name is taken): counted
+    /// whatever its outcome; refused once the address has used its allowance.
+    pub fn signup_attempt(&self, ip: Option<IpAddr>) -> Result<(), RetryAfter> {
+        let key = || [(&self.signup, ip.map(FailureKey::address))];
+        check_each(key())?;
+        fail_each(key()).map_or(Ok(()), Err)
+    }
+
+    /// Whether `ip` may still sign up: asked again once a hashing slot is free, without counting.
+    pub fn signup_allowed(&self, ip: Option<IpAddr>) -> Result<(), RetryAfter> {
+        check_each([(&self.signup, ip.map(FailureKey::address))])
+    }
+
     /// One dynamic client registration from `ip`.
     pub fn register(&self, ip: IpAddr) -> Result<(), RetryAfter> {
         check(&self.register, ip)
@@ -233,7 +248,13 @@ impl Limits {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-        let failures = [&self.login_by_address, &self.login_by_account, &self.token_by_address, &self.token_by_client];
+        let failures = [
+            &self.login_by_address,
+            &self.login_by_account,
+            &self.token_by_address,
+            &self.token_by_client,
+            &self.signup,
+        ];
         for failures in failures.into_iter().flatten() {
             failures.forget_idle();
         }
@@ -247,7 +268,13 @@ mod tests {
     #[test]
     fn a_burst_over_the_limit_is_refused_per_key() {
         let rate = Rate { count: 3, per: Duration::from_secs(60) };
-        let limits = Limits::new(Some(&RateLimits { register: rate, metadata_fetch: rate, login: rate, token: rate }));
+        let limits = Limits::new(Some(&RateLimits {
+            register: rate,
+            metadata_fetch: rate,
+            login: rate,
+            token: rate,
+            signup: rate,
+        }));
         let a: IpAddr = [192, 0, 2, 1].into();
         let b: IpAddr = [192, 0, 2, 2].into();
         for _ in 0..3 {
@@ -268,7 +295,13 @@ mod tests {
     #[test]
     fn only_failures_count_and_a_blocked_key_is_refused_before_it_is_tried() {
         let rate = Rate { count: 2, per: Duration::from_secs(60) };
-        let limits = Limits::new(Some(&RateLimits { register: rate, metadata_fetch: rate, login: rate, token: rate }));
+        let limits = Limits::new(Some(&RateLimits {
+            register: rate,
+            metadata_fetch: rate,
+            login: rate,
+            token: rate,
+            signup: rate,
+        }));
         let ip: Option<IpAddr> = Some([192, 0, 2, 1].into());
         for _ in 0..10 {
             assert!(limits.login_allowed(ip, Some("alice")).is_ok(), "successes are never counted");
@@ -292,7 +325,13 @@ mod tests {
     #[test]
     fn invalid_grants_slow_one_client_at_one_address_only() {
         let rate = Rate { count: 1, per: Duration::from_secs(60) };
-        let limits = Limits::new(Some(&RateLimits { register: rate, metadata_fetch: rate, login: rate, token: rate }));
+        let limits = Limits::new(Some(&RateLimits {
+            register: rate,
+            metadata_fetch: rate,
+            login: rate,
+            token: rate,
+            signup: rate,
+        }));
         let ip: Option<IpAddr> = Some([192, 0, 2, 1].into());
         limits.token_grant_failed(ip, "busy-client");
         limits.token_grant_failed(ip, "busy-client");
@@ -302,6 +341,25 @@ mod tests {
         limits.token_client_failed(ip);
         limits.token_client_failed(ip);
         assert!(limits.token_allowed(ip, "another-client").is_err(), "failed authentication blocks the address");
+    }
+
+    #[test]
+    fn every_signup_attempt_counts_and_the_next_one_is_refused() {
+        let rate = Rate { count: 2, per: Duration::from_secs(3600) };
+        let limits = Limits::new(Some(&RateLimits {
+            register: rate,
+            metadata_fetch: rate,
+            login: rate,
+            token: rate,
+            signup: rate,
+        }));
+        let ip: Option<IpAddr> = Some([192, 0, 2, 1].into());
+        assert!(limits.signup_attempt(ip).is_ok() && limits.signup_attempt(ip).is_ok());
+        assert!(limits.signup_allowed(ip).is_ok(), "asking does not count");
+        let refused = limits.signup_attempt(ip).unwrap_err();
+        assert!(refused.seconds() > 60, "{refused:?}");
+        assert!(limits.signup_allowed(ip).is_err() && limits.signup_attempt(ip).is_err());
+        assert!(limits.signup_attempt(Some([192, 0, 2, 2].into())).is_ok(), "another address has its own");
     }
 
     fn from(peer: &str, forwarded: Option<&str>, proxies: &[IpNet]) -> IpAddr {

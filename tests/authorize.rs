@@ -10,12 +10,15 @@ async fn client_and_logged_in_browser(app: &TestApp) -> (String, Browser) {
     (client_id, browser)
 }
 
+/// RFC 6749 §4.1.2.1: once the client and redirect URI are trusted, errors go back to the client. Trusted
+/// means registered by the operator; for self-registered clients see `security_redirects.rs`.
 async fn assert_redirected_with_error(
     app: &TestApp,
     adjust: impl FnOnce(AuthorizeParams) -> AuthorizeParams,
     error: &str,
 ) {
-    let (client_id, mut browser) = client_and_logged_in_browser(app).await;
+    let client_id = app.operator_client(REDIRECT_URI);
+    let mut browser = signup_and_login(app, "alice", PASSWORD).await;
     let params = adjust(app.authorize_params(&client_id, REDIRECT_URI, &pkce_pair()));
     let response = browser.get(&params.path()).await;
     assert_redirect_error(&response, REDIRECT_URI, &app.issuer, error);

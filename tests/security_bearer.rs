@@ -202,3 +202,38 @@ async fn token_without_mcp_read_is_refused_with_insufficient_scope() {
     assert_eq!(challenge.get("scope").map(String::as_str), Some("mcp:read mcp:write"));
     assert_eq!(challenge.get("resource_metadata"), Some(&metadata_url(&app)));
 }
+
+/// A revoked grant ends the notification streams opened with its tokens at once, not at the streams'
+/// periodic check (30 s): a 2026-07-28 listen stream closes, and a legacy session's subscription stops
+/// delivering. On Postgres other instances hear of the revocation by `NOTIFY` (tests/multi_instance.rs).
+#[tokio::test]
+async fn revoking_a_grant_ends_its_notification_streams_at_once() {
+    let app = spawn_app().await;
+    let auth = ClientAuth::Public(app.register_public_client(REDIRECT_URI).await);
+    let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
+    let revoked = issue_tokens(&app, &mut browser, &auth, ALL_SCOPES).await;
+    let other = issue_tokens(&app, &mut browser, &auth, ALL_SCOPES).await;
+    let (token, other_token) = (str_field(&revoked, "access_token"), str_field(&other, "access_token"));
+
+    let mut writer = mcp::McpClient::stateless(&app, &other_token);
+    let created = writer.call_tool("notes_create", serde_json::json!({"title": "Watched", "body": "v1"})).await;
+    let (id, uri) = (
+        created["structuredContent"]["id"].as_str().unwrap().to_owned(),
+        created["structuredContent"]["uri"].as_str().unwrap().to_owned(),
+    );
+    let mut listen = mcp::McpClient::stateless(&app, &token).listen(&[&uri]).await;
+    let mut session = mcp::McpClient::connect(&app, &token).await;
+    session.result("resources/subscribe", serde_json::json!({"uri": uri})).await;
+    let mut legacy_stream = session.open_stream().await;
+
+    let revoke = app.post_as("/oauth/revoke", &auth, &[("token", &str_field(&revoked, "refresh_token"))]).await;
+    assert_eq!(revoke.status(), StatusCode::OK);
+    assert!(mcp::ends_within(&mut listen, 3).await, "the listen stream closes when its grant is revoked");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    writer.call_tool("notes_delete", serde_json::json!({"id": id})).await;
+    let delivered = mcp::messages_within(&mut legacy_stream, 1500).await;
+    assert!(
+        delivered.iter().all(|m| m["method"] != "notifications/resources/updated"),
+        "nothing more reaches the revoked grant's session: {delivered:?}"
+    );
+}

@@ -151,18 +151,120 @@ async fn tampering_with_the_consent_form_is_refused_or_harmless() {
     let response = browser.post_form("/oauth/authorize", &tampered).await;
     assert_html_error(response, StatusCode::BAD_REQUEST).await;
 
-    // A changed state travels back verbatim: it is the client's own value, checked by the client.
-    let mut tampered = form.clone();
-    tampered.retain(|(name, _)| name != "state");
-    tampered.push(("state".into(), "<script>x</script>".into()));
-    tampered.push(("decision".into(), "allow".into()));
-    let response = browser.post_form("/oauth/authorize", &tampered).await;
+    // The decision is bound (by a MAC keyed per session) to what the page showed: another client with the
+    // very same redirect URI, or another state, produces no code.
+    let twin = app.register_public_client(REDIRECT_URI).await;
+    for (field, value) in [("client_id", twin.as_str()), ("state", "<script>x</script>"), ("state", "")] {
+        let tampered = replace_field(&form, field, value);
+        let response = browser.post_form("/oauth/authorize", &tampered).await;
+        assert!(header(&response, "location").is_none(), "{field}={value:?} must not produce a code");
+        assert_html_error(response, StatusCode::BAD_REQUEST).await;
+    }
+    let mut without_mac = form.clone();
+    without_mac.retain(|(name, _)| name != "consent_mac");
+    without_mac.push(("decision".into(), "allow".into()));
+    assert_html_error(browser.post_form("/oauth/authorize", &without_mac).await, StatusCode::BAD_REQUEST).await;
+    // The untouched form still works, and its state goes back URL-encoded.
+    let response = browser.post_form("/oauth/authorize", &replace_field(&form, "decision", "allow")).await;
     assert_eq!(response.status(), StatusCode::FOUND);
-    let location = location(&response);
-    assert!(location.starts_with(REDIRECT_URI), "{location}");
-    assert!(!location.contains("<script>"), "state is URL-encoded in the redirect: {location}");
+    assert!(location(&response).starts_with(REDIRECT_URI));
+}
+
+/// The form with `field` set to `value` and the decision `allow`.
+fn replace_field(form: &[(String, String)], field: &str, value: &str) -> Vec<(String, String)> {
+    let mut tampered: Vec<(String, String)> = form.iter().filter(|(name, _)| name != field).cloned().collect();
+    tampered.push((field.into(), value.into()));
+    if field != "decision" {
+        tampered.push(("decision".into(), "allow".into()));
+    }
+    tampered
+}
+
+/// RFC 9700 §4.11.2, MCP authorization "Open Redirection": anyone can register a client whose redirect URI is
+/// their own site. An error found before the person has seen the consent page must not send the browser
+/// there on its own (our hostname would launder phishing links); the person sees our page, naming the host,
+/// with a link to follow if they choose. Operator-registered clients keep the RFC 6749 redirect.
+#[tokio::test]
+async fn a_self_registered_client_cannot_use_the_authorization_endpoint_as_an_open_redirector() {
+    let app = spawn_app().await;
+    let evil = "https://evil.example/landing";
+    let client_id = app.register_public_client(evil).await;
+    for adjust in [
+        ("response_type", "bogus"),
+        ("code_challenge_method", "plain"),
+        ("scope", "admin:everything"),
+        ("resource", "https://elsewhere.example/mcp"),
+    ] {
+        let params = app.authorize_params(&client_id, evil, &pkce_pair()).set(adjust.0, adjust.1);
+        // Before sign-in (a link sent to anyone) and after.
+        let response = app.get(&params.path()).await;
+        assert!(header(&response, "location").is_none(), "{adjust:?}: no automatic redirect");
+        let page = html_unescape(&assert_html_error(response, StatusCode::BAD_REQUEST).await);
+        assert!(page.contains("evil.example"), "the destination host is named: {page}");
+        let link = format!("href=\"{evil}?error=");
+        assert!(page.contains(&link), "a link the person may follow, carrying the error: {page}");
+    }
+    let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
+    let params = app.authorize_params(&client_id, evil, &pkce_pair()).set("response_type", "bogus");
+    let response = browser.get(&params.path()).await;
+    assert!(header(&response, "location").is_none());
+    assert_html_error(response, StatusCode::BAD_REQUEST).await;
+
+    let operator = app.operator_client(REDIRECT_URI);
+    let params = app.authorize_params(&operator, REDIRECT_URI, &pkce_pair()).set("response_type", "bogus");
+    let response = app.get(&params.path()).await;
+    assert_redirect_error(&response, REDIRECT_URI, &app.issuer, "unsupported_response_type");
+}
+
+/// RFC 8252 §7.1: a native app's private-use scheme is a reverse domain name it controls. Schemes without a dot
+/// belong to the system or other programs (`ms-msdt:` ran diagnostics, `search-ms:` opens searches), which
+/// would act on the URI or receive the code: refused at registration and, for rows registered before the
+/// rule, at authorize.
+#[tokio::test]
+async fn private_use_redirect_schemes_must_be_reverse_domain_names() {
+    let app = spawn_app().await;
+    for redirect_uri in ["ms-msdt:/id", "search-ms:query=x", "sms:+15555550100", "zoommtg://zoom.us/join", "myapp://cb"]
+    {
+        let metadata =
+            json!({"client_name": "x", "redirect_uris": [redirect_uri], "token_endpoint_auth_method": "none"});
+        assert_oauth_error(app.register(&metadata).await, StatusCode::BAD_REQUEST, "invalid_redirect_uri").await;
+    }
+    let client_id = app.register_public_client("com.example.app:/oauth2redirect").await;
+    let old_row = vec![json!(["ms-msdt:/id"]).to_string().into(), client_id.clone().into()];
+    app.sql("UPDATE clients SET redirect_uris = $1 WHERE client_id = $2", old_row).await;
+    let params = app.authorize_params(&client_id, "ms-msdt:/id", &pkce_pair());
+    let response = app.get(&params.path()).await;
+    assert!(header(&response, "location").is_none());
+    assert_html_error(response, StatusCode::BAD_REQUEST).await;
 }
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A Client ID Metadata Document is the client's registration, and its publisher may change it at will. A
+/// consent is remembered for an https redirect, so when a re-fetched document lists other redirect URIs
+/// the consents given to that client are withdrawn (in the same transaction as the change), as a change
+/// by RFC 7592 `PUT` does: a remembered consent never sends a code to an address the person did not see.
+#[tokio::test]
+async fn a_changed_metadata_document_withdraws_the_consent_given_to_it() {
+    let server = common::documents::DocumentServer::start().await;
+    let client_id = server.url("/clients/web.json");
+    let (first, second) = ("https://app.example/callback", "https://collector.example/callback");
+    let mut doc = common::documents::document(&client_id, first);
+    server.docs.serve_json("/clients/web.json", &doc, "no-store");
+    let app = server.gateway().await;
+    let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
+    let params = app.authorize_params(&client_id, first, &pkce_pair());
+    browser.authorize(&params).await;
+    let again = browser.get(&app.authorize_params(&client_id, first, &pkce_pair()).path()).await;
+    assert_eq!(again.status(), StatusCode::FOUND, "the consent is remembered for the https redirect");
+
+    doc["redirect_uris"] = json!([first, second]);
+    server.docs.serve_json("/clients/web.json", &doc, "no-store");
+    for redirect_uri in [second, first] {
+        let response = browser.get(&app.authorize_params(&client_id, redirect_uri, &pkce_pair()).path()).await;
+        assert!(header(&response, "location").is_none(), "{redirect_uri}: no code without asking again");
+        assert!(is_consent_page(&response.text().await.unwrap()), "{redirect_uri}: the person is asked again");
+    }
 }

@@ -173,3 +173,84 @@ async fn post_raw_mcp(app: &TestApp, token: &str, body: String) -> reqwest::Resp
         .await
         .expect("request reaches the gateway")
 }
+
+/// What a client cannot parse it cannot handle: malformed JSON on `/mcp` is HTTP 400 with a JSON-RPC parse
+/// error (-32700), JSON that is not a JSON-RPC message 400 with -32600, and a missing or unknown legacy
+/// session the transport's status (400, 404) with a JSON-RPC error body; never a 415 or plain text.
+#[tokio::test]
+async fn malformed_mcp_requests_get_json_rpc_errors_a_client_can_parse() {
+    let app = spawn_app().await;
+    let (_, tokens) = public_client_tokens(&app).await;
+    let token = str_field(&tokens, "access_token");
+    let expect = |status: StatusCode, code: i64| {
+        move |response: reqwest::Response| async move {
+            assert_eq!(response.status(), status);
+            assert_eq!(header(&response, "content-type").as_deref(), Some("application/json"));
+            let body: Value = response.json().await.expect("a JSON body");
+            assert_eq!((body["jsonrpc"].as_str(), &body["id"]), (Some("2.0"), &Value::Null), "{body}");
+            assert_eq!(body["error"]["code"], code, "{body}");
+            assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        }
+    };
+    for body in [r#"{"jsonrpc": "2.0", ""#, "not json", "{"] {
+        expect(StatusCode::BAD_REQUEST, -32700)(post_raw_mcp(&app, &token, body.to_owned()).await).await;
+    }
+    for body in ["[]", "{}", "42", r#"{"jsonrpc":"2.0"}"#] {
+        expect(StatusCode::BAD_REQUEST, -32600)(post_raw_mcp(&app, &token, body.to_owned()).await).await;
+    }
+    // A legacy request with no session, and with a session nobody opened.
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let legacy = |session: Option<&str>| {
+        let mut request = app
+            .client
+            .post(app.url("/mcp"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(list);
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.send()
+    };
+    expect(StatusCode::BAD_REQUEST, -32600)(legacy(None).await.unwrap()).await;
+    expect(StatusCode::NOT_FOUND, -32001)(legacy(Some("no-such-session")).await.unwrap()).await;
+    // A wrong content type keeps its status, with a JSON-RPC body too.
+    let text = app
+        .client
+        .post(app.url("/mcp"))
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .header("accept", "application/json, text/event-stream")
+        .body(list)
+        .send()
+        .await
+        .unwrap();
+    expect(StatusCode::UNSUPPORTED_MEDIA_TYPE, -32600)(text).await;
+}
+
+/// An allowed origin written without its port would let every port of that host in (the transport reads a
+/// port-less entry as "any port"): the issuer's origin is allowed with its port, and only that. The issuer
+/// here is on the scheme's default port, so its origin is written without one.
+#[tokio::test]
+async fn the_default_allowed_origin_is_the_issuers_port_only() {
+    let app = spawn_app_with(&[("AUTH_ISSUER", "http://localhost")]).await;
+    let (_, tokens) = public_client_tokens(&app).await;
+    let token = str_field(&tokens, "access_token");
+    let from = |origin: &'static str| {
+        app.client
+            .post(app.url("/mcp"))
+            .bearer_auth(&token)
+            .header("origin", origin)
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize_request(1))
+            .send()
+    };
+    for origin in ["http://localhost", "http://localhost:80"] {
+        assert_eq!(from(origin).await.unwrap().status(), StatusCode::OK, "{origin}");
+    }
+    for origin in ["http://localhost:8080", "http://localhost:3000", "https://localhost"] {
+        assert_eq!(from(origin).await.unwrap().status(), StatusCode::FORBIDDEN, "{origin}");
+    }
+}

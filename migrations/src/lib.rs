@@ -7,6 +7,7 @@ mod m20261127_000003_refresh_successor;
 mod m20261127_000004_one_active_key;
 mod m20261127_000005_client_lifecycle;
 mod m20261127_000006_audit_log;
+mod m20261203_000007_session_subject_index;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_one_active_key::Migration),
             Box::new(m20261127_000005_client_lifecycle::Migration),
             Box::new(m20261127_000006_audit_log::Migration),
+            Box::new(m20261203_000007_session_subject_index::Migration),
         ]
     }
 }

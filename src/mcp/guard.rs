@@ -6,8 +6,8 @@
 //!   idle session, gets 404.
 //!
 //! The verified claims and the caller's username travel on in the request extensions, where tools read them.
-use poem::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use poem::http::{Method, StatusCode};
+use poem::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use poem::http::{HeaderValue, Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use serde::Deserialize;
 use serde_json::Value;
@@ -38,10 +38,15 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: S
         Err(e) => return Err(unavailable(e)),
     };
     let mut needed: Vec<&'static str> = vec![MCP_READ];
+    let mut body = None;
+    let mut opens_session = false;
     if req.method() == Method::POST {
-        let body = req.take_body().into_bytes().await?;
-        needed.extend(scopes_for_messages(&body));
-        req.set_body(body);
+        let bytes = req.take_body().into_bytes().await?;
+        let read = read_messages(&bytes);
+        needed.extend(read.called.iter().flat_map(|name| scopes_for_tool(name).iter().copied()));
+        opens_session = read.initialize;
+        req.set_body(bytes.clone());
+        body = Some(bytes);
     }
     if let Some(missing) = needed.iter().find(|s| !claims.has_scope(s)) {
         tracing::info!(client_id = %claims.client_id, missing, "MCP request refused for scope");
@@ -49,6 +54,21 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: S
     }
 
     let session_id = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if session_id.is_none() && opens_session {
+        // One person may hold `MCP_MAX_SESSIONS_PER_USER` live sessions; ended ones (DELETE) and idle ones
+        // do not count.
+        let ttl = state.config.mcp_session_ttl.as_secs() as i64;
+        let limit = state.config.mcp_max_sessions_per_user;
+        let live = state.store.count_live_mcp_sessions(&claims.sub, ttl).await.map_err(unavailable)?;
+        if live >= limit {
+            tracing::info!(client_id = %claims.client_id, live, "MCP session refused: too many open sessions");
+            let message = format!(
+                "you already have {limit} open MCP sessions; end one (DELETE /mcp with its Mcp-Session-Id) or wait \
+                 until one has been idle for {ttl} seconds"
+            );
+            return Ok(jsonrpc_error(StatusCode::TOO_MANY_REQUESTS, SERVER_ERROR, &message));
+        }
+    }
     if let Some(id) = &session_id {
         let ttl = state.config.mcp_session_ttl.as_secs() as i64;
         match state.store.live_mcp_session(id, ttl).await {
@@ -68,9 +88,13 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: S
 
     let ending = req.method() == Method::DELETE;
     let (subject, client_id) = (claims.sub.clone(), claims.client_id.clone());
+    let json_body = is_json(req.headers().get(CONTENT_TYPE));
     req.extensions_mut().insert(claims);
     req.extensions_mut().insert(Caller { username });
-    let resp = endpoint.call(req).await?.into_response();
+    let mut resp = endpoint.call(req).await?.into_response();
+    if resp.status().is_client_error() && !is_json(resp.headers().get(CONTENT_TYPE)) {
+        resp = as_jsonrpc_error(resp, json_body, body.as_deref()).await;
+    }
     match session_id {
         None => {
             let created = resp.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok());
@@ -93,14 +117,26 @@ pub struct Caller {
     pub username: String,
 }
 
-/// The extra scopes a POST body needs: `mcp:write` for a `tools/call` of a tool that changes data, in a
-/// single message or anywhere in a batch. A body that is not JSON needs nothing more; rmcp answers it.
+/// What the guard reads of a POST body: the tools it calls and whether it opens a session.
+#[derive(Debug, Default)]
+struct Read<'a> {
+    called: Vec<Cow<'a, str>>,
+    initialize: bool,
+}
+
+/// Reads a POST body once, for the scope decision (`mcp:write` for a `tools/call` of a tool that changes
+/// data, in a single message or anywhere in a batch) and the session cap. A body that is not JSON needs
+/// nothing more; rmcp answers it.
+fn read_messages(body: &[u8]) -> Read<'_> {
+    match read_typed(body) {
+        Some(read) => read,
+        None => read_any_json(body),
+    }
+}
+
+#[cfg(test)]
 fn scopes_for_messages(body: &[u8]) -> Vec<&'static str> {
-    let called = match called_tools(body) {
-        Some(names) => names,
-        None => called_tools_of_any_json(body),
-    };
-    called.iter().flat_map(|name| scopes_for_tool(name).iter().copied()).collect()
+    read_messages(body).called.iter().flat_map(|name| scopes_for_tool(name).iter().copied()).collect()
 }
 
 /// What the scope decision reads of a JSON-RPC message; everything else is skipped without being built.
@@ -118,38 +154,88 @@ struct CallParams<'a> {
     name: Option<Cow<'a, str>>,
 }
 
-/// The tools a well-formed message (or batch) calls, read without building a JSON tree; `None` for any
-/// other shape, which [`called_tools_of_any_json`] then reads.
-fn called_tools(body: &[u8]) -> Option<Vec<Cow<'_, str>>> {
+/// What a well-formed message (or batch) calls, read without building a JSON tree; `None` for any other
+/// shape, which [`read_any_json`] then reads.
+fn read_typed(body: &[u8]) -> Option<Read<'_>> {
     let messages = if body.trim_ascii_start().starts_with(b"[") {
         serde_json::from_slice::<Vec<Message>>(body).ok()?
     } else {
         vec![serde_json::from_slice::<Message>(body).ok()?]
     };
-    Some(
-        messages
-            .into_iter()
-            .filter(|m| m.method.as_deref() == Some("tools/call"))
-            .filter_map(|m| m.params?.name)
-            .collect(),
-    )
+    let mut read = Read::default();
+    for message in messages {
+        match message.method.as_deref() {
+            Some("tools/call") => read.called.extend(message.params.and_then(|p| p.name)),
+            Some("initialize") => read.initialize = true,
+            _ => {}
+        }
+    }
+    Some(read)
 }
 
-/// [`called_tools`] for any JSON: a `method` or `name` that is not a string counts as no call.
-fn called_tools_of_any_json(body: &[u8]) -> Vec<Cow<'static, str>> {
+/// [`read_typed`] for any JSON: a `method` or `name` that is not a string counts as no call.
+fn read_any_json(body: &[u8]) -> Read<'static> {
     let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
-        return vec![];
+        return Read::default();
     };
     let messages = match &parsed {
         Value::Array(batch) => batch.iter().collect(),
         single => vec![single],
     };
-    messages
-        .into_iter()
-        .filter(|m| m.get("method").and_then(Value::as_str) == Some("tools/call"))
-        .filter_map(|m| m.pointer("/params/name").and_then(Value::as_str))
-        .map(|name| Cow::Owned(name.to_owned()))
-        .collect()
+    let mut read = Read::default();
+    for message in messages {
+        match message.get("method").and_then(Value::as_str) {
+            Some("tools/call") => {
+                let name = message.pointer("/params/name").and_then(Value::as_str);
+                read.called.extend(name.map(|n| Cow::Owned(n.to_owned())));
+            }
+            Some("initialize") => read.initialize = true,
+            _ => {}
+        }
+    }
+    read
+}
+
+/// JSON-RPC 2.0 §5.1 error codes, and the MCP transport's code for an unknown session.
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+const SERVER_ERROR: i64 = -32000;
+const SESSION_NOT_FOUND: i64 = -32001;
+
+/// rmcp answers a request it cannot take (malformed JSON, a missing or unknown session, a wrong content type
+/// or `Accept`, a bad protocol version header) with plain text, which a client cannot parse. The same status
+/// with a JSON-RPC error body instead (`id` null: the request's id could not be trusted or read), the text
+/// kept as the message. Only this error path looks at the body again, to tell a parse error (-32700) from
+/// JSON that is not a JSON-RPC message (-32600); rmcp answers both with 415, which is HTTP 400 here.
+async fn as_jsonrpc_error(response: Response, request_was_json: bool, body: Option<&[u8]>) -> Response {
+    let status = response.status();
+    let text = response.into_body().into_string().await.unwrap_or_default();
+    let (status, code, message) = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE if request_was_json => {
+            match body.map(serde_json::from_slice::<serde::de::IgnoredAny>) {
+                Some(Ok(_)) => {
+                    (StatusCode::BAD_REQUEST, INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 message")
+                }
+                _ => (StatusCode::BAD_REQUEST, PARSE_ERROR, "Parse error: the body is not valid JSON"),
+            }
+        }
+        StatusCode::NOT_FOUND => (status, SESSION_NOT_FOUND, "Session not found"),
+        _ => (status, INVALID_REQUEST, text.trim()),
+    };
+    jsonrpc_error(status, code, message)
+}
+
+fn jsonrpc_error(status: StatusCode, code: i64, message: &str) -> Response {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    Response::builder().status(status).content_type("application/json").body(body.to_string())
+}
+
+/// Whether a `Content-Type` is JSON (`application/json`, parameters allowed).
+fn is_json(content_type: Option<&HeaderValue>) -> bool {
+    content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 fn unavailable(e: impl std::fmt::Display) -> poem::Error {
@@ -159,9 +245,7 @@ fn unavailable(e: impl std::fmt::Display) -> poem::Error {
 
 /// 404 for a session that ended, went idle, or belongs to someone else: the client starts a new one.
 fn session_not_found() -> Response {
-    let body =
-        serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": "Session not found"}});
-    Response::builder().status(StatusCode::NOT_FOUND).content_type("application/json").body(body.to_string())
+    jsonrpc_error(StatusCode::NOT_FOUND, SESSION_NOT_FOUND, "Session not found")
 }
 
 /// `Authorization: Bearer <token>` (scheme case-insensitive). Tokens in the query string are not accepted.
@@ -226,7 +310,7 @@ fn quote_safe(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::scopes_for_messages;
+    use super::{read_messages, scopes_for_messages};
 
     #[test]
     fn write_tools_need_mcp_write_even_inside_a_batch() {
@@ -250,5 +334,14 @@ mod tests {
         let duplicate =
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","name":"notes_delete"}}"#;
         assert!(scopes_for_messages(duplicate).contains(&"mcp:write"));
+    }
+
+    #[test]
+    fn an_initialize_is_seen_in_any_shape() {
+        let single = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+        assert!(read_messages(single).initialize);
+        let odd = br#"[{"jsonrpc":"2.0","id":1,"method":7},{"jsonrpc":"2.0","id":2,"method":"initialize"}]"#;
+        assert!(read_messages(odd).initialize);
+        assert!(!read_messages(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).initialize);
     }
 }

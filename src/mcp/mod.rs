@@ -6,6 +6,7 @@ pub mod events;
 pub mod guard;
 pub mod server;
 pub mod session_store;
+pub mod streams;
 pub mod tools;
 
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub fn service(state: State, shutdown: CancellationToken) -> StreamableHttpServi
     let config = &state.config;
     let mut http = StreamableHttpServerConfig::default()
         .with_allowed_hosts(config.allowed_hosts())
-        .with_allowed_origins(config.allowed_origins.clone())
+        .with_allowed_origins(config.allowed_origins_with_ports())
         .enforce_origin_validation()
         .with_legacy_session_mode(true)
         .with_json_response(true)

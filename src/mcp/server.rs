@@ -361,16 +361,28 @@ impl ServerHandler for McpServer {
     /// A 2026-07-28 subscription stream: updates of the subscribed notes, and list changes, until it closes.
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
         let me = context_caller(context.request_context())?;
+        let limit = self.state.config.mcp_max_streams_per_user;
+        let Some(_slot) = self.state.open_streams.open(&me.sub, limit) else {
+            return Err(McpError::invalid_request(
+                format!("you already have {limit} open notification streams on this server; close one first"),
+                None,
+            ));
+        };
         let accepted = context.accepted().clone();
         let watched: HashSet<String> =
             accepted.resource_subscriptions.clone().unwrap_or_default().into_iter().collect();
         let mut notes = self.state.note_events.subscribe();
         let mut lists = self.state.list_changes.subscribe();
+        let mut endings = self.state.store.endings();
         let mut checkup = tokio::time::interval(STREAM_CHECK_INTERVAL);
         loop {
             let sent = tokio::select! {
                 () = context.cancelled() => return Ok(()),
                 _ = checkup.tick() => if still_authorized(&self.state, &me).await { Ok(()) } else { return Ok(()) },
+                ended = endings.changed() => match ended {
+                    Ok(()) if still_authorized(&self.state, &me).await => Ok(()),
+                    _ => return Ok(()),
+                },
                 change = notes.recv() => match change {
                     Ok(change) if change.user_id == me.sub && watched.contains(&note_uri(&change.note_id)) => {
                         context.sink().notify_resource_updated(note_uri(&change.note_id)).await
@@ -405,14 +417,21 @@ impl ServerHandler for McpServer {
 }
 
 /// Delivers `notifications/resources/updated` for the session's subscriptions until the session ends or
-/// the token that subscribed stops being valid (expired, grant revoked, user disabled).
+/// the token that subscribed stops being valid (expired, grant revoked, user disabled). A revocation is
+/// heard at once (see `Store::endings`); the periodic check catches expiry and a closed transport.
 async fn forward_note_changes(state: State, session: Arc<SessionLocal>, me: AccessClaims, peer: Peer<RoleServer>) {
     let mut changes = state.note_events.subscribe();
+    let mut endings = state.store.endings();
     let mut checkup = tokio::time::interval(STREAM_CHECK_INTERVAL);
     loop {
         tokio::select! {
             _ = checkup.tick() => {
                 if peer.is_transport_closed() || !still_authorized(&state, &me).await {
+                    return;
+                }
+            }
+            ended = endings.changed() => {
+                if ended.is_err() || !still_authorized(&state, &me).await {
                     return;
                 }
             }

@@ -257,13 +257,16 @@ impl OAuthApi {
         }
     }
 
-    /// Token revocation (RFC 7009). Same client authentication as the token endpoint.
+    /// Token revocation (RFC 7009). Same client authentication, and the same limit on failed client
+    /// authentication per IP address, as the token endpoint.
     #[oai(path = "/oauth/revoke", method = "post")]
     async fn revoke(&self, state: Data<&State>, req: &Request, form: Form<RevokeRequest>) -> RevokeResponse {
-        revoke::revoke(&state, authorization_header(req), form.0).await.into()
+        let ip = crate::limits::client_ip(req, &state.config.trusted_proxies);
+        revoke::revoke(&state, authorization_header(req), ip, form.0).await.into()
     }
 
-    /// Token introspection (RFC 7662) for confidential clients, about tokens issued to them.
+    /// Token introspection (RFC 7662) for confidential clients, about tokens issued to them. Failed client
+    /// authentication is limited per IP address as at the token endpoint.
     #[oai(path = "/oauth/introspect", method = "post")]
     async fn introspect(
         &self,
@@ -271,6 +274,7 @@ impl OAuthApi {
         req: &Request,
         form: Form<IntrospectRequest>,
     ) -> IntrospectResponse {
-        introspect::introspect(&state, authorization_header(req), form.0).await.into()
+        let ip = crate::limits::client_ip(req, &state.config.trusted_proxies);
+        introspect::introspect(&state, authorization_header(req), ip, form.0).await.into()
     }
 }

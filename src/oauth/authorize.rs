@@ -14,13 +14,13 @@ use serde::Deserialize;
 
 use super::metadata_document::is_metadata_document_url;
 use super::pkce::CodeChallenge;
-use super::register::registered_redirect_uris;
+use super::register::{RegistrationSource, registered_redirect_uris};
 use super::scope::Scope;
 use crate::crypto::{now, random_token, sha256_hex};
 use crate::error::{ErrorCode, PageError};
 use crate::pages::login_html;
 use crate::pages::session::{SignedIn, signed_in};
-use crate::pages::templates::{ConsentPage, render, render_error};
+use crate::pages::templates::{ConsentPage, LeavePage, render, render_error};
 use crate::state::State;
 use crate::store::{AuditEntry, AuditKind, authorization_code, client, grant};
 
@@ -52,6 +52,8 @@ pub struct ConsentDecision {
     pub request: AuthorizationRequest,
     /// The CSRF token of the consent page.
     pub csrf_token: Option<String>,
+    /// The consent page's MAC over the request it showed; a decision about anything else is refused.
+    pub consent_mac: Option<String>,
     /// `allow` or `deny`.
     pub decision: Option<String>,
 }
@@ -94,6 +96,8 @@ struct ValidRequest {
     redirect_uri: String,
     redirect_uri_explicit: bool,
     scope: Scope,
+    /// `scope` as text, for the consent MAC.
+    scope_text: String,
     state: Option<String>,
     challenge: CodeChallenge,
     resource: String,
@@ -102,19 +106,38 @@ struct ValidRequest {
 enum Rejection {
     /// The redirect URI cannot be trusted: tell the person, not the client.
     Page(PageError),
-    /// RFC 6749 §4.1.2.1: tell the client through its redirect URI.
-    ToClient { redirect_uri: String, code: ErrorCode, description: String, state: Option<String> },
+    /// RFC 6749 §4.1.2.1: tell the client through its redirect URI. With `confirm`, the person is shown the
+    /// error and a link to follow instead of being sent there (see [`Rejection::into_response`]).
+    ToClient { redirect_uri: String, code: ErrorCode, description: String, state: Option<String>, confirm: bool },
 }
 
 impl Rejection {
-    fn into_response(self, issuer: &str) -> AuthorizeResponse {
+    /// A client the operator did not register is attacker-controlled (its redirect URI too), so an error
+    /// found before the person has seen the consent page is not an automatic redirect: that would make
+    /// this server's address a launderer for links to any site (RFC 9700 §4.11.2, MCP authorization "Open
+    /// Redirection"). The person reads the error, sees the destination host, and may follow the link.
+    fn into_response(self, state: &State) -> AuthorizeResponse {
         match self {
             Rejection::Page(e) => e.into(),
-            Rejection::ToClient { redirect_uri, code, description, state } => {
-                let mut params = vec![("error", code.as_str().to_owned()), ("error_description", description)];
-                params.extend(state.map(|s| ("state", s)));
-                params.push(("iss", issuer.to_owned()));
-                AuthorizeResponse::Redirect(with_query(&redirect_uri, &params))
+            Rejection::ToClient { redirect_uri, code, description, state: client_state, confirm } => {
+                let mut params = vec![("error", code.as_str().to_owned()), ("error_description", description.clone())];
+                params.extend(client_state.map(|s| ("state", s)));
+                params.push(("iss", state.config.issuer.clone()));
+                let target = with_query(&redirect_uri, &params);
+                if !confirm {
+                    return AuthorizeResponse::Redirect(target);
+                }
+                let host = super::redirect_uri::RedirectUri::parse(&redirect_uri)
+                    .map(|r| r.display_host())
+                    .unwrap_or_default();
+                let message = format!("The application's request cannot be accepted: {description}.");
+                AuthorizeResponse::BadRequest(Html(render(&LeavePage {
+                    base: state.config.issuer_path(),
+                    title: "This request cannot be completed",
+                    message: &message,
+                    host: &host,
+                    href: &target,
+                })))
             }
         }
     }
@@ -134,11 +157,14 @@ fn repeated_parameters(raw_query: &str) -> HashSet<String> {
     pairs.into_iter().filter_map(|(name, _)| (!seen.insert(name.clone())).then_some(name)).collect()
 }
 
+/// Checks every part of the request. `consent_shown`: the person has seen the consent page for it (the
+/// decision), so an error may go back to the client at once.
 async fn validate(
     state: &State,
     client_ip: Option<IpAddr>,
     req: &AuthorizationRequest,
     repeated: &HashSet<String>,
+    consent_shown: bool,
 ) -> Result<ValidRequest, Rejection> {
     let page = |title: &'static str, message: String| Rejection::Page(PageError::bad_request(title, message));
     if repeated.contains("client_id") || repeated.contains("redirect_uri") {
@@ -151,9 +177,14 @@ async fn validate(
         || page("Unknown application", "The application that sent you here is not registered with this server.".into());
     let client = if is_metadata_document_url(client_id) {
         state.metadata_documents.client(state, client_id, client_ip).await.map_err(|e| {
+            // The reason goes to the log only: telling an anonymous caller which check failed would make this
+            // fetcher a probe of other hosts.
+            tracing::info!(client_id, reason = %e, "client metadata document not usable");
             page(
                 "Unknown application",
-                format!("The application that sent you here names itself by {client_id}, but {e}."),
+                "The application that sent you here names itself by a metadata document that could not be used. \
+                 Try again later, or tell the application's maker."
+                    .into(),
             )
         })?
     } else {
@@ -169,11 +200,13 @@ async fn validate(
     };
 
     let state_param = req.state.clone();
+    let confirm = !consent_shown && client.registration_source != RegistrationSource::Operator.as_str();
     let to_client = |code: ErrorCode, description: &str| Rejection::ToClient {
         redirect_uri: redirect_uri.clone(),
         code,
         description: description.to_owned(),
         state: state_param.clone(),
+        confirm,
     };
     if let Some(name) = repeated.iter().next() {
         return Err(to_client(
@@ -214,6 +247,7 @@ async fn validate(
         client,
         redirect_uri,
         redirect_uri_explicit,
+        scope_text: scope.to_string(),
         scope,
         state: req.state.clone(),
         challenge,
@@ -230,9 +264,9 @@ pub async fn begin(
     raw_query: &str,
     req: AuthorizationRequest,
 ) -> AuthorizeResponse {
-    let valid = match validate(state, client_ip, &req, &repeated_parameters(raw_query)).await {
+    let valid = match validate(state, client_ip, &req, &repeated_parameters(raw_query), false).await {
         Ok(v) => v,
-        Err(rejection) => return rejection.into_response(&state.config.issuer),
+        Err(rejection) => return rejection.into_response(state),
     };
     let me = match signed_in(state, jar).await {
         Ok(Some(me)) => me,
@@ -276,6 +310,7 @@ fn consent_page(state: &State, me: &SignedIn, valid: &ValidRequest, req: &Author
     let redirect_host = redirect.as_ref().map(|r| r.display_host()).unwrap_or_default();
     let name = if valid.client.name.is_empty() { "An unnamed application" } else { valid.client.name.as_str() };
     let csrf = me.csrf_token();
+    let consent_mac = me.mac(CONSENT_MAC, &mac_values(valid));
     let document_host = valid
         .client
         .metadata_url
@@ -289,7 +324,7 @@ fn consent_page(state: &State, me: &SignedIn, valid: &ValidRequest, req: &Author
         username: &me.user.username,
         client_name: name,
         client_id: &valid.client.client_id,
-        unverified: valid.client.registration_source != super::register::RegistrationSource::Operator.as_str(),
+        unverified: valid.client.registration_source != RegistrationSource::Operator.as_str(),
         redirect_host: &redirect_host,
         redirect_uri: &valid.redirect_uri,
         loopback: redirect.is_ok_and(|r| r.is_loopback()),
@@ -299,7 +334,23 @@ fn consent_page(state: &State, me: &SignedIn, valid: &ValidRequest, req: &Author
         scopes: valid.scope.described(),
         fields,
         csrf_token: &csrf,
+        consent_mac: &consent_mac,
     })
+}
+
+/// The purpose of the consent page's MAC.
+const CONSENT_MAC: &str = "consent";
+
+/// What the consent decision is bound to: the validated request as the page showed it.
+fn mac_values(valid: &ValidRequest) -> [Option<&str>; 6] {
+    [
+        Some(valid.client.client_id.as_str()),
+        Some(valid.redirect_uri.as_str()),
+        Some(valid.scope_text.as_str()),
+        Some(valid.resource.as_str()),
+        valid.state.as_deref(),
+        Some(valid.challenge.as_str()),
+    ]
 }
 
 /// `POST /oauth/authorize`: the person's answer on the consent page.
@@ -323,10 +374,19 @@ pub async fn decide(
     if let Err(e) = me.check_csrf(form.csrf_token.as_deref()) {
         return e.into();
     }
-    let valid = match validate(state, client_ip, &form.request, &HashSet::new()).await {
+    let valid = match validate(state, client_ip, &form.request, &HashSet::new(), true).await {
         Ok(v) => v,
-        Err(rejection) => return rejection.into_response(&state.config.issuer),
+        Err(rejection) => return rejection.into_response(state),
     };
+    // The decision is about exactly what the page showed: a form whose client, redirect URI, scope,
+    // resource, state or PKCE challenge was changed after the page was rendered is refused.
+    if !me.mac_matches(CONSENT_MAC, &mac_values(&valid), form.consent_mac.as_deref()) {
+        return PageError::bad_request(
+            "This form does not match the request",
+            "The answer was not about the request this page showed. Return to the application and start again.",
+        )
+        .into();
+    }
     match form.decision.as_deref() {
         Some("allow") => {
             let scope = valid.scope.to_string();
@@ -359,8 +419,9 @@ pub async fn decide(
                 code: ErrorCode::AccessDenied,
                 description: "the user denied the request".into(),
                 state: valid.state,
+                confirm: false,
             }
-            .into_response(&state.config.issuer)
+            .into_response(state)
         }
         _ => PageError::bad_request("Invalid answer", "Choose Allow or Deny.").into(),
     }

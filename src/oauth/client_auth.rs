@@ -1,10 +1,15 @@
 //! Client authentication at the token, revocation and introspection endpoints (RFC 6749 §2.3.1):
 //! `client_secret_basic`, `client_secret_post`, or `none` for public clients. Exactly one method per
 //! request, and it must be the one the client registered.
+use std::net::IpAddr;
+use std::time::Duration;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::crypto::{is_argon2_hash, matches_sha256, sha256_hex};
 use crate::error::{ErrorCode, OAuthError};
+use crate::limits::RetryAfter;
 use crate::state::AppState;
 use crate::store::client;
 
@@ -56,8 +61,11 @@ impl PresentedClient {
         })
     }
 
-    /// Checks the credentials against the registered client.
-    pub async fn authenticate(&self, state: &AppState) -> Result<client::Model, OAuthError> {
+    /// Checks the credentials against the registered client, under the token endpoint's failure limits
+    /// (RFC 6749 §2.3.1; see `Limits`): a blocked address is refused before anything is checked, and every
+    /// failure counts against the address.
+    pub async fn authenticate(&self, state: &AppState, ip: Option<IpAddr>) -> Result<client::Model, OAuthError> {
+        state.limits.token_allowed(ip, &self.client_id).map_err(OAuthError::too_many_requests)?;
         let failure = || {
             if self.method == CLIENT_SECRET_BASIC {
                 basic_failure("client authentication failed")
@@ -65,21 +73,62 @@ impl PresentedClient {
                 OAuthError::new(ErrorCode::InvalidClient, "client authentication failed")
             }
         };
+        let failed = || {
+            state.limits.token_client_failed(ip);
+            failure()
+        };
         let Some(client) = state.store.find_client(&self.client_id).await? else {
-            if let Some(secret) = &self.secret {
-                state.passwords.verify_dummy(secret).await;
-            }
-            return Err(failure());
+            return Err(failed());
         };
         if client.token_endpoint_auth_method != self.method {
-            return Err(failure());
+            return Err(failed());
         }
         let verified = match (&client.secret_hash, &self.secret) {
             (None, None) => true,
-            (Some(hash), Some(secret)) => state.passwords.verify(secret, hash).await,
+            (Some(stored), Some(secret)) if is_argon2_hash(stored) => {
+                // A secret stored before secrets were SHA-256 digests: argon2 once more, under the limit checked
+                // again once a hashing slot is free, then stored as a digest.
+                let checked = state
+                    .passwords
+                    .verify_limited(
+                        secret,
+                        Some(stored),
+                        || state.limits.token_allowed(ip, &self.client_id).is_ok(),
+                        || state.limits.token_client_failed(ip),
+                    )
+                    .await;
+                match checked {
+                    None => {
+                        let retry = state.limits.token_allowed(ip, &self.client_id).err();
+                        return Err(OAuthError::too_many_requests(retry.unwrap_or(RetryAfter(Duration::from_secs(1)))));
+                    }
+                    Some(false) => return Err(failure()),
+                    Some(true) => {
+                        state.store.upgrade_client_secret_hash(&client.client_id, stored, &sha256_hex(secret)).await?;
+                        true
+                    }
+                }
+            }
+            (Some(stored), Some(secret)) => matches_sha256(secret, stored),
             _ => false,
         };
-        if verified { Ok(client) } else { Err(failure()) }
+        if verified { Ok(client) } else { Err(failed()) }
+    }
+}
+
+/// Whether `secret` is the client's current secret (a SHA-256 digest, or an argon2 hash from before, which
+/// is then replaced by the digest). For callers that already authenticated the request another way.
+pub async fn is_current_secret(state: &AppState, client: &client::Model, secret: &str) -> Result<bool, OAuthError> {
+    match &client.secret_hash {
+        None => Ok(false),
+        Some(stored) if is_argon2_hash(stored) => {
+            let matched = state.passwords.verify_limited(secret, Some(stored), || true, || {}).await == Some(true);
+            if matched {
+                state.store.upgrade_client_secret_hash(&client.client_id, stored, &sha256_hex(secret)).await?;
+            }
+            Ok(matched)
+        }
+        Some(stored) => Ok(matches_sha256(secret, stored)),
     }
 }
 

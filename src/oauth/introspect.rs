@@ -1,4 +1,6 @@
 //! Token introspection (RFC 7662) for authenticated (confidential) clients, about their own tokens.
+use std::net::IpAddr;
+
 use poem_openapi::Object;
 use serde::Deserialize;
 
@@ -45,10 +47,11 @@ pub struct Introspection {
 pub async fn introspect(
     state: &AppState,
     authorization: Option<&str>,
+    ip: Option<IpAddr>,
     req: IntrospectRequest,
 ) -> Result<Introspection, OAuthError> {
     let client = PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?
-        .authenticate(state)
+        .authenticate(state, ip)
         .await?;
     if !is_confidential(&client) {
         return Err(OAuthError::new(

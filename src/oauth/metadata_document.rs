@@ -63,6 +63,8 @@ pub struct MetadataDocuments {
     http: reqwest::Client,
     /// Fetches running at once on this instance.
     in_flight: Arc<Semaphore>,
+    /// Whether a document URL may name a port other than 443 (only the tests' local server needs one).
+    any_port: bool,
 }
 
 /// Most metadata-document fetches one instance runs at once.
@@ -75,11 +77,11 @@ fn storage_failed(e: sea_orm::DbErr) -> DocumentError {
 
 impl MetadataDocuments {
     pub fn new() -> anyhow::Result<MetadataDocuments> {
-        Ok(MetadataDocuments::with_http(builder().build()?))
+        Ok(MetadataDocuments::with_http(builder().build()?, false))
     }
 
-    fn with_http(http: reqwest::Client) -> MetadataDocuments {
-        MetadataDocuments { http, in_flight: Arc::new(Semaphore::new(MAX_FETCHES_IN_FLIGHT)) }
+    fn with_http(http: reqwest::Client, any_port: bool) -> MetadataDocuments {
+        MetadataDocuments { http, in_flight: Arc::new(Semaphore::new(MAX_FETCHES_IN_FLIGHT)), any_port }
     }
 
     /// Trusts the test CA and resolves the test host to the test server, which is on loopback; every
@@ -88,7 +90,7 @@ impl MetadataDocuments {
     pub fn with_test_trust(trust: &TestTrust) -> anyhow::Result<MetadataDocuments> {
         let ca = reqwest::Certificate::from_pem(&trust.ca_pem)?;
         let http = builder().add_root_certificate(ca).resolve(&trust.host, trust.addr).build()?;
-        Ok(MetadataDocuments::with_http(http))
+        Ok(MetadataDocuments::with_http(http, true))
     }
 
     /// The client named by a metadata document URL: the cached copy while it is fresh, else the document
@@ -106,7 +108,7 @@ impl MetadataDocuments {
             Some(c) if c.metadata_refresh_at.is_some_and(|t| t > now()) => return Ok(Some(c)),
             _ => {}
         }
-        let url = check_url(client_id)?;
+        let url = check_url(client_id, self.any_port)?;
         if let Some(ip) = client_ip
             && state.limits.metadata_fetch(ip).is_err()
         {
@@ -181,10 +183,11 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-/// The draft's URL rules: https, a path, no userinfo, fragment or dot segments; and ours: a DNS name, and
-/// the URL already in canonical form, so the string compared with the document's `client_id` is exactly
-/// the one fetched.
-pub fn check_url(client_id: &str) -> Result<Url, DocumentError> {
+/// The draft's URL rules: https, a path, no userinfo, fragment or dot segments; and ours: a DNS name, the
+/// default port (unless `any_port`: an https service on another port is usually an internal one, not a
+/// client's published document), and the URL already in canonical form, so the string compared with the
+/// document's `client_id` is exactly the one fetched.
+pub fn check_url(client_id: &str, any_port: bool) -> Result<Url, DocumentError> {
     if client_id.len() > MAX_URL_LENGTH {
         return Err(DocumentError::BadUrl("it is too long"));
     }
@@ -203,6 +206,10 @@ pub fn check_url(client_id: &str) -> Result<Url, DocumentError> {
     }
     if !matches!(url.host(), Some(url::Host::Domain(_))) {
         return Err(DocumentError::BadUrl("its host must be a DNS name, not an IP address"));
+    }
+    // A canonical URL carries a port only when it is not 443.
+    if url.port().is_some() && !any_port {
+        return Err(DocumentError::BadUrl("it must use the default https port (443)"));
     }
     if url.as_str() != client_id || client_id.split(['/', '?']).any(|s| s == "." || s == "..") {
         return Err(DocumentError::BadUrl(
@@ -379,8 +386,10 @@ mod tests {
 
     #[test]
     fn client_id_urls_follow_the_draft() {
-        assert!(check_url("https://app.example/client.json").is_ok());
-        assert!(check_url("https://app.example:8443/oauth/client?v=1").is_ok());
+        assert!(check_url("https://app.example/client.json", false).is_ok());
+        assert!(check_url("https://app.example/oauth/client?v=1", false).is_ok());
+        assert!(check_url("https://app.example:8443/oauth/client?v=1", false).is_err(), "only port 443");
+        assert!(check_url("https://app.example:8443/oauth/client?v=1", true).is_ok(), "the tests' own server");
         for bad in [
             "http://app.example/client.json",
             "https://app.example",
@@ -394,7 +403,7 @@ mod tests {
             "https://127.0.0.1/client.json",
             "https://[::1]/client.json",
         ] {
-            assert!(check_url(bad).is_err(), "{bad}");
+            assert!(check_url(bad, true).is_err(), "{bad}");
         }
     }
 

@@ -39,8 +39,14 @@ impl RedirectUri {
                     Err("http redirect URIs are only allowed for loopback hosts (127.0.0.1, [::1], localhost)".into())
                 }
             },
-            // RFC 8252 §7.1 private-use schemes for native apps, e.g. com.example.app:/callback.
-            _ if raw.starts_with(&format!("{scheme}:")) => Ok(RedirectUri(raw.to_owned())),
+            // RFC 8252 §7.1 private-use schemes for native apps, e.g. com.example.app:/callback: a reverse
+            // domain name the app's maker controls. A scheme without a dot is refused: such names belong to
+            // the operating system and to other programs (ms-msdt:, search-ms:, sms:, zoommtg:), which would
+            // receive the code or act on the URI.
+            _ if raw.starts_with(&format!("{scheme}:")) && is_reverse_domain(scheme) => Ok(RedirectUri(raw.to_owned())),
+            _ if raw.starts_with(&format!("{scheme}:")) => Err(format!(
+                "the private-use scheme '{scheme}' is not a reverse domain name (RFC 8252 §7.1), e.g. com.example.app"
+            )),
             _ => Err(format!("'{raw}' is not a valid redirect URI")),
         }
     }
@@ -88,6 +94,12 @@ impl RedirectUri {
     }
 }
 
+/// `com.example.app`: at least two non-empty labels separated by dots (the URL parser already limited the
+/// characters to letters, digits, `+`, `-` and `.`).
+fn is_reverse_domain(scheme: &str) -> bool {
+    scheme.contains('.') && scheme.split('.').all(|label| !label.is_empty())
+}
+
 /// Splits `http://<loopback host>[:port]<rest>` into (host, rest), comparing the raw text (no case folding).
 fn split_loopback(raw: &str) -> Option<(&str, &str)> {
     let after = raw.strip_prefix("http://")?;
@@ -115,7 +127,7 @@ mod tests {
             "http://localhost/oauth/callback",
             "http://[::1]:9/cb",
             "com.example.app:/oauth2redirect",
-            "cursor://anysphere.cursor-retrieval/oauth/callback",
+            "io.github.app://oauth/callback",
         ] {
             assert!(RedirectUri::parse(ok).is_ok(), "{ok}");
         }
@@ -139,6 +151,15 @@ mod tests {
             "/relative/cb",
             "",
             "https://app.example/c b",
+            // RFC 8252 §7.1: a private-use scheme is a reverse domain name, never one of the system's.
+            "ms-msdt:/id PCWDiagnostic",
+            "ms-msdt:/callback",
+            "search-ms:query=x",
+            "sms:+15555550100",
+            "zoommtg://zoom.us/join",
+            "cursor://anysphere.cursor-retrieval/oauth/callback",
+            "com.:/cb",
+            ".example:/cb",
         ] {
             assert!(RedirectUri::parse(bad).is_err(), "{bad:?}");
         }
@@ -172,8 +193,8 @@ mod tests {
     #[test]
     fn private_use_schemes_show_the_scheme_not_a_host() {
         assert_eq!(
-            RedirectUri::parse("myapp://accounts.example/cb").unwrap().display_host(),
-            "the application that opens myapp: links"
+            RedirectUri::parse("com.example.app://accounts.example/cb").unwrap().display_host(),
+            "the application that opens com.example.app: links"
         );
         assert_eq!(RedirectUri::parse("https://app.example:8443/cb").unwrap().display_host(), "app.example:8443");
     }

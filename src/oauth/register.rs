@@ -77,7 +77,7 @@ pub struct ClientMetadata {
 #[derive(Debug, Object)]
 pub struct ClientInformation {
     pub client_id: String,
-    /// Shown once; only its argon2 hash is stored.
+    /// Shown once; only its SHA-256 digest is stored.
     #[oai(skip_serializing_if_is_none)]
     pub client_secret: Option<String>,
     pub client_id_issued_at: i64,
@@ -198,10 +198,7 @@ pub async fn register_client(
     let secret = confidential.then(random_token);
     let access_token = dynamic.then(random_token);
     let client_id = uuid::Uuid::new_v4().to_string();
-    let secret_hash = match &secret {
-        Some(s) => Some(state.passwords.hash(s).await),
-        None => None,
-    };
+    let secret_hash = secret.as_deref().map(sha256_hex);
     let model = client::Model {
         client_id: client_id.clone(),
         secret_hash,
@@ -325,14 +322,10 @@ pub async fn update_registration(
     if request.client_id != client.client_id {
         return Err(OAuthError::invalid_request("client_id in the body must match the URL"));
     }
-    if let Some(secret) = &request.client_secret {
-        let matches = match &client.secret_hash {
-            Some(hash) => state.passwords.verify(secret, hash).await,
-            None => false,
-        };
-        if !matches {
-            return Err(metadata_error("client_secret does not match the current secret"));
-        }
+    if let Some(secret) = &request.client_secret
+        && !client_auth::is_current_secret(state, &client, secret).await?
+    {
+        return Err(metadata_error("client_secret does not match the current secret"));
     }
     let metadata = replace_metadata(state, &client, request.metadata, true).await?;
     tracing::info!(%client_id, "client registration updated");
@@ -352,12 +345,8 @@ pub async fn replace_metadata(
     }
     let mut update = stored_columns(&metadata).map_err(OAuthError::internal)?;
     update.metadata_hash = (dynamic_hash && client.metadata_hash.is_some()).then(|| sha256_hex(&update.metadata));
-    let redirects_changed = update.redirect_uris != client.redirect_uris;
+    // A consent given for codes going to the old redirect URIs is withdrawn with the change (see the store).
     state.store.update_client(&client.client_id, update).await?;
-    if redirects_changed {
-        // A consent was given for codes going to the old addresses: ask people again.
-        state.store.revoke_consents_of_client(&client.client_id).await?;
-    }
     Ok(metadata)
 }
 

@@ -1,5 +1,7 @@
 //! Token revocation (RFC 7009). Only the client a token was issued to can revoke it; for anyone else,
 //! and for unknown tokens, the answer is the same 200 and nothing changes (§2.2).
+use std::net::IpAddr;
+
 use poem_openapi::Object;
 use serde::Deserialize;
 
@@ -22,9 +24,14 @@ pub struct RevokeRequest {
 #[derive(Debug, Object)]
 pub struct Revoked {}
 
-pub async fn revoke(state: &AppState, authorization: Option<&str>, req: RevokeRequest) -> Result<Revoked, OAuthError> {
+pub async fn revoke(
+    state: &AppState,
+    authorization: Option<&str>,
+    ip: Option<IpAddr>,
+    req: RevokeRequest,
+) -> Result<Revoked, OAuthError> {
     let client = PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?
-        .authenticate(state)
+        .authenticate(state, ip)
         .await?;
     // A refresh token revokes its whole grant; an access token revokes the grant it was issued under
     // (the refresh tokens), and expires by itself within its short lifetime.

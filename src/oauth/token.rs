@@ -64,14 +64,7 @@ pub async fn token(
         PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?;
     // Failed client authentication counts against the address; invalid grants against the client at that
     // address (see `Limits`). A blocked key is refused before any secret is checked.
-    state.limits.token_allowed(ip, &presented.client_id).map_err(OAuthError::too_many_requests)?;
-    let client = match presented.authenticate(state).await {
-        Ok(client) => client,
-        Err(e) => {
-            state.limits.token_client_failed(ip);
-            return Err(e);
-        }
-    };
+    let client = presented.authenticate(state, ip).await?;
     let answer = redeem_grant(state, &client, ip, req).await;
     if answer.as_ref().is_err_and(|e| e.code == ErrorCode::InvalidGrant) {
         state.limits.token_grant_failed(ip, &client.client_id);

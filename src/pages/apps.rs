@@ -261,7 +261,7 @@ pub async fn rotate_secret(
         return Err(PageError::bad_request("No secret to rotate", "A public client has no client secret."));
     }
     let secret = random_token();
-    state.store.set_client_secret_hash(&client.client_id, state.passwords.hash(&secret).await).await?;
+    state.store.set_client_secret_hash(&client.client_id, crate::crypto::sha256_hex(&secret)).await?;
     tracing::info!(client_id = %client.client_id, user_id = %me.user.id, "client secret rotated by its owner");
     Ok(secret_page(&state, &me, "New client secret", &client.name, &client.client_id, &secret))
 }

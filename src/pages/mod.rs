@@ -261,7 +261,12 @@ pub fn validate_password(password: &str) -> Result<(), &'static str> {
 }
 
 #[handler]
-pub async fn signup(state: Data<&State>, jar: &CookieJar, Form(form): Form<SignupForm>) -> Result<Response, PageError> {
+pub async fn signup(
+    state: Data<&State>,
+    req: &Request,
+    jar: &CookieJar,
+    Form(form): Form<SignupForm>,
+) -> Result<Response, PageError> {
     if !state.config.signup {
         return Err(PageError::not_found());
     }
@@ -269,9 +274,10 @@ pub async fn signup(state: Data<&State>, jar: &CookieJar, Form(form): Form<Signu
     let return_to = safe_return_to(form.return_to.as_deref());
     let raw_username = form.username.unwrap_or_default();
     let password = form.password.unwrap_or_default();
-    let fail = |message: &str| {
-        signup_page(&state, jar, StatusCode::BAD_REQUEST, &return_to, raw_username.trim(), Some(message))
+    let page = |status: StatusCode, message: &str| {
+        signup_page(&state, jar, status, &return_to, raw_username.trim(), Some(message))
     };
+    let fail = |message: &str| page(StatusCode::BAD_REQUEST, message);
     let username = match validate_username(raw_username.trim()) {
         Ok(u) => u,
         Err(message) => return Ok(fail(message)),
@@ -282,7 +288,29 @@ pub async fn signup(state: Data<&State>, jar: &CookieJar, Form(form): Form<Signu
     if form.password_confirm.as_deref() != Some(password.as_str()) {
         return Ok(fail("The two passwords are not the same."));
     }
-    let Some(user) = state.store.create_user(&username, state.passwords.hash(&password).await, false).await? else {
+    // Every attempt from here on counts against the address (`RATE_LIMITS=signup=…`): it may create an
+    // account, or learn that a name is taken, so neither accounts nor the list of names can be harvested.
+    let ip = client_ip(req, &state.config.trusted_proxies);
+    let throttled = |retry: RetryAfter| {
+        tracing::info!("sign-up refused: too many attempts from this address");
+        let message =
+            format!("Too many sign-ups from your address. Try again in {} minutes.", retry.seconds().div_ceil(60));
+        let mut response = page(StatusCode::TOO_MANY_REQUESTS, &message);
+        response.headers_mut().insert(RETRY_AFTER, retry.seconds().into());
+        response
+    };
+    if let Err(retry) = state.limits.signup_attempt(ip) {
+        return Ok(throttled(retry));
+    }
+    // The name is checked before the password is hashed: a taken name costs no argon2id.
+    if state.store.find_user_by_username(&username).await?.is_some() {
+        return Ok(fail("That username is taken."));
+    }
+    let Some(hash) = state.passwords.hash_limited(&password, || state.limits.signup_allowed(ip).is_ok()).await else {
+        let retry = state.limits.signup_allowed(ip).err().unwrap_or(RetryAfter(Duration::from_secs(1)));
+        return Ok(throttled(retry));
+    };
+    let Some(user) = state.store.create_user(&username, hash, false).await? else {
         return Ok(fail("That username is taken."));
     };
     tracing::info!(user_id = %user.id, "user signed up");

@@ -5,7 +5,11 @@
 //! session id, so nothing more is stored; anonymous forms (login, sign-up) use a double-submit cookie.
 use std::time::Duration;
 
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
@@ -47,6 +51,41 @@ impl SignedIn {
     pub fn check_csrf(&self, presented: Option<&str>) -> Result<(), PageError> {
         check(&self.csrf_token(), presented)
     }
+
+    /// An HMAC-SHA256 over `values`, keyed by this session (and `purpose`): a page binds what it showed to
+    /// the form it submits, so a submission with other values is told apart. Each value is length-prefixed
+    /// (an absent one marked as such), so no two lists of values share a message.
+    pub fn mac(&self, purpose: &str, values: &[Option<&str>]) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.mac_key(purpose), &mac_message(values)))
+    }
+
+    /// Whether `presented` is [`SignedIn::mac`] of `values` (compared in constant time).
+    pub fn mac_matches(&self, purpose: &str, values: &[Option<&str>], presented: Option<&str>) -> bool {
+        let Some(tag) = presented.and_then(|p| URL_SAFE_NO_PAD.decode(p).ok()) else {
+            return false;
+        };
+        hmac::verify(&self.mac_key(purpose), &mac_message(values), &tag).is_ok()
+    }
+
+    fn mac_key(&self, purpose: &str) -> hmac::Key {
+        let key =
+            Sha256::new().chain_update(b"mac\0").chain_update(purpose).chain_update([0u8]).chain_update(&self.session);
+        hmac::Key::new(hmac::HMAC_SHA256, &key.finalize())
+    }
+}
+
+fn mac_message(values: &[Option<&str>]) -> Vec<u8> {
+    let mut message = Vec::new();
+    for value in values {
+        match value {
+            Some(v) => {
+                message.extend_from_slice(&(v.len() as u64).to_be_bytes());
+                message.extend_from_slice(v.as_bytes());
+            }
+            None => message.extend_from_slice(&u64::MAX.to_be_bytes()),
+        }
+    }
+    message
 }
 
 fn check(expected: &str, presented: Option<&str>) -> Result<(), PageError> {

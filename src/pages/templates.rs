@@ -9,6 +9,19 @@ pub struct ErrorPage<'a> {
     pub message: &'a str,
 }
 
+/// An error the client should hear of, for a client the operator did not register: the person sees it and
+/// may follow the link back to the client (RFC 9700 §4.11.2), but is never sent there automatically.
+#[derive(Template)]
+#[template(path = "leave.html")]
+pub struct LeavePage<'a> {
+    pub base: &'a str,
+    pub title: &'a str,
+    pub message: &'a str,
+    /// Where the link goes: the host (and port) of `href`, or the private-use scheme's description.
+    pub host: &'a str,
+    pub href: &'a str,
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 pub struct LoginPage<'a> {
@@ -51,6 +64,8 @@ pub struct ConsentPage<'a> {
     /// The authorization request, carried to the decision and validated again there.
     pub fields: Vec<(&'static str, String)>,
     pub csrf_token: &'a str,
+    /// A MAC (keyed per session) over what this page showed; the decision must match it.
+    pub consent_mac: &'a str,
 }
 
 #[derive(Template)]

@@ -1,5 +1,5 @@
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 
 use super::{Store, authorization_code, client, consent, grant};
 use crate::crypto::now;
@@ -23,35 +23,49 @@ impl Store {
     }
 
     /// Inserts or replaces the cached copy of a Client ID Metadata Document. Only rows that came from a
-    /// metadata document are ever replaced (their `client_id` is the document's https URL).
+    /// metadata document are ever replaced (their `client_id` is the document's https URL). When the
+    /// document now lists other redirect URIs, every consent given to the client is withdrawn in the same
+    /// transaction: a remembered consent never sends codes to an address the person did not see.
     pub async fn upsert_metadata_document_client(&self, model: client::Model) -> Result<(), DbErr> {
-        let update = client::ActiveModel {
-            name: ActiveValue::Set(model.name.clone()),
-            redirect_uris: ActiveValue::Set(model.redirect_uris.clone()),
-            grant_types: ActiveValue::Set(model.grant_types.clone()),
-            scope: ActiveValue::Set(model.scope.clone()),
-            application_type: ActiveValue::Set(model.application_type.clone()),
-            metadata: ActiveValue::Set(model.metadata.clone()),
-            metadata_refresh_at: ActiveValue::Set(model.metadata_refresh_at),
-            ..Default::default()
-        };
-        let replaced = client::Entity::update_many()
-            .set(update)
-            .filter(client::Column::ClientId.eq(&model.client_id))
+        let (_turn, txn) = self.begin_write().await?;
+        let previous = client::Entity::find_by_id(&model.client_id)
             .filter(client::Column::MetadataUrl.is_not_null())
-            .exec(&self.db)
+            .one(&txn)
             .await?;
-        if replaced.rows_affected == 0 {
-            let inserted = client::Entity::insert(client::ActiveModel::from(model))
-                .on_conflict_do_nothing()
-                .exec_without_returning(&self.db)
-                .await;
-            match inserted {
-                Ok(_) | Err(DbErr::RecordNotInserted) => {}
-                Err(e) => return Err(e),
+        match previous {
+            Some(previous) => {
+                let update = client::ActiveModel {
+                    name: ActiveValue::Set(model.name.clone()),
+                    redirect_uris: ActiveValue::Set(model.redirect_uris.clone()),
+                    grant_types: ActiveValue::Set(model.grant_types.clone()),
+                    scope: ActiveValue::Set(model.scope.clone()),
+                    application_type: ActiveValue::Set(model.application_type.clone()),
+                    metadata: ActiveValue::Set(model.metadata.clone()),
+                    metadata_refresh_at: ActiveValue::Set(model.metadata_refresh_at),
+                    ..Default::default()
+                };
+                client::Entity::update_many()
+                    .set(update)
+                    .filter(client::Column::ClientId.eq(&model.client_id))
+                    .filter(client::Column::MetadataUrl.is_not_null())
+                    .exec(&txn)
+                    .await?;
+                if previous.redirect_uris != model.redirect_uris {
+                    Store::withdraw_consents_of_client(&txn, &model.client_id).await?;
+                }
+            }
+            None => {
+                let inserted = client::Entity::insert(client::ActiveModel::from(model))
+                    .on_conflict_do_nothing()
+                    .exec_without_returning(&txn)
+                    .await;
+                match inserted {
+                    Ok(_) | Err(DbErr::RecordNotInserted) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
-        Ok(())
+        txn.commit().await
     }
 
     /// A client that may be used now: registered, not disabled, not expired.
@@ -110,7 +124,17 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a registered client's metadata (RFC 7592 §2.2, the apps page). When the redirect URIs change,
+    /// every consent given to the client is withdrawn in the same transaction, so people are asked again
+    /// before a code goes to the new addresses.
     pub async fn update_client(&self, client_id: &str, update: ClientUpdate) -> Result<bool, DbErr> {
+        let (_turn, txn) = self.begin_write().await?;
+        let Some(previous) =
+            client::Entity::find_by_id(client_id).filter(client::Column::MetadataUrl.is_null()).one(&txn).await?
+        else {
+            return Ok(false);
+        };
+        let redirects_changed = previous.redirect_uris != update.redirect_uris;
         let changes = client::ActiveModel {
             name: ActiveValue::Set(update.name),
             redirect_uris: ActiveValue::Set(update.redirect_uris),
@@ -125,8 +149,12 @@ impl Store {
             .set(changes)
             .filter(client::Column::ClientId.eq(client_id))
             .filter(client::Column::MetadataUrl.is_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        if redirects_changed {
+            Store::withdraw_consents_of_client(&txn, client_id).await?;
+        }
+        txn.commit().await?;
         Ok(updated.rows_affected == 1)
     }
 
@@ -138,6 +166,18 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(updated.rows_affected == 1)
+    }
+
+    /// Replaces a client secret's argon2 hash by its SHA-256 digest once the secret verified; a no-op when
+    /// the stored value changed meanwhile (a rotation, or another instance upgrading it first).
+    pub async fn upgrade_client_secret_hash(&self, client_id: &str, old: &str, new: &str) -> Result<(), DbErr> {
+        client::Entity::update_many()
+            .col_expr(client::Column::SecretHash, Expr::value(new))
+            .filter(client::Column::ClientId.eq(client_id))
+            .filter(client::Column::SecretHash.eq(old))
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 
     /// Disables or enables a client. Disabling also revokes every grant and refresh token issued to it, so
@@ -157,12 +197,12 @@ impl Store {
     }
 
     /// Withdraws every consent given to a client (its redirect URIs changed: people must look again).
-    pub async fn revoke_consents_of_client(&self, client_id: &str) -> Result<(), DbErr> {
+    async fn withdraw_consents_of_client(txn: &impl ConnectionTrait, client_id: &str) -> Result<(), DbErr> {
         consent::Entity::update_many()
             .col_expr(consent::Column::RevokedAt, Expr::value(now()))
             .filter(consent::Column::ClientId.eq(client_id))
             .filter(consent::Column::RevokedAt.is_null())
-            .exec(&self.db)
+            .exec(txn)
             .await?;
         Ok(())
     }

@@ -56,6 +56,12 @@ impl Store {
         }
     }
 
+    /// Changes each time a grant is revoked or a session ends, on this instance or (on Postgres) any other:
+    /// open notification streams wait on it to check, at once, that their own grant still holds.
+    pub fn endings(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.trusted.endings.subscribe()
+    }
+
     /// Commits a transaction that revoked grants or ended a session (or may have). On Postgres the other
     /// instances are told in the same transaction, so they hear of it exactly when it commits; this
     /// instance stops trusting what it remembers before returning.

@@ -1,5 +1,5 @@
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::trusted::{Lookup, SessionOwner};
 use super::{Store, mcp_session};
@@ -76,6 +76,15 @@ impl Store {
             trusted.remember(&trusted.sessions, session_id, owner.clone(), ticket, |_| false);
         }
         Ok(owner)
+    }
+
+    /// How many sessions of `subject` were used within `idle_secs` (the per-person cap on sessions).
+    pub async fn count_live_mcp_sessions(&self, subject: &str, idle_secs: i64) -> Result<u64, DbErr> {
+        mcp_session::Entity::find()
+            .filter(mcp_session::Column::Subject.eq(subject))
+            .filter(mcp_session::Column::LastSeen.gt(now() - idle_secs))
+            .count(&self.db)
+            .await
     }
 
     /// Marks a session as used; writes at most once every `every_secs` per session.

@@ -51,6 +51,22 @@ impl Store {
     /// Each is one conditional DELETE, so every instance may run it at once.
     pub async fn purge_expired(&self, ttls: PurgeAfter) -> Result<Purged, DbErr> {
         let at = now();
+        // Grants whose code expired unredeemed and that hold no refresh token: nothing can ever use them.
+        // (Before the codes go, which is what tells them apart.)
+        let unredeemed = authorization_code::Entity::find()
+            .select_only()
+            .column(authorization_code::Column::FamilyId)
+            .filter(authorization_code::Column::UsedAt.is_null())
+            .filter(authorization_code::Column::ExpiresAt.lt(at))
+            .into_query();
+        let refreshed =
+            refresh_token::Entity::find().select_only().column(refresh_token::Column::FamilyId).into_query();
+        let abandoned_grants = grant::Entity::delete_many()
+            .filter(grant::Column::GrantId.in_subquery(unredeemed))
+            .filter(grant::Column::GrantId.not_in_subquery(refreshed))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
         let codes = authorization_code::Entity::delete_many()
             .filter(authorization_code::Column::ExpiresAt.lt(at - CODE_GRACE_SECS))
             .exec(&self.db)
@@ -84,7 +100,8 @@ impl Store {
             .filter(grant::Column::RevokedAt.lt(at - ttls.access_token - 60))
             .exec(&self.db)
             .await?
-            .rows_affected;
+            .rows_affected
+            + abandoned_grants;
         // Dynamically registered clients that never obtained a token; then consents left without a client.
         let unused_clients = client::Entity::delete_many()
             .filter(client::Column::ExpiresAt.lt(at))

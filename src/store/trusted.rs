@@ -17,11 +17,13 @@ use std::time::{Duration, Instant};
 /// Most entries remembered per kind; when full, entries past their time go, and if none has, all.
 const CAPACITY: usize = 10_000;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Trusted {
     trust_for: Duration,
     /// Bumped after every ending this instance makes or hears of; entries from before are stale.
     generation: AtomicU64,
+    /// Tells open notification streams that something ended, so they check their own grant at once.
+    pub(super) endings: tokio::sync::watch::Sender<u64>,
     /// By grant id: the grant's user, or `None` once it is revoked (or its user disabled), for good.
     pub(super) grants: Memo<Option<String>>,
     /// By session id.
@@ -67,6 +69,18 @@ pub(super) enum Lookup<V> {
 pub(super) struct Ticket {
     generation: u64,
     at: Instant,
+}
+
+impl Default for Trusted {
+    fn default() -> Trusted {
+        Trusted {
+            trust_for: Duration::ZERO,
+            generation: AtomicU64::default(),
+            endings: tokio::sync::watch::Sender::new(0),
+            grants: Memo::default(),
+            sessions: Memo::default(),
+        }
+    }
 }
 
 impl Trusted {
@@ -135,7 +149,8 @@ impl Trusted {
     /// A grant was revoked or a session ended somewhere: nothing read before is trusted any more (revoked
     /// grants stay revoked).
     pub(super) fn forget(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.endings.send_replace(generation);
     }
 }
 

@@ -159,6 +159,49 @@ impl<'a> McpClient<'a> {
     }
 }
 
+impl McpClient<'_> {
+    /// Opens a 2026-07-28 `subscriptions/listen` stream for updates of `uris` and waits for its
+    /// acknowledgement.
+    pub async fn listen(&self, uris: &[&str]) -> Response {
+        let listen = json!({
+            "jsonrpc": "2.0", "id": 99, "method": "subscriptions/listen",
+            "params": {
+                "notifications": {"resourceSubscriptions": uris},
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": STATELESS,
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                },
+            },
+        });
+        let mut stream = self.post(&listen).send().await.unwrap();
+        assert_eq!(stream.status(), StatusCode::OK);
+        next_message(&mut stream, |m| m["method"] == "notifications/subscriptions/acknowledged").await;
+        stream
+    }
+}
+
+/// Whether the SSE stream ends (the server closes it) within `seconds`, reading past whatever it still sends.
+pub async fn ends_within(stream: &mut Response, seconds: u64) -> bool {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.chunk()).await {
+            Err(_) => return false,
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None) | Err(_)) => return true,
+        }
+    }
+}
+
+/// The messages the SSE stream delivers within `millis`, without waiting longer.
+pub async fn messages_within(stream: &mut Response, millis: u64) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(millis);
+    let mut buffer = String::new();
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, stream.chunk()).await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    sse_messages(&buffer)
+}
+
 /// Reads the SSE stream until a message satisfies `wanted`, for at most five seconds.
 pub async fn next_message(stream: &mut Response, wanted: impl Fn(&Value) -> bool) -> Value {
     let mut buffer = String::new();

@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 
+pub mod documents;
 pub mod mcp;
 
 use std::collections::HashMap;
@@ -218,6 +219,39 @@ impl TestApp {
         serde_json::from_str(&body).expect("registration answers JSON")
     }
 
+    /// Runs one SQL statement on the app's database, written with Postgres placeholders (`$1`, `$2`, …),
+    /// which become `?` on SQLite: for tests that arrange rows from before a rule, or count what was kept.
+    pub async fn sql(&self, sql: &str, values: Vec<sea_orm::Value>) -> Vec<sea_orm::QueryResult> {
+        let db = sea_orm::Database::connect(self.db_url.as_str()).await.expect("connect to the test database");
+        let backend = db.get_database_backend();
+        let sql = match backend {
+            sea_orm::DatabaseBackend::Postgres => sql.to_owned(),
+            _ => (1..=values.len()).rev().fold(sql.to_owned(), |s, n| s.replace(&format!("${n}"), "?")),
+        };
+        let rows = db.query_all_raw(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await;
+        db.close().await.expect("close the test connection");
+        rows.expect("the test's SQL runs")
+    }
+
+    /// The single number a `SELECT CAST(COUNT(*) AS BIGINT) …`-shaped query answers.
+    pub async fn sql_count(&self, sql: &str, values: Vec<sea_orm::Value>) -> i64 {
+        let rows = self.sql(sql, values).await;
+        rows.first().and_then(|r| r.try_get_by_index::<i64>(0).ok()).expect("a count")
+    }
+
+    /// A public client registered by the operator (`mcp-gateway client add`): the one kind of client whose
+    /// authorization errors go back to it by redirect before the person has seen the consent page.
+    pub fn operator_client(&self, redirect_uri: &str) -> String {
+        let stdout =
+            self.cli(&["client", "add", "--name", &unique_name("Operator client"), "--redirect-uri", redirect_uri]);
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("client_id: "))
+            .unwrap_or_else(|| panic!("no client_id printed: {stdout}"))
+            .trim()
+            .to_owned()
+    }
+
     pub async fn register_public_client(&self, redirect_uri: &str) -> String {
         let client = self
             .register_client(&json!({
@@ -313,10 +347,25 @@ impl TestApp {
     }
 }
 
+/// The token opens an MCP session; the session is ended again, so probing many tokens of one person stays
+/// within the per-person session cap.
 pub async fn assert_mcp_accepts(app: &TestApp, access_token: &str) {
-    let body = mcp::answer(app.call_mcp(access_token).await, 7).await;
+    let response = app.call_mcp(access_token).await;
+    let session = header(&response, "mcp-session-id");
+    let body = mcp::answer(response, 7).await;
     assert_eq!(body["jsonrpc"], "2.0", "{body}");
     assert_eq!(body["id"], 7, "{body}");
+    if let Some(session) = session {
+        let ended = app
+            .client
+            .delete(app.url("/mcp"))
+            .bearer_auth(access_token)
+            .header("mcp-session-id", session)
+            .send()
+            .await
+            .expect("request reaches the gateway");
+        assert!(ended.status().is_success(), "ending the probe's session: {}", ended.status());
+    }
 }
 
 pub fn initialize_request(id: u64) -> Value {
