@@ -7,12 +7,14 @@
 #   bench/run.sh --smoke         1 s each, one run, SQLite only, debug binary: fails only on errors (CI)
 #   bench/run.sh --write         also writes bench/RESULTS.md
 #
-# Options: --duration S, --reps N, --connections C, --no-postgres. PostgreSQL: BENCH_POSTGRES_URL
-# (default postgres://postgres@127.0.0.1:5432/postgres); the harness creates and drops its own database.
+# Options: --duration S, --reps N, --connections C, --no-postgres, --only REGEX (scenarios whose name
+# matches, e.g. '^\((b|e)\)|ceiling'). BENCH_BIN=path runs that binary instead of building one (to compare
+# two commits in one sitting). PostgreSQL: BENCH_POSTGRES_URL (default
+# postgres://postgres@127.0.0.1:5432/postgres); the harness creates and drops its own database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=10 REPS=3 CONNECTIONS=64 POSTGRES=1 SMOKE=0 WRITE=0
+DURATION=10 REPS=3 CONNECTIONS=64 POSTGRES=1 SMOKE=0 WRITE=0 ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION="$2"; shift 2 ;;
@@ -21,6 +23,7 @@ while [ $# -gt 0 ]; do
     --no-postgres) POSTGRES=0; shift ;;
     --smoke) SMOKE=1; DURATION=1; REPS=1; POSTGRES=0; shift ;;
     --write) WRITE=1; shift ;;
+    --only) ONLY="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -32,7 +35,7 @@ if [ "$SMOKE" = 1 ]; then
   BIN="${BENCH_BIN:-target/debug/mcp-gateway}"
   [ -x "$BIN" ] || cargo build --quiet
 else
-  cargo build --release --locked --quiet
+  [ -n "${BENCH_BIN:-}" ] || cargo build --release --locked --quiet
   BIN="${BENCH_BIN:-target/release/mcp-gateway}"
 fi
 if [ "$(nproc)" -ge 2 ]; then SERVER_CPUS=0 LOAD_CPUS=1; else SERVER_CPUS=0 LOAD_CPUS=0; fi
@@ -50,7 +53,9 @@ cleanup() {
 trap cleanup EXIT
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 URL="http://127.0.0.1:$PORT"
-export PORT AUTH_ISSUER="$URL" RATE_LIMITS=off RUST_LOG=error LOG_FORMAT=json PASSWORD_HASH_COST=default
+# Limits off: the load comes from one address and one person (64 legacy sessions of one user in (c)).
+export PORT AUTH_ISSUER="$URL" RATE_LIMITS=off MCP_MAX_SESSIONS_PER_USER=10000 RUST_LOG=error LOG_FORMAT=json \
+  PASSWORD_HASH_COST=default
 PASSWORD="bench-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
 HZ=$(getconf CLK_TCK)
 
@@ -208,6 +213,7 @@ backend() { # name database_url scenarios...
   shift 2
   prepare
   for entry in "$@"; do
+    if [ -n "$ONLY" ] && ! grep -qE -- "$ONLY" <<<"${entry%%=*}"; then continue; fi
     scenario "$name" "${entry%%=*}" "${entry#*=}"
   done
 }
