@@ -6,14 +6,15 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::app::{Application, openapi_service};
-use crate::config::Config;
-use crate::crypto::Passwords;
-use crate::oauth::client_auth;
-use crate::oauth::keys::generate_es256;
-use crate::oauth::register::{ClientMetadata, Registrant, register_client};
+use crate::clock::UnixTime;
+use crate::config::{Config, HashCost};
+use crate::crypto::{PasswordHashCost, Passwords};
+use crate::domain::accounts::{validate_password, validate_username};
+use crate::domain::client::{AuthMethod, GrantType};
+use crate::domain::keys::generate_es256;
+use crate::domain::registration::{ClientMetadata, Registrant};
 use crate::oauth::token::mint_for_operator;
-use crate::pages::{validate_password, validate_username};
-use crate::store::{AuditEntry, AuditFilter, AuditKind, PurgeAfter, Store};
+use crate::store::{AuditEntry, AuditFilter, AuditKind, Store};
 
 #[derive(Debug, Parser)]
 #[command(name = "mcp-gateway", version, about = "An MCP server that is its own OAuth 2.1 authorization server")]
@@ -152,14 +153,15 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => unreachable!("serve is handled by main"),
         Command::Openapi(OpenapiCommand::Export { dir }) => export_openapi(&dir),
         Command::Migrate => {
-            let store = Store::open(&config).await?;
+            let store = Store::open(&config.database).await?;
             store.migrate().await?;
             println!("migrations applied");
             Ok(())
         }
         Command::User(cmd) => user(cmd, &config).await,
         Command::Purge => {
-            let purged = store(&config).await?.purge_expired(PurgeAfter::from_config(&config)).await?;
+            let app = Application::build(config).await?;
+            let purged = app.state().store.purge_expired(app.state().purge_after).await?;
             println!(
                 "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions, {} consents, {} grants, {} unused clients, {} audit events",
                 purged.codes,
@@ -174,14 +176,13 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit { event, user, client, since, limit } => {
-            let since = since.map(|s| crate::crypto::now() - i64::from(s));
+            let since = since.map(|s| UnixTime::now() - std::time::Duration::from_secs(u64::from(s)));
             let filter = AuditFilter { event, user_id: user, client_id: client, since, limit };
             println!("{:<25} {:<22} {:<36} {:<36} {:<15} detail", "time (UTC)", "event", "user", "client", "ip");
             for e in store(&config).await?.audit_events(&filter).await? {
-                let at = chrono::DateTime::from_timestamp(e.at, 0).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
                 println!(
                     "{:<25} {:<22} {:<36} {:<36} {:<15} {}",
-                    at.unwrap_or_default(),
+                    e.at.rfc3339(),
                     e.event,
                     e.user_id.as_deref().unwrap_or("-"),
                     e.client_id.as_deref().unwrap_or("-"),
@@ -194,12 +195,11 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Client(cmd) => client(cmd, config).await,
         Command::Keys(cmd) => keys(cmd, &config).await,
         Command::Token(TokenCommand::Mint { user, client, scope, ttl, refresh, count }) => {
-            let ttl = ttl.map_or(config.access_token_ttl.as_secs() as i64, i64::from);
+            let ttl = ttl.map_or(config.tokens.access_token_ttl, |t| std::time::Duration::from_secs(u64::from(t)));
             let app = Application::build(config).await?;
+            let tokens = &app.state().token_service;
             for _ in 0..count {
-                let (token, refresh_token) = mint_for_operator(app.state(), &user, &client, &scope, ttl, refresh)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.description))?;
+                let (token, refresh_token) = mint_for_operator(tokens, &user, &client, &scope, ttl, refresh).await?;
                 match refresh_token {
                     Some(r) => println!("{token} {r}"),
                     None => println!("{token}"),
@@ -211,7 +211,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::open(config).await.context("connecting to the database")?;
+    let store = Store::open(&config.database).await.context("connecting to the database")?;
     store.migrate().await.context("applying migrations")?;
     Ok(store)
 }
@@ -241,7 +241,11 @@ async fn user(cmd: UserCommand, config: &Config) -> anyhow::Result<()> {
                 }
             };
             validate_password(&password).map_err(anyhow::Error::msg)?;
-            let hash = Passwords::new(config.password_hash_cost).hash(&password).await;
+            let cost = match config.accounts.password_hash_cost {
+                HashCost::Default => PasswordHashCost::Default,
+                HashCost::Low => PasswordHashCost::Low,
+            };
+            let hash = Passwords::new(cost).hash(&password).await;
             match store.create_user(&username, hash, admin).await? {
                 Some(user) => println!("created user {} ({})", user.username, user.id),
                 None => bail!("a user named {username} exists already"),
@@ -283,18 +287,21 @@ async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
     match cmd {
         ClientCommand::Add { name, redirect_uris, confidential, scope } => {
             let app = Application::build(config).await?;
-            let method = if confidential { client_auth::CLIENT_SECRET_BASIC } else { client_auth::NONE };
+            let method = if confidential { AuthMethod::ClientSecretBasic } else { AuthMethod::None };
             let metadata = ClientMetadata {
                 client_name: Some(name),
                 redirect_uris: Some(redirect_uris),
-                token_endpoint_auth_method: Some(method.into()),
-                grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
+                token_endpoint_auth_method: Some(method.as_str().into()),
+                grant_types: Some(GrantType::ALL.iter().map(|g| g.as_str().into()).collect()),
                 scope,
                 ..Default::default()
             };
-            let info = register_client(app.state(), metadata, Registrant::operator())
+            let info = app
+                .state()
+                .registrar
+                .register(metadata, Registrant::operator())
                 .await
-                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.description))?;
+                .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
             println!("client_id: {}", info.client_id);
             if let Some(secret) = info.client_secret {
                 println!("client_secret: {secret}");
@@ -331,18 +338,13 @@ async fn keys(cmd: KeysCommand, config: &Config) -> anyhow::Result<()> {
         KeysCommand::List => {
             println!("{:<44} {:<6} {:<22} STATUS", "KID", "ALG", "CREATED");
             for k in store.all_keys().await? {
-                let created =
-                    chrono::DateTime::from_timestamp(k.created_at, 0).map(|t| t.to_rfc3339()).unwrap_or_default();
                 let status = match k.retired_at {
                     None => "signing".to_owned(),
-                    Some(t) => format!(
-                        "retired {}",
-                        chrono::DateTime::from_timestamp(t, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
-                    ),
+                    Some(t) => format!("retired {t}"),
                 };
-                println!("{:<44} {:<6} {:<22} {status}", k.kid, k.alg, created);
+                println!("{:<44} {:<6} {:<22} {status}", k.kid, k.alg, k.created_at);
             }
-            if config.jwt_secret.is_some() {
+            if config.tokens.jwt_secret.is_some() {
                 println!("(JWT_SECRET is set: access tokens are HS256 and these keys are not used)");
             }
         }

@@ -14,7 +14,14 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKe
 
 use tokio::sync::Semaphore;
 
-use crate::config::PasswordHashCost;
+/// How expensive argon2id password hashing is. `Low` exists for tests and must never be used in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordHashCost {
+    /// OWASP's argon2id recommendation: 19 MiB, 2 passes.
+    Default,
+    /// 1 MiB, 1 pass: fast enough for test suites.
+    Low,
+}
 
 /// 256 random bits, base64url without padding (43 characters).
 pub fn random_token() -> String {
@@ -174,10 +181,6 @@ fn hash_with(argon2: &Argon2<'static>, secret: &str) -> String {
 /// Constant-time verification (inside argon2); a malformed stored hash simply does not verify.
 fn matches(argon2: &Argon2<'static>, secret: &str, stored: &str) -> bool {
     PasswordHash::new(stored).is_ok_and(|h| argon2.verify_password(secret.as_bytes(), &h).is_ok())
-}
-
-pub fn now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 #[cfg(test)]

@@ -16,7 +16,39 @@ use ipnet::IpNet;
 use poem::Request;
 use poem::http::HeaderMap;
 
-use crate::config::{Rate, RateLimits};
+/// `count` events per `per`, with bursts up to `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+/// The configurable limits (`RATE_LIMITS=register=20/h,...`); each applies per instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Dynamic client registrations per client IP address.
+    pub register: Rate,
+    /// Fetches of Client ID Metadata Documents caused by one client IP address.
+    pub metadata_fetch: Rate,
+    /// Failed logins per client IP address (ten times this per account name).
+    pub login: Rate,
+    /// Failed client authentication per client IP address, and invalid grants per client at one address.
+    pub token: Rate,
+    /// Sign-up attempts (each may create an account or learn that a name is taken) per client IP address.
+    pub signup: Rate,
+}
+
+impl Default for RateLimits {
+    fn default() -> RateLimits {
+        RateLimits {
+            register: Rate { count: 20, per: Duration::from_secs(3600) },
+            metadata_fetch: Rate { count: 30, per: Duration::from_secs(60) },
+            login: Rate { count: 10, per: Duration::from_secs(600) },
+            token: Rate { count: 30, per: Duration::from_secs(60) },
+            signup: Rate { count: 5, per: Duration::from_secs(3600) },
+        }
+    }
+}
 
 type Keyed<K = IpAddr> = DefaultKeyedRateLimiter<K>;
 
@@ -141,12 +173,27 @@ fn check(limiter: &Option<Keyed>, ip: IpAddr) -> Result<(), RetryAfter> {
     }
 }
 
-/// The address a request comes from: the TCP peer, unless the peer is a trusted proxy; then the nearest
-/// address in `X-Forwarded-For` that is not a trusted proxy (addresses further left are the client's own
-/// claims and could be forged).
-pub fn client_ip(req: &Request, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
-    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip())?;
-    Some(forwarded_for(peer, req.headers(), trusted_proxies))
+/// The reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`), as request data.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+/// The address a request comes from (an extractor): the TCP peer, unless the peer is a trusted proxy; then
+/// the nearest address in `X-Forwarded-For` that is not a trusted proxy (addresses further left are the
+/// client's own claims and could be forged). `None` for a peer that is not an IP socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl<'a> poem::FromRequest<'a> for ClientAddress {
+    async fn from_request(req: &'a Request, _body: &mut poem::RequestBody) -> poem::Result<ClientAddress> {
+        Ok(ClientAddress::of(req))
+    }
+}
+
+impl ClientAddress {
+    pub fn of(req: &Request) -> ClientAddress {
+        let proxies = req.data::<TrustedProxies>().map(|p| p.0.as_slice()).unwrap_or_default();
+        ClientAddress(req.remote_addr().as_socket_addr().map(|a| forwarded_for(a.ip(), req.headers(), proxies)))
+    }
 }
 
 fn forwarded_for(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
@@ -167,6 +214,7 @@ fn forwarded_for(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -
 }
 
 impl Limits {
+    /// The limits with these rates; none at all for `None` (`RATE_LIMITS=off`).
     pub fn new(config: Option<&RateLimits>) -> Limits {
         let times = |rate: Rate, factor: u32| Rate { count: rate.count.saturating_mul(factor), per: rate.per };
         Limits {

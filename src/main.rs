@@ -3,6 +3,7 @@ use clap::Parser;
 use mcp_gateway::app::Application;
 use mcp_gateway::cli::{self, Cli, Command};
 use mcp_gateway::config::{Config, LogFormat};
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 mod allocator;
@@ -21,7 +22,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    let _flush_logs_at_exit = init_logging(config.logging.format);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         command => cli::run(command, config).await,
@@ -35,19 +36,25 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+/// By default our own lines at `info` (one access line per request, and what the server decides) and every
+/// library's warnings; `RUST_LOG` overrides. Lines are written to stderr by a background thread, so a
+/// request never waits for the terminal or a log collector (past a full buffer, lines are dropped rather
+/// than the request held). The guard flushes what is buffered when `main` returns.
+fn init_logging(format: LogFormat) -> WorkerGuard {
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("warn,mcp_gateway=info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),
     }
+    guard
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let addr = std::net::SocketAddr::new(config.bind, config.port);
-    let issuer = config.issuer.clone();
-    let resource = config.resource.as_str().to_owned();
+    let addr = std::net::SocketAddr::new(config.server.bind, config.server.port);
+    let issuer = config.server.issuer.clone();
+    let resource = config.server.resource.as_str().to_owned();
     let app = Application::build(config).await?;
     let listener =
         tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;

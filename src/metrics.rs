@@ -1,10 +1,11 @@
 //! Prometheus metrics: requests by route, method and status, their latency, and what the authorization
 //! server did (tokens issued by grant type, token-endpoint errors by code, grants revoked by reason).
 //! Labels come from fixed sets, so a client cannot grow the number of series.
-use std::sync::LazyLock;
-
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
+/// The counters of one application (each test's app has its own registry). Cheap to clone: every clone
+/// counts into the same series.
+#[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
@@ -12,12 +13,6 @@ pub struct Metrics {
     tokens_issued: IntCounterVec,
     token_errors: IntCounterVec,
     grants_revoked: IntCounterVec,
-}
-
-static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
-
-pub fn metrics() -> &'static Metrics {
-    &METRICS
 }
 
 /// The routes metrics are kept for; anything else counts as `other`.
@@ -53,7 +48,8 @@ pub fn route_label(path: &str) -> &'static str {
 }
 
 impl Metrics {
-    fn new() -> Metrics {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Metrics {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new("mcp_gateway_http_requests_total", "HTTP requests by route, method and status"),

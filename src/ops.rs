@@ -1,14 +1,21 @@
 //! Operations endpoints: liveness and readiness, for load balancers and orchestrators.
-use poem::Request;
-use poem::http::header::AUTHORIZATION;
 use poem::web::Data;
 use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use subtle::ConstantTimeEq;
 
-use crate::metrics::metrics;
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use crate::domain::tokens::BearerToken;
+use crate::metrics::Metrics;
+use crate::store::Store;
 
-use crate::state::State;
+/// What the operations endpoints read: the database (readiness) and the metrics.
+#[derive(Clone)]
+pub struct Ops {
+    pub store: Store,
+    pub metrics: Metrics,
+    /// When set, `/metrics` answers only to `Authorization: Bearer <this>`.
+    pub metrics_token: Option<String>,
+}
 
 #[derive(Tags)]
 enum ApiTags {
@@ -58,24 +65,22 @@ impl OpsApi {
     /// Prometheus metrics: requests by route, method and status, latency, tokens issued, token errors and
     /// grants revoked. With `METRICS_TOKEN` set, the scraper must send `Authorization: Bearer <token>`.
     #[oai(path = "/metrics", method = "get")]
-    async fn metrics(&self, state: Data<&State>, req: &Request) -> MetricsResponse {
-        if let Some(expected) = &state.config.metrics_token {
-            let presented =
-                req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-            if !presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.as_bytes()))) {
-                return MetricsResponse::Unauthorized(PlainText("a bearer token is required".into()));
-            }
+    async fn metrics(&self, ops: Data<&Ops>, BearerToken(presented): BearerToken) -> MetricsResponse {
+        if let Some(expected) = &ops.metrics_token
+            && !presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.as_bytes())))
+        {
+            return MetricsResponse::Unauthorized(PlainText("a bearer token is required".into()));
         }
-        MetricsResponse::Ok(PlainText(metrics().render()))
+        MetricsResponse::Ok(PlainText(ops.metrics.render()))
     }
 
     /// Readiness: the database is reachable and every migration is applied.
     #[oai(path = "/readyz", method = "get")]
-    async fn readyz(&self, state: Data<&State>) -> Readiness {
+    async fn readyz(&self, ops: Data<&Ops>) -> Readiness {
         let unavailable = |reason: String| {
             Readiness::Unavailable(Json(Health { status: "unavailable".into(), reason: Some(reason) }))
         };
-        match state.store.pending_migrations().await {
+        match ops.store.pending_migrations().await {
             Ok(0) => Readiness::Ready(Json(Health { status: "ready".into(), reason: None })),
             Ok(n) => unavailable(format!("{n} migrations are pending")),
             Err(e) => {

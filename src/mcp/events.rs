@@ -1,9 +1,11 @@
 //! Fan-out of changes to the MCP sessions and subscription streams that listen for them: in process, and
 //! across instances through Postgres `LISTEN`/`NOTIFY` (SQLite runs as one process, so in process is all).
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::store::Store;
+use crate::store::{ENDINGS_CHANNEL, Store};
 
 /// A note of `user_id` was created, changed or deleted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,14 +74,43 @@ impl NoteEvents {
         self.local.subscribe()
     }
 
-    /// On Postgres: relays the changes every instance publishes to this instance's subscribers, for as
-    /// long as the process runs.
+    /// On Postgres, follows what every instance announces, for as long as the process runs, on one
+    /// dedicated connection: note changes go to this instance's subscribers, and revoked grants and ended
+    /// sessions make it stop trusting what it remembers of either (`Store::ended`). After a lost connection
+    /// it reconnects and counts an ending as well, since an announcement may have been missed meanwhile.
     pub fn relay_from_postgres(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let store = self.postgres.clone()?;
         let local = self.local.clone();
-        self.postgres.as_ref()?.follow_announcements(NOTES_CHANNEL, move |payload| {
-            if let Ok(change) = serde_json::from_str::<NoteChanged>(payload) {
-                local.publish(change);
+        Some(tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                match store.listen(&[NOTES_CHANNEL, ENDINGS_CHANNEL]).await {
+                    Ok(mut listener) => {
+                        backoff = Duration::from_millis(200);
+                        store.ended();
+                        loop {
+                            match listener.try_recv().await {
+                                Ok(Some(n)) if n.channel() == ENDINGS_CHANNEL => store.ended(),
+                                Ok(Some(n)) => {
+                                    if let Ok(change) = serde_json::from_str::<NoteChanged>(n.payload()) {
+                                        local.publish(change);
+                                    }
+                                }
+                                // The connection was lost and is back: what was said meanwhile is lost.
+                                Ok(None) => store.ended(),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "the listener for other instances' announcements failed");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "listening for other instances' announcements failed"),
+                }
+                store.ended();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
-        })
+        }))
     }
 }

@@ -3,36 +3,56 @@
 //! - verifies the access token and that its grant is still live (401 otherwise);
 //! - checks the scopes the JSON-RPC messages need (403 `insufficient_scope` otherwise);
 //! - binds legacy sessions to the token's subject and client: another subject or client, or an ended or
-//!   idle session, gets 404.
+//!   idle session, gets 404; and caps how many one person holds.
 //!
 //! The verified claims and the caller's username travel on in the request extensions, where tools read them.
-use poem::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use poem::http::{HeaderValue, Method, StatusCode};
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::http::header::CONTENT_TYPE;
+use poem::http::{Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use serde::Deserialize;
 use serde_json::Value;
-use std::borrow::Cow;
 
-use super::tools::scopes_for_tool;
-use crate::oauth::jwt::AccessClaims;
-use crate::oauth::scope::{MCP_READ, Scope};
-use crate::state::State;
+use super::ToolScopes;
+use super::error::{Challenge, SERVER_ERROR, as_jsonrpc_error, is_json, jsonrpc_error, session_not_found, unavailable};
+use super::trust::Trust;
+use crate::clock::UnixTime;
+use crate::domain::scope::MCP_READ;
+use crate::domain::tokens::{AccessTokens, bearer_token};
+use crate::store::Store;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 /// `last_seen` of a session is written at most this often.
-const TOUCH_EVERY_SECS: i64 = 30;
+const TOUCH_EVERY: Duration = Duration::from_secs(30);
 
-pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: State) -> poem::Result<Response> {
+/// The guard: what it checks tokens and sessions with.
+pub struct Guard {
+    pub tokens: AccessTokens,
+    pub trust: Trust,
+    pub store: Store,
+    pub tool_scopes: ToolScopes,
+    /// The RFC 9728 metadata URL every challenge points to.
+    pub resource_metadata_url: String,
+    /// A legacy session unused this long has ended.
+    pub session_ttl: Duration,
+    /// Most live legacy sessions one person may hold.
+    pub max_sessions_per_user: u64,
+}
+
+pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, guard: Arc<Guard>) -> poem::Result<Response> {
     // Built only for a refusal: the happy path needs no metadata URL.
-    let challenge = || Challenge { metadata_url: state.config.resource_metadata_url() };
+    let challenge = || Challenge { metadata_url: guard.resource_metadata_url.clone() };
     let Some(token) = bearer_token(&req) else {
         return Ok(challenge().unauthorized(None));
     };
-    let claims = match state.tokens.verify(token).await {
+    let claims = match guard.tokens.verify(token).await {
         Ok(claims) => claims,
         Err(e) => return Ok(challenge().unauthorized(Some(&e.to_string()))),
     };
-    let username = match state.store.live_grant_username(&claims.grant_id).await {
+    let username = match guard.trust.live_grant_username(&claims.grant_id).await {
         Ok(Some(username)) => username,
         Ok(None) => return Ok(challenge().unauthorized(Some("the token has been revoked"))),
         Err(e) => return Err(unavailable(e)),
@@ -43,7 +63,7 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: S
     if req.method() == Method::POST {
         let bytes = req.take_body().into_bytes().await?;
         let read = read_messages(&bytes);
-        needed.extend(read.called.iter().flat_map(|name| scopes_for_tool(name).iter().copied()));
+        needed.extend(read.called.iter().flat_map(|name| guard.tool_scopes.for_tool(name).iter().copied()));
         opens_session = read.initialize;
         req.set_body(bytes.clone());
         body = Some(bytes);
@@ -54,36 +74,26 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: S
     }
 
     let session_id = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    if session_id.is_none() && opens_session {
-        // One person may hold `MCP_MAX_SESSIONS_PER_USER` live sessions; ended ones (DELETE) and idle ones
-        // do not count.
-        let ttl = state.config.mcp_session_ttl.as_secs() as i64;
-        let limit = state.config.mcp_max_sessions_per_user;
-        let live = state.store.count_live_mcp_sessions(&claims.sub, ttl).await.map_err(unavailable)?;
-        if live >= limit {
-            tracing::info!(client_id = %claims.client_id, live, "MCP session refused: too many open sessions");
-            let message = format!(
-                "you already have {limit} open MCP sessions; end one (DELETE /mcp with its Mcp-Session-Id) or wait \
-                 until one has been idle for {ttl} seconds"
-            );
-            return Ok(jsonrpc_error(StatusCode::TOO_MANY_REQUESTS, SERVER_ERROR, &message));
+    match &session_id {
+        None if opens_session => {
+            if let Some(refused) = guard.too_many_sessions(&claims.sub, &claims.client_id).await? {
+                return Ok(refused);
+            }
         }
-    }
-    if let Some(id) = &session_id {
-        let ttl = state.config.mcp_session_ttl.as_secs() as i64;
-        match state.store.live_mcp_session(id, ttl).await {
+        None => {}
+        Some(id) => match guard.trust.live_mcp_session(id, guard.session_ttl).await {
             Ok(Some(s))
                 if s.subject.as_deref() == Some(claims.sub.as_str())
                     && s.client_id.as_deref() == Some(claims.client_id.as_str()) =>
             {
                 // Only a write when it is due: on SQLite even an UPDATE that changes nothing takes the write lock.
-                if s.last_seen < crate::crypto::now() - TOUCH_EVERY_SECS {
-                    state.store.touch_mcp_session(id, TOUCH_EVERY_SECS).await.map_err(unavailable)?;
+                if s.last_seen < UnixTime::now() - TOUCH_EVERY {
+                    guard.trust.touch_mcp_session(id, TOUCH_EVERY).await.map_err(unavailable)?;
                 }
             }
             Ok(_) => return Ok(session_not_found()),
             Err(e) => return Err(unavailable(e)),
-        }
+        },
     }
 
     let ending = req.method() == Method::DELETE;
@@ -99,15 +109,34 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, state: S
         None => {
             let created = resp.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok());
             if let Some(created) = created {
-                state.store.bind_mcp_session(created, &subject, &client_id).await.map_err(unavailable)?;
+                guard.store.bind_mcp_session(created, &subject, &client_id).await.map_err(unavailable)?;
             }
         }
         Some(id) if ending && resp.status().is_success() => {
-            state.store.delete_mcp_session(&id).await.map_err(unavailable)?
+            guard.store.delete_mcp_session(&id).await.map_err(unavailable)?
         }
         Some(_) => {}
     }
     Ok(resp)
+}
+
+impl Guard {
+    /// One person may hold `MCP_MAX_SESSIONS_PER_USER` live sessions; ended ones (DELETE) and idle ones do
+    /// not count. `Some` with the refusal when this `initialize` would be one too many.
+    async fn too_many_sessions(&self, subject: &str, client_id: &str) -> poem::Result<Option<Response>> {
+        let live = self.store.count_live_mcp_sessions(subject, self.session_ttl).await.map_err(unavailable)?;
+        if live < self.max_sessions_per_user {
+            return Ok(None);
+        }
+        tracing::info!(%client_id, live, "MCP session refused: too many open sessions");
+        let message = format!(
+            "you already have {} open MCP sessions; end one (DELETE /mcp with its Mcp-Session-Id) or wait until one \
+             has been idle for {} seconds",
+            self.max_sessions_per_user,
+            self.session_ttl.as_secs()
+        );
+        Ok(Some(jsonrpc_error(StatusCode::TOO_MANY_REQUESTS, SERVER_ERROR, &message)))
+    }
 }
 
 /// Who the verified token speaks for, read by the guard with the grant check; tools find it in the request
@@ -132,11 +161,6 @@ fn read_messages(body: &[u8]) -> Read<'_> {
         Some(read) => read,
         None => read_any_json(body),
     }
-}
-
-#[cfg(test)]
-fn scopes_for_messages(body: &[u8]) -> Vec<&'static str> {
-    read_messages(body).called.iter().flat_map(|name| scopes_for_tool(name).iter().copied()).collect()
 }
 
 /// What the scope decision reads of a JSON-RPC message; everything else is skipped without being built.
@@ -196,121 +220,16 @@ fn read_any_json(body: &[u8]) -> Read<'static> {
     read
 }
 
-/// JSON-RPC 2.0 §5.1 error codes, and the MCP transport's code for an unknown session.
-const PARSE_ERROR: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
-const SERVER_ERROR: i64 = -32000;
-const SESSION_NOT_FOUND: i64 = -32001;
-
-/// rmcp answers a request it cannot take (malformed JSON, a missing or unknown session, a wrong content type
-/// or `Accept`, a bad protocol version header) with plain text, which a client cannot parse. The same status
-/// with a JSON-RPC error body instead (`id` null: the request's id could not be trusted or read), the text
-/// kept as the message. Only this error path looks at the body again, to tell a parse error (-32700) from
-/// JSON that is not a JSON-RPC message (-32600); rmcp answers both with 415, which is HTTP 400 here.
-async fn as_jsonrpc_error(response: Response, request_was_json: bool, body: Option<&[u8]>) -> Response {
-    let status = response.status();
-    let text = response.into_body().into_string().await.unwrap_or_default();
-    let (status, code, message) = match status {
-        StatusCode::UNSUPPORTED_MEDIA_TYPE if request_was_json => {
-            match body.map(serde_json::from_slice::<serde::de::IgnoredAny>) {
-                Some(Ok(_)) => {
-                    (StatusCode::BAD_REQUEST, INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 message")
-                }
-                _ => (StatusCode::BAD_REQUEST, PARSE_ERROR, "Parse error: the body is not valid JSON"),
-            }
-        }
-        StatusCode::NOT_FOUND => (status, SESSION_NOT_FOUND, "Session not found"),
-        _ => (status, INVALID_REQUEST, text.trim()),
-    };
-    jsonrpc_error(status, code, message)
-}
-
-fn jsonrpc_error(status: StatusCode, code: i64, message: &str) -> Response {
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
-    Response::builder().status(status).content_type("application/json").body(body.to_string())
-}
-
-/// Whether a `Content-Type` is JSON (`application/json`, parameters allowed).
-fn is_json(content_type: Option<&HeaderValue>) -> bool {
-    content_type
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
-}
-
-fn unavailable(e: impl std::fmt::Display) -> poem::Error {
-    tracing::error!(error = %e, "MCP guard could not reach the database");
-    poem::Error::from_status(StatusCode::SERVICE_UNAVAILABLE)
-}
-
-/// 404 for a session that ended, went idle, or belongs to someone else: the client starts a new one.
-fn session_not_found() -> Response {
-    jsonrpc_error(StatusCode::NOT_FOUND, SESSION_NOT_FOUND, "Session not found")
-}
-
-/// `Authorization: Bearer <token>` (scheme case-insensitive). Tokens in the query string are not accepted.
-fn bearer_token(req: &Request) -> Option<&str> {
-    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-struct Challenge {
-    metadata_url: String,
-}
-
-impl Challenge {
-    /// 401: no token, or one that does not verify (RFC 6750 §3.1 `invalid_token`).
-    fn unauthorized(&self, problem: Option<&str>) -> Response {
-        let all = Scope::all().to_string();
-        let mut value = format!(r#"Bearer resource_metadata="{}", scope="{all}""#, self.metadata_url);
-        if let Some(problem) = problem {
-            value.push_str(&format!(r#", error="invalid_token", error_description="{}""#, quote_safe(problem)));
-        }
-        let body = serde_json::json!({
-            "error": if problem.is_some() { "invalid_token" } else { "unauthorized" },
-            "error_description": problem.unwrap_or("a bearer token is required"),
-        });
-        challenge_response(StatusCode::UNAUTHORIZED, value, body)
-    }
-
-    /// 403: the token is valid but lacks a scope (RFC 6750 §3.1 `insufficient_scope`). `scope` lists the
-    /// token's scopes plus every scope the request needs, so a client that re-authorizes with it
-    /// (step-up authorization) keeps what it had.
-    fn insufficient_scope(&self, claims: &AccessClaims, needed: &[&str]) -> Response {
-        let mut scopes: Vec<&str> = claims.scope.split(' ').filter(|s| !s.is_empty()).collect();
-        scopes.extend_from_slice(needed);
-        scopes.sort_unstable();
-        scopes.dedup();
-        let missing: Vec<&str> = needed.iter().copied().filter(|s| !claims.has_scope(s)).collect();
-        let description = format!("this request needs {}", missing.join(" "));
-        let value = format!(
-            r#"Bearer error="insufficient_scope", scope="{}", resource_metadata="{}", error_description="{description}""#,
-            scopes.join(" "),
-            self.metadata_url
-        );
-        let body = serde_json::json!({"error": "insufficient_scope", "error_description": description});
-        challenge_response(StatusCode::FORBIDDEN, value, body)
-    }
-}
-
-fn challenge_response(status: StatusCode, www_authenticate: String, body: serde_json::Value) -> Response {
-    Response::builder()
-        .status(status)
-        .header(WWW_AUTHENTICATE, www_authenticate)
-        .content_type("application/json")
-        .body(body.to_string())
-}
-
-/// Keeps a description inside its quoted-string (RFC 7235 §2.2): no quotes, backslashes or control characters.
-fn quote_safe(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\').collect()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{read_messages, scopes_for_messages};
+    use super::read_messages;
+    use crate::mcp::ToolScopes;
+    use crate::mcp::server::McpServer;
+
+    fn scopes_for_messages(body: &[u8]) -> Vec<&'static str> {
+        let scopes = ToolScopes::of(&[&McpServer::tools()]);
+        read_messages(body).called.iter().flat_map(|name| scopes.for_tool(name).iter().copied()).collect()
+    }
 
     #[test]
     fn write_tools_need_mcp_write_even_inside_a_batch() {

@@ -1,46 +1,114 @@
-//! The MCP endpoint: rmcp's Streamable HTTP service behind the bearer guard.
+//! The MCP face: rmcp's Streamable HTTP service behind the bearer guard.
 //!
 //! Both eras are served on one endpoint: legacy revisions (2024-11-05 … 2025-11-25) with `initialize` and
 //! `Mcp-Session-Id` sessions stored in the database, and 2026-07-28 stateless requests (`server/discover`).
+pub mod error;
 pub mod events;
+pub mod fixtures;
 pub mod guard;
 pub mod server;
 pub mod session_store;
 pub mod streams;
 pub mod tools;
+pub mod trust;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rmcp::ServerHandler;
+use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use self::server::McpServer;
+use self::events::{ListChanges, NoteEvents};
 use self::session_store::DbSessionStore;
-use crate::state::State;
+use self::streams::OpenStreams;
+use crate::domain::scope::{MCP_READ, MCP_WRITE};
+use crate::store::Store;
 
 /// Largest JSON-RPC body `/mcp` accepts.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-pub fn service(state: State, shutdown: CancellationToken) -> StreamableHttpService<McpServer, LocalSessionManager> {
-    let config = &state.config;
+/// What every MCP server value shares: the store and the fan-out of changes to open streams.
+pub struct McpContext {
+    pub store: Store,
+    pub note_events: NoteEvents,
+    pub list_changes: ListChanges,
+    pub open_streams: OpenStreams,
+    /// Most open 2026-07-28 notification streams one person may hold on this instance.
+    pub max_streams_per_user: usize,
+}
+
+/// How the transport is set up (from the server and MCP sections of the configuration).
+pub struct TransportSettings {
+    /// `Host` values `/mcp` answers to (DNS-rebinding protection).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call `/mcp`, each with its port written out.
+    pub allowed_origins: Vec<String>,
+    /// A legacy session unused this long is not restored.
+    pub session_ttl: Duration,
+}
+
+/// rmcp's Streamable HTTP service for handlers made by `factory`: legacy sessions kept in the database,
+/// JSON answers, and `shutdown` to end open streams.
+pub fn service<S>(
+    factory: impl Fn() -> S + Send + Sync + 'static,
+    store: Store,
+    settings: TransportSettings,
+    shutdown: CancellationToken,
+) -> StreamableHttpService<S, LocalSessionManager>
+where
+    S: ServerHandler + Send + 'static,
+{
     let mut http = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(config.allowed_hosts())
-        .with_allowed_origins(config.allowed_origins_with_ports())
+        .with_allowed_hosts(settings.allowed_hosts)
+        .with_allowed_origins(settings.allowed_origins)
         .enforce_origin_validation()
         .with_legacy_session_mode(true)
         .with_json_response(true)
         .with_sse_keep_alive(Some(Duration::from_secs(15)))
         .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_cancellation_token(shutdown);
-    http.session_store =
-        Some(Arc::new(DbSessionStore::new(state.store.clone(), config.mcp_session_ttl.as_secs() as i64)));
+    http.session_store = Some(Arc::new(DbSessionStore::new(store, settings.session_ttl)));
     // In memory a session lives as long as in the database, so an idle session is not silently restored
     // (losing its subscriptions) before its time is up.
     let mut sessions = LocalSessionManager::default();
-    sessions.session_config.keep_alive = Some(config.mcp_session_ttl);
-    let factory_state = state.clone();
-    let routers = McpServer::routers(&state);
-    StreamableHttpService::new(move || Ok(McpServer::new(factory_state.clone(), &routers)), Arc::new(sessions), http)
+    sessions.session_config.keep_alive = Some(settings.session_ttl);
+    StreamableHttpService::new(move || Ok(factory()), Arc::new(sessions), http)
+}
+
+/// The scopes a `tools/call` of each tool needs: `mcp:read`, plus `mcp:write` unless the tool is
+/// read-only. Decided by each tool's own `read_only_hint`, so a new tool cannot be forgotten here.
+#[derive(Debug, Clone, Default)]
+pub struct ToolScopes {
+    writes: HashMap<String, bool>,
+}
+
+impl ToolScopes {
+    /// The scopes of every tool `routers` route.
+    pub fn of<S: Send + Sync + 'static>(routers: &[&ToolRouter<S>]) -> ToolScopes {
+        let mut writes = HashMap::new();
+        for router in routers {
+            for tool in router.list_all() {
+                let read_only = tool.annotations.as_ref().and_then(|a| a.read_only_hint).unwrap_or(false);
+                writes.insert(tool.name.to_string(), !read_only);
+            }
+        }
+        ToolScopes { writes }
+    }
+
+    /// Adds the tools of another router (the fixtures').
+    pub fn with<S: Send + Sync + 'static>(mut self, router: &ToolRouter<S>) -> ToolScopes {
+        self.writes.extend(ToolScopes::of(&[router]).writes);
+        self
+    }
+
+    pub fn for_tool(&self, name: &str) -> &'static [&'static str] {
+        match self.writes.get(name) {
+            Some(true) => &[MCP_READ, MCP_WRITE],
+            _ => &[MCP_READ],
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! The MCP server (rmcp `ServerHandler`): tools, notes as resources with subscriptions, a prompt,
-//! completions and logging. One value per session; everything shared lives in [`AppState`].
+//! completions and logging. One value per session (legacy) or request (stateless); what every value shares
+//! is the [`McpContext`]. The conformance suite's fixtures wrap it (`super::fixtures`).
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -16,11 +17,10 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::tools::conformance;
-
+use super::McpContext;
+use super::error::internal;
 use super::events::ListChanged;
-use crate::oauth::jwt::AccessClaims;
-use crate::state::State;
+use crate::domain::tokens::AccessClaims;
 use crate::store::note;
 
 pub const NOTE_SCHEME: &str = "note://";
@@ -32,7 +32,7 @@ const PAGE_SIZE: u64 = 50;
 
 #[derive(Clone)]
 pub struct McpServer {
-    pub(crate) state: State,
+    pub(crate) ctx: Arc<McpContext>,
     tool_router: Arc<ToolRouter<McpServer>>,
     prompt_router: Arc<PromptRouter<McpServer>>,
     session: Arc<SessionLocal>,
@@ -42,6 +42,18 @@ pub struct McpServer {
 pub struct Routers {
     tools: Arc<ToolRouter<McpServer>>,
     prompts: Arc<PromptRouter<McpServer>>,
+}
+
+impl Routers {
+    pub fn new() -> Routers {
+        Routers { tools: Arc::new(McpServer::tools()), prompts: Arc::new(McpServer::prompt_router()) }
+    }
+}
+
+impl Default for Routers {
+    fn default() -> Routers {
+        Routers::new()
+    }
 }
 
 /// What one session remembers: its resource subscriptions and logging level.
@@ -55,36 +67,45 @@ struct SessionLocal {
 
 impl McpServer {
     /// One server per session (legacy) or per request (stateless). The routers, with their generated
-    /// JSON schemas, are built once by [`McpServer::factory`] and shared.
-    pub fn new(state: State, routers: &Routers) -> McpServer {
+    /// JSON schemas, are built once ([`Routers::new`]) and shared.
+    pub fn new(ctx: Arc<McpContext>, routers: &Routers) -> McpServer {
         McpServer {
-            state,
+            ctx,
             tool_router: routers.tools.clone(),
             prompt_router: routers.prompts.clone(),
             session: Arc::default(),
         }
     }
 
-    /// Builds the tool and prompt routers for this configuration.
-    pub fn routers(state: &State) -> Routers {
-        let fixtures = state.config.conformance_fixtures;
-        let prompts =
-            if fixtures { McpServer::prompt_router() + conformance::prompts() } else { McpServer::prompt_router() };
-        Routers { tools: Arc::new(McpServer::tools(fixtures)), prompts: Arc::new(prompts) }
-    }
-
     /// Every tool this server offers, for routing and for the guard's scope decisions.
-    pub fn tools(with_conformance_fixtures: bool) -> ToolRouter<McpServer> {
-        let router = McpServer::whoami_router() + McpServer::notes_router();
-        if with_conformance_fixtures {
-            router + McpServer::conformance_router() + McpServer::conformance_mrtr_router()
-        } else {
-            router
-        }
+    pub fn tools() -> ToolRouter<McpServer> {
+        McpServer::whoami_router() + McpServer::notes_router()
     }
 
-    fn fixtures(&self) -> bool {
-        self.state.config.conformance_fixtures
+    /// Subscribes the session to `uri` (at most [`MAX_SUBSCRIPTIONS`]) and starts forwarding the changes of
+    /// the caller's notes to it, once per session.
+    pub(crate) fn watch(
+        &self,
+        uri: String,
+        me: AccessClaims,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        {
+            let mut subscriptions = self.session.subscriptions.lock().expect("subscriptions lock");
+            if subscriptions.len() >= MAX_SUBSCRIPTIONS && !subscriptions.contains(&uri) {
+                return Err(McpError::invalid_request(
+                    format!("at most {MAX_SUBSCRIPTIONS} subscriptions per session"),
+                    None,
+                ));
+            }
+            subscriptions.insert(uri);
+        }
+        let mut started = self.session.forwarding.lock().expect("forwarding lock");
+        if !*started {
+            *started = true;
+            tokio::spawn(forward_note_changes(self.ctx.clone(), self.session.clone(), me, ctx.peer.clone()));
+        }
+        Ok(())
     }
 
     /// Sends a log message if the client asked for this level or a more severe one.
@@ -119,7 +140,7 @@ pub(crate) fn caller(parts: &Parts) -> Result<&AccessClaims, McpError> {
 }
 
 /// [`caller`] for handlers that receive the request context rather than the HTTP parts.
-fn context_caller(ctx: &RequestContext<RoleServer>) -> Result<AccessClaims, McpError> {
+pub(crate) fn context_caller(ctx: &RequestContext<RoleServer>) -> Result<AccessClaims, McpError> {
     let parts = ctx.extensions.get::<Parts>().ok_or_else(|| McpError::invalid_request("no HTTP request", None))?;
     caller(parts).cloned()
 }
@@ -133,11 +154,6 @@ pub(crate) fn note_resource(n: &note::Model) -> Resource {
         .with_title(n.title.clone())
         .with_mime_type("text/markdown")
         .with_size(n.body.len() as u64)
-}
-
-fn internal(e: impl std::fmt::Display) -> McpError {
-    tracing::error!(error = %e, "MCP request failed");
-    McpError::internal_error("the server could not complete the request", None)
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -157,8 +173,8 @@ impl McpServer {
     ) -> Result<GetPromptResult, McpError> {
         let me = caller(&parts)?;
         let notes = match args.topic.as_deref().filter(|t| !t.is_empty()) {
-            Some(topic) => self.state.store.search_notes(&me.sub, topic, 20).await,
-            None => self.state.store.list_notes(&me.sub, 0, 20).await,
+            Some(topic) => self.ctx.store.search_notes(&me.sub, topic, 20).await,
+            None => self.ctx.store.list_notes(&me.sub, 0, 20).await,
         }
         .map_err(internal)?;
         let listing: String = notes.iter().map(|n| format!("## {}\n{}\n\n", n.title, n.body)).collect();
@@ -198,10 +214,7 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let mut prompts = self.prompt_router.list_all();
-        if self.fixtures() {
-            prompts.push(conformance::input_required_prompt());
-        }
+        let prompts = self.prompt_router.list_all();
         let cache_hints = ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
         Ok(ListPromptsResult {
             result_type: Some(ResultType::COMPLETE),
@@ -213,16 +226,11 @@ impl ServerHandler for McpServer {
         })
     }
 
-    /// Prompts come from the prompt router; the conformance fixture that needs the retry's
-    /// `inputResponses` (SEP-2322) is answered here, since router handlers do not receive them.
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        if self.fixtures() && request.name == conformance::INPUT_REQUIRED_PROMPT {
-            return Ok(conformance::input_required_prompt_answer(request.input_responses.as_ref()));
-        }
         let context = PromptContext::new(self, request.name, request.arguments, ctx);
         self.prompt_router.get_prompt(context).await
     }
@@ -234,10 +242,9 @@ impl ServerHandler for McpServer {
     ) -> Result<ListResourcesResult, McpError> {
         let me = context_caller(&ctx)?;
         let offset = request.and_then(|r| r.cursor).and_then(|c| c.parse::<u64>().ok()).unwrap_or(0);
-        let notes = self.state.store.list_notes(&me.sub, offset, PAGE_SIZE + 1).await.map_err(internal)?;
+        let notes = self.ctx.store.list_notes(&me.sub, offset, PAGE_SIZE + 1).await.map_err(internal)?;
         let more = notes.len() as u64 > PAGE_SIZE;
-        let mut resources = if self.fixtures() && offset == 0 { conformance::resources() } else { vec![] };
-        resources.extend(notes.iter().take(PAGE_SIZE as usize).map(note_resource));
+        let resources = notes.iter().take(PAGE_SIZE as usize).map(note_resource).collect();
         let mut result = ListResourcesResult::with_all_items(resources);
         if more {
             result.next_cursor = Some((offset + PAGE_SIZE).to_string());
@@ -250,15 +257,12 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let mut templates = vec![
+        let templates = vec![
             ResourceTemplate::new(format!("{NOTE_SCHEME}{{id}}"), "note")
                 .with_title("A note")
                 .with_description("One of your notes, by id, as Markdown")
                 .with_mime_type("text/markdown"),
         ];
-        if self.fixtures() {
-            templates.push(conformance::resource_template());
-        }
         Ok(ListResourceTemplatesResult::with_all_items(templates))
     }
 
@@ -270,13 +274,8 @@ impl ServerHandler for McpServer {
         let me = context_caller(&ctx)?;
         let not_found =
             || McpError::resource_not_found(format!("no resource {}", request.uri), Some(json!({"uri": request.uri})));
-        if self.fixtures()
-            && let Some(contents) = conformance::read(&request.uri)
-        {
-            return Ok(ReadResourceResult::new(vec![contents]).into());
-        }
         let id = request.uri.strip_prefix(NOTE_SCHEME).ok_or_else(not_found)?;
-        let note = self.state.store.find_note(&me.sub, id).await.map_err(internal)?.ok_or_else(not_found)?;
+        let note = self.ctx.store.find_note(&me.sub, id).await.map_err(internal)?.ok_or_else(not_found)?;
         let text = format!("# {}\n\n{}", note.title, note.body);
         Ok(ReadResourceResult::new(vec![
             ResourceContents::text(text, request.uri.clone()).with_mime_type("text/markdown"),
@@ -292,33 +291,17 @@ impl ServerHandler for McpServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         let me = context_caller(&ctx)?;
-        let fixture = self.fixtures() && conformance::read(&request.uri).is_some();
         let own_note = match request.uri.strip_prefix(NOTE_SCHEME) {
-            Some(id) if id.len() <= 64 => self.state.store.find_note(&me.sub, id).await.map_err(internal)?.is_some(),
+            Some(id) if id.len() <= 64 => self.ctx.store.find_note(&me.sub, id).await.map_err(internal)?.is_some(),
             _ => false,
         };
-        if !(own_note || fixture) {
+        if !own_note {
             return Err(McpError::resource_not_found(
                 format!("no resource {}", request.uri),
                 Some(json!({"uri": request.uri})),
             ));
         }
-        {
-            let mut subscriptions = self.session.subscriptions.lock().expect("subscriptions lock");
-            if subscriptions.len() >= MAX_SUBSCRIPTIONS && !subscriptions.contains(&request.uri) {
-                return Err(McpError::invalid_request(
-                    format!("at most {MAX_SUBSCRIPTIONS} subscriptions per session"),
-                    None,
-                ));
-            }
-            subscriptions.insert(request.uri);
-        }
-        let mut started = self.session.forwarding.lock().expect("forwarding lock");
-        if !*started {
-            *started = true;
-            tokio::spawn(forward_note_changes(self.state.clone(), self.session.clone(), me, ctx.peer.clone()));
-        }
-        Ok(())
+        self.watch(request.uri, me, &ctx)
     }
 
     #[allow(deprecated)]
@@ -340,13 +323,10 @@ impl ServerHandler for McpServer {
         let typed = request.argument.value.as_str();
         let values = match (&request.r#ref, request.argument.name.as_str()) {
             (Reference::Prompt(p), "topic") if p.name == "summarize_notes" => {
-                self.state.store.note_titles(&me.sub, typed, 100).await.map_err(internal)?
-            }
-            (Reference::Prompt(p), argument) if self.fixtures() => {
-                conformance::complete(&p.name, argument, typed).unwrap_or_default()
+                self.ctx.store.note_titles(&me.sub, typed, 100).await.map_err(internal)?
             }
             (Reference::Resource(r), "id") if r.uri == format!("{NOTE_SCHEME}{{id}}") => {
-                self.state.store.note_ids(&me.sub, typed, 100).await.map_err(internal)?
+                self.ctx.store.note_ids(&me.sub, typed, 100).await.map_err(internal)?
             }
             _ => vec![],
         };
@@ -361,8 +341,8 @@ impl ServerHandler for McpServer {
     /// A 2026-07-28 subscription stream: updates of the subscribed notes, and list changes, until it closes.
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
         let me = context_caller(context.request_context())?;
-        let limit = self.state.config.mcp_max_streams_per_user;
-        let Some(_slot) = self.state.open_streams.open(&me.sub, limit) else {
+        let limit = self.ctx.max_streams_per_user;
+        let Some(_slot) = self.ctx.open_streams.open(&me.sub, limit) else {
             return Err(McpError::invalid_request(
                 format!("you already have {limit} open notification streams on this server; close one first"),
                 None,
@@ -371,16 +351,16 @@ impl ServerHandler for McpServer {
         let accepted = context.accepted().clone();
         let watched: HashSet<String> =
             accepted.resource_subscriptions.clone().unwrap_or_default().into_iter().collect();
-        let mut notes = self.state.note_events.subscribe();
-        let mut lists = self.state.list_changes.subscribe();
-        let mut endings = self.state.store.endings();
+        let mut notes = self.ctx.note_events.subscribe();
+        let mut lists = self.ctx.list_changes.subscribe();
+        let mut endings = self.ctx.store.endings();
         let mut checkup = tokio::time::interval(STREAM_CHECK_INTERVAL);
         loop {
             let sent = tokio::select! {
                 () = context.cancelled() => return Ok(()),
-                _ = checkup.tick() => if still_authorized(&self.state, &me).await { Ok(()) } else { return Ok(()) },
+                _ = checkup.tick() => if still_authorized(&self.ctx, &me).await { Ok(()) } else { return Ok(()) },
                 ended = endings.changed() => match ended {
-                    Ok(()) if still_authorized(&self.state, &me).await => Ok(()),
+                    Ok(()) if still_authorized(&self.ctx, &me).await => Ok(()),
                     _ => return Ok(()),
                 },
                 change = notes.recv() => match change {
@@ -419,19 +399,24 @@ impl ServerHandler for McpServer {
 /// Delivers `notifications/resources/updated` for the session's subscriptions until the session ends or
 /// the token that subscribed stops being valid (expired, grant revoked, user disabled). A revocation is
 /// heard at once (see `Store::endings`); the periodic check catches expiry and a closed transport.
-async fn forward_note_changes(state: State, session: Arc<SessionLocal>, me: AccessClaims, peer: Peer<RoleServer>) {
-    let mut changes = state.note_events.subscribe();
-    let mut endings = state.store.endings();
+async fn forward_note_changes(
+    ctx: Arc<McpContext>,
+    session: Arc<SessionLocal>,
+    me: AccessClaims,
+    peer: Peer<RoleServer>,
+) {
+    let mut changes = ctx.note_events.subscribe();
+    let mut endings = ctx.store.endings();
     let mut checkup = tokio::time::interval(STREAM_CHECK_INTERVAL);
     loop {
         tokio::select! {
             _ = checkup.tick() => {
-                if peer.is_transport_closed() || !still_authorized(&state, &me).await {
+                if peer.is_transport_closed() || !still_authorized(&ctx, &me).await {
                     return;
                 }
             }
             ended = endings.changed() => {
-                if ended.is_err() || !still_authorized(&state, &me).await {
+                if ended.is_err() || !still_authorized(&ctx, &me).await {
                     return;
                 }
             }
@@ -453,6 +438,6 @@ async fn forward_note_changes(state: State, session: Arc<SessionLocal>, me: Acce
 }
 
 /// Whether notifications may still flow to the holder of this token.
-async fn still_authorized(state: &State, me: &AccessClaims) -> bool {
-    me.exp > crate::crypto::now() && state.store.grant_is_active(&me.grant_id).await.unwrap_or(false)
+async fn still_authorized(ctx: &McpContext, me: &AccessClaims) -> bool {
+    !me.has_expired() && ctx.store.grant_is_active(&me.grant_id).await.unwrap_or(false)
 }

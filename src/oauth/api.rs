@@ -6,16 +6,17 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{OpenApi, Tags};
 
-use super::authorize::{self, AuthorizationRequest, AuthorizeResponse, ConsentDecision};
+use super::authorize::{Authorization, AuthorizationRequest, AuthorizeResponse, ConsentDecision};
+use super::error::{ErrorCode, OAuthResponse};
 use super::introspect::{self, IntrospectRequest, Introspection};
-use super::metadata::{self, AuthorizationServerMetadata, ProtectedResourceMetadata};
-use super::register::{self, ClientInformation, ClientMetadata, ClientUpdateRequest, Registrant, RegistrationSource};
+use super::metadata::{self, AuthorizationServerMetadata, Discovery, ProtectedResourceMetadata};
+use super::register::{ClientInformation, ClientUpdateRequest, RegistrationService};
 use super::revoke::{self, RevokeRequest, Revoked};
-use super::token::{self, TokenRequest, TokenResponseBody};
-use crate::error::{ErrorCode, OAuthError, OAuthErrorBody, OAuthResponse};
-use crate::metrics::metrics;
+use super::token::{self, TokenRequest, TokenResponseBody, TokenService};
+use crate::domain::registration::ClientMetadata;
+use crate::domain::tokens::BearerToken;
+use crate::limits::ClientAddress;
 use crate::oauth_response;
-use crate::state::State;
 
 #[derive(Tags)]
 enum ApiTags {
@@ -48,34 +49,11 @@ impl OAuthResponse for ClientConfigurationResponse {
     const MALFORMED: ErrorCode = ErrorCode::InvalidClientMetadata;
 }
 
-/// The answer to deleting a registration (RFC 7592 §2.3).
-#[derive(poem_openapi::ApiResponse)]
-#[oai(bad_request_handler = "crate::error::from_request_error")]
-pub enum ClientDeleteResponse {
-    /// The client and everything issued to it are gone.
-    #[oai(status = 204)]
-    Deleted,
-    /// The request is invalid.
-    #[oai(status = 400)]
-    BadRequest(Json<OAuthErrorBody>),
-    /// The registration access token is missing or wrong (`invalid_token`).
-    #[oai(status = 401)]
-    Unauthorized(Json<OAuthErrorBody>, #[oai(header = "WWW-Authenticate")] Option<String>),
-    /// The server failed (`server_error`).
-    #[oai(status = 500)]
-    ServerError(Json<OAuthErrorBody>),
-}
-
-impl From<OAuthError> for ClientDeleteResponse {
-    fn from(e: OAuthError) -> ClientDeleteResponse {
-        let body = Json(e.body());
-        match e.status().as_u16() {
-            401 => ClientDeleteResponse::Unauthorized(body, e.www_authenticate),
-            500 => ClientDeleteResponse::ServerError(body),
-            _ => ClientDeleteResponse::BadRequest(body),
-        }
-    }
-}
+oauth_response!(
+    /// The answer to deleting a registration (RFC 7592 §2.3): 204 once the client and everything issued to
+    /// it are gone.
+    ClientDeleteResponse, 204
+);
 impl OAuthResponse for ClientDeleteResponse {}
 
 oauth_response!(
@@ -90,6 +68,7 @@ oauth_response!(
 );
 impl OAuthResponse for IntrospectResponse {}
 
+/// The `Authorization` header, as presented (client credentials or a registration access token).
 fn authorization_header(req: &Request) -> Option<&str> {
     req.headers().get(poem::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
 }
@@ -101,32 +80,32 @@ pub struct DiscoveryApi;
 impl DiscoveryApi {
     /// Protected resource metadata (RFC 9728) of the MCP server.
     #[oai(path = "/.well-known/oauth-protected-resource", method = "get")]
-    async fn protected_resource(&self, state: Data<&State>) -> Json<ProtectedResourceMetadata> {
-        Json(metadata::protected_resource(&state.config))
+    async fn protected_resource(&self, discovery: Data<&Discovery>) -> Json<ProtectedResourceMetadata> {
+        Json(metadata::protected_resource(&discovery))
     }
 
     /// Protected resource metadata at the path-inserted location for the `/mcp` resource (RFC 9728 §3.1).
     #[oai(path = "/.well-known/oauth-protected-resource/mcp", method = "get")]
-    async fn protected_resource_mcp(&self, state: Data<&State>) -> Json<ProtectedResourceMetadata> {
-        Json(metadata::protected_resource(&state.config))
+    async fn protected_resource_mcp(&self, discovery: Data<&Discovery>) -> Json<ProtectedResourceMetadata> {
+        Json(metadata::protected_resource(&discovery))
     }
 
     /// Authorization server metadata (RFC 8414).
     #[oai(path = "/.well-known/oauth-authorization-server", method = "get")]
-    async fn authorization_server(&self, state: Data<&State>) -> Json<AuthorizationServerMetadata> {
-        Json(metadata::authorization_server(&state.config))
+    async fn authorization_server(&self, discovery: Data<&Discovery>) -> Json<AuthorizationServerMetadata> {
+        Json(metadata::authorization_server(&discovery))
     }
 
     /// The same metadata at the OpenID Connect Discovery location, for clients that look there.
     #[oai(path = "/.well-known/openid-configuration", method = "get")]
-    async fn openid_configuration(&self, state: Data<&State>) -> Json<AuthorizationServerMetadata> {
-        Json(metadata::authorization_server(&state.config))
+    async fn openid_configuration(&self, discovery: Data<&Discovery>) -> Json<AuthorizationServerMetadata> {
+        Json(metadata::authorization_server(&discovery))
     }
 
     /// The public keys that verify access tokens (RFC 7517). Empty when tokens are HS256.
     #[oai(path = "/.well-known/jwks.json", method = "get")]
-    async fn jwks(&self, state: Data<&State>) -> Json<serde_json::Value> {
-        Json(serde_json::to_value(state.tokens.keys().jwks()).unwrap_or_default())
+    async fn jwks(&self, discovery: Data<&Discovery>) -> Json<serde_json::Value> {
+        Json(serde_json::to_value(discovery.tokens.keys().jwks()).unwrap_or_default())
     }
 }
 
@@ -144,9 +123,10 @@ impl OAuthApi {
     #[oai(path = "/oauth/authorize", method = "get")]
     async fn authorize(
         &self,
-        state: Data<&State>,
+        authorization: Data<&Authorization>,
         req: &Request,
         jar: &CookieJar,
+        ip: ClientAddress,
         response_type: Query<Option<String>>,
         client_id: Query<Option<String>>,
         redirect_uri: Query<Option<String>>,
@@ -166,21 +146,19 @@ impl OAuthApi {
             code_challenge_method: code_challenge_method.0,
             resource: resource.0,
         };
-        let ip = crate::limits::client_ip(req, &state.config.trusted_proxies);
-        authorize::begin(&state, jar, ip, req.uri().query().unwrap_or_default(), request).await
+        authorization.begin(jar, ip.0, req.uri().query().unwrap_or_default(), request).await
     }
 
     /// The consent page's form: `decision=allow` or `decision=deny`, with the page's CSRF token.
     #[oai(path = "/oauth/authorize", method = "post")]
     async fn authorize_decision(
         &self,
-        state: Data<&State>,
-        req: &Request,
+        authorization: Data<&Authorization>,
         jar: &CookieJar,
+        ip: ClientAddress,
         form: Form<ConsentDecision>,
     ) -> AuthorizeResponse {
-        let ip = crate::limits::client_ip(req, &state.config.trusted_proxies);
-        authorize::decide(&state, jar, ip, form.0).await
+        authorization.decide(jar, ip.0, form.0).await
     }
 
     /// Token endpoint (RFC 6749 §3.2): `authorization_code` and `refresh_token` grants.
@@ -191,15 +169,14 @@ impl OAuthApi {
     /// Failed client authentication is rate-limited per IP address, invalid grants per client at one address
     /// (`RATE_LIMITS=token=…`): over the limit, 429 `temporarily_unavailable` with `Retry-After`.
     #[oai(path = "/oauth/token", method = "post")]
-    async fn token(&self, state: Data<&State>, req: &Request, form: Form<TokenRequest>) -> TokenResponse {
-        let grant_type = if form.0.grant_type == "refresh_token" { "refresh_token" } else { "authorization_code" };
-        let ip = crate::limits::client_ip(req, &state.config.trusted_proxies);
-        let answer = token::token(&state, authorization_header(req), ip, form.0).await;
-        match &answer {
-            Ok(_) => metrics().token_issued(grant_type),
-            Err(e) => metrics().token_error(e.code.as_str()),
-        }
-        answer.into()
+    async fn token(
+        &self,
+        tokens: Data<&TokenService>,
+        req: &Request,
+        ip: ClientAddress,
+        form: Form<TokenRequest>,
+    ) -> TokenResponse {
+        token::token(&tokens, authorization_header(req), ip.0, form.0).await.into()
     }
 
     /// Dynamic client registration (RFC 7591). Confidential clients receive their secret once, and every
@@ -208,26 +185,24 @@ impl OAuthApi {
     /// public-client metadata registered again from the same address within an hour, while that client is
     /// unused, returns the existing client (without a registration access token). Also served at `/register`.
     #[oai(path = "/oauth/register", method = "post")]
-    async fn register(&self, state: Data<&State>, req: &Request, metadata: Json<ClientMetadata>) -> RegisterResponse {
-        let ip = crate::limits::client_ip(req, &state.config.trusted_proxies);
-        if let Some(ip) = ip
-            && let Err(retry) = state.limits.register(ip)
-        {
-            return OAuthError::too_many_requests(retry).into();
-        }
-        let registrant = Registrant { source: RegistrationSource::Dynamic, owner_user_id: None, ip };
-        register::register_client(&state, metadata.0, registrant).await.into()
+    async fn register(
+        &self,
+        registration: Data<&RegistrationService>,
+        ip: ClientAddress,
+        metadata: Json<ClientMetadata>,
+    ) -> RegisterResponse {
+        registration.register(metadata.0, ip.0).await.into()
     }
 
     /// Reads a client's registration (RFC 7592 §2.1) with its registration access token as bearer token.
     #[oai(path = "/oauth/register/:client_id", method = "get")]
     async fn read_registration(
         &self,
-        state: Data<&State>,
-        req: &Request,
+        registration: Data<&RegistrationService>,
+        BearerToken(bearer): BearerToken,
         client_id: Path<String>,
     ) -> ClientConfigurationResponse {
-        register::read_registration(&state, &client_id.0, authorization_header(req)).await.into()
+        registration.read(&client_id.0, bearer.as_deref()).await.into()
     }
 
     /// Replaces a client's metadata (RFC 7592 §2.2). The body is the complete metadata plus `client_id`;
@@ -235,34 +210,36 @@ impl OAuthApi {
     #[oai(path = "/oauth/register/:client_id", method = "put")]
     async fn update_registration(
         &self,
-        state: Data<&State>,
-        req: &Request,
+        registration: Data<&RegistrationService>,
+        BearerToken(bearer): BearerToken,
         client_id: Path<String>,
         update: Json<ClientUpdateRequest>,
     ) -> ClientConfigurationResponse {
-        register::update_registration(&state, &client_id.0, authorization_header(req), update.0).await.into()
+        registration.update(&client_id.0, bearer.as_deref(), update.0).await.into()
     }
 
     /// Deletes a client (RFC 7592 §2.3); its grants and tokens are revoked.
     #[oai(path = "/oauth/register/:client_id", method = "delete")]
     async fn delete_registration(
         &self,
-        state: Data<&State>,
-        req: &Request,
+        registration: Data<&RegistrationService>,
+        BearerToken(bearer): BearerToken,
         client_id: Path<String>,
     ) -> ClientDeleteResponse {
-        match register::delete_registration(&state, &client_id.0, authorization_header(req)).await {
-            Ok(()) => ClientDeleteResponse::Deleted,
-            Err(e) => e.into(),
-        }
+        registration.delete(&client_id.0, bearer.as_deref()).await.into()
     }
 
     /// Token revocation (RFC 7009). Same client authentication, and the same limit on failed client
     /// authentication per IP address, as the token endpoint.
     #[oai(path = "/oauth/revoke", method = "post")]
-    async fn revoke(&self, state: Data<&State>, req: &Request, form: Form<RevokeRequest>) -> RevokeResponse {
-        let ip = crate::limits::client_ip(req, &state.config.trusted_proxies);
-        revoke::revoke(&state, authorization_header(req), ip, form.0).await.into()
+    async fn revoke(
+        &self,
+        tokens: Data<&TokenService>,
+        req: &Request,
+        ip: ClientAddress,
+        form: Form<RevokeRequest>,
+    ) -> RevokeResponse {
+        revoke::revoke(&tokens, authorization_header(req), ip.0, form.0).await.into()
     }
 
     /// Token introspection (RFC 7662) for confidential clients, about tokens issued to them. Failed client
@@ -270,11 +247,11 @@ impl OAuthApi {
     #[oai(path = "/oauth/introspect", method = "post")]
     async fn introspect(
         &self,
-        state: Data<&State>,
+        tokens: Data<&TokenService>,
         req: &Request,
+        ip: ClientAddress,
         form: Form<IntrospectRequest>,
     ) -> IntrospectResponse {
-        let ip = crate::limits::client_ip(req, &state.config.trusted_proxies);
-        introspect::introspect(&state, authorization_header(req), ip, form.0).await.into()
+        introspect::introspect(&tokens, authorization_header(req), ip.0, form.0).await.into()
     }
 }

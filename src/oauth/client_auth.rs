@@ -2,21 +2,17 @@
 //! `client_secret_basic`, `client_secret_post`, or `none` for public clients. Exactly one method per
 //! request, and it must be the one the client registered.
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::crypto::{is_argon2_hash, matches_sha256, sha256_hex};
-use crate::error::{ErrorCode, OAuthError};
-use crate::limits::RetryAfter;
-use crate::state::AppState;
-use crate::store::client;
-
-pub const NONE: &str = "none";
-pub const CLIENT_SECRET_BASIC: &str = "client_secret_basic";
-pub const CLIENT_SECRET_POST: &str = "client_secret_post";
-pub const METHODS: &[&str] = &[NONE, CLIENT_SECRET_BASIC, CLIENT_SECRET_POST];
+use super::error::{ErrorCode, OAuthError};
+use crate::crypto::{Passwords, is_argon2_hash, matches_sha256, sha256_hex};
+use crate::domain::client::{AuthMethod, Client};
+use crate::limits::{Limits, RetryAfter};
+use crate::store::Store;
 
 const BASIC_CHALLENGE: &str = r#"Basic realm="mcp-gateway", charset="UTF-8""#;
 
@@ -25,7 +21,16 @@ const BASIC_CHALLENGE: &str = r#"Basic realm="mcp-gateway", charset="UTF-8""#;
 pub struct PresentedClient {
     pub client_id: String,
     secret: Option<String>,
-    method: &'static str,
+    method: AuthMethod,
+}
+
+/// Checks presented client credentials against the registered clients, under the failure limits.
+#[derive(Clone)]
+pub struct ClientAuthenticator {
+    store: Store,
+    limits: Arc<Limits>,
+    /// Only for client secrets stored as argon2 hashes by an older version.
+    passwords: Passwords,
 }
 
 impl PresentedClient {
@@ -47,64 +52,70 @@ impl PresentedClient {
             if body_client_id.is_some_and(|b| b != id) {
                 return Err(OAuthError::invalid_request("client_id in the body differs from the authenticated client"));
             }
-            return Ok(PresentedClient { client_id: id, secret: Some(secret), method: CLIENT_SECRET_BASIC });
+            return Ok(PresentedClient { client_id: id, secret: Some(secret), method: AuthMethod::ClientSecretBasic });
         }
         let client_id = body_client_id
             .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "client authentication is required"))?;
-        Ok(match body_secret {
-            Some(secret) => PresentedClient {
-                client_id: client_id.to_owned(),
-                secret: Some(secret.to_owned()),
-                method: CLIENT_SECRET_POST,
-            },
-            None => PresentedClient { client_id: client_id.to_owned(), secret: None, method: NONE },
-        })
+        let method = if body_secret.is_some() { AuthMethod::ClientSecretPost } else { AuthMethod::None };
+        Ok(PresentedClient { client_id: client_id.to_owned(), secret: body_secret.map(str::to_owned), method })
+    }
+}
+
+impl ClientAuthenticator {
+    pub fn new(store: Store, limits: Arc<Limits>, passwords: Passwords) -> ClientAuthenticator {
+        ClientAuthenticator { store, limits, passwords }
+    }
+
+    /// A usable client (registered, enabled, not expired) by its id.
+    pub async fn find(&self, client_id: &str) -> Result<Option<Client>, OAuthError> {
+        Ok(self.store.find_client(client_id).await?.and_then(Client::from_row))
     }
 
     /// Checks the credentials against the registered client, under the token endpoint's failure limits
-    /// (RFC 6749 §2.3.1; see `Limits`): a blocked address is refused before anything is checked, and every
-    /// failure counts against the address.
-    pub async fn authenticate(&self, state: &AppState, ip: Option<IpAddr>) -> Result<client::Model, OAuthError> {
-        state.limits.token_allowed(ip, &self.client_id).map_err(OAuthError::too_many_requests)?;
+    /// (see `Limits`): a blocked address is refused before anything is checked, and every failure counts
+    /// against the address.
+    pub async fn authenticate(&self, presented: &PresentedClient, ip: Option<IpAddr>) -> Result<Client, OAuthError> {
+        let limits = &self.limits;
+        limits.token_allowed(ip, &presented.client_id).map_err(OAuthError::too_many_requests)?;
         let failure = || {
-            if self.method == CLIENT_SECRET_BASIC {
+            if presented.method == AuthMethod::ClientSecretBasic {
                 basic_failure("client authentication failed")
             } else {
                 OAuthError::new(ErrorCode::InvalidClient, "client authentication failed")
             }
         };
         let failed = || {
-            state.limits.token_client_failed(ip);
+            limits.token_client_failed(ip);
             failure()
         };
-        let Some(client) = state.store.find_client(&self.client_id).await? else {
+        let Some(client) = self.find(&presented.client_id).await? else {
             return Err(failed());
         };
-        if client.token_endpoint_auth_method != self.method {
+        if client.auth_method != presented.method {
             return Err(failed());
         }
-        let verified = match (&client.secret_hash, &self.secret) {
+        let verified = match (&client.secret_hash, &presented.secret) {
             (None, None) => true,
             (Some(stored), Some(secret)) if is_argon2_hash(stored) => {
                 // A secret stored before secrets were SHA-256 digests: argon2 once more, under the limit checked
                 // again once a hashing slot is free, then stored as a digest.
-                let checked = state
+                let checked = self
                     .passwords
                     .verify_limited(
                         secret,
                         Some(stored),
-                        || state.limits.token_allowed(ip, &self.client_id).is_ok(),
-                        || state.limits.token_client_failed(ip),
+                        || limits.token_allowed(ip, &client.id).is_ok(),
+                        || limits.token_client_failed(ip),
                     )
                     .await;
                 match checked {
                     None => {
-                        let retry = state.limits.token_allowed(ip, &self.client_id).err();
+                        let retry = limits.token_allowed(ip, &client.id).err();
                         return Err(OAuthError::too_many_requests(retry.unwrap_or(RetryAfter(Duration::from_secs(1)))));
                     }
                     Some(false) => return Err(failure()),
                     Some(true) => {
-                        state.store.upgrade_client_secret_hash(&client.client_id, stored, &sha256_hex(secret)).await?;
+                        self.store.upgrade_client_secret_hash(&client.id, stored, &sha256_hex(secret)).await?;
                         true
                     }
                 }
@@ -114,26 +125,27 @@ impl PresentedClient {
         };
         if verified { Ok(client) } else { Err(failed()) }
     }
-}
 
-/// Whether `secret` is the client's current secret (a SHA-256 digest, or an argon2 hash from before, which
-/// is then replaced by the digest). For callers that already authenticated the request another way.
-pub async fn is_current_secret(state: &AppState, client: &client::Model, secret: &str) -> Result<bool, OAuthError> {
-    match &client.secret_hash {
-        None => Ok(false),
-        Some(stored) if is_argon2_hash(stored) => {
-            let matched = state.passwords.verify_limited(secret, Some(stored), || true, || {}).await == Some(true);
-            if matched {
-                state.store.upgrade_client_secret_hash(&client.client_id, stored, &sha256_hex(secret)).await?;
-            }
-            Ok(matched)
-        }
-        Some(stored) => Ok(matches_sha256(secret, stored)),
+    /// An authenticated client presented a dead code or refresh token: counted against it at that address.
+    pub fn grant_failed(&self, ip: Option<IpAddr>, client_id: &str) {
+        self.limits.token_grant_failed(ip, client_id);
     }
-}
 
-pub fn is_confidential(client: &client::Model) -> bool {
-    client.token_endpoint_auth_method != NONE
+    /// Whether `secret` is the client's current secret (a SHA-256 digest, or an argon2 hash from before,
+    /// which is then replaced by the digest). For callers that already authenticated the request another way.
+    pub async fn is_current_secret(&self, client: &Client, secret: &str) -> Result<bool, OAuthError> {
+        match &client.secret_hash {
+            None => Ok(false),
+            Some(stored) if is_argon2_hash(stored) => {
+                let matched = self.passwords.verify_limited(secret, Some(stored), || true, || {}).await == Some(true);
+                if matched {
+                    self.store.upgrade_client_secret_hash(&client.id, stored, &sha256_hex(secret)).await?;
+                }
+                Ok(matched)
+            }
+            Some(stored) => Ok(matches_sha256(secret, stored)),
+        }
+    }
 }
 
 fn basic_failure(description: &'static str) -> OAuthError {

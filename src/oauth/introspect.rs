@@ -4,10 +4,11 @@ use std::net::IpAddr;
 use poem_openapi::Object;
 use serde::Deserialize;
 
-use super::client_auth::{PresentedClient, is_confidential};
-use crate::crypto::{now, sha256_hex};
-use crate::error::{ErrorCode, OAuthError};
-use crate::state::AppState;
+use super::client_auth::PresentedClient;
+use super::error::{ErrorCode, OAuthError};
+use super::token::TokenService;
+use crate::clock::now;
+use crate::crypto::sha256_hex;
 
 #[derive(Debug, Object, Deserialize)]
 pub struct IntrospectRequest {
@@ -45,22 +46,22 @@ pub struct Introspection {
 }
 
 pub async fn introspect(
-    state: &AppState,
+    svc: &TokenService,
     authorization: Option<&str>,
     ip: Option<IpAddr>,
     req: IntrospectRequest,
 ) -> Result<Introspection, OAuthError> {
-    let client = PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?
-        .authenticate(state, ip)
-        .await?;
-    if !is_confidential(&client) {
+    let presented =
+        PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?;
+    let client = svc.clients.authenticate(&presented, ip).await?;
+    if !client.auth_method.is_confidential() {
         return Err(OAuthError::new(
             ErrorCode::InvalidClient,
             "introspection requires an authenticated (confidential) client",
         ));
     }
-    if let Ok(claims) = state.tokens.verify(&req.token).await {
-        if claims.client_id != client.client_id || !state.store.grant_is_active(&claims.grant_id).await? {
+    if let Ok(claims) = svc.tokens.verify(&req.token).await {
+        if claims.client_id != client.id || !svc.store.grant_is_active(&claims.grant_id).await? {
             return Ok(Introspection::default());
         }
         return Ok(Introspection {
@@ -76,14 +77,11 @@ pub async fn introspect(
             token_type: Some("Bearer".into()),
         });
     }
-    let live = match state.store.find_refresh_token(&sha256_hex(&req.token)).await? {
+    let live = match svc.store.find_refresh_token(&sha256_hex(&req.token)).await? {
         Some(t)
-            if t.client_id == client.client_id
-                && t.used_at.is_none()
-                && t.revoked_at.is_none()
-                && t.expires_at > now() =>
+            if t.client_id == client.id && t.used_at.is_none() && t.revoked_at.is_none() && t.expires_at > now() =>
         {
-            state.store.grant_is_active(&t.family_id).await?.then_some(t)
+            svc.store.grant_is_active(&t.family_id).await?.then_some(t)
         }
         _ => None,
     };
@@ -94,9 +92,9 @@ pub async fn introspect(
             client_id: Some(t.client_id),
             sub: Some(t.user_id),
             aud: Some(t.resource),
-            iss: Some(state.config.issuer.clone()),
-            exp: Some(t.expires_at),
-            iat: Some(t.issued_at),
+            iss: Some(svc.issuer.clone()),
+            exp: Some(t.expires_at.seconds()),
+            iat: Some(t.issued_at.seconds()),
             token_type: Some("refresh_token".into()),
             ..Default::default()
         },

@@ -2,9 +2,18 @@
 //! also served as `openid-configuration`), and the JWKS.
 use poem_openapi::Object;
 
-use super::client_auth::METHODS;
-use super::scope::SUPPORTED;
-use crate::config::Config;
+use crate::domain::client::{AuthMethod, GrantType};
+use crate::domain::resource::Resource;
+use crate::domain::scope::SUPPORTED;
+use crate::domain::tokens::AccessTokens;
+
+/// What the discovery endpoints publish: who the authorization server is, what it protects, its keys.
+#[derive(Clone)]
+pub struct Discovery {
+    pub issuer: String,
+    pub resource: Resource,
+    pub tokens: AccessTokens,
+}
 
 /// RFC 9728 §2.
 #[derive(Debug, Object)]
@@ -49,20 +58,22 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
-pub fn protected_resource(config: &Config) -> ProtectedResourceMetadata {
+pub fn protected_resource(discovery: &Discovery) -> ProtectedResourceMetadata {
     ProtectedResourceMetadata {
-        resource: config.resource.as_str().to_owned(),
-        authorization_servers: vec![config.issuer.clone()],
+        resource: discovery.resource.as_str().to_owned(),
+        authorization_servers: vec![discovery.issuer.clone()],
         scopes_supported: SUPPORTED.iter().map(|(s, _)| (*s).to_owned()).collect(),
         bearer_methods_supported: strings(&["header"]),
         resource_name: "mcp-gateway".into(),
-        resource_documentation: format!("{}/docs", config.issuer),
+        resource_documentation: format!("{}/docs", discovery.issuer),
     }
 }
 
-pub fn authorization_server(config: &Config) -> AuthorizationServerMetadata {
-    let issuer = &config.issuer;
-    let authenticated: Vec<String> = METHODS.iter().filter(|m| **m != "none").map(|m| (*m).to_owned()).collect();
+pub fn authorization_server(discovery: &Discovery) -> AuthorizationServerMetadata {
+    let issuer = &discovery.issuer;
+    let methods: Vec<String> = AuthMethod::ALL.iter().map(|m| m.as_str().to_owned()).collect();
+    let authenticated: Vec<String> =
+        AuthMethod::ALL.iter().filter(|m| m.is_confidential()).map(|m| m.as_str().to_owned()).collect();
     AuthorizationServerMetadata {
         issuer: issuer.clone(),
         authorization_endpoint: format!("{issuer}/oauth/authorize"),
@@ -74,9 +85,9 @@ pub fn authorization_server(config: &Config) -> AuthorizationServerMetadata {
         scopes_supported: SUPPORTED.iter().map(|(s, _)| (*s).to_owned()).collect(),
         response_types_supported: strings(&["code"]),
         response_modes_supported: strings(&["query"]),
-        grant_types_supported: strings(&["authorization_code", "refresh_token"]),
-        token_endpoint_auth_methods_supported: strings(METHODS),
-        revocation_endpoint_auth_methods_supported: strings(METHODS),
+        grant_types_supported: GrantType::ALL.iter().map(|g| g.as_str().to_owned()).collect(),
+        token_endpoint_auth_methods_supported: methods.clone(),
+        revocation_endpoint_auth_methods_supported: methods,
         introspection_endpoint_auth_methods_supported: authenticated,
         code_challenge_methods_supported: strings(&["S256"]),
         authorization_response_iss_parameter_supported: true,

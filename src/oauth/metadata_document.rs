@@ -16,20 +16,20 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use url::Url;
 
-use super::client_auth;
-use super::register::{ClientMetadata, RegistrationSource, normalize, stored_columns};
-use crate::crypto::now;
-use crate::state::AppState;
-use crate::store::client;
+use crate::clock::{UnixTime, now};
+use crate::domain::client::{AuthMethod, Client, RegistrationSource};
+use crate::domain::registration::{ClientMetadata, normalize, stored_columns};
+use crate::limits::Limits;
+use crate::store::{Store, client};
 
 /// The draft's recommended read limit.
 const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
 const MAX_URL_LENGTH: usize = 2000;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Cache lifetime when the document's response has no `max-age`.
-const DEFAULT_CACHE_SECS: i64 = 3600;
+const DEFAULT_CACHE: Duration = Duration::from_secs(3600);
 /// Upper bound on any cache lifetime, so a changed document is seen within a day.
-const MAX_CACHE_SECS: i64 = 86_400;
+const MAX_CACHE: Duration = Duration::from_secs(86_400);
 
 /// Whether `client_id` is meant as a metadata document URL (AS-issued client ids never start so).
 pub fn is_metadata_document_url(client_id: &str) -> bool {
@@ -57,9 +57,11 @@ pub struct TestTrust {
     pub addr: SocketAddr,
 }
 
-/// The HTTP client that fetches metadata documents.
+/// The HTTP client that fetches metadata documents, and the cache of what it fetched (the `clients` table).
 #[derive(Clone)]
 pub struct MetadataDocuments {
+    store: Store,
+    limits: Arc<Limits>,
     http: reqwest::Client,
     /// Fetches running at once on this instance.
     in_flight: Arc<Semaphore>,
@@ -76,57 +78,53 @@ fn storage_failed(e: sea_orm::DbErr) -> DocumentError {
 }
 
 impl MetadataDocuments {
-    pub fn new() -> anyhow::Result<MetadataDocuments> {
-        Ok(MetadataDocuments::with_http(builder().build()?, false))
+    pub fn new(store: Store, limits: Arc<Limits>) -> anyhow::Result<MetadataDocuments> {
+        Ok(MetadataDocuments::with_http(store, limits, builder().build()?, false))
     }
 
-    fn with_http(http: reqwest::Client, any_port: bool) -> MetadataDocuments {
-        MetadataDocuments { http, in_flight: Arc::new(Semaphore::new(MAX_FETCHES_IN_FLIGHT)), any_port }
+    fn with_http(store: Store, limits: Arc<Limits>, http: reqwest::Client, any_port: bool) -> MetadataDocuments {
+        let in_flight = Arc::new(Semaphore::new(MAX_FETCHES_IN_FLIGHT));
+        MetadataDocuments { store, limits, http, in_flight, any_port }
     }
 
     /// Trusts the test CA and resolves the test host to the test server, which is on loopback; every
     /// other name still goes through the public-address resolver.
     #[cfg(feature = "test-trust")]
-    pub fn with_test_trust(trust: &TestTrust) -> anyhow::Result<MetadataDocuments> {
+    pub fn with_test_trust(store: Store, limits: Arc<Limits>, trust: &TestTrust) -> anyhow::Result<MetadataDocuments> {
         let ca = reqwest::Certificate::from_pem(&trust.ca_pem)?;
         let http = builder().add_root_certificate(ca).resolve(&trust.host, trust.addr).build()?;
-        Ok(MetadataDocuments::with_http(http, true))
+        Ok(MetadataDocuments::with_http(store, limits, http, true))
     }
 
     /// The client named by a metadata document URL: the cached copy while it is fresh, else the document
     /// fetched and validated now. `Ok(None)` when an operator has disabled the client. Fetches are limited
     /// per client IP address (`RATE_LIMITS=metadata_fetch=…`) and in number at once.
-    pub async fn client(
-        &self,
-        state: &AppState,
-        client_id: &str,
-        client_ip: Option<IpAddr>,
-    ) -> Result<Option<client::Model>, DocumentError> {
-        let cached = state.store.find_any_client(client_id).await.map_err(storage_failed)?;
+    pub async fn client(&self, client_id: &str, client_ip: Option<IpAddr>) -> Result<Option<Client>, DocumentError> {
+        let cached = self.store.find_any_client(client_id).await.map_err(storage_failed)?;
         match cached {
             Some(c) if c.disabled => return Ok(None),
-            Some(c) if c.metadata_refresh_at.is_some_and(|t| t > now()) => return Ok(Some(c)),
+            Some(c) if c.metadata_refresh_at.is_some_and(|t| t > now()) => return Ok(Client::from_row(c)),
             _ => {}
         }
         let url = check_url(client_id, self.any_port)?;
         if let Some(ip) = client_ip
-            && state.limits.metadata_fetch(ip).is_err()
+            && self.limits.metadata_fetch(ip).is_err()
         {
             return Err(DocumentError::Fetch("too many documents were fetched for you; try again in a minute".into()));
         }
-        let (body, cache_secs) = {
+        let (body, cache_for) = {
             let _slot = self.in_flight.try_acquire().map_err(|_| {
                 DocumentError::Fetch("the server is busy fetching other documents; try again shortly".into())
             })?;
             self.fetch(&url).await?
         };
-        let model = validate(client_id, &body, now() + cache_secs)?;
-        state.store.upsert_metadata_document_client(model).await.map_err(storage_failed)?;
-        tracing::info!(client_id, cache_secs, "client metadata document fetched");
-        state.store.find_client(client_id).await.map_err(storage_failed)
+        let model = validate(client_id, &body, now() + cache_for)?;
+        self.store.upsert_metadata_document_client(model).await.map_err(storage_failed)?;
+        tracing::info!(client_id, cache_secs = cache_for.as_secs(), "client metadata document fetched");
+        Ok(self.store.find_client(client_id).await.map_err(storage_failed)?.and_then(Client::from_row))
     }
 
-    async fn fetch(&self, url: &Url) -> Result<(Vec<u8>, i64), DocumentError> {
+    async fn fetch(&self, url: &Url) -> Result<(Vec<u8>, Duration), DocumentError> {
         let fail = |m: String| DocumentError::Fetch(m);
         let mut response = self
             .http
@@ -146,7 +144,7 @@ impl MetadataDocuments {
         if !(essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))) {
             return Err(fail(format!("the content type is '{essence}', not JSON")));
         }
-        let cache_secs =
+        let cache_for =
             cache_lifetime(response.headers().get_all(CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok()));
         if response.content_length().is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64) {
             return Err(fail(format!("it is larger than {MAX_DOCUMENT_BYTES} bytes")));
@@ -158,7 +156,7 @@ impl MetadataDocuments {
                 return Err(fail(format!("it is larger than {MAX_DOCUMENT_BYTES} bytes")));
             }
         }
-        Ok((body, cache_secs))
+        Ok((body, cache_for))
     }
 }
 
@@ -221,21 +219,21 @@ pub fn check_url(client_id: &str, any_port: bool) -> Result<Url, DocumentError> 
 
 /// Seconds to keep the document: `max-age` bounded to a day; `no-store`/`no-cache` mean fetch again at
 /// the next authorization request (the copy stays for the token endpoint).
-fn cache_lifetime<'a>(values: impl Iterator<Item = &'a str>) -> i64 {
+fn cache_lifetime<'a>(values: impl Iterator<Item = &'a str>) -> Duration {
     let mut max_age = None;
     for directive in values.flat_map(|v| v.split(',')).map(|d| d.trim().to_ascii_lowercase()) {
         if directive == "no-store" || directive == "no-cache" {
-            return 0;
+            return Duration::ZERO;
         }
-        if let Some(secs) = directive.strip_prefix("max-age=").and_then(|s| s.trim_matches('"').parse::<i64>().ok()) {
-            max_age = Some(secs);
+        if let Some(secs) = directive.strip_prefix("max-age=").and_then(|s| s.trim_matches('"').parse::<u64>().ok()) {
+            max_age = Some(Duration::from_secs(secs));
         }
     }
-    max_age.unwrap_or(DEFAULT_CACHE_SECS).clamp(0, MAX_CACHE_SECS)
+    max_age.unwrap_or(DEFAULT_CACHE).min(MAX_CACHE)
 }
 
 /// Checks the document against the draft and MCP's rules and turns it into a public client.
-pub fn validate(client_id: &str, body: &[u8], refresh_at: i64) -> Result<client::Model, DocumentError> {
+pub fn validate(client_id: &str, body: &[u8], refresh_at: UnixTime) -> Result<client::Model, DocumentError> {
     let invalid = |m: &str| DocumentError::Invalid(m.to_owned());
     let document: Value = serde_json::from_slice(body).map_err(|_| invalid("it is not JSON"))?;
     let object = document.as_object().ok_or_else(|| invalid("it is not a JSON object"))?;
@@ -253,15 +251,15 @@ pub fn validate(client_id: &str, body: &[u8], refresh_at: i64) -> Result<client:
     }
     match object.get("token_endpoint_auth_method") {
         None => {}
-        Some(Value::String(m)) if m == client_auth::NONE => {}
+        Some(Value::String(m)) if AuthMethod::parse(m) == Some(AuthMethod::None) => {}
         Some(_) => return Err(invalid("token_endpoint_auth_method must be none (no shared secrets)")),
     }
     let requested: ClientMetadata = serde_json::from_value(document.clone())
         .map_err(|e| DocumentError::Invalid(format!("a member has the wrong type ({e})")))?;
-    let metadata =
-        normalize(ClientMetadata { token_endpoint_auth_method: Some(client_auth::NONE.into()), ..requested })
-            .map_err(|e| DocumentError::Invalid(e.description.into_owned()))?;
-    let columns = stored_columns(&metadata).map_err(|e| DocumentError::Invalid(e.to_string()))?;
+    let public = Some(AuthMethod::None.as_str().into());
+    let metadata = normalize(ClientMetadata { token_endpoint_auth_method: public, ..requested })
+        .map_err(|e| DocumentError::Invalid(e.to_string()))?;
+    let columns = stored_columns(&metadata);
     Ok(client::Model {
         client_id: client_id.to_owned(),
         secret_hash: None,
@@ -269,7 +267,7 @@ pub fn validate(client_id: &str, body: &[u8], refresh_at: i64) -> Result<client:
         redirect_uris: columns.redirect_uris,
         grant_types: columns.grant_types,
         response_types: metadata.response_types.as_deref().unwrap_or_default().join(" "),
-        token_endpoint_auth_method: client_auth::NONE.into(),
+        token_endpoint_auth_method: AuthMethod::None.as_str().into(),
         scope: columns.scope,
         application_type: columns.application_type,
         metadata: columns.metadata,
@@ -409,11 +407,11 @@ mod tests {
 
     #[test]
     fn cache_headers_set_the_lifetime_within_bounds() {
-        assert_eq!(cache_lifetime(["public, max-age=600"].into_iter()), 600);
-        assert_eq!(cache_lifetime(["max-age=99999999"].into_iter()), MAX_CACHE_SECS);
-        assert_eq!(cache_lifetime(["no-store"].into_iter()), 0);
-        assert_eq!(cache_lifetime(["private", "no-cache"].into_iter()), 0);
-        assert_eq!(cache_lifetime(std::iter::empty()), DEFAULT_CACHE_SECS);
+        assert_eq!(cache_lifetime(["public, max-age=600"].into_iter()), Duration::from_secs(600));
+        assert_eq!(cache_lifetime(["max-age=99999999"].into_iter()), MAX_CACHE);
+        assert_eq!(cache_lifetime(["no-store"].into_iter()), Duration::ZERO);
+        assert_eq!(cache_lifetime(["private", "no-cache"].into_iter()), Duration::ZERO);
+        assert_eq!(cache_lifetime(std::iter::empty()), DEFAULT_CACHE);
     }
 
     #[test]
@@ -421,7 +419,7 @@ mod tests {
         let url = "https://app.example/client.json";
         let good =
             serde_json::json!({"client_id": url, "client_name": "App", "redirect_uris": ["http://127.0.0.1:4000/cb"]});
-        let client = validate(url, good.to_string().as_bytes(), 0).unwrap();
+        let client = validate(url, good.to_string().as_bytes(), UnixTime(0)).unwrap();
         assert_eq!(client.token_endpoint_auth_method, "none");
         assert_eq!(client.metadata_url.as_deref(), Some(url));
         for (edit, _why) in [
@@ -437,9 +435,9 @@ mod tests {
             for (k, v) in edit.as_object().unwrap() {
                 doc[k] = v.clone();
             }
-            assert!(validate(url, doc.to_string().as_bytes(), 0).is_err(), "{doc}");
+            assert!(validate(url, doc.to_string().as_bytes(), UnixTime(0)).is_err(), "{doc}");
         }
-        assert!(validate(url, b"[1,2]", 0).is_err());
-        assert!(validate(url, b"not json", 0).is_err());
+        assert!(validate(url, b"[1,2]", UnixTime(0)).is_err());
+        assert!(validate(url, b"not json", UnixTime(0)).is_err());
     }
 }

@@ -1,16 +1,12 @@
-//! The OAuth 2.1 authorization server and the discovery documents.
+//! The OAuth 2.1 authorization server and the discovery documents: one file per RFC concern, the
+//! poem-openapi operations in `api`, and the one error vocabulary of this face in `error`.
 pub mod api;
 pub mod authorize;
 pub mod client_auth;
+pub mod error;
 pub mod introspect;
-pub mod jwt;
-pub mod keys;
 pub mod metadata;
 pub mod metadata_document;
-pub mod pkce;
-pub mod redirect_uri;
 pub mod register;
-pub mod resource;
 pub mod revoke;
-pub mod scope;
 pub mod token;

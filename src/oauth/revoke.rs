@@ -6,9 +6,9 @@ use poem_openapi::Object;
 use serde::Deserialize;
 
 use super::client_auth::PresentedClient;
+use super::error::OAuthError;
+use super::token::TokenService;
 use crate::crypto::sha256_hex;
-use crate::error::OAuthError;
-use crate::state::AppState;
 
 #[derive(Debug, Object, Deserialize)]
 pub struct RevokeRequest {
@@ -25,28 +25,28 @@ pub struct RevokeRequest {
 pub struct Revoked {}
 
 pub async fn revoke(
-    state: &AppState,
+    svc: &TokenService,
     authorization: Option<&str>,
     ip: Option<IpAddr>,
     req: RevokeRequest,
 ) -> Result<Revoked, OAuthError> {
-    let client = PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?
-        .authenticate(state, ip)
-        .await?;
+    let presented =
+        PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?;
+    let client = svc.clients.authenticate(&presented, ip).await?;
     // A refresh token revokes its whole grant; an access token revokes the grant it was issued under
     // (the refresh tokens), and expires by itself within its short lifetime.
-    let family = match state.store.find_refresh_token(&sha256_hex(&req.token)).await? {
-        Some(t) if t.client_id == client.client_id => Some(t.family_id),
+    let family = match svc.store.find_refresh_token(&sha256_hex(&req.token)).await? {
+        Some(t) if t.client_id == client.id => Some(t.family_id),
         Some(_) => None,
-        None => match state.tokens.verify(&req.token).await {
-            Ok(claims) if claims.client_id == client.client_id => Some(claims.grant_id),
+        None => match svc.tokens.verify(&req.token).await {
+            Ok(claims) if claims.client_id == client.id => Some(claims.grant_id),
             _ => None,
         },
     };
     if let Some(family) = family {
-        let revoked = state.store.revoke_grant(&family).await?;
-        crate::metrics::metrics().grant_revoked("revocation");
-        tracing::info!(client_id = %client.client_id, revoked, "grant revoked by its client");
+        let revoked = svc.store.revoke_grant(&family).await?;
+        svc.metrics.grant_revoked("revocation");
+        tracing::info!(client_id = %client.id, revoked, "grant revoked by its client");
     }
     Ok(Revoked {})
 }

@@ -1,19 +1,59 @@
 //! The token endpoint (RFC 6749 §3.2, §4.1.3, §6; OAuth 2.1 §4.1.3, §4.3): the authorization-code and
 //! refresh-token grants, issuing RFC 9068 JWT access tokens and rotating refresh tokens.
 use std::net::IpAddr;
+use std::time::Duration;
 
 use poem_openapi::Object;
 use serde::Deserialize;
 
-use super::client_auth::PresentedClient;
-use super::jwt::Grant;
-use super::pkce::{CodeChallenge, is_well_formed_verifier};
-use super::scope::Scope;
-use crate::crypto::{now, open_for, random_token, seal_for, sha256_hex};
-use crate::error::{ErrorCode, OAuthError};
-use crate::metrics::metrics;
-use crate::state::AppState;
-use crate::store::{AuditEntry, AuditKind, authorization_code, client, grant, refresh_token};
+use super::client_auth::{ClientAuthenticator, PresentedClient};
+use super::error::{ErrorCode, OAuthError};
+use crate::clock::now;
+use crate::crypto::{open_for, random_token, seal_for, sha256_hex};
+use crate::domain::client::{Client, GrantType};
+use crate::domain::pkce::{CodeChallenge, is_well_formed_verifier};
+use crate::domain::resource::Resource;
+use crate::domain::scope::Scope;
+use crate::domain::tokens::{AccessTokens, Grant};
+use crate::metrics::Metrics;
+use crate::store::{AuditEntry, AuditKind, Store, authorization_code, grant, refresh_token};
+
+/// The token endpoint, revocation and introspection: everything that issues, rotates or describes tokens.
+#[derive(Clone)]
+pub struct TokenService {
+    pub(super) store: Store,
+    pub(super) tokens: AccessTokens,
+    pub(super) clients: ClientAuthenticator,
+    pub(super) metrics: Metrics,
+    /// The canonical URI of this MCP server: the only resource tokens are issued for.
+    pub(super) resource: Resource,
+    pub(super) issuer: String,
+    pub(super) lifetimes: TokenLifetimes,
+}
+
+/// How long what the token endpoint issues lives.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenLifetimes {
+    pub access_token: Duration,
+    pub refresh_token: Duration,
+    /// A rotated refresh token presented again this soon, while its successor is unused, gets that same
+    /// successor back (a retry, two racing requests); zero turns it off.
+    pub refresh_grace: Duration,
+}
+
+impl TokenService {
+    pub fn new(
+        store: Store,
+        tokens: AccessTokens,
+        clients: ClientAuthenticator,
+        metrics: Metrics,
+        resource: Resource,
+        issuer: String,
+        lifetimes: TokenLifetimes,
+    ) -> TokenService {
+        TokenService { store, tokens, clients, metrics, resource, issuer, lifetimes }
+    }
+}
 
 /// A token request (`application/x-www-form-urlencoded`).
 #[derive(Debug, Object, Deserialize)]
@@ -46,7 +86,7 @@ pub struct TokenResponseBody {
     /// Always `Bearer`.
     pub token_type: String,
     /// Lifetime of the access token in seconds.
-    pub expires_in: i64,
+    pub expires_in: u64,
     /// A new refresh token; the one presented (if any) is now used up.
     #[oai(skip_serializing_if_is_none)]
     pub refresh_token: Option<String>,
@@ -54,8 +94,24 @@ pub struct TokenResponseBody {
     pub scope: String,
 }
 
+/// `POST /oauth/token` (RFC 6749 §3.2), counted in the metrics by grant type or error code.
 pub async fn token(
-    state: &AppState,
+    svc: &TokenService,
+    authorization: Option<&str>,
+    ip: Option<IpAddr>,
+    req: TokenRequest,
+) -> Result<TokenResponseBody, OAuthError> {
+    let grant_type = if req.grant_type == "refresh_token" { "refresh_token" } else { "authorization_code" };
+    let answer = authenticate_and_redeem(svc, authorization, ip, req).await;
+    match &answer {
+        Ok(_) => svc.metrics.token_issued(grant_type),
+        Err(e) => svc.metrics.token_error(e.code.as_str()),
+    }
+    answer
+}
+
+async fn authenticate_and_redeem(
+    svc: &TokenService,
     authorization: Option<&str>,
     ip: Option<IpAddr>,
     req: TokenRequest,
@@ -64,30 +120,27 @@ pub async fn token(
         PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?;
     // Failed client authentication counts against the address; invalid grants against the client at that
     // address (see `Limits`). A blocked key is refused before any secret is checked.
-    let client = presented.authenticate(state, ip).await?;
-    let answer = redeem_grant(state, &client, ip, req).await;
+    let client = svc.clients.authenticate(&presented, ip).await?;
+    let answer = redeem_grant(svc, &client, ip, req).await;
     if answer.as_ref().is_err_and(|e| e.code == ErrorCode::InvalidGrant) {
-        state.limits.token_grant_failed(ip, &client.client_id);
+        svc.clients.grant_failed(ip, &client.id);
     }
     answer
 }
 
 async fn redeem_grant(
-    state: &AppState,
-    client: &client::Model,
+    svc: &TokenService,
+    client: &Client,
     ip: Option<IpAddr>,
     req: TokenRequest,
 ) -> Result<TokenResponseBody, OAuthError> {
-    let grant_allowed = |grant: &str| client.grant_types.split(' ').any(|g| g == grant);
-    match req.grant_type.as_str() {
-        "authorization_code" if grant_allowed("authorization_code") => {
-            redeem_authorization_code(state, client, ip, req).await
-        }
-        "refresh_token" if grant_allowed("refresh_token") => refresh(state, client, ip, req).await,
-        "authorization_code" | "refresh_token" => {
+    match GrantType::parse(&req.grant_type) {
+        Some(grant) if !client.grant_types.allows(grant) => {
             Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client is not registered for that grant type"))
         }
-        _ => Err(OAuthError::new(
+        Some(GrantType::AuthorizationCode) => redeem_authorization_code(svc, client, ip, req).await,
+        Some(GrantType::RefreshToken) => refresh(svc, client, ip, req).await,
+        None => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             "grant_type must be authorization_code or refresh_token",
         )),
@@ -96,8 +149,8 @@ async fn redeem_grant(
 
 /// RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6) and resource binding (RFC 8707 §2.2).
 async fn redeem_authorization_code(
-    state: &AppState,
-    client: &client::Model,
+    svc: &TokenService,
+    client: &Client,
     ip: Option<IpAddr>,
     req: TokenRequest,
 ) -> Result<TokenResponseBody, OAuthError> {
@@ -110,27 +163,27 @@ async fn redeem_authorization_code(
         return Err(OAuthError::invalid_request("code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~"));
     }
     let code_hash = sha256_hex(code);
-    let Some(grant) = state.store.redeem_code(&code_hash, &client.client_id).await? else {
+    let Some(grant) = svc.store.redeem_code(&code_hash, &client.id).await? else {
         // RFC 6749 §4.1.2 / RFC 9700 §4.2.4: a second redemption revokes what the first one issued.
         if let Some(used) =
-            state.store.find_code(&code_hash).await?.filter(|c| c.client_id == client.client_id && c.used_at.is_some())
+            svc.store.find_code(&code_hash).await?.filter(|c| c.client_id == client.id && c.used_at.is_some())
         {
-            revoke_replayed(state, Replayed::Code, &used.family_id, &used.user_id, &client.client_id, ip).await?;
+            revoke_replayed(svc, Replayed::Code, &used.family_id, &used.user_id, &client.id, ip).await?;
         }
         return Err(OAuthError::invalid_grant("the authorization code is invalid, expired or already used"));
     };
-    check_code_bindings(state, &grant, &req, verifier)?;
+    check_code_bindings(svc, &grant, &req, verifier)?;
     if client.expires_at.is_some() {
-        state.store.mark_client_used(&client.client_id).await?;
+        svc.store.mark_client_used(&client.id).await?;
     }
     let scope = grant.scope.clone();
-    let refresh_token = first_refresh_token(state, client, &grant).await?;
-    access_token_response(state, client, &grant.user_id, &scope, &grant.resource, &grant.family_id, refresh_token)
+    let refresh_token = first_refresh_token(svc, client, &grant).await?;
+    access_token_response(svc, client, &grant.user_id, &scope, &grant.resource, &grant.family_id, refresh_token)
 }
 
 /// Everything the code is bound to: lifetime, redirect URI, PKCE verifier, resource.
 fn check_code_bindings(
-    state: &AppState,
+    svc: &TokenService,
     grant: &authorization_code::Model,
     req: &TokenRequest,
     verifier: &str,
@@ -153,12 +206,12 @@ fn check_code_bindings(
     if !CodeChallenge::from_stored(grant.code_challenge.clone()).is_satisfied_by(verifier) {
         return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
     }
-    check_resource(state, req.resource.as_deref(), &grant.resource)
+    check_resource(svc, req.resource.as_deref(), &grant.resource)
 }
 
-fn check_resource(state: &AppState, requested: Option<&str>, granted: &str) -> Result<(), OAuthError> {
+fn check_resource(svc: &TokenService, requested: Option<&str>, granted: &str) -> Result<(), OAuthError> {
     match requested {
-        Some(r) if !(state.config.resource.is_named_by(r) && state.config.resource.as_str() == granted) => {
+        Some(r) if !(svc.resource.is_named_by(r) && svc.resource.as_str() == granted) => {
             Err(OAuthError::new(ErrorCode::InvalidTarget, "resource does not match the grant"))
         }
         _ => Ok(()),
@@ -170,8 +223,8 @@ fn check_resource(state: &AppState, requested: Option<&str>, granted: &str) -> R
 /// `REFRESH_GRACE_SECS` of the rotation, while its successor is still unused, the same successor is
 /// handed out again (never a second one).
 async fn refresh(
-    state: &AppState,
-    client: &client::Model,
+    svc: &TokenService,
+    client: &Client,
     ip: Option<IpAddr>,
     req: TokenRequest,
 ) -> Result<TokenResponseBody, OAuthError> {
@@ -184,21 +237,21 @@ async fn refresh(
     // The request is checked against the token's grant before the token is used up: a refused request
     // (another resource, a wider scope) leaves the client its refresh token (RFC 6749 §5.2).
     let acceptable = |token: &refresh_token::Model| {
-        check_resource(state, req.resource.as_deref(), &token.resource)?;
+        check_resource(svc, req.resource.as_deref(), &token.resource)?;
         narrowed_scope(&token.scope, req.scope.as_deref()).map(drop)
     };
     let successor = random_token();
     let sealed = seal_for(SUCCESSOR_PURPOSE, presented, &successor);
-    let ttl = state.config.refresh_token_ttl.as_secs() as i64;
-    let rotated = state
+    let ttl = svc.lifetimes.refresh_token;
+    let rotated = svc
         .store
-        .rotate_refresh_token(&token_hash, &client.client_id, &sha256_hex(&successor), &sealed, ttl, acceptable)
+        .rotate_refresh_token(&token_hash, &client.id, &sha256_hex(&successor), &sealed, ttl, acceptable)
         .await?;
     let (old, successor) = match rotated {
         Some(old) => (old, successor),
         // Used already: a retry within the grace window gets the same successor, if the request is
         // acceptable; anything else is reuse, and the grant is revoked whatever the request asked for.
-        None => match retry_within_grace(state, client, ip, &token_hash, presented).await? {
+        None => match retry_within_grace(svc, client, ip, &token_hash, presented).await? {
             Some(again) => {
                 acceptable(&again.0)?;
                 again
@@ -211,15 +264,7 @@ async fn refresh(
         },
     };
     let scope = narrowed_scope(&old.scope, req.scope.as_deref())?;
-    access_token_response(
-        state,
-        client,
-        &old.user_id,
-        &scope.to_string(),
-        &old.resource,
-        &old.family_id,
-        Some(successor),
-    )
+    access_token_response(svc, client, &old.user_id, &scope.to_string(), &old.resource, &old.family_id, Some(successor))
 }
 
 const SUCCESSOR_PURPOSE: &str = "refresh-token-successor";
@@ -240,36 +285,37 @@ fn narrowed_scope(granted: &str, asked: Option<&str>) -> Result<Scope, OAuthErro
 /// A refresh token that lost the rotation race: the same successor again if the rotation happened within
 /// the grace window and the successor is still unused; otherwise it is reuse, and the grant is revoked.
 async fn retry_within_grace(
-    state: &AppState,
-    client: &client::Model,
+    svc: &TokenService,
+    client: &Client,
     ip: Option<IpAddr>,
     token_hash: &str,
     presented: &str,
 ) -> Result<Option<(refresh_token::Model, String)>, OAuthError> {
-    let Some(old) = state.store.find_refresh_token(token_hash).await?.filter(|t| t.client_id == client.client_id)
-    else {
+    let Some(old) = svc.store.find_refresh_token(token_hash).await?.filter(|t| t.client_id == client.id) else {
         return Ok(None);
     };
     let (Some(used_at), None) = (old.used_at, old.revoked_at) else {
         return Ok(None);
     };
-    let grace = state.config.refresh_grace.as_secs() as i64;
+    let grace = svc.lifetimes.refresh_grace;
     let successor_unused = match old.successor_hash.as_deref() {
         Some(hash) => {
-            state.store.find_refresh_token(hash).await?.is_some_and(|s| s.used_at.is_none() && s.revoked_at.is_none())
+            svc.store.find_refresh_token(hash).await?.is_some_and(|s| s.used_at.is_none() && s.revoked_at.is_none())
         }
         None => false,
     };
     let again = old.successor_sealed.as_deref().and_then(|sealed| open_for(SUCCESSOR_PURPOSE, presented, sealed));
     match again {
         Some(successor)
-            if now() - used_at < grace && successor_unused && state.store.grant_is_active(&old.family_id).await? =>
+            if now().since(used_at) < grace
+                && successor_unused
+                && svc.store.grant_is_active(&old.family_id).await? =>
         {
-            tracing::info!(client_id = %client.client_id, "refresh retried within the grace window; same successor returned");
+            tracing::info!(client_id = %client.id, "refresh retried within the grace window; same successor returned");
             Ok(Some((old, successor)))
         }
         _ => {
-            revoke_replayed(state, Replayed::RefreshToken, &old.family_id, &old.user_id, &client.client_id, ip).await?;
+            revoke_replayed(svc, Replayed::RefreshToken, &old.family_id, &old.user_id, &client.id, ip).await?;
             Ok(None)
         }
     }
@@ -285,7 +331,7 @@ enum Replayed {
 /// A code redeemed again (RFC 6749 §4.1.2) or a rotated refresh token presented again (RFC 9700 §4.14.2):
 /// the grant is revoked, and the event counted, logged and audited.
 async fn revoke_replayed(
-    state: &AppState,
+    svc: &TokenService,
     what: Replayed,
     grant_id: &str,
     user_id: &str,
@@ -296,47 +342,46 @@ async fn revoke_replayed(
         Replayed::Code => ("code_replay", AuditKind::CodeReplayed, "authorization code replayed"),
         Replayed::RefreshToken => ("refresh_reuse", AuditKind::RefreshTokenReused, "refresh token reused"),
     };
-    let revoked = state.store.revoke_grant(grant_id).await?;
-    metrics().grant_revoked(metric);
+    let revoked = svc.store.revoke_grant(grant_id).await?;
+    svc.metrics.grant_revoked(metric);
     tracing::warn!(%client_id, revoked, "{message}; its grant is revoked");
     let detail = Some("the grant was revoked");
-    state.store.audit(kind, AuditEntry { user_id: Some(user_id), client_id: Some(client_id), ip, detail }).await;
+    svc.store.audit(kind, AuditEntry { user_id: Some(user_id), client_id: Some(client_id), ip, detail }).await;
     Ok(())
 }
 
 /// `mcp-gateway token mint`: an access token for operators and scripts, under a grant of its own (so
 /// it can be revoked like any other), signed exactly as the token endpoint signs.
 pub async fn mint_for_operator(
-    state: &AppState,
+    svc: &TokenService,
     username: &str,
     client_id: &str,
     scope: &str,
-    ttl_secs: i64,
+    ttl: Duration,
     with_refresh_token: bool,
 ) -> Result<(String, Option<String>), OAuthError> {
-    let user = state
+    let user = svc
         .store
         .find_user_by_username(&username.to_ascii_lowercase())
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| OAuthError::invalid_request(format!("no active user named {username}")))?;
-    let client = state
-        .store
-        .find_client(client_id)
+    let client = svc
+        .clients
+        .find(client_id)
         .await?
         .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, format!("no client {client_id}")))?;
     let scope = Scope::parse(scope).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?;
     if scope.is_empty() {
         return Err(OAuthError::new(ErrorCode::InvalidScope, "name at least one scope"));
     }
-    let resource = state.config.resource.as_str();
+    let resource = svc.resource.as_str();
     let grant_id = uuid::Uuid::new_v4().to_string();
-    state
-        .store
+    svc.store
         .insert_grant(grant::Model {
             grant_id: grant_id.clone(),
             user_id: user.id.clone(),
-            client_id: client.client_id.clone(),
+            client_id: client.id.clone(),
             resource: resource.to_owned(),
             scope: scope.to_string(),
             created_at: now(),
@@ -344,16 +389,11 @@ pub async fn mint_for_operator(
         })
         .await?;
     let scope = scope.to_string();
-    let grant = Grant {
-        subject: &user.id,
-        client_id: &client.client_id,
-        scope: &scope,
-        audience: resource,
-        grant_id: &grant_id,
-    };
-    let (token, _) = state.tokens.issue(grant, ttl_secs).map_err(OAuthError::internal)?;
+    let grant =
+        Grant { subject: &user.id, client_id: &client.id, scope: &scope, audience: resource, grant_id: &grant_id };
+    let (token, _) = svc.tokens.issue(grant, ttl).map_err(OAuthError::internal)?;
     let refresh_token = match with_refresh_token {
-        true => new_refresh_token(state, &client, &grant_id, &user.id, &scope, resource)
+        true => new_refresh_token(svc, &client, &grant_id, &user.id, &scope, resource)
             .await?
             .ok_or_else(|| OAuthError::new(ErrorCode::UnauthorizedClient, "the client may not use refresh tokens"))?
             .into(),
@@ -364,38 +404,37 @@ pub async fn mint_for_operator(
 
 /// Starts the refresh-token family of a new grant, when the client may refresh.
 async fn first_refresh_token(
-    state: &AppState,
-    client: &client::Model,
+    svc: &TokenService,
+    client: &Client,
     grant: &authorization_code::Model,
 ) -> Result<Option<String>, OAuthError> {
-    new_refresh_token(state, client, &grant.family_id, &grant.user_id, &grant.scope, &grant.resource).await
+    new_refresh_token(svc, client, &grant.family_id, &grant.user_id, &grant.scope, &grant.resource).await
 }
 
 /// A new refresh token in the grant `family_id`, if the client may use refresh tokens.
 async fn new_refresh_token(
-    state: &AppState,
-    client: &client::Model,
+    svc: &TokenService,
+    client: &Client,
     family_id: &str,
     user_id: &str,
     scope: &str,
     resource: &str,
 ) -> Result<Option<String>, OAuthError> {
-    if !client.grant_types.split(' ').any(|g| g == "refresh_token") {
+    if !client.grant_types.allows(GrantType::RefreshToken) {
         return Ok(None);
     }
     let raw = random_token();
     let issued_at = now();
-    state
-        .store
+    svc.store
         .insert_refresh_token(refresh_token::Model {
             token_hash: sha256_hex(&raw),
             family_id: family_id.to_owned(),
-            client_id: client.client_id.clone(),
+            client_id: client.id.clone(),
             user_id: user_id.to_owned(),
             scope: scope.to_owned(),
             resource: resource.to_owned(),
             issued_at,
-            expires_at: issued_at + state.config.refresh_token_ttl.as_secs() as i64,
+            expires_at: issued_at + svc.lifetimes.refresh_token,
             used_at: None,
             revoked_at: None,
             successor_hash: None,
@@ -407,21 +446,21 @@ async fn new_refresh_token(
 
 /// Signs the access token and builds the token response (RFC 6749 §5.1).
 fn access_token_response(
-    state: &AppState,
-    client: &client::Model,
+    svc: &TokenService,
+    client: &Client,
     user_id: &str,
     scope: &str,
     resource: &str,
     grant_id: &str,
     refresh_token: Option<String>,
 ) -> Result<TokenResponseBody, OAuthError> {
-    let ttl = state.config.access_token_ttl.as_secs() as i64;
-    let grant = Grant { subject: user_id, client_id: &client.client_id, scope, audience: resource, grant_id };
-    let (access_token, _) = state.tokens.issue(grant, ttl).map_err(OAuthError::internal)?;
+    let ttl = svc.lifetimes.access_token;
+    let grant = Grant { subject: user_id, client_id: &client.id, scope, audience: resource, grant_id };
+    let (access_token, _) = svc.tokens.issue(grant, ttl).map_err(OAuthError::internal)?;
     Ok(TokenResponseBody {
         access_token,
         token_type: "Bearer".into(),
-        expires_in: ttl,
+        expires_in: ttl.as_secs(),
         refresh_token,
         scope: scope.to_owned(),
     })

@@ -1,21 +1,20 @@
 //! The admin view: every client and user, with buttons to disable and enable them. Only for users with
 //! the admin flag (`mcp-gateway user add --admin`); anyone else gets a 404.
 use poem::http::StatusCode;
-use poem::web::cookie::CookieJar;
 use poem::web::{Data, Form, Query};
 use poem::{Response, handler};
 use serde::Deserialize;
 
-use super::session::{SignedIn, signed_in};
+use super::error::PageError;
 use super::templates::{AdminClientRow, AdminPage, AdminUserRow, render};
-use super::{Done, account, date, html_response, see_other};
-use crate::error::PageError;
-use crate::oauth::client_auth::is_confidential;
-use crate::state::{AppState, State};
+use super::{Done, Pages, account, html_response, see_other};
+use crate::domain::client::{Client, RegistrationSource};
+use crate::domain::sessions::{SignedIn, Visitor};
 use crate::store::{AuditEntry, AuditKind};
 
-async fn require_admin(state: &AppState, jar: &CookieJar) -> Result<Option<SignedIn>, PageError> {
-    match signed_in(state, jar).await? {
+/// The signed-in admin; anyone else signed in gets a 404, nobody signed in `None` (for the login page).
+fn require_admin(me: Option<SignedIn>) -> Result<Option<SignedIn>, PageError> {
+    match me {
         Some(me) if me.user.is_admin => Ok(Some(me)),
         Some(_) => Err(PageError::not_found()),
         None => Ok(None),
@@ -23,29 +22,31 @@ async fn require_admin(state: &AppState, jar: &CookieJar) -> Result<Option<Signe
 }
 
 #[handler]
-pub async fn page(state: Data<&State>, jar: &CookieJar, Query(done): Query<Done>) -> Result<Response, PageError> {
-    let Some(me) = require_admin(&state, jar).await? else {
-        return Ok(account::to_login(&state, "/admin"));
+pub async fn page(pages: Data<&Pages>, Visitor(me): Visitor, Query(done): Query<Done>) -> Result<Response, PageError> {
+    let Some(me) = require_admin(me)? else {
+        return Ok(account::to_login(&pages, "/admin"));
     };
-    let users = state.store.list_users().await?;
+    let users = pages.store.list_users().await?;
     let username_of = |id: &str| users.iter().find(|u| u.id == id).map(|u| u.username.clone());
-    let clients = state
+    let clients = pages
         .store
         .list_clients()
         .await?
         .into_iter()
+        .filter_map(Client::from_row)
         .map(|c| AdminClientRow {
-            kind: if is_confidential(&c) { "confidential" } else { "public" },
+            kind: if c.auth_method.is_confidential() { "confidential" } else { "public" },
             owner: c.owner_user_id.as_deref().and_then(username_of),
-            created: date(c.created_at),
-            client_id: c.client_id,
+            created: c.created_at.readable(),
+            client_id: c.id,
             name: if c.name.is_empty() { "(unnamed)".into() } else { c.name },
-            source: match c.registration_source.as_str() {
-                "dynamic" => "self-registered".into(),
-                "owner" => "from My apps".into(),
-                "metadata_document" => "metadata document".into(),
-                other => other.to_owned(),
-            },
+            source: match c.source {
+                RegistrationSource::Dynamic => "self-registered",
+                RegistrationSource::Owner => "from My apps",
+                RegistrationSource::MetadataDocument => "metadata document",
+                RegistrationSource::Operator => "operator",
+            }
+            .into(),
             disabled: c.disabled,
         })
         .collect();
@@ -55,13 +56,13 @@ pub async fn page(state: Data<&State>, jar: &CookieJar, Query(done): Query<Done>
             username: u.username.clone(),
             admin: u.is_admin,
             disabled: u.disabled,
-            created: date(u.created_at),
+            created: u.created_at.readable(),
             is_me: u.id == me.user.id,
         })
         .collect();
     let page = AdminPage {
-        base: state.config.issuer_path(),
-        nav: account::nav(&state, &me, "admin"),
+        base: &pages.base,
+        nav: account::nav(&pages, &me, "admin"),
         notice: done.notice(&[("client", "The client is updated."), ("user", "The user is updated.")]),
         clients,
         users,
@@ -78,12 +79,8 @@ pub struct SwitchForm {
 }
 
 /// An admin's Disable/Enable POST: signed in as an admin (else `None`), the CSRF token, and the action.
-async fn admin_post(
-    state: &AppState,
-    jar: &CookieJar,
-    form: &SwitchForm,
-) -> Result<Option<(SignedIn, bool)>, PageError> {
-    let Some(me) = require_admin(state, jar).await? else {
+fn admin_post(me: Option<SignedIn>, form: &SwitchForm) -> Result<Option<(SignedIn, bool)>, PageError> {
+    let Some(me) = require_admin(me)? else {
         return Ok(None);
     };
     me.check_csrf(form.csrf_token.as_deref())?;
@@ -104,48 +101,48 @@ impl SwitchForm {
 /// Disables or enables a client; a disabled client's tokens stop working at once.
 #[handler]
 pub async fn switch_client(
-    state: Data<&State>,
-    jar: &CookieJar,
+    pages: Data<&Pages>,
+    Visitor(me): Visitor,
     Form(form): Form<SwitchForm>,
 ) -> Result<Response, PageError> {
-    let Some((me, disable)) = admin_post(&state, jar, &form).await? else {
-        return Ok(account::to_login(&state, "/admin"));
+    let Some((me, disable)) = admin_post(me, &form)? else {
+        return Ok(account::to_login(&pages, "/admin"));
     };
     let client_id = form.client_id.unwrap_or_default();
-    if !state.store.set_client_disabled(&client_id, disable).await? {
+    if !pages.store.set_client_disabled(&client_id, disable).await? {
         return Err(PageError::not_found());
     }
     tracing::info!(%client_id, disable, admin = %me.user.id, "client switched by an admin");
     let kind = if disable { AuditKind::ClientDisabled } else { AuditKind::ClientEnabled };
     let entry =
         AuditEntry { user_id: Some(&me.user.id), client_id: Some(&client_id), detail: Some("by an admin"), ip: None };
-    state.store.audit(kind, entry).await;
-    Ok(see_other(&format!("{}/admin?done=client", state.config.issuer_path())))
+    pages.store.audit(kind, entry).await;
+    Ok(see_other(&format!("{}/admin?done=client", pages.base)))
 }
 
 /// Disables or enables a user; a disabled user cannot sign in and their tokens stop working at once.
 #[handler]
 pub async fn switch_user(
-    state: Data<&State>,
-    jar: &CookieJar,
+    pages: Data<&Pages>,
+    Visitor(me): Visitor,
     Form(form): Form<SwitchForm>,
 ) -> Result<Response, PageError> {
-    let Some((me, disable)) = admin_post(&state, jar, &form).await? else {
-        return Ok(account::to_login(&state, "/admin"));
+    let Some((me, disable)) = admin_post(me, &form)? else {
+        return Ok(account::to_login(&pages, "/admin"));
     };
     let username = form.username.unwrap_or_default();
     if username == me.user.username {
         return Err(PageError::bad_request("Not yourself", "An admin cannot disable their own account here."));
     }
-    if !state.store.set_user_disabled(&username, disable).await? {
+    if !pages.store.set_user_disabled(&username, disable).await? {
         return Err(PageError::not_found());
     }
     tracing::info!(%username, disable, admin = %me.user.id, "user switched by an admin");
     let kind = if disable { AuditKind::UserDisabled } else { AuditKind::UserEnabled };
     let detail = format!("account {username}, by an admin");
-    state
+    pages
         .store
         .audit(kind, AuditEntry { user_id: Some(&me.user.id), detail: Some(&detail), ..AuditEntry::default() })
         .await;
-    Ok(see_other(&format!("{}/admin?done=user", state.config.issuer_path())))
+    Ok(see_other(&format!("{}/admin?done=user", pages.base)))
 }

@@ -1,19 +1,17 @@
 //! "My apps": a signed-in person registers OAuth clients, edits them, rotates a secret, deletes them.
 use poem::http::StatusCode;
-use poem::web::cookie::CookieJar;
 use poem::web::{Data, Form, Path, Query};
 use poem::{Response, handler};
 use serde::Deserialize;
 
-use super::session::{SignedIn, signed_in};
+use super::error::PageError;
 use super::templates::{AppPage, AppRow, AppSecretPage, AppsPage, render};
-use super::{Done, account, date, html_response, see_other};
-use crate::crypto::random_token;
-use crate::error::{ErrorCode, OAuthError, PageError};
-use crate::oauth::client_auth::{self, is_confidential};
-use crate::oauth::register::{self, ClientMetadata, Registrant, RegistrationSource, register_client};
-use crate::state::{AppState, State};
-use crate::store::{AuditEntry, AuditKind, client};
+use super::{Done, Pages, account, html_response, see_other};
+use crate::crypto::{random_token, sha256_hex};
+use crate::domain::client::{AuthMethod, Client, GrantType, RegistrationSource};
+use crate::domain::registration::{ClientMetadata, Registrant, RegistrationError};
+use crate::domain::sessions::{SignedIn, Visitor};
+use crate::store::{AuditEntry, AuditKind};
 
 /// Apps one account may register on this page (they never expire on their own).
 const MAX_APPS_PER_USER: u64 = 50;
@@ -31,12 +29,8 @@ pub struct CsrfForm {
     csrf_token: Option<String>,
 }
 
-fn kind(client: &client::Model) -> &'static str {
-    if is_confidential(client) { "confidential" } else { "public" }
-}
-
-fn redirect_uris_of(client: &client::Model) -> Vec<String> {
-    serde_json::from_str(&client.redirect_uris).unwrap_or_default()
+fn kind(client: &Client) -> &'static str {
+    if client.auth_method.is_confidential() { "confidential" } else { "public" }
 }
 
 /// One URI per line, blank lines ignored.
@@ -44,36 +38,39 @@ fn lines(text: &str) -> Vec<String> {
     text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
 }
 
-/// What a person can fix in the form, or `None` for a server failure.
-fn form_problem(e: &OAuthError) -> Option<String> {
-    matches!(e.code, ErrorCode::InvalidRedirectUri | ErrorCode::InvalidClientMetadata | ErrorCode::InvalidRequest)
-        .then(|| e.description.to_string())
+/// What a person can fix in the form, or the page for a server failure.
+fn form_problem(e: RegistrationError) -> Result<String, PageError> {
+    match e {
+        RegistrationError::InvalidRedirectUri(problem) | RegistrationError::InvalidMetadata(problem) => Ok(problem),
+        RegistrationError::Storage(e) => Err(e.into()),
+    }
 }
 
 async fn apps_page(
-    state: &AppState,
+    pages: &Pages,
     me: &SignedIn,
     status: StatusCode,
     error: Option<&str>,
     form: (&str, &str, bool),
 ) -> Result<Response, PageError> {
-    let apps = state
+    let apps = pages
         .store
         .list_clients_of(&me.user.id)
         .await?
-        .iter()
+        .into_iter()
+        .filter_map(Client::from_row)
         .map(|c| AppRow {
-            client_id: c.client_id.clone(),
-            name: c.name.clone(),
-            kind: kind(c),
-            redirect_uris: redirect_uris_of(c),
-            created: date(c.created_at),
+            kind: kind(&c),
+            redirect_uris: c.redirect_uri_strings(),
+            created: c.created_at.readable(),
             disabled: c.disabled,
+            client_id: c.id,
+            name: c.name,
         })
         .collect();
     let page = AppsPage {
-        base: state.config.issuer_path(),
-        nav: account::nav(state, me, "apps"),
+        base: &pages.base,
+        nav: account::nav(pages, me, "apps"),
         apps,
         error,
         form_name: form.0,
@@ -84,17 +81,21 @@ async fn apps_page(
 }
 
 #[handler]
-pub async fn list(state: Data<&State>, jar: &CookieJar) -> Result<Response, PageError> {
-    let Some(me) = signed_in(&state, jar).await? else {
-        return Ok(account::to_login(&state, "/apps"));
+pub async fn list(pages: Data<&Pages>, Visitor(me): Visitor) -> Result<Response, PageError> {
+    let Some(me) = me else {
+        return Ok(account::to_login(&pages, "/apps"));
     };
-    apps_page(&state, &me, StatusCode::OK, None, ("", "", false)).await
+    apps_page(&pages, &me, StatusCode::OK, None, ("", "", false)).await
 }
 
 #[handler]
-pub async fn create(state: Data<&State>, jar: &CookieJar, Form(form): Form<AppForm>) -> Result<Response, PageError> {
-    let Some(me) = signed_in(&state, jar).await? else {
-        return Ok(account::to_login(&state, "/apps"));
+pub async fn create(
+    pages: Data<&Pages>,
+    Visitor(me): Visitor,
+    Form(form): Form<AppForm>,
+) -> Result<Response, PageError> {
+    let Some(me) = me else {
+        return Ok(account::to_login(&pages, "/apps"));
     };
     me.check_csrf(form.csrf_token.as_deref())?;
     let name = form.name.unwrap_or_default();
@@ -104,39 +105,37 @@ pub async fn create(state: Data<&State>, jar: &CookieJar, Form(form): Form<AppFo
         client_name: Some(name.trim().to_owned()).filter(|n| !n.is_empty()),
         redirect_uris: Some(lines(&uris)),
         token_endpoint_auth_method: Some(
-            if confidential { client_auth::CLIENT_SECRET_BASIC } else { client_auth::NONE }.into(),
+            if confidential { AuthMethod::ClientSecretBasic } else { AuthMethod::None }.as_str().into(),
         ),
-        grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
+        grant_types: Some(GrantType::ALL.iter().map(|g| g.as_str().into()).collect()),
         ..Default::default()
     };
     if metadata.client_name.is_none() {
         let error = Some("Give the app a name.");
-        return apps_page(&state, &me, StatusCode::BAD_REQUEST, error, (&name, &uris, confidential)).await;
+        return apps_page(&pages, &me, StatusCode::BAD_REQUEST, error, (&name, &uris, confidential)).await;
     }
-    if state.store.count_clients_of(&me.user.id).await? >= MAX_APPS_PER_USER {
+    if pages.store.count_clients_of(&me.user.id).await? >= MAX_APPS_PER_USER {
         let error = format!("You have {MAX_APPS_PER_USER} apps, the most one account may register. Delete one first.");
-        return apps_page(&state, &me, StatusCode::BAD_REQUEST, Some(&error), (&name, &uris, confidential)).await;
+        return apps_page(&pages, &me, StatusCode::BAD_REQUEST, Some(&error), (&name, &uris, confidential)).await;
     }
     let registrant =
         Registrant { source: RegistrationSource::Owner, owner_user_id: Some(me.user.id.clone()), ip: None };
-    match register_client(&state, metadata, registrant).await {
+    match pages.registrar.register(metadata, registrant).await {
         Ok(info) => match info.client_secret {
-            Some(secret) => Ok(secret_page(&state, &me, "App registered", &name, &info.client_id, &secret)),
-            None => Ok(see_other(&format!("{}/apps/{}", state.config.issuer_path(), info.client_id))),
+            Some(secret) => Ok(secret_page(&pages, &me, "App registered", &name, &info.client_id, &secret)),
+            None => Ok(see_other(&format!("{}/apps/{}", pages.base, info.client_id))),
         },
-        Err(e) => match form_problem(&e) {
-            Some(problem) => {
-                apps_page(&state, &me, StatusCode::BAD_REQUEST, Some(&problem), (&name, &uris, confidential)).await
-            }
-            None => Err(PageError::internal(e.description)),
-        },
+        Err(e) => {
+            let problem = form_problem(e)?;
+            apps_page(&pages, &me, StatusCode::BAD_REQUEST, Some(&problem), (&name, &uris, confidential)).await
+        }
     }
 }
 
-fn secret_page(state: &AppState, me: &SignedIn, heading: &str, name: &str, client_id: &str, secret: &str) -> Response {
+fn secret_page(pages: &Pages, me: &SignedIn, heading: &str, name: &str, client_id: &str, secret: &str) -> Response {
     let page = AppSecretPage {
-        base: state.config.issuer_path(),
-        nav: account::nav(state, me, "apps"),
+        base: &pages.base,
+        nav: account::nav(pages, me, "apps"),
         heading,
         name: name.trim(),
         client_id,
@@ -146,48 +145,49 @@ fn secret_page(state: &AppState, me: &SignedIn, heading: &str, name: &str, clien
 }
 
 /// The person's own client, or a 404 page (also for someone else's client: nothing is revealed).
-async fn own_client(state: &AppState, me: &SignedIn, client_id: &str) -> Result<client::Model, PageError> {
-    state
+async fn own_client(pages: &Pages, me: &SignedIn, client_id: &str) -> Result<Client, PageError> {
+    pages
         .store
         .find_any_client(client_id)
         .await?
         .filter(|c| c.owner_user_id.as_deref() == Some(me.user.id.as_str()))
+        .and_then(Client::from_row)
         .ok_or_else(PageError::not_found)
 }
 
 /// A form POST about one of my apps: signed in (else `None`, for the login page), the form's CSRF token,
 /// and the app is mine.
 async fn owner_post(
-    state: &AppState,
-    jar: &CookieJar,
+    pages: &Pages,
+    me: Option<SignedIn>,
     client_id: &str,
     csrf_token: Option<&str>,
-) -> Result<Option<(SignedIn, client::Model)>, PageError> {
-    let Some(me) = signed_in(state, jar).await? else {
+) -> Result<Option<(SignedIn, Client)>, PageError> {
+    let Some(me) = me else {
         return Ok(None);
     };
     me.check_csrf(csrf_token)?;
-    let client = own_client(state, &me, client_id).await?;
+    let client = own_client(pages, &me, client_id).await?;
     Ok(Some((me, client)))
 }
 
 fn app_page(
-    state: &AppState,
+    pages: &Pages,
     me: &SignedIn,
-    client: &client::Model,
+    client: &Client,
     status: StatusCode,
     messages: (Option<&str>, Option<&str>),
     form: (&str, &str),
 ) -> Response {
     let page = AppPage {
-        base: state.config.issuer_path(),
-        nav: account::nav(state, me, "apps"),
-        client_id: &client.client_id,
+        base: &pages.base,
+        nav: account::nav(pages, me, "apps"),
+        client_id: &client.id,
         name: &client.name,
         kind: kind(client),
-        auth_method: &client.token_endpoint_auth_method,
-        created: date(client.created_at),
-        confidential: is_confidential(client),
+        auth_method: client.auth_method.as_str(),
+        created: client.created_at.readable(),
+        confidential: client.auth_method.is_confidential(),
         error: messages.0,
         notice: messages.1,
         form_name: form.0,
@@ -198,30 +198,30 @@ fn app_page(
 
 #[handler]
 pub async fn show(
-    state: Data<&State>,
-    jar: &CookieJar,
+    pages: Data<&Pages>,
+    Visitor(me): Visitor,
     Path(client_id): Path<String>,
     Query(done): Query<Done>,
 ) -> Result<Response, PageError> {
     let here = format!("/apps/{client_id}");
-    let Some(me) = signed_in(&state, jar).await? else {
-        return Ok(account::to_login(&state, &here));
+    let Some(me) = me else {
+        return Ok(account::to_login(&pages, &here));
     };
-    let client = own_client(&state, &me, &client_id).await?;
+    let client = own_client(&pages, &me, &client_id).await?;
     let notice = done.notice(&[("saved", "Your changes are saved.")]);
-    let uris = redirect_uris_of(&client).join("\n");
-    Ok(app_page(&state, &me, &client, StatusCode::OK, (None, notice), (&client.name, &uris)))
+    let uris = client.redirect_uri_strings().join("\n");
+    Ok(app_page(&pages, &me, &client, StatusCode::OK, (None, notice), (&client.name, &uris)))
 }
 
 #[handler]
 pub async fn update(
-    state: Data<&State>,
-    jar: &CookieJar,
+    pages: Data<&Pages>,
+    Visitor(me): Visitor,
     Path(client_id): Path<String>,
     Form(form): Form<AppForm>,
 ) -> Result<Response, PageError> {
-    let Some((me, client)) = owner_post(&state, jar, &client_id, form.csrf_token.as_deref()).await? else {
-        return Ok(account::to_login(&state, "/apps"));
+    let Some((me, client)) = owner_post(&pages, me, &client_id, form.csrf_token.as_deref()).await? else {
+        return Ok(account::to_login(&pages, "/apps"));
     };
     let name = form.name.unwrap_or_default();
     let uris = form.redirect_uris.unwrap_or_default();
@@ -230,60 +230,54 @@ pub async fn update(
     metadata.redirect_uris = Some(lines(&uris));
     if metadata.client_name.is_none() {
         let messages = (Some("Give the app a name."), None);
-        return Ok(app_page(&state, &me, &client, StatusCode::BAD_REQUEST, messages, (&name, &uris)));
+        return Ok(app_page(&pages, &me, &client, StatusCode::BAD_REQUEST, messages, (&name, &uris)));
     }
-    match register::replace_metadata(&state, &client, metadata, false).await {
+    match pages.registrar.replace_metadata(&client, metadata, false).await {
         Ok(_) => {
-            tracing::info!(client_id = %client.client_id, user_id = %me.user.id, "client edited by its owner");
-            Ok(see_other(&format!("{}/apps/{}?done=saved", state.config.issuer_path(), client.client_id)))
+            tracing::info!(client_id = %client.id, user_id = %me.user.id, "client edited by its owner");
+            Ok(see_other(&format!("{}/apps/{}?done=saved", pages.base, client.id)))
         }
-        Err(e) => match form_problem(&e) {
-            Some(problem) => {
-                let messages = (Some(problem.as_str()), None);
-                Ok(app_page(&state, &me, &client, StatusCode::BAD_REQUEST, messages, (&name, &uris)))
-            }
-            None => Err(PageError::internal(e.description)),
-        },
+        Err(e) => {
+            let problem = form_problem(e)?;
+            let messages = (Some(problem.as_str()), None);
+            Ok(app_page(&pages, &me, &client, StatusCode::BAD_REQUEST, messages, (&name, &uris)))
+        }
     }
 }
 
 #[handler]
 pub async fn rotate_secret(
-    state: Data<&State>,
-    jar: &CookieJar,
+    pages: Data<&Pages>,
+    Visitor(me): Visitor,
     Path(client_id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    let Some((me, client)) = owner_post(&state, jar, &client_id, form.csrf_token.as_deref()).await? else {
-        return Ok(account::to_login(&state, "/apps"));
+    let Some((me, client)) = owner_post(&pages, me, &client_id, form.csrf_token.as_deref()).await? else {
+        return Ok(account::to_login(&pages, "/apps"));
     };
-    if !is_confidential(&client) {
+    if !client.auth_method.is_confidential() {
         return Err(PageError::bad_request("No secret to rotate", "A public client has no client secret."));
     }
     let secret = random_token();
-    state.store.set_client_secret_hash(&client.client_id, crate::crypto::sha256_hex(&secret)).await?;
-    tracing::info!(client_id = %client.client_id, user_id = %me.user.id, "client secret rotated by its owner");
-    Ok(secret_page(&state, &me, "New client secret", &client.name, &client.client_id, &secret))
+    pages.store.set_client_secret_hash(&client.id, sha256_hex(&secret)).await?;
+    tracing::info!(client_id = %client.id, user_id = %me.user.id, "client secret rotated by its owner");
+    Ok(secret_page(&pages, &me, "New client secret", &client.name, &client.id, &secret))
 }
 
 #[handler]
 pub async fn delete(
-    state: Data<&State>,
-    jar: &CookieJar,
+    pages: Data<&Pages>,
+    Visitor(me): Visitor,
     Path(client_id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    let Some((me, client)) = owner_post(&state, jar, &client_id, form.csrf_token.as_deref()).await? else {
-        return Ok(account::to_login(&state, "/apps"));
+    let Some((me, client)) = owner_post(&pages, me, &client_id, form.csrf_token.as_deref()).await? else {
+        return Ok(account::to_login(&pages, "/apps"));
     };
-    state.store.delete_client(&client.client_id).await?;
-    tracing::info!(client_id = %client.client_id, user_id = %me.user.id, "client deleted by its owner");
-    let entry = AuditEntry {
-        user_id: Some(&me.user.id),
-        client_id: Some(&client.client_id),
-        detail: Some("by its owner"),
-        ip: None,
-    };
-    state.store.audit(AuditKind::ClientDeleted, entry).await;
-    Ok(see_other(&format!("{}/apps", state.config.issuer_path())))
+    pages.store.delete_client(&client.id).await?;
+    tracing::info!(client_id = %client.id, user_id = %me.user.id, "client deleted by its owner");
+    let entry =
+        AuditEntry { user_id: Some(&me.user.id), client_id: Some(&client.id), detail: Some("by its owner"), ip: None };
+    pages.store.audit(AuditKind::ClientDeleted, entry).await;
+    Ok(see_other(&format!("{}/apps", pages.base)))
 }

@@ -1,6 +1,8 @@
 //! askama templates (in `templates/`); every value is HTML-escaped by the `.html` templates.
 use askama::Template;
 
+use crate::domain::views::{ConsentView, LeaveView};
+
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {
@@ -15,11 +17,7 @@ pub struct ErrorPage<'a> {
 #[template(path = "leave.html")]
 pub struct LeavePage<'a> {
     pub base: &'a str,
-    pub title: &'a str,
-    pub message: &'a str,
-    /// Where the link goes: the host (and port) of `href`, or the private-use scheme's description.
-    pub host: &'a str,
-    pub href: &'a str,
+    pub view: &'a LeaveView<'a>,
 }
 
 #[derive(Template)]
@@ -47,25 +45,7 @@ pub struct SignupPage<'a> {
 #[template(path = "consent.html")]
 pub struct ConsentPage<'a> {
     pub base: &'a str,
-    pub username: &'a str,
-    pub client_name: &'a str,
-    pub client_id: &'a str,
-    pub unverified: bool,
-    pub redirect_host: &'a str,
-    pub redirect_uri: &'a str,
-    pub loopback: bool,
-    /// The host publishing the client's metadata document, for a client named by its document URL.
-    pub document_host: Option<&'a str>,
-    /// A metadata-document client whose every redirect URI is on this computer: anyone can publish such a
-    /// document, so the page warns.
-    pub localhost_only: bool,
-    pub resource: &'a str,
-    pub scopes: Vec<(&'static str, &'static str)>,
-    /// The authorization request, carried to the decision and validated again there.
-    pub fields: Vec<(&'static str, String)>,
-    pub csrf_token: &'a str,
-    /// A MAC (keyed per session) over what this page showed; the decision must match it.
-    pub consent_mac: &'a str,
+    pub view: &'a ConsentView<'a>,
 }
 
 #[derive(Template)]

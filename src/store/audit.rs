@@ -1,7 +1,7 @@
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{Store, audit_event};
-use crate::crypto::now;
+use crate::clock::{UnixTime, now};
 
 /// What happened, for the audit log. The names are stable: operators filter on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +61,7 @@ pub struct AuditFilter {
     pub event: Option<String>,
     pub user_id: Option<String>,
     pub client_id: Option<String>,
-    pub since: Option<i64>,
+    pub since: Option<UnixTime>,
     pub limit: u64,
 }
 

@@ -2,7 +2,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 
 use super::{Store, authorization_code, client, consent, grant};
-use crate::crypto::now;
+use crate::clock::{UnixTime, now};
 
 /// The registered metadata a PUT (RFC 7592 §2.2) or an edit on the apps page replaces.
 #[derive(Debug, Clone)]
@@ -98,7 +98,7 @@ impl Store {
         &self,
         metadata_hash: &str,
         registered_from: &str,
-        since: i64,
+        since: UnixTime,
     ) -> Result<Option<client::Model>, DbErr> {
         client::Entity::find()
             .filter(client::Column::MetadataHash.eq(metadata_hash))

@@ -2,7 +2,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::{Store, authorization_code, grant};
-use crate::crypto::now;
+use crate::clock::now;
 
 impl Store {
     /// Stores a new grant and the authorization code that starts it, together.

@@ -2,7 +2,7 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use super::{Store, client, consent, grant};
-use crate::crypto::now;
+use crate::clock::now;
 
 impl Store {
     /// Records (or renews) the user's consent for this client and resource.

@@ -12,6 +12,8 @@ macro_rules! no_relations {
 pub mod user {
     use sea_orm::entity::prelude::*;
 
+    use crate::clock::UnixTime;
+
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "users")]
     pub struct Model {
@@ -21,7 +23,7 @@ pub mod user {
         pub password_hash: String,
         pub is_admin: bool,
         pub disabled: bool,
-        pub created_at: i64,
+        pub created_at: UnixTime,
     }
     no_relations!();
 }
@@ -29,20 +31,24 @@ pub mod user {
 pub mod login_session {
     use sea_orm::entity::prelude::*;
 
+    use crate::clock::UnixTime;
+
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "login_sessions")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id_hash: String,
         pub user_id: String,
-        pub created_at: i64,
-        pub expires_at: i64,
+        pub created_at: UnixTime,
+        pub expires_at: UnixTime,
     }
     no_relations!();
 }
 
 pub mod client {
     use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "clients")]
@@ -68,21 +74,23 @@ pub mod client {
         pub registration_access_token_hash: Option<String>,
         pub metadata_url: Option<String>,
         pub disabled: bool,
-        pub created_at: i64,
+        pub created_at: UnixTime,
         /// A dynamically registered client that has not yet obtained a token goes away at this time.
-        pub expires_at: Option<i64>,
+        pub expires_at: Option<UnixTime>,
         /// SHA-256 of the normalized metadata of a dynamic registration (see `oauth::register`).
         pub metadata_hash: Option<String>,
         /// The IP address a dynamic registration came from.
         pub registered_from: Option<String>,
         /// For a Client ID Metadata Document: when the cached document must be fetched again.
-        pub metadata_refresh_at: Option<i64>,
+        pub metadata_refresh_at: Option<UnixTime>,
     }
     no_relations!();
 }
 
 pub mod grant {
     use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
 
     /// One authorization a person gave a client; codes, access tokens (`grant_id` claim) and refresh
     /// tokens (`family_id`) all point to it.
@@ -95,14 +103,16 @@ pub mod grant {
         pub client_id: String,
         pub resource: String,
         pub scope: String,
-        pub created_at: i64,
-        pub revoked_at: Option<i64>,
+        pub created_at: UnixTime,
+        pub revoked_at: Option<UnixTime>,
     }
     no_relations!();
 }
 
 pub mod authorization_code {
     use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "authorization_codes")]
@@ -118,14 +128,16 @@ pub mod authorization_code {
         pub code_challenge: String,
         /// The grant this code belongs to; a replayed code revokes it.
         pub family_id: String,
-        pub expires_at: i64,
-        pub used_at: Option<i64>,
+        pub expires_at: UnixTime,
+        pub used_at: Option<UnixTime>,
     }
     no_relations!();
 }
 
 pub mod consent {
     use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "consents")]
@@ -137,14 +149,16 @@ pub mod consent {
         #[sea_orm(primary_key, auto_increment = false)]
         pub resource: String,
         pub scope: String,
-        pub granted_at: i64,
-        pub revoked_at: Option<i64>,
+        pub granted_at: UnixTime,
+        pub revoked_at: Option<UnixTime>,
     }
     no_relations!();
 }
 
 pub mod refresh_token {
     use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "refresh_tokens")]
@@ -157,10 +171,10 @@ pub mod refresh_token {
         /// The scope the resource owner granted; a refresh may narrow the access token's scope within it.
         pub scope: String,
         pub resource: String,
-        pub issued_at: i64,
-        pub expires_at: i64,
-        pub used_at: Option<i64>,
-        pub revoked_at: Option<i64>,
+        pub issued_at: UnixTime,
+        pub expires_at: UnixTime,
+        pub used_at: Option<UnixTime>,
+        pub revoked_at: Option<UnixTime>,
         /// Set at rotation: the hash of the token that replaced this one…
         pub successor_hash: Option<String>,
         /// …and that token, sealed under a key derived from this one (see `crypto::seal_for`).
@@ -172,6 +186,8 @@ pub mod refresh_token {
 pub mod signing_key {
     use sea_orm::entity::prelude::*;
 
+    use crate::clock::UnixTime;
+
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "signing_keys")]
     pub struct Model {
@@ -180,14 +196,16 @@ pub mod signing_key {
         pub alg: String,
         pub private_pem: String,
         pub public_jwk: String,
-        pub created_at: i64,
-        pub retired_at: Option<i64>,
+        pub created_at: UnixTime,
+        pub retired_at: Option<UnixTime>,
     }
     no_relations!();
 }
 
 pub mod mcp_session {
     use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "mcp_sessions")]
@@ -199,14 +217,16 @@ pub mod mcp_session {
         pub client_id: Option<String>,
         /// rmcp's serialized session state (the client's `initialize` parameters).
         pub state: Option<String>,
-        pub created_at: i64,
-        pub last_seen: i64,
+        pub created_at: UnixTime,
+        pub last_seen: UnixTime,
     }
     no_relations!();
 }
 
 pub mod note {
     use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "notes")]
@@ -216,8 +236,8 @@ pub mod note {
         pub user_id: String,
         pub title: String,
         pub body: String,
-        pub created_at: i64,
-        pub updated_at: i64,
+        pub created_at: UnixTime,
+        pub updated_at: UnixTime,
     }
     no_relations!();
 }
@@ -225,12 +245,14 @@ pub mod note {
 pub mod audit_event {
     use sea_orm::entity::prelude::*;
 
+    use crate::clock::UnixTime;
+
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "audit_events")]
     pub struct Model {
         #[sea_orm(primary_key)]
         pub id: i64,
-        pub at: i64,
+        pub at: UnixTime,
         pub event: String,
         pub user_id: Option<String>,
         pub client_id: Option<String>,

@@ -3,13 +3,12 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
 };
 
-use super::trusted::Lookup;
 use super::{Store, grant, refresh_token, user};
-use crate::crypto::now;
+use crate::clock::now;
 
 /// Postgres channel on which an instance that revoked grants or ended a session tells the others to stop
 /// trusting what they remember.
-pub(super) const ENDINGS_CHANNEL: &str = "mcp_gateway_endings";
+pub const ENDINGS_CHANNEL: &str = "mcp_gateway_endings";
 
 impl Store {
     pub async fn insert_grant(&self, model: grant::Model) -> Result<(), DbErr> {
@@ -42,26 +41,6 @@ impl Store {
             .await
     }
 
-    /// [`Store::active_grant_username`] for the MCP guard, on every request: a grant found live is trusted
-    /// for the configured time (or until something ends), a revoked one for good (see `trusted`).
-    pub async fn live_grant_username(&self, grant_id: &str) -> Result<Option<String>, DbErr> {
-        let trusted = &self.trusted;
-        match trusted.lookup(&trusted.grants, grant_id, Option::is_none) {
-            Lookup::Known(username) => Ok(username),
-            Lookup::Unknown(ticket) => {
-                let username = self.active_grant_username(grant_id).await?;
-                trusted.remember(&trusted.grants, grant_id, username.clone(), ticket, Option::is_none);
-                Ok(username)
-            }
-        }
-    }
-
-    /// Changes each time a grant is revoked or a session ends, on this instance or (on Postgres) any other:
-    /// open notification streams wait on it to check, at once, that their own grant still holds.
-    pub fn endings(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.trusted.endings.subscribe()
-    }
-
     /// Commits a transaction that revoked grants or ended a session (or may have). On Postgres the other
     /// instances are told in the same transaction, so they hear of it exactly when it commits; this
     /// instance stops trusting what it remembers before returning.
@@ -71,7 +50,7 @@ impl Store {
         }
         let committed = txn.commit().await;
         // Also when the commit seems to fail: it may have happened with only its answer lost.
-        self.trusted.forget();
+        self.ended();
         committed
     }
 

@@ -1,17 +1,19 @@
+use std::time::Duration;
+
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr};
 
 use super::{Store, signing_key};
-use crate::crypto::now;
+use crate::clock::now;
 
 impl Store {
-    /// Keys that still verify tokens: not retired, or retired less than `keep_secs` ago. Newest first.
-    pub async fn verification_keys(&self, keep_secs: i64) -> Result<Vec<signing_key::Model>, DbErr> {
+    /// Keys that still verify tokens: not retired, or retired less than `keep` ago. Newest first.
+    pub async fn verification_keys(&self, keep: Duration) -> Result<Vec<signing_key::Model>, DbErr> {
         signing_key::Entity::find()
             .filter(
                 Condition::any()
                     .add(signing_key::Column::RetiredAt.is_null())
-                    .add(signing_key::Column::RetiredAt.gt(now() - keep_secs)),
+                    .add(signing_key::Column::RetiredAt.gt(now() - keep)),
             )
             .order_by_desc(signing_key::Column::CreatedAt)
             .order_by_desc(signing_key::Column::Kid)

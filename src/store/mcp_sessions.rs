@@ -1,9 +1,10 @@
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
 
-use super::trusted::{Lookup, SessionOwner};
 use super::{Store, mcp_session};
-use crate::crypto::now;
+use std::time::Duration;
+
+use crate::clock::{UnixTime, now};
 
 impl Store {
     /// Records who owns a session rmcp just created (or whose state it stored first).
@@ -48,56 +49,37 @@ impl Store {
         Ok(())
     }
 
-    /// A session that was used within `idle_secs`.
+    /// A session that was used within `idle`.
     pub async fn find_live_mcp_session(
         &self,
         session_id: &str,
-        idle_secs: i64,
+        idle: Duration,
     ) -> Result<Option<mcp_session::Model>, DbErr> {
         mcp_session::Entity::find_by_id(session_id)
-            .filter(mcp_session::Column::LastSeen.gt(now() - idle_secs))
+            .filter(mcp_session::Column::LastSeen.gt(now() - idle))
             .one(&self.db)
             .await
     }
 
-    /// Who owns a session used within `idle_secs`, for the MCP guard on every request: what was read is
-    /// trusted for the configured time, or until a session ends (see `trusted`).
-    pub async fn live_mcp_session(&self, session_id: &str, idle_secs: i64) -> Result<Option<SessionOwner>, DbErr> {
-        let trusted = &self.trusted;
-        let idle_since = now() - idle_secs;
-        let ticket = match trusted.lookup(&trusted.sessions, session_id, |_| false) {
-            Lookup::Known(owner) if owner.last_seen > idle_since => return Ok(Some(owner)),
-            // Idle as far as this instance knows; another may have seen it since.
-            Lookup::Known(_) => trusted.ticket(),
-            Lookup::Unknown(ticket) => ticket,
-        };
-        let owner = self.find_live_mcp_session(session_id, idle_secs).await?.map(owner_of);
-        if let Some(owner) = &owner {
-            trusted.remember(&trusted.sessions, session_id, owner.clone(), ticket, |_| false);
-        }
-        Ok(owner)
-    }
-
-    /// How many sessions of `subject` were used within `idle_secs` (the per-person cap on sessions).
-    pub async fn count_live_mcp_sessions(&self, subject: &str, idle_secs: i64) -> Result<u64, DbErr> {
+    /// How many sessions of `subject` were used within `idle` (the per-person cap on sessions).
+    pub async fn count_live_mcp_sessions(&self, subject: &str, idle: Duration) -> Result<u64, DbErr> {
         mcp_session::Entity::find()
             .filter(mcp_session::Column::Subject.eq(subject))
-            .filter(mcp_session::Column::LastSeen.gt(now() - idle_secs))
+            .filter(mcp_session::Column::LastSeen.gt(now() - idle))
             .count(&self.db)
             .await
     }
 
-    /// Marks a session as used; writes at most once every `every_secs` per session.
-    pub async fn touch_mcp_session(&self, session_id: &str, every_secs: i64) -> Result<(), DbErr> {
+    /// Marks a session as used, writing at most once every `every` per session; returns the time written.
+    pub async fn touch_mcp_session(&self, session_id: &str, every: Duration) -> Result<UnixTime, DbErr> {
         let at = now();
         mcp_session::Entity::update_many()
             .col_expr(mcp_session::Column::LastSeen, Expr::value(at))
             .filter(mcp_session::Column::SessionId.eq(session_id))
-            .filter(mcp_session::Column::LastSeen.lt(at - every_secs))
+            .filter(mcp_session::Column::LastSeen.lt(at - every))
             .exec(&self.db)
             .await?;
-        self.trusted.update(&self.trusted.sessions, session_id, |owner| owner.last_seen = at);
-        Ok(())
+        Ok(at)
     }
 
     /// Ends a session on every instance: those that trusted it hear of it (see [`Store::commit_ending`]).
@@ -106,8 +88,4 @@ impl Store {
         mcp_session::Entity::delete_by_id(session_id).exec(&txn).await?;
         self.commit_ending(txn).await
     }
-}
-
-fn owner_of(session: mcp_session::Model) -> SessionOwner {
-    SessionOwner { subject: session.subject, client_id: session.client_id, last_seen: session.last_seen }
 }

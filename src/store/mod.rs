@@ -17,11 +17,11 @@ mod notify;
 mod purge;
 mod refresh_tokens;
 mod sessions;
-mod trusted;
 mod users;
 
 use std::ffi::c_int;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::SqliteSynchronous;
@@ -34,15 +34,15 @@ use sea_orm::{
 };
 use sea_orm::{IsolationLevel, SqliteTransactionMode, TransactionOptions};
 
-use crate::config::Config;
+use crate::config::Database as DatabaseConfig;
 pub use audit::{AuditEntry, AuditFilter, AuditKind};
 pub use clients::ClientUpdate;
 pub use entities::{
     audit_event, authorization_code, client, consent, grant, login_session, mcp_session, note, refresh_token,
     signing_key, user,
 };
+pub use grants::ENDINGS_CHANNEL;
 pub use purge::{PurgeAfter, Purged};
-pub use trusted::SessionOwner;
 
 /// The database handle shared by every request.
 #[derive(Clone, Debug)]
@@ -50,22 +50,39 @@ pub struct Store {
     db: DatabaseConnection,
     /// SQLite only: write transactions of this process take turns (see [`Store::begin_write`]).
     writing: Option<Arc<tokio::sync::Mutex<()>>>,
-    trusted: Arc<trusted::Trusted>,
+    endings: Arc<Endings>,
+}
+
+/// How many grant revocations and session ends this instance made or heard of: what was read before the
+/// latest one may be stale. Open notification streams wait on the channel to check their own grant.
+#[derive(Debug)]
+struct Endings {
+    count: AtomicU64,
+    heard: tokio::sync::watch::Sender<u64>,
 }
 
 impl Store {
     /// Connects with the configured URL, pool size and timeouts.
-    pub async fn open(config: &Config) -> Result<Store, DbErr> {
-        let store =
-            Store::connect(&config.database_url, config.database_max_connections, config.database_timeout).await?;
-        Ok(store.trusting_for(config.guard_cache_ttl))
+    pub async fn open(config: &DatabaseConfig) -> Result<Store, DbErr> {
+        Store::connect(&config.url, config.max_connections, config.timeout).await
     }
 
-    /// How long the MCP guard may trust what it read of a grant or session before asking the database
-    /// again (see [`Store::live_grant_username`], [`Store::live_mcp_session`]); zero, the default of
-    /// [`Store::connect`], asks every time.
-    pub fn trusting_for(self, ttl: Duration) -> Store {
-        Store { trusted: Arc::new(trusted::Trusted::new(ttl)), ..self }
+    /// How many endings this instance has made or heard of so far (see [`Store::endings`]).
+    pub fn endings_so_far(&self) -> u64 {
+        self.endings.count.load(Ordering::Acquire)
+    }
+
+    /// Changes each time a grant is revoked or a session ends, on this instance or (on Postgres, as
+    /// announced) any other.
+    pub fn endings(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.endings.heard.subscribe()
+    }
+
+    /// Something ended (here, or announced by another instance, or possibly missed while a listener was
+    /// away): nothing read before is to be trusted.
+    pub fn ended(&self) {
+        let count = self.endings.count.fetch_add(1, Ordering::AcqRel) + 1;
+        self.endings.heard.send_replace(count);
     }
 
     pub async fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<Store, DbErr> {
@@ -96,7 +113,8 @@ impl Store {
             }
         }
         let writing = (db.get_database_backend() == DatabaseBackend::Sqlite).then(Arc::default);
-        Ok(Store { db, writing, trusted: Arc::default() })
+        let endings = Arc::new(Endings { count: AtomicU64::new(0), heard: tokio::sync::watch::Sender::new(0) });
+        Ok(Store { db, writing, endings })
     }
 
     /// Begins a transaction that writes. SQLite has one write lock per database; when this process's

@@ -4,7 +4,7 @@ use sea_orm::{
 };
 
 use super::{Store, note};
-use crate::crypto::now;
+use crate::clock::now;
 
 impl Store {
     pub async fn create_note(&self, user_id: &str, title: &str, body: &str) -> Result<note::Model, DbErr> {

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
 
 use sea_orm::{QuerySelect, QueryTrait};
@@ -5,29 +7,20 @@ use sea_orm::{QuerySelect, QueryTrait};
 use super::{
     Store, audit_event, authorization_code, client, consent, grant, login_session, mcp_session, refresh_token,
 };
-use crate::crypto::now;
+use crate::clock::now;
 
 /// How long a used or expired authorization code is kept, so a late replay is still recognised.
-const CODE_GRACE_SECS: i64 = 600;
+const CODE_GRACE: Duration = Duration::from_secs(600);
+/// How long a cached metadata document nobody uses stays after it was due for refresh.
+const UNUSED_DOCUMENT_GRACE: Duration = Duration::from_secs(86_400);
 
-/// The lifetimes (seconds) that decide when a row can go.
+/// The lifetimes that decide when a row can go.
 #[derive(Debug, Clone, Copy)]
 pub struct PurgeAfter {
-    pub mcp_session: i64,
-    pub access_token: i64,
-    pub refresh_token: i64,
-    pub audit_event: i64,
-}
-
-impl PurgeAfter {
-    pub fn from_config(config: &crate::config::Config) -> PurgeAfter {
-        PurgeAfter {
-            mcp_session: config.mcp_session_ttl.as_secs() as i64,
-            access_token: config.access_token_ttl.as_secs() as i64,
-            refresh_token: config.refresh_token_ttl.as_secs() as i64,
-            audit_event: config.audit_log_ttl.as_secs() as i64,
-        }
-    }
+    pub mcp_session: Duration,
+    pub access_token: Duration,
+    pub refresh_token: Duration,
+    pub audit_event: Duration,
 }
 
 /// How many rows of each kind a purge removed.
@@ -68,7 +61,7 @@ impl Store {
             .await?
             .rows_affected;
         let codes = authorization_code::Entity::delete_many()
-            .filter(authorization_code::Column::ExpiresAt.lt(at - CODE_GRACE_SECS))
+            .filter(authorization_code::Column::ExpiresAt.lt(at - CODE_GRACE))
             .exec(&self.db)
             .await?
             .rows_affected;
@@ -97,7 +90,7 @@ impl Store {
         // A revoked grant must outlive its access tokens (the guard finds it revoked); after that, a
         // missing grant refuses them just the same.
         let grants = grant::Entity::delete_many()
-            .filter(grant::Column::RevokedAt.lt(at - ttls.access_token - 60))
+            .filter(grant::Column::RevokedAt.lt(at - ttls.access_token - Duration::from_secs(60)))
             .exec(&self.db)
             .await?
             .rows_affected
@@ -120,7 +113,7 @@ impl Store {
         let unused_documents = client::Entity::delete_many()
             .filter(client::Column::MetadataUrl.is_not_null())
             .filter(client::Column::Disabled.eq(false))
-            .filter(client::Column::MetadataRefreshAt.lt(at - 86_400))
+            .filter(client::Column::MetadataRefreshAt.lt(at - UNUSED_DOCUMENT_GRACE))
             .filter(client::Column::ClientId.not_in_subquery(consented))
             .filter(client::Column::ClientId.not_in_subquery(granted))
             .exec(&self.db)

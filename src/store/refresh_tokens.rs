@@ -1,8 +1,10 @@
+use std::time::Duration;
+
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::{Store, refresh_token};
-use crate::crypto::now;
+use crate::clock::now;
 
 impl Store {
     pub async fn insert_refresh_token(&self, model: refresh_token::Model) -> Result<(), DbErr> {
@@ -21,7 +23,7 @@ impl Store {
         client_id: &str,
         successor_hash: &str,
         successor_sealed: &str,
-        ttl_secs: i64,
+        ttl: Duration,
         acceptable: impl FnOnce(&refresh_token::Model) -> Result<(), E>,
     ) -> Result<Option<refresh_token::Model>, E> {
         let at = now();
@@ -54,7 +56,7 @@ impl Store {
             scope: old.scope.clone(),
             resource: old.resource.clone(),
             issued_at: at,
-            expires_at: at + ttl_secs,
+            expires_at: at + ttl,
             used_at: None,
             revoked_at: None,
             successor_hash: None,

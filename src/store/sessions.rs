@@ -1,18 +1,21 @@
+use std::time::Duration;
+
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::{Store, login_session, user};
-use crate::crypto::{now, random_token, sha256_hex};
+use crate::clock::now;
+use crate::crypto::{random_token, sha256_hex};
 
 impl Store {
     /// Starts a browser session and returns the raw session id for the cookie; only its hash is stored.
-    pub async fn create_session(&self, user_id: &str, ttl_secs: i64) -> Result<String, DbErr> {
+    pub async fn create_session(&self, user_id: &str, ttl: Duration) -> Result<String, DbErr> {
         let raw = random_token();
         let created_at = now();
         let model = login_session::Model {
             id_hash: sha256_hex(&raw),
             user_id: user_id.to_owned(),
             created_at,
-            expires_at: created_at + ttl_secs,
+            expires_at: created_at + ttl,
         };
         login_session::Entity::insert(login_session::ActiveModel::from(model)).exec_without_returning(&self.db).await?;
         Ok(raw)

@@ -3,7 +3,7 @@ use sea_orm::{
 };
 
 use super::{Store, grant, user};
-use crate::crypto::now;
+use crate::clock::now;
 
 impl Store {
     /// Creates a user; `Ok(None)` when the username is taken.

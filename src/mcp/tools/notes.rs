@@ -8,6 +8,7 @@ use rmcp::{Json, Peer, RoleServer, schemars, tool, tool_router};
 use serde::{Deserialize, Serialize};
 
 use super::{reader, writer};
+use crate::mcp::error::log_hidden;
 use crate::mcp::server::{McpServer, note_uri};
 use crate::store::note;
 
@@ -33,11 +34,10 @@ pub struct Note {
 
 impl From<note::Model> for Note {
     fn from(n: note::Model) -> Note {
-        let time = |t: i64| chrono::DateTime::from_timestamp(t, 0).map(|t| t.to_rfc3339()).unwrap_or_default();
         Note {
             uri: note_uri(&n.id),
-            created_at: time(n.created_at),
-            updated_at: time(n.updated_at),
+            created_at: n.created_at.rfc3339(),
+            updated_at: n.updated_at.rfc3339(),
             id: n.id,
             title: n.title,
             body: n.body,
@@ -97,7 +97,7 @@ fn limit(asked: Option<u32>) -> Result<u64, String> {
 }
 
 fn storage_failed<E: std::fmt::Display>(e: E) -> String {
-    tracing::error!(error = %e, "notes storage failed");
+    log_hidden("notes storage failed", &e);
     "the notes could not be read or written; try again".to_owned()
 }
 
@@ -128,11 +128,11 @@ impl McpServer {
         if args.body.len() > MAX_BODY {
             return Err(format!("body must be at most {MAX_BODY} bytes"));
         }
-        if self.state.store.count_notes(&me.sub).await.map_err(storage_failed)? >= MAX_NOTES {
+        if self.ctx.store.count_notes(&me.sub).await.map_err(storage_failed)? >= MAX_NOTES {
             return Err(format!("you have {MAX_NOTES} notes, the most one person may keep; delete some first"));
         }
-        let note = self.state.store.create_note(&me.sub, title, &args.body).await.map_err(storage_failed)?;
-        self.state.note_events.note_changed(&me.sub, &note.id).await;
+        let note = self.ctx.store.create_note(&me.sub, title, &args.body).await.map_err(storage_failed)?;
+        self.ctx.note_events.note_changed(&me.sub, &note.id).await;
         #[allow(deprecated)]
         self.log(&peer, LoggingLevel::Info, serde_json::json!({"event": "note created", "id": note.id})).await;
         Ok(Json(note.into()))
@@ -155,7 +155,7 @@ impl McpServer {
             None => 0,
             Some(c) => c.parse::<u64>().map_err(|_| "cursor is not one this server gave out".to_owned())?,
         };
-        let mut notes = self.state.store.list_notes(&me.sub, offset, limit + 1).await.map_err(storage_failed)?;
+        let mut notes = self.ctx.store.list_notes(&me.sub, offset, limit + 1).await.map_err(storage_failed)?;
         let next_cursor = (notes.len() as u64 > limit).then(|| (offset + limit).to_string());
         notes.truncate(limit as usize);
         Ok(Json(NoteList { notes: notes.into_iter().map(Note::from).collect(), next_cursor }))
@@ -177,7 +177,7 @@ impl McpServer {
             return Err("query must not be empty".to_owned());
         }
         let notes = self
-            .state
+            .ctx
             .store
             .search_notes(&me.sub, args.query.trim(), limit(args.limit)?)
             .await
@@ -197,7 +197,7 @@ impl McpServer {
         Extension(parts): Extension<Parts>,
     ) -> Result<Json<Note>, String> {
         let me = reader(&parts)?;
-        match self.state.store.find_note(&me.sub, &args.id).await.map_err(storage_failed)? {
+        match self.ctx.store.find_note(&me.sub, &args.id).await.map_err(storage_failed)? {
             Some(note) => Ok(Json(note.into())),
             None => Err(format!("no note with id {}", args.id)),
         }
@@ -216,9 +216,9 @@ impl McpServer {
         peer: Peer<RoleServer>,
     ) -> Result<Json<Deleted>, String> {
         let me = writer(&parts)?;
-        match self.state.store.delete_note(&me.sub, &args.id).await.map_err(storage_failed)? {
+        match self.ctx.store.delete_note(&me.sub, &args.id).await.map_err(storage_failed)? {
             Some(note) => {
-                self.state.note_events.note_changed(&me.sub, &note.id).await;
+                self.ctx.note_events.note_changed(&me.sub, &note.id).await;
                 #[allow(deprecated)]
                 self.log(&peer, LoggingLevel::Info, serde_json::json!({"event": "note deleted", "id": note.id})).await;
                 Ok(Json(Deleted { deleted: true, id: note.id }))

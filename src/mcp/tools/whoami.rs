@@ -35,8 +35,8 @@ impl McpServer {
             subject: me.sub.clone(),
             username: caller.username.clone(),
             client_id: me.client_id.clone(),
-            scopes: me.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
-            expires_at: chrono::DateTime::from_timestamp(me.exp, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
+            scopes: me.scopes().into_iter().map(str::to_owned).collect(),
+            expires_at: me.expires_at().rfc3339(),
         }))
     }
 }

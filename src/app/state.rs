@@ -1,0 +1,203 @@
+//! The assembly: every service built once from the configuration, each handed the few values it needs.
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError, HashCost, LimitName, RateLimitSetting};
+use crate::crypto::{PasswordHashCost, Passwords};
+use crate::domain::keys::KeyRing;
+use crate::domain::registration::Registrar;
+use crate::domain::resource::Resource;
+use crate::domain::sessions::Sessions;
+use crate::domain::tokens::AccessTokens;
+use crate::limits::{Limits, RateLimits, TrustedProxies};
+use crate::mcp::events::{ListChanges, NoteEvents};
+use crate::mcp::fixtures::Fixtures;
+use crate::mcp::guard::Guard;
+use crate::mcp::server::McpServer;
+use crate::mcp::trust::Trust;
+use crate::mcp::{McpContext, ToolScopes};
+use crate::metrics::Metrics;
+use crate::oauth::authorize::Authorization;
+use crate::oauth::client_auth::ClientAuthenticator;
+use crate::oauth::metadata::Discovery;
+use crate::oauth::metadata_document::MetadataDocuments;
+use crate::oauth::register::RegistrationService;
+use crate::oauth::token::{TokenLifetimes, TokenService};
+use crate::ops::Ops;
+use crate::pages::Pages;
+use crate::pages::views::HtmlViews;
+use crate::store::{PurgeAfter, Store};
+
+/// Settings only tests can give (never read from the environment or the command line).
+#[derive(Default)]
+pub struct Overrides {
+    /// Trust a test CA and reach a local TLS server when fetching Client ID Metadata Documents.
+    #[cfg(feature = "test-trust")]
+    pub test_trust: Option<crate::oauth::metadata_document::TestTrust>,
+}
+
+/// Everything the application is made of.
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub metrics: Metrics,
+    pub tokens: AccessTokens,
+    pub limits: Arc<Limits>,
+    pub trusted_proxies: TrustedProxies,
+    pub registrar: Registrar,
+    pub discovery: Discovery,
+    pub authorization: Authorization,
+    pub token_service: TokenService,
+    pub registration: RegistrationService,
+    pub pages: Pages,
+    pub ops: Ops,
+    pub mcp: Arc<McpContext>,
+    pub guard: Arc<Guard>,
+    pub purge_after: PurgeAfter,
+}
+
+impl AppState {
+    /// Connects to the database, applies migrations, loads (or creates) the signing keys, and builds the
+    /// services.
+    pub async fn build(config: Config, overrides: Overrides) -> anyhow::Result<AppState> {
+        let store = Store::open(&config.database).await?;
+        store.migrate().await?;
+        let server = &config.server;
+        let resource =
+            Resource::parse(server.resource.as_str()).map_err(|e| ConfigError::new("MCP_RESOURCE_URI", e))?;
+        let keep_retired = config.tokens.access_token_ttl + config.tokens.key_reload_interval;
+        let keys = KeyRing::load(store.clone(), config.tokens.jwt_secret.as_deref(), keep_retired).await?;
+        let tokens = AccessTokens::new(keys, server.issuer.clone(), resource.as_str().to_owned());
+        let passwords = Passwords::new(match config.accounts.password_hash_cost {
+            HashCost::Default => PasswordHashCost::Default,
+            HashCost::Low => PasswordHashCost::Low,
+        });
+        let metrics = Metrics::new();
+        let limits = Arc::new(Limits::new(rate_limits(&config.limits.rate_limits).as_ref()));
+        let sessions = Sessions::new(store.clone(), server.secure_cookies(), config.accounts.session_ttl);
+        let registrar = Registrar::new(store.clone(), config.accounts.client_unused_ttl);
+        let clients = ClientAuthenticator::new(store.clone(), limits.clone(), passwords.clone());
+        let pages = Pages {
+            base: server.issuer_path().to_owned(),
+            signup: config.accounts.signup,
+            resource: resource.as_str().to_owned(),
+            store: store.clone(),
+            sessions: sessions.clone(),
+            passwords: passwords.clone(),
+            limits: limits.clone(),
+            registrar: registrar.clone(),
+            metrics: metrics.clone(),
+        };
+        let documents = metadata_documents(&store, &limits, overrides)?;
+        let authorization = Authorization {
+            store: store.clone(),
+            sessions,
+            documents,
+            views: Arc::new(HtmlViews(pages.clone())),
+            issuer: server.issuer.clone(),
+            base: server.issuer_path().to_owned(),
+            resource: resource.clone(),
+            code_ttl: config.tokens.auth_code_ttl,
+        };
+        let lifetimes = TokenLifetimes {
+            access_token: config.tokens.access_token_ttl,
+            refresh_token: config.tokens.refresh_token_ttl,
+            refresh_grace: config.tokens.refresh_grace,
+        };
+        let token_service = TokenService::new(
+            store.clone(),
+            tokens.clone(),
+            clients.clone(),
+            metrics.clone(),
+            resource.clone(),
+            server.issuer.clone(),
+            lifetimes,
+        );
+        let registration =
+            RegistrationService::new(registrar.clone(), store.clone(), clients, limits.clone(), server.issuer.clone());
+        let mcp = Arc::new(McpContext {
+            store: store.clone(),
+            note_events: NoteEvents::new(&store),
+            list_changes: ListChanges::default(),
+            open_streams: Default::default(),
+            max_streams_per_user: usize::try_from(config.mcp.max_streams_per_user).unwrap_or(usize::MAX),
+        });
+        let tool_scopes = ToolScopes::of(&[&McpServer::tools()]);
+        let guard = Arc::new(Guard {
+            tokens: tokens.clone(),
+            trust: Trust::new(store.clone(), config.mcp.guard_cache_ttl),
+            store: store.clone(),
+            tool_scopes: if config.mcp.conformance_fixtures {
+                tool_scopes.with(&Fixtures::tools())
+            } else {
+                tool_scopes
+            },
+            resource_metadata_url: resource_metadata_url(&resource),
+            session_ttl: config.mcp.session_ttl,
+            max_sessions_per_user: config.mcp.max_sessions_per_user,
+        });
+        let purge_after = PurgeAfter {
+            mcp_session: config.mcp.session_ttl,
+            access_token: config.tokens.access_token_ttl,
+            refresh_token: config.tokens.refresh_token_ttl,
+            audit_event: config.database.audit_log_ttl,
+        };
+        Ok(AppState {
+            discovery: Discovery { issuer: server.issuer.clone(), resource, tokens: tokens.clone() },
+            ops: Ops { store: store.clone(), metrics: metrics.clone(), metrics_token: server.metrics_token.clone() },
+            trusted_proxies: TrustedProxies(server.trusted_proxies.clone()),
+            config,
+            store,
+            metrics,
+            tokens,
+            limits,
+            registrar,
+            authorization,
+            token_service,
+            registration,
+            pages,
+            mcp,
+            guard,
+            purge_after,
+        })
+    }
+}
+
+/// The limits `RATE_LIMITS` asks for: the defaults with its overrides, or none when it is `off`.
+fn rate_limits(setting: &RateLimitSetting) -> Option<RateLimits> {
+    let RateLimitSetting::On(overrides) = setting else {
+        return None;
+    };
+    let mut limits = RateLimits::default();
+    for o in overrides {
+        let rate = crate::limits::Rate { count: o.count, per: o.per };
+        match o.name {
+            LimitName::Register => limits.register = rate,
+            LimitName::MetadataFetch => limits.metadata_fetch = rate,
+            LimitName::Login => limits.login = rate,
+            LimitName::Token => limits.token = rate,
+            LimitName::Signup => limits.signup = rate,
+        }
+    }
+    Some(limits)
+}
+
+#[cfg(feature = "test-trust")]
+fn metadata_documents(store: &Store, limits: &Arc<Limits>, overrides: Overrides) -> anyhow::Result<MetadataDocuments> {
+    match &overrides.test_trust {
+        Some(trust) => MetadataDocuments::with_test_trust(store.clone(), limits.clone(), trust),
+        None => MetadataDocuments::new(store.clone(), limits.clone()),
+    }
+}
+
+#[cfg(not(feature = "test-trust"))]
+fn metadata_documents(store: &Store, limits: &Arc<Limits>, _: Overrides) -> anyhow::Result<MetadataDocuments> {
+    MetadataDocuments::new(store.clone(), limits.clone())
+}
+
+/// The RFC 9728 metadata URL that `WWW-Authenticate` points clients to (RFC 9728 §3.1: the well-known path
+/// inserted before the resource's path).
+pub fn resource_metadata_url(resource: &Resource) -> String {
+    let url = resource.url();
+    let path = url.path().trim_end_matches('/');
+    format!("{}/.well-known/oauth-protected-resource{path}", url.origin().ascii_serialization())
+}

@@ -1,0 +1,24 @@
+//! The integration tests, one binary: each module drives the real application over HTTP (on port 0, with
+//! a fresh SQLite file, or a fresh Postgres database when `TEST_POSTGRES_URL` is set); `support` holds the
+//! helpers, split by concern.
+mod support;
+
+mod authorize;
+mod cli;
+mod discovery;
+mod grant_revocation;
+mod mcp_server;
+mod metadata_documents;
+mod multi_instance;
+mod openapi;
+mod operations;
+mod pages;
+mod registration;
+mod revoke_introspect;
+mod security_bearer;
+mod security_limits;
+mod security_redirects;
+mod security_sessions;
+mod security_tokens;
+mod token;
+mod transport;
