@@ -65,10 +65,13 @@ peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 file_rss_kb() { awk '/RssFile/ {print $2}' "/proc/$1/status"; }
 
 # Starts the server on $DATABASE_URL and waits until /readyz answers; sets SERVER_PID and STARTUP_MS.
+# SERVER_ENV (arguments of env(1), e.g. "-u RUST_LOG") changes its environment for one scenario.
+SERVER_ENV=""
 start_server() {
   local t0
   t0=$(date +%s%N)
-  taskset -c "$SERVER_CPUS" "$BIN" >>"$WORK/server.log" 2>&1 &
+  # shellcheck disable=SC2086 # SERVER_ENV is a list of env(1) arguments
+  taskset -c "$SERVER_CPUS" env $SERVER_ENV "$BIN" >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 400); do
     curl -sf -o /dev/null "$URL/readyz" && break
@@ -212,10 +215,16 @@ backend() { # name database_url scenarios...
   export DATABASE_URL="$2"
   shift 2
   prepare
+  local rest
   for entry in "$@"; do
     if [ -n "$ONLY" ] && ! grep -qE -- "$ONLY" <<<"${entry%%=*}"; then continue; fi
-    scenario "$name" "${entry%%=*}" "${entry#*=}"
+    # name=setup, or name=setup=env(1) arguments for the server of this scenario
+    rest="${entry#*=}"
+    SERVER_ENV=""
+    [ "$rest" != "${rest#*=}" ] && SERVER_ENV="${rest#*=}"
+    scenario "$name" "${entry%%=*}" "${rest%%=*}"
   done
+  SERVER_ENV=""
 }
 
 echo "benchmark: $BIN, ${DURATION}s per run, median of $REPS, $CONNECTIONS connections, server on CPU $SERVER_CPUS, load on CPU $LOAD_CPUS" >&2
@@ -226,8 +235,10 @@ COMMON=(
   "(d) tools/call notes_create (writes)=run_write"
   "(e) refresh_token grant=run_refresh"
 )
+# The default logging (no RUST_LOG, pretty lines on stderr, here a file): what a newcomer runs.
 backend sqlite "sqlite://$WORK/bench.db?mode=rwc" \
   "${COMMON[@]}" \
+  "(b) tools/call whoami, stateless, default logging=run_stateless=-u RUST_LOG -u LOG_FORMAT" \
   "(a) POST /mcp without a token (401)=run_unauthenticated" \
   "(f) GET authorization server metadata=run_metadata" \
   "(g) authorization-code flows, signed in=run_flow_signed_in" \

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use crate::app::{Application, openapi_service};
+use crate::app::{Application, openapi_service, passwords};
 use crate::clock::UnixTime;
-use crate::config::{Config, HashCost};
-use crate::crypto::{PasswordHashCost, Passwords};
+use crate::config::Config;
 use crate::domain::accounts::{validate_password, validate_username};
 use crate::domain::client::{AuthMethod, GrantType};
 use crate::domain::keys::generate_es256;
@@ -241,11 +240,7 @@ async fn user(cmd: UserCommand, config: &Config) -> anyhow::Result<()> {
                 }
             };
             validate_password(&password).map_err(anyhow::Error::msg)?;
-            let cost = match config.accounts.password_hash_cost {
-                HashCost::Default => PasswordHashCost::Default,
-                HashCost::Low => PasswordHashCost::Low,
-            };
-            let hash = Passwords::new(cost).hash(&password).await;
+            let hash = passwords(config.accounts.password_hash_cost).hash(&password).await;
             match store.create_user(&username, hash, admin).await? {
                 Some(user) => println!("created user {} ({})", user.username, user.id),
                 None => bail!("a user named {username} exists already"),

@@ -1,9 +1,9 @@
-//! Rate limits on what an attacker repeats (DESIGN.md, security rules): keyed token buckets from
+//! Rate limits on what an attacker repeats (README, "Security model"; RFC 9700 §4.9): keyed token buckets from
 //! `governor`, one per kind of event, kept in this instance's memory. With N instances behind a load
 //! balancer an attacker gets at most N times the configured rate.
 //!
 //! Registrations and metadata fetches count every request. Logins and token requests count failures only
-//! ([`Failures`]), so a busy client or a person who types the password right is never slowed down.
+//! (`Failures`), so a busy client or a person who types the password right is never slowed down.
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;

@@ -5,8 +5,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use mcp_gateway::oauth::jwt::AccessTokens;
-use mcp_gateway::oauth::keys::KeyRing;
+use mcp_gateway::domain::tokens::AccessTokens;
+use mcp_gateway::domain::keys::KeyRing;
 use mcp_gateway::store::Store;
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> =

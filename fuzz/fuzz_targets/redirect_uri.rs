@@ -2,7 +2,7 @@
 //! free of the forms the rules forbid, and must match itself.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use mcp_gateway::oauth::redirect_uri::RedirectUri;
+use mcp_gateway::domain::redirect_uri::RedirectUri;
 
 fuzz_target!(|data: (&str, &str)| {
     let (registered, requested) = data;

@@ -1,7 +1,7 @@
 //! Scope strings from authorization requests, token requests and registrations.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use mcp_gateway::oauth::scope::Scope;
+use mcp_gateway::domain::scope::Scope;
 
 fuzz_target!(|data: (&str, &str)| {
     let (a, b) = data;

@@ -16,8 +16,8 @@ use crate::metrics::{Metrics, route_label};
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Accepts connections with `TCP_NODELAY`. An SSE answer (a legacy session's `tools/call`) is written in
-/// several pieces; with Nagle's algorithm the last piece waited for the client's delayed ACK, ~40 ms on every
-/// response of a kept-alive connection (a session ran at 23 requests/s per connection).
+/// several pieces; with Nagle's algorithm the last piece waits for the client's delayed ACK on every response
+/// of a kept-alive connection (bench/RESULTS.md has the measurement).
 pub struct NoDelay(pub TcpAcceptor);
 
 impl Acceptor for NoDelay {
@@ -148,7 +148,8 @@ pub async fn observe<E: Endpoint>(ep: E, req: Request, metrics: Metrics) -> poem
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("text/html"));
     let is_docs = path.starts_with("/docs");
     if is_html && !is_docs {
-        // No form-action: Chromium applies it to the redirect after the consent POST (see DESIGN.md).
+        // No form-action: Chromium applies it to the 302 that follows the consent POST, so the redirect to
+        // the client's (other-origin) callback would be blocked and the flow would die in a real browser.
         set(
             headers,
             header::CONTENT_SECURITY_POLICY,

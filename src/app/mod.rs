@@ -13,7 +13,7 @@ use poem::{Endpoint, EndpointExt, Response, Route, Server, get, post};
 use poem_openapi::OpenApiService;
 use tokio_util::sync::CancellationToken;
 
-pub use self::state::{AppState, Overrides, resource_metadata_url};
+pub use self::state::{AppState, Overrides, passwords, resource_metadata_url};
 use crate::config::Config;
 use crate::mcp::fixtures::{FixtureRouters, Fixtures};
 use crate::mcp::server::{McpServer, Routers};

@@ -67,10 +67,7 @@ impl AppState {
         let keep_retired = config.tokens.access_token_ttl + config.tokens.key_reload_interval;
         let keys = KeyRing::load(store.clone(), config.tokens.jwt_secret.as_deref(), keep_retired).await?;
         let tokens = AccessTokens::new(keys, server.issuer.clone(), resource.as_str().to_owned());
-        let passwords = Passwords::new(match config.accounts.password_hash_cost {
-            HashCost::Default => PasswordHashCost::Default,
-            HashCost::Low => PasswordHashCost::Low,
-        });
+        let passwords = passwords(config.accounts.password_hash_cost);
         let metrics = Metrics::new();
         let limits = Arc::new(Limits::new(rate_limits(&config.limits.rate_limits).as_ref()));
         let sessions = Sessions::new(store.clone(), server.secure_cookies(), config.accounts.session_ttl);
@@ -114,27 +111,7 @@ impl AppState {
         );
         let registration =
             RegistrationService::new(registrar.clone(), store.clone(), clients, limits.clone(), server.issuer.clone());
-        let mcp = Arc::new(McpContext {
-            store: store.clone(),
-            note_events: NoteEvents::new(&store),
-            list_changes: ListChanges::default(),
-            open_streams: Default::default(),
-            max_streams_per_user: usize::try_from(config.mcp.max_streams_per_user).unwrap_or(usize::MAX),
-        });
-        let tool_scopes = ToolScopes::of(&[&McpServer::tools()]);
-        let guard = Arc::new(Guard {
-            tokens: tokens.clone(),
-            trust: Trust::new(store.clone(), config.mcp.guard_cache_ttl),
-            store: store.clone(),
-            tool_scopes: if config.mcp.conformance_fixtures {
-                tool_scopes.with(&Fixtures::tools())
-            } else {
-                tool_scopes
-            },
-            resource_metadata_url: resource_metadata_url(&resource),
-            session_ttl: config.mcp.session_ttl,
-            max_sessions_per_user: config.mcp.max_sessions_per_user,
-        });
+        let (mcp, guard) = mcp_parts(&config, &store, &tokens, &resource);
         let purge_after = PurgeAfter {
             mcp_session: config.mcp.session_ttl,
             access_token: config.tokens.access_token_ttl,
@@ -160,6 +137,41 @@ impl AppState {
             purge_after,
         })
     }
+}
+
+/// What the MCP servers share, and the guard in front of them.
+fn mcp_parts(
+    config: &Config,
+    store: &Store,
+    tokens: &AccessTokens,
+    resource: &Resource,
+) -> (Arc<McpContext>, Arc<Guard>) {
+    let context = Arc::new(McpContext {
+        store: store.clone(),
+        note_events: NoteEvents::new(store),
+        list_changes: ListChanges::default(),
+        open_streams: Default::default(),
+        max_streams_per_user: usize::try_from(config.mcp.max_streams_per_user).unwrap_or(usize::MAX),
+    });
+    let tool_scopes = ToolScopes::of(&[&McpServer::tools()]);
+    let guard = Arc::new(Guard {
+        tokens: tokens.clone(),
+        trust: Trust::new(store.clone(), config.mcp.guard_cache_ttl),
+        store: store.clone(),
+        tool_scopes: if config.mcp.conformance_fixtures { tool_scopes.with(&Fixtures::tools()) } else { tool_scopes },
+        resource_metadata_url: resource_metadata_url(resource),
+        session_ttl: config.mcp.session_ttl,
+        max_sessions_per_user: config.mcp.max_sessions_per_user,
+    });
+    (context, guard)
+}
+
+/// Password hashing at the configured cost (`PASSWORD_HASH_COST`).
+pub fn passwords(cost: HashCost) -> Passwords {
+    Passwords::new(match cost {
+        HashCost::Default => PasswordHashCost::Default,
+        HashCost::Low => PasswordHashCost::Low,
+    })
 }
 
 /// The limits `RATE_LIMITS` asks for: the defaults with its overrides, or none when it is `off`.

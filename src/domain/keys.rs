@@ -30,7 +30,7 @@ struct LoadedKeys {
 }
 
 /// The keys this instance signs and verifies with, reloaded from the database when another instance
-/// rotated (an unknown `kid`, at most once per [`RELOAD_INTERVAL`]) and periodically.
+/// rotated (an unknown `kid`, at most once per `RELOAD_INTERVAL`) and periodically.
 #[derive(Clone)]
 pub struct KeyRing {
     inner: Arc<KeyRingInner>,
@@ -106,7 +106,7 @@ impl KeyRing {
         Ok(())
     }
 
-    /// Reloads when a token names an unknown key, at most once per [`RELOAD_INTERVAL`] (a flood of
+    /// Reloads when a token names an unknown key, at most once per `RELOAD_INTERVAL` (a flood of
     /// made-up `kid`s cannot turn into a flood of database reads).
     pub async fn reload_if_stale(&self) -> bool {
         {

@@ -258,6 +258,8 @@ pub fn stored_columns(metadata: &ClientMetadata) -> ClientUpdate {
     }
 }
 
+/// Validates client metadata (RFC 7591 §2, §3.2.2) and fills in the defaults: a confidential client
+/// (`client_secret_basic`), the authorization code grant, `code`, every scope, a web application.
 pub fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, RegistrationError> {
     let redirect_uris = m.redirect_uris.take().unwrap_or_default();
     if redirect_uris.is_empty() {
@@ -312,6 +314,14 @@ pub fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, RegistrationEr
         Some(_) => return Err(metadata_error("application_type must be web or native")),
     });
 
+    check_descriptive_fields(&m)?;
+    m.client_name = m.client_name.filter(|n| !n.trim().is_empty());
+    Ok(m)
+}
+
+/// The URLs and names a client describes itself with (RFC 7591 §2): http(s) URLs, printable names of
+/// bounded length (no invisible characters that could make a name read as another), a few contacts.
+fn check_descriptive_fields(m: &ClientMetadata) -> Result<(), RegistrationError> {
     for (field, value) in [
         ("client_uri", &m.client_uri),
         ("logo_uri", &m.logo_uri),
@@ -336,8 +346,7 @@ pub fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, RegistrationEr
     if m.contacts.as_ref().is_some_and(|c| c.len() > 20 || c.iter().any(|x| x.len() > 320)) {
         return Err(metadata_error("contacts: at most 20 addresses"));
     }
-    m.client_name = m.client_name.filter(|n| !n.trim().is_empty());
-    Ok(m)
+    Ok(())
 }
 
 /// Control characters and the invisible formatting characters (bidirectional overrides, zero-width

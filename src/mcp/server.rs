@@ -283,7 +283,7 @@ impl ServerHandler for McpServer {
         .into())
     }
 
-    /// Subscribes the session to one of the caller's notes (at most [`MAX_SUBSCRIPTIONS`] per session).
+    /// Subscribes the session to one of the caller's notes (at most `MAX_SUBSCRIPTIONS` per session).
     #[allow(deprecated)]
     async fn subscribe(
         &self,

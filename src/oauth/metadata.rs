@@ -95,3 +95,35 @@ pub fn authorization_server(discovery: &Discovery) -> AuthorizationServerMetadat
         service_documentation: format!("{issuer}/docs"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::keys::KeyRing;
+    use crate::store::Store;
+
+    async fn discovery(issuer: &str) -> Discovery {
+        let store = Store::connect("sqlite::memory:", 1, Duration::from_secs(5)).await.unwrap();
+        let keys = KeyRing::load(store, Some("a-shared-secret-of-at-least-32-bytes!"), Duration::ZERO).await.unwrap();
+        let resource = Resource::parse(&format!("{issuer}/mcp")).unwrap();
+        Discovery {
+            issuer: issuer.into(),
+            tokens: AccessTokens::new(keys, issuer.into(), resource.as_str().into()),
+            resource,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_resource_names_its_authorization_server_byte_for_byte() {
+        let d = discovery("https://as.example/tenant").await;
+        let (prm, asm) = (protected_resource(&d), authorization_server(&d));
+        assert_eq!(prm.authorization_servers, vec![asm.issuer]);
+        assert_eq!(prm.resource, "https://as.example/tenant/mcp");
+        assert_eq!(asm.token_endpoint, "https://as.example/tenant/oauth/token");
+        assert_eq!(asm.code_challenge_methods_supported, ["S256"]);
+        assert!(!asm.introspection_endpoint_auth_methods_supported.contains(&"none".to_owned()));
+        assert!(asm.token_endpoint_auth_methods_supported.contains(&"none".to_owned()));
+    }
+}

@@ -465,3 +465,24 @@ fn access_token_response(
         scope: scope.to_owned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refresh_may_narrow_the_granted_scope_but_never_widen_it() {
+        let granted = "mcp:read mcp:write";
+        assert_eq!(narrowed_scope(granted, None).unwrap().to_string(), granted);
+        assert_eq!(narrowed_scope(granted, Some("mcp:read")).unwrap().to_string(), "mcp:read");
+        assert_eq!(narrowed_scope("mcp:read", Some("mcp:read mcp:write")).unwrap_err().code, ErrorCode::InvalidScope);
+        assert_eq!(narrowed_scope(granted, Some("")).unwrap_err().code, ErrorCode::InvalidScope, "not empty");
+        assert_eq!(narrowed_scope(granted, Some("admin")).unwrap_err().code, ErrorCode::InvalidScope);
+        let retired = narrowed_scope("mcp:admin", None).unwrap_err();
+        assert_eq!(
+            retired.code,
+            ErrorCode::InvalidGrant,
+            "a grant whose scope is no longer known must authorize again"
+        );
+    }
+}

@@ -82,7 +82,7 @@ impl Store {
         Ok(at)
     }
 
-    /// Ends a session on every instance: those that trusted it hear of it (see [`Store::commit_ending`]).
+    /// Ends a session on every instance: those that trusted it hear of it (see `Store::commit_ending`).
     pub async fn delete_mcp_session(&self, session_id: &str) -> Result<(), DbErr> {
         let (_turn, txn) = self.begin_write().await?;
         mcp_session::Entity::delete_by_id(session_id).exec(&txn).await?;

@@ -118,8 +118,8 @@ impl Store {
     }
 
     /// Begins a transaction that writes. SQLite has one write lock per database; when this process's
-    /// connections race for it, the losers sleep in the busy handler and wake to lose again (64 concurrent
-    /// refresh-token rotations ran at 1,500/s instead of 2,400/s). So on SQLite the transactions of one process
+    /// connections race for it, the losers sleep in the busy handler and wake to lose again (concurrent
+    /// refresh-token rotations ran far slower; bench/RESULTS.md). So on SQLite the transactions of one process
     /// queue here first, and only other processes meet the busy handler. Keep the guard until the transaction
     /// ends. Postgres locks rows, not the database, so there it is a plain `begin`.
     async fn begin_write(&self) -> Result<(Option<OwnedMutexGuard<()>>, DatabaseTransaction), DbErr> {
@@ -194,7 +194,7 @@ async fn migration_versions<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, D
 /// Two settings sqlx does not expose, on every SQLite connection.
 /// - The query planner stability guarantee. Without it, a statement whose plan looked at a bound value —
 ///   every `LIMIT ?` sea-orm writes for `.one()` — is marked expired when sqlx clears its bindings, and
-///   SQLite compiles it again on every execution (a tenth of the CPU of a `/mcp` request went to that). Plans
+///   SQLite compiles it again on every execution (a noticeable part of a `/mcp` request's CPU). Plans
 ///   here do not depend on values anyway: the database keeps no statistics.
 /// - A busy handler that waits for another connection's write lock in short steps (see [`wait_for_lock`]).
 async fn configure_sqlite(conn: &mut sea_orm::sqlx::SqliteConnection) -> Result<(), sea_orm::sqlx::Error> {
@@ -217,9 +217,8 @@ async fn configure_sqlite(conn: &mut sea_orm::sqlx::SqliteConnection) -> Result<
 }
 
 /// Bytes of SQLite write-ahead log kept on disk once a checkpoint lets it start over. The log restarts only
-/// when no reader still uses it, so under overlapping reads and writes it grows until the load pauses (10,000
-/// inserts from 64 clients, each also counting the writer's notes, left 120 MB; 49,000 plain inserts 32 MB).
-/// When it restarts it is cut back to this size instead of keeping its peak on disk for good.
+/// when no reader still uses it, so under overlapping reads and writes it grows until the load pauses. When it
+/// restarts it is cut back to this size instead of keeping its peak on disk for good.
 const JOURNAL_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// How long a connection waits for the write lock: about 5 s in all.
@@ -227,8 +226,8 @@ const LOCK_WAIT_ATTEMPTS: c_int = 3_125;
 
 /// SQLite's busy handler: called with the number of earlier calls for this lock; nonzero means try again.
 /// It sleeps 100 µs, doubling up to 1.6 ms. SQLite's own busy timeout sleeps 1, 2, 5 … 100 ms, so under
-/// concurrent writes (refresh-token rotation, say) a waiter slept long after the lock was free: with 64
-/// concurrent refreshes p99 was 175 ms. It runs on sqlx's per-connection worker thread, never on tokio's.
+/// concurrent writes (refresh-token rotation, say) a waiter slept long after the lock was free. It runs on
+/// sqlx's per-connection worker thread, never on tokio's.
 unsafe extern "C" fn wait_for_lock(_: *mut std::ffi::c_void, attempts: c_int) -> c_int {
     if attempts >= LOCK_WAIT_ATTEMPTS {
         return 0;

@@ -7,7 +7,7 @@ use sea_orm::{QuerySelect, QueryTrait};
 use super::{
     Store, audit_event, authorization_code, client, consent, grant, login_session, mcp_session, refresh_token,
 };
-use crate::clock::now;
+use crate::clock::{UnixTime, now};
 
 /// How long a used or expired authorization code is kept, so a late replay is still recognised.
 const CODE_GRACE: Duration = Duration::from_secs(600);
@@ -44,8 +44,53 @@ impl Store {
     /// Each is one conditional DELETE, so every instance may run it at once.
     pub async fn purge_expired(&self, ttls: PurgeAfter) -> Result<Purged, DbErr> {
         let at = now();
-        // Grants whose code expired unredeemed and that hold no refresh token: nothing can ever use them.
-        // (Before the codes go, which is what tells them apart.)
+        let (abandoned_grants, codes) = self.purge_codes(at).await?;
+        // A used refresh token is kept one more lifetime after it expires: presenting it then is still
+        // recognised as reuse (a thief may have been rotating the family all along).
+        let refresh_tokens = refresh_token::Entity::delete_many()
+            .filter(Condition::all().add(refresh_token::Column::ExpiresAt.lt(at - ttls.refresh_token)))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        let login_sessions = login_session::Entity::delete_many()
+            .filter(login_session::Column::ExpiresAt.lt(at))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        let mcp_sessions = mcp_session::Entity::delete_many()
+            .filter(mcp_session::Column::LastSeen.lt(at - ttls.mcp_session))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        // A revoked grant must outlive its access tokens (the guard finds it revoked); after that, a
+        // missing grant refuses them just the same.
+        let grants = grant::Entity::delete_many()
+            .filter(grant::Column::RevokedAt.lt(at - ttls.access_token - Duration::from_secs(60)))
+            .exec(&self.db)
+            .await?
+            .rows_affected
+            + abandoned_grants;
+        let (unused_clients, consents) = self.purge_clients_and_consents(at).await?;
+        let audit_events = audit_event::Entity::delete_many()
+            .filter(audit_event::Column::At.lt(at - ttls.audit_event))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        Ok(Purged {
+            codes,
+            refresh_tokens,
+            login_sessions,
+            mcp_sessions,
+            consents,
+            grants,
+            unused_clients,
+            audit_events,
+        })
+    }
+
+    /// Grants whose code expired unredeemed and that hold no refresh token (nothing can ever use them),
+    /// then the codes past their grace period. The grants go first: the codes are what tells them apart.
+    async fn purge_codes(&self, at: UnixTime) -> Result<(u64, u64), DbErr> {
         let unredeemed = authorization_code::Entity::find()
             .select_only()
             .column(authorization_code::Column::FamilyId)
@@ -65,37 +110,17 @@ impl Store {
             .exec(&self.db)
             .await?
             .rows_affected;
-        // A used refresh token is kept one more lifetime after it expires: presenting it then is still
-        // recognised as reuse (a thief may have been rotating the family all along).
-        let refresh_tokens = refresh_token::Entity::delete_many()
-            .filter(Condition::all().add(refresh_token::Column::ExpiresAt.lt(at - ttls.refresh_token)))
-            .exec(&self.db)
-            .await?
-            .rows_affected;
-        let login_sessions = login_session::Entity::delete_many()
-            .filter(login_session::Column::ExpiresAt.lt(at))
-            .exec(&self.db)
-            .await?
-            .rows_affected;
-        let mcp_sessions = mcp_session::Entity::delete_many()
-            .filter(mcp_session::Column::LastSeen.lt(at - ttls.mcp_session))
-            .exec(&self.db)
-            .await?
-            .rows_affected;
-        let consents = consent::Entity::delete_many()
+        Ok((abandoned_grants, codes))
+    }
+
+    /// Dynamically registered clients that never obtained a token, cached metadata documents nobody uses,
+    /// revoked consents and consents left without a client.
+    async fn purge_clients_and_consents(&self, at: UnixTime) -> Result<(u64, u64), DbErr> {
+        let revoked_consents = consent::Entity::delete_many()
             .filter(consent::Column::RevokedAt.is_not_null())
             .exec(&self.db)
             .await?
             .rows_affected;
-        // A revoked grant must outlive its access tokens (the guard finds it revoked); after that, a
-        // missing grant refuses them just the same.
-        let grants = grant::Entity::delete_many()
-            .filter(grant::Column::RevokedAt.lt(at - ttls.access_token - Duration::from_secs(60)))
-            .exec(&self.db)
-            .await?
-            .rows_affected
-            + abandoned_grants;
-        // Dynamically registered clients that never obtained a token; then consents left without a client.
         let unused_clients = client::Entity::delete_many()
             .filter(client::Column::ExpiresAt.lt(at))
             .filter(client::Column::MetadataUrl.is_null())
@@ -119,28 +144,12 @@ impl Store {
             .exec(&self.db)
             .await?
             .rows_affected;
-        let unused_clients = unused_clients + unused_documents;
         let client_ids = client::Entity::find().select_only().column(client::Column::ClientId).into_query();
         let orphaned = consent::Entity::delete_many()
             .filter(consent::Column::ClientId.not_in_subquery(client_ids))
             .exec(&self.db)
             .await?
             .rows_affected;
-        let consents = consents + orphaned;
-        let audit_events = audit_event::Entity::delete_many()
-            .filter(audit_event::Column::At.lt(at - ttls.audit_event))
-            .exec(&self.db)
-            .await?
-            .rows_affected;
-        Ok(Purged {
-            codes,
-            refresh_tokens,
-            login_sessions,
-            mcp_sessions,
-            consents,
-            grants,
-            unused_clients,
-            audit_events,
-        })
+        Ok((unused_clients + unused_documents, revoked_consents + orphaned))
     }
 }

@@ -1,4 +1,4 @@
-//! The bearer guard in front of `/mcp` under attack (DESIGN.md security rules on tokens; RFC 6750 §3.1;
+//! The bearer guard in front of `/mcp` under attack (README security model on tokens; RFC 6750 §3.1;
 //! RFC 9068 §4; RFC 8725 §2.1 and §3.1 on `alg: none` and algorithm confusion; RFC 9700 §4.3 on tokens in
 //! URLs). Also the challenge that sends a client without a token to the resource metadata (RFC 9728 §5.1).
 

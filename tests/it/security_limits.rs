@@ -1,4 +1,4 @@
-//! Abuse limits and the audit log (DESIGN.md security rules: "Rate limits fall on what an attacker
+//! Abuse limits and the audit log (README security model: "Abuse limits fall on what an attacker
 //! repeats"; RFC 9700 §4.9 on brute-forcing credentials). Addresses are simulated through a trusted proxy's
 //! `X-Forwarded-For`, so one test process can be several clients.
 

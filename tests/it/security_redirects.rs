@@ -1,4 +1,4 @@
-//! Redirect URI attacks (DESIGN.md security rules, redirect_uri; RFC 9700 §4.1 "Insufficient Redirect URI
+//! Redirect URI attacks (README security model, redirect URIs; RFC 9700 §4.1 "Insufficient Redirect URI
 //! Validation" and §4.11 "Open Redirection"; OAuth 2.1 §7.5.3 exact matching). A redirect that does not match
 //! a registered value exactly gets a local HTML error and never a redirect; registration refuses the
 //! dangerous forms outright.

@@ -1,4 +1,4 @@
-//! Browser sessions (DESIGN.md security rules: cookies, CSRF, a new session id at sign-in; RFC 9700 §4.7 CSRF,
+//! Browser sessions (README security model: cookies, CSRF, a new session id at sign-in; RFC 9700 §4.7 CSRF,
 //! §4.11 open redirection; OWASP session fixation). Moved here from the authorization tests so the attacks on
 //! sessions sit together.
 

@@ -1,4 +1,4 @@
-//! Token, PKCE, consent-page and MCP attacks not covered by the feature suites (DESIGN.md security rules;
+//! Token, PKCE, consent-page and MCP attacks not covered by the feature suites (README security model;
 //! RFC 9700 §2.1.1 PKCE, §4.5 injection; RFC 7636 §4.1; RFC 9068 §4; RFC 8725 §3.1; MCP transport security).
 
 use crate::support::*;

@@ -2,7 +2,7 @@
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::TestApp;
+use super::{TestApp, header};
 
 pub const LEGACY: &str = "2025-06-18";
 pub const STATELESS: &str = "2026-07-28";
@@ -225,5 +225,39 @@ pub fn initialize(version: &str, id: u64) -> Value {
         "id": id,
         "method": "initialize",
         "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "gateway-tests", "version": "0.0.0"}},
+    })
+}
+
+/// The token opens an MCP session; the session is ended again, so probing many tokens of one person stays
+/// within the per-person session cap.
+pub async fn assert_mcp_accepts(app: &TestApp, access_token: &str) {
+    let response = app.call_mcp(access_token).await;
+    let session = header(&response, "mcp-session-id");
+    let body = answer(response, 7).await;
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    assert_eq!(body["id"], 7, "{body}");
+    if let Some(session) = session {
+        let ended = app
+            .client
+            .delete(app.url("/mcp"))
+            .bearer_auth(access_token)
+            .header("mcp-session-id", session)
+            .send()
+            .await
+            .expect("request reaches the gateway");
+        assert!(ended.status().is_success(), "ending the probe's session: {}", ended.status());
+    }
+}
+
+pub fn initialize_request(id: u64) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "gateway-tests", "version": "0.0.0"},
+        },
     })
 }
