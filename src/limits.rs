@@ -173,7 +173,7 @@ fn check(limiter: &Option<Keyed>, ip: IpAddr) -> Result<(), RetryAfter> {
     }
 }
 
-/// The reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`), as request data.
+/// The reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`), as request data (in an `Arc`).
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(pub Vec<IpNet>);
 
@@ -191,7 +191,7 @@ impl<'a> poem::FromRequest<'a> for ClientAddress {
 
 impl ClientAddress {
     pub fn of(req: &Request) -> ClientAddress {
-        let proxies = req.data::<TrustedProxies>().map(|p| p.0.as_slice()).unwrap_or_default();
+        let proxies = req.data::<std::sync::Arc<TrustedProxies>>().map(|p| p.0.as_slice()).unwrap_or_default();
         ClientAddress(req.remote_addr().as_socket_addr().map(|a| forwarded_for(a.ip(), req.headers(), proxies)))
     }
 }

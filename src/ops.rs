@@ -1,4 +1,6 @@
 //! Operations endpoints: liveness and readiness, for load balancers and orchestrators.
+use std::sync::Arc;
+
 use poem::web::Data;
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
@@ -65,7 +67,7 @@ impl OpsApi {
     /// Prometheus metrics: requests by route, method and status, latency, tokens issued, token errors and
     /// grants revoked. With `METRICS_TOKEN` set, the scraper must send `Authorization: Bearer <token>`.
     #[oai(path = "/metrics", method = "get")]
-    async fn metrics(&self, ops: Data<&Ops>, BearerToken(presented): BearerToken) -> MetricsResponse {
+    async fn metrics(&self, ops: Data<&Arc<Ops>>, BearerToken(presented): BearerToken) -> MetricsResponse {
         if let Some(expected) = &ops.metrics_token
             && !presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.as_bytes())))
         {
@@ -76,7 +78,7 @@ impl OpsApi {
 
     /// Readiness: the database is reachable and every migration is applied.
     #[oai(path = "/readyz", method = "get")]
-    async fn readyz(&self, ops: Data<&Ops>) -> Readiness {
+    async fn readyz(&self, ops: Data<&Arc<Ops>>) -> Readiness {
         let unavailable = |reason: String| {
             Readiness::Unavailable(Json(Health { status: "unavailable".into(), reason: Some(reason) }))
         };

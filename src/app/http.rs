@@ -1,5 +1,6 @@
 //! What every request goes through: path rewriting, body limits, CORS, security headers, the access log
 //! and the metrics; and the listener's `TCP_NODELAY`.
+use std::sync::Arc;
 use std::time::Instant;
 
 use poem::http::uri::Scheme;
@@ -66,7 +67,7 @@ pub struct Paths {
 /// Maps the other spellings of our routes onto the canonical ones: the issuer's path prefix, the
 /// path-inserted well-known URLs (RFC 8414 §3.1, RFC 9728 §3.1) and the root aliases `/authorize`,
 /// `/token`, `/register` that 2025-03-26 MCP clients use without metadata.
-pub async fn rewrite_paths<E: Endpoint>(ep: E, mut req: Request, paths: Paths) -> poem::Result<E::Output> {
+pub async fn rewrite_paths<E: Endpoint>(ep: E, mut req: Request, paths: Arc<Paths>) -> poem::Result<E::Output> {
     let path = req.uri().path();
     let issuer_path = paths.issuer.as_str();
     let resource_path = paths.resource.as_str();
@@ -124,7 +125,7 @@ pub async fn limit_body<E: Endpoint>(ep: E, mut req: Request) -> poem::Result<E:
 
 /// Security headers on every response and one log line per request (method, path without the query,
 /// status, latency: never a token, code or secret).
-pub async fn observe<E: Endpoint>(ep: E, req: Request, metrics: Metrics) -> poem::Result<Response> {
+pub async fn observe<E: Endpoint>(ep: E, req: Request, metrics: Arc<Metrics>) -> poem::Result<Response> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();

@@ -135,17 +135,18 @@ fn mcp_endpoint(state: &AppState, streams: CancellationToken) -> poem::endpoint:
     }
 }
 
-/// Every route of the server. `mcp_streams` ends the MCP service's open streams.
+/// Every route of the server. `mcp_streams` ends the MCP service's open streams. `/mcp` sits outside the
+/// pages' and OAuth endpoints' request data: its hot path carries none of it.
 pub fn routes(state: &AppState, mcp_streams: CancellationToken) -> impl Endpoint<Output = Response> + use<> {
     let api = openapi_service();
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
-    let paths = http::Paths {
+    let paths = Arc::new(http::Paths {
         issuer: state.config.server.issuer_path().to_owned(),
         resource: state.config.server.resource.path().trim_end_matches('/').to_owned(),
-    };
-    let metrics = state.metrics.clone();
-    Route::new()
+    });
+    let metrics = Arc::new(state.metrics.clone());
+    let site = Route::new()
         .nest_no_strip("/oauth", api.with(http::cors()))
         .nest_no_strip("/.well-known", openapi_service().with(http::cors()))
         .at("/healthz", openapi_service())
@@ -167,20 +168,22 @@ pub fn routes(state: &AppState, mcp_streams: CancellationToken) -> impl Endpoint
         .at("/assets/style.css", get(pages::stylesheet))
         .nest("/docs", docs)
         .at("/openapi.json", spec)
-        .at("/mcp", mcp_endpoint(state, mcp_streams).with(http::cors()))
         .catch_error(|_: poem::error::NotFoundError| async {
             poem::error::ResponseError::as_response(&pages::error::PageError::not_found())
         })
         .with(CookieJarManager::new())
+        .data(Arc::new(state.discovery.clone()))
+        .data(Arc::new(state.authorization.clone()))
+        .data(Arc::new(state.token_service.clone()))
+        .data(Arc::new(state.registration.clone()))
+        .data(Arc::new(state.pages.clone()))
+        .data(Arc::new(state.pages.sessions.clone()))
+        .data(Arc::new(state.ops.clone()))
+        .data(Arc::new(state.trusted_proxies.clone()));
+    Route::new()
+        .at("/mcp", mcp_endpoint(state, mcp_streams).with(http::cors()))
+        .nest_no_strip("/", site)
         .around(http::limit_body)
-        .data(state.discovery.clone())
-        .data(state.authorization.clone())
-        .data(state.token_service.clone())
-        .data(state.registration.clone())
-        .data(state.pages.clone())
-        .data(state.pages.sessions.clone())
-        .data(state.ops.clone())
-        .data(state.trusted_proxies.clone())
         .around(move |ep, req| http::rewrite_paths(ep, req, paths.clone()))
         .around(move |ep, req| http::observe(ep, req, metrics.clone()))
         .map_to_response()

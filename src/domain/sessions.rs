@@ -4,6 +4,8 @@
 //! The session cookie holds 256 random bits; the database keeps only their SHA-256. A new id is issued at
 //! every login (no session fixation). Forms of a signed-in person carry a CSRF token derived from the
 //! session id, so nothing more is stored; anonymous forms (login, sign-up) use a double-submit cookie.
+use std::sync::Arc;
+
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
@@ -170,7 +172,7 @@ pub struct Visitor(pub Option<SignedIn>);
 
 impl<'a> FromRequest<'a> for Visitor {
     async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Visitor> {
-        let sessions = <poem::web::Data<&Sessions>>::from_request(req, body).await?;
+        let sessions = <poem::web::Data<&Arc<Sessions>>>::from_request(req, body).await?;
         let jar = <&CookieJar>::from_request(req, body).await?;
         sessions.signed_in(jar).await.map(Visitor).map_err(|e| {
             tracing::error!(error = %e, "reading the browser session failed");

@@ -1,4 +1,6 @@
 //! The poem-openapi operations: thin adapters from HTTP to the modules that implement each RFC.
+use std::sync::Arc;
+
 use poem::Request;
 use poem::web::Data;
 use poem::web::cookie::CookieJar;
@@ -80,31 +82,31 @@ pub struct DiscoveryApi;
 impl DiscoveryApi {
     /// Protected resource metadata (RFC 9728) of the MCP server.
     #[oai(path = "/.well-known/oauth-protected-resource", method = "get")]
-    async fn protected_resource(&self, discovery: Data<&Discovery>) -> Json<ProtectedResourceMetadata> {
+    async fn protected_resource(&self, discovery: Data<&Arc<Discovery>>) -> Json<ProtectedResourceMetadata> {
         Json(metadata::protected_resource(&discovery))
     }
 
     /// Protected resource metadata at the path-inserted location for the `/mcp` resource (RFC 9728 §3.1).
     #[oai(path = "/.well-known/oauth-protected-resource/mcp", method = "get")]
-    async fn protected_resource_mcp(&self, discovery: Data<&Discovery>) -> Json<ProtectedResourceMetadata> {
+    async fn protected_resource_mcp(&self, discovery: Data<&Arc<Discovery>>) -> Json<ProtectedResourceMetadata> {
         Json(metadata::protected_resource(&discovery))
     }
 
     /// Authorization server metadata (RFC 8414).
     #[oai(path = "/.well-known/oauth-authorization-server", method = "get")]
-    async fn authorization_server(&self, discovery: Data<&Discovery>) -> Json<AuthorizationServerMetadata> {
+    async fn authorization_server(&self, discovery: Data<&Arc<Discovery>>) -> Json<AuthorizationServerMetadata> {
         Json(metadata::authorization_server(&discovery))
     }
 
     /// The same metadata at the OpenID Connect Discovery location, for clients that look there.
     #[oai(path = "/.well-known/openid-configuration", method = "get")]
-    async fn openid_configuration(&self, discovery: Data<&Discovery>) -> Json<AuthorizationServerMetadata> {
+    async fn openid_configuration(&self, discovery: Data<&Arc<Discovery>>) -> Json<AuthorizationServerMetadata> {
         Json(metadata::authorization_server(&discovery))
     }
 
     /// The public keys that verify access tokens (RFC 7517). Empty when tokens are HS256.
     #[oai(path = "/.well-known/jwks.json", method = "get")]
-    async fn jwks(&self, discovery: Data<&Discovery>) -> Json<serde_json::Value> {
+    async fn jwks(&self, discovery: Data<&Arc<Discovery>>) -> Json<serde_json::Value> {
         Json(serde_json::to_value(discovery.tokens.keys().jwks()).unwrap_or_default())
     }
 }
@@ -123,7 +125,7 @@ impl OAuthApi {
     #[oai(path = "/oauth/authorize", method = "get")]
     async fn authorize(
         &self,
-        authorization: Data<&Authorization>,
+        authorization: Data<&Arc<Authorization>>,
         req: &Request,
         jar: &CookieJar,
         ip: ClientAddress,
@@ -153,7 +155,7 @@ impl OAuthApi {
     #[oai(path = "/oauth/authorize", method = "post")]
     async fn authorize_decision(
         &self,
-        authorization: Data<&Authorization>,
+        authorization: Data<&Arc<Authorization>>,
         jar: &CookieJar,
         ip: ClientAddress,
         form: Form<ConsentDecision>,
@@ -171,7 +173,7 @@ impl OAuthApi {
     #[oai(path = "/oauth/token", method = "post")]
     async fn token(
         &self,
-        tokens: Data<&TokenService>,
+        tokens: Data<&Arc<TokenService>>,
         req: &Request,
         ip: ClientAddress,
         form: Form<TokenRequest>,
@@ -187,7 +189,7 @@ impl OAuthApi {
     #[oai(path = "/oauth/register", method = "post")]
     async fn register(
         &self,
-        registration: Data<&RegistrationService>,
+        registration: Data<&Arc<RegistrationService>>,
         ip: ClientAddress,
         metadata: Json<ClientMetadata>,
     ) -> RegisterResponse {
@@ -198,7 +200,7 @@ impl OAuthApi {
     #[oai(path = "/oauth/register/:client_id", method = "get")]
     async fn read_registration(
         &self,
-        registration: Data<&RegistrationService>,
+        registration: Data<&Arc<RegistrationService>>,
         BearerToken(bearer): BearerToken,
         client_id: Path<String>,
     ) -> ClientConfigurationResponse {
@@ -210,7 +212,7 @@ impl OAuthApi {
     #[oai(path = "/oauth/register/:client_id", method = "put")]
     async fn update_registration(
         &self,
-        registration: Data<&RegistrationService>,
+        registration: Data<&Arc<RegistrationService>>,
         BearerToken(bearer): BearerToken,
         client_id: Path<String>,
         update: Json<ClientUpdateRequest>,
@@ -222,7 +224,7 @@ impl OAuthApi {
     #[oai(path = "/oauth/register/:client_id", method = "delete")]
     async fn delete_registration(
         &self,
-        registration: Data<&RegistrationService>,
+        registration: Data<&Arc<RegistrationService>>,
         BearerToken(bearer): BearerToken,
         client_id: Path<String>,
     ) -> ClientDeleteResponse {
@@ -234,7 +236,7 @@ impl OAuthApi {
     #[oai(path = "/oauth/revoke", method = "post")]
     async fn revoke(
         &self,
-        tokens: Data<&TokenService>,
+        tokens: Data<&Arc<TokenService>>,
         req: &Request,
         ip: ClientAddress,
         form: Form<RevokeRequest>,
@@ -247,7 +249,7 @@ impl OAuthApi {
     #[oai(path = "/oauth/introspect", method = "post")]
     async fn introspect(
         &self,
-        tokens: Data<&TokenService>,
+        tokens: Data<&Arc<TokenService>>,
         req: &Request,
         ip: ClientAddress,
         form: Form<IntrospectRequest>,

@@ -1,5 +1,7 @@
 //! Signing up, in and out, and what every signed-in page shares: the navigation and the way to the login
 //! page.
+use std::sync::Arc;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -57,7 +59,7 @@ pub struct ReturnTo {
 }
 
 #[handler]
-pub async fn login_form(pages: Data<&Pages>, jar: &CookieJar, Query(q): Query<ReturnTo>) -> Response {
+pub async fn login_form(pages: Data<&Arc<Pages>>, jar: &CookieJar, Query(q): Query<ReturnTo>) -> Response {
     login_page(&pages, jar, StatusCode::OK, &safe_return_to(q.return_to.as_deref()), "", None)
 }
 
@@ -71,7 +73,7 @@ pub struct LoginForm {
 
 #[handler]
 pub async fn login(
-    pages: Data<&Pages>,
+    pages: Data<&Arc<Pages>>,
     ClientAddress(ip): ClientAddress,
     jar: &CookieJar,
     Form(form): Form<LoginForm>,
@@ -179,7 +181,7 @@ fn signup_page(
 
 #[handler]
 pub async fn signup_form(
-    pages: Data<&Pages>,
+    pages: Data<&Arc<Pages>>,
     jar: &CookieJar,
     Query(q): Query<ReturnTo>,
 ) -> Result<Response, PageError> {
@@ -200,7 +202,7 @@ pub struct SignupForm {
 
 #[handler]
 pub async fn signup(
-    pages: Data<&Pages>,
+    pages: Data<&Arc<Pages>>,
     ClientAddress(ip): ClientAddress,
     jar: &CookieJar,
     Form(form): Form<SignupForm>,
@@ -262,7 +264,7 @@ pub struct LogoutForm {
 
 #[handler]
 pub async fn logout(
-    pages: Data<&Pages>,
+    pages: Data<&Arc<Pages>>,
     Visitor(me): Visitor,
     jar: &CookieJar,
     Form(form): Form<LogoutForm>,

@@ -1,5 +1,7 @@
 //! The admin view: every client and user, with buttons to disable and enable them. Only for users with
 //! the admin flag (`mcp-gateway user add --admin`); anyone else gets a 404.
+use std::sync::Arc;
+
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Query};
 use poem::{Response, handler};
@@ -22,7 +24,7 @@ fn require_admin(me: Option<SignedIn>) -> Result<Option<SignedIn>, PageError> {
 }
 
 #[handler]
-pub async fn page(pages: Data<&Pages>, Visitor(me): Visitor, Query(done): Query<Done>) -> Result<Response, PageError> {
+pub async fn page(pages: Data<&Arc<Pages>>, Visitor(me): Visitor, Query(done): Query<Done>) -> Result<Response, PageError> {
     let Some(me) = require_admin(me)? else {
         return Ok(account::to_login(&pages, "/admin"));
     };
@@ -101,7 +103,7 @@ impl SwitchForm {
 /// Disables or enables a client; a disabled client's tokens stop working at once.
 #[handler]
 pub async fn switch_client(
-    pages: Data<&Pages>,
+    pages: Data<&Arc<Pages>>,
     Visitor(me): Visitor,
     Form(form): Form<SwitchForm>,
 ) -> Result<Response, PageError> {
@@ -123,7 +125,7 @@ pub async fn switch_client(
 /// Disables or enables a user; a disabled user cannot sign in and their tokens stop working at once.
 #[handler]
 pub async fn switch_user(
-    pages: Data<&Pages>,
+    pages: Data<&Arc<Pages>>,
     Visitor(me): Visitor,
     Form(form): Form<SwitchForm>,
 ) -> Result<Response, PageError> {

@@ -1,4 +1,6 @@
 //! "My apps": a signed-in person registers OAuth clients, edits them, rotates a secret, deletes them.
+use std::sync::Arc;
+
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Path, Query};
 use poem::{Response, handler};
@@ -81,7 +83,7 @@ async fn apps_page(
 }
 
 #[handler]
-pub async fn list(pages: Data<&Pages>, Visitor(me): Visitor) -> Result<Response, PageError> {
+pub async fn list(pages: Data<&Arc<Pages>>, Visitor(me): Visitor) -> Result<Response, PageError> {
     let Some(me) = me else {
         return Ok(account::to_login(&pages, "/apps"));
     };
@@ -90,7 +92,7 @@ pub async fn list(pages: Data<&Pages>, Visitor(me): Visitor) -> Result<Response,
 
 #[handler]
 pub async fn create(
-    pages: Data<&Pages>,
+    pages: Data<&Arc<Pages>>,
     Visitor(me): Visitor,
     Form(form): Form<AppForm>,
 ) -> Result<Response, PageError> {
@@ -198,7 +200,7 @@ fn app_page(
 
 #[handler]
 pub async fn show(
-    pages: Data<&Pages>,
+    pages: Data<&Arc<Pages>>,
     Visitor(me): Visitor,
     Path(client_id): Path<String>,
     Query(done): Query<Done>,
@@ -215,7 +217,7 @@ pub async fn show(
 
 #[handler]
 pub async fn update(
-    pages: Data<&Pages>,
+    pages: Data<&Arc<Pages>>,
     Visitor(me): Visitor,
     Path(client_id): Path<String>,
     Form(form): Form<AppForm>,
@@ -247,7 +249,7 @@ pub async fn update(
 
 #[handler]
 pub async fn rotate_secret(
-    pages: Data<&Pages>,
+    pages: Data<&Arc<Pages>>,
     Visitor(me): Visitor,
     Path(client_id): Path<String>,
     Form(form): Form<CsrfForm>,
@@ -266,7 +268,7 @@ pub async fn rotate_secret(
 
 #[handler]
 pub async fn delete(
-    pages: Data<&Pages>,
+    pages: Data<&Arc<Pages>>,
     Visitor(me): Visitor,
     Path(client_id): Path<String>,
     Form(form): Form<CsrfForm>,

@@ -1,4 +1,6 @@
 //! "Connections": the clients a person has allowed, and a Revoke button that ends their access.
+use std::sync::Arc;
+
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Query};
 use poem::{Response, handler};
@@ -13,7 +15,7 @@ use crate::domain::sessions::Visitor;
 use crate::store::{AuditEntry, AuditKind};
 
 #[handler]
-pub async fn list(pages: Data<&Pages>, Visitor(me): Visitor, Query(done): Query<Done>) -> Result<Response, PageError> {
+pub async fn list(pages: Data<&Arc<Pages>>, Visitor(me): Visitor, Query(done): Query<Done>) -> Result<Response, PageError> {
     let Some(me) = me else {
         return Ok(account::to_login(&pages, "/connections"));
     };
@@ -51,7 +53,7 @@ pub struct RevokeForm {
 
 #[handler]
 pub async fn revoke(
-    pages: Data<&Pages>,
+    pages: Data<&Arc<Pages>>,
     Visitor(me): Visitor,
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, PageError> {

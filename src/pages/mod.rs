@@ -67,7 +67,7 @@ impl Done {
 }
 
 #[handler]
-pub async fn home(pages: Data<&Pages>, Visitor(me): Visitor) -> Result<Response, PageError> {
+pub async fn home(pages: Data<&Arc<Pages>>, Visitor(me): Visitor) -> Result<Response, PageError> {
     let csrf = me.as_ref().map(|m| m.csrf_token()).unwrap_or_default();
     let page = HomePage {
         base: &pages.base,
