@@ -24,7 +24,11 @@ fn require_admin(me: Option<SignedIn>) -> Result<Option<SignedIn>, PageError> {
 }
 
 #[handler]
-pub async fn page(pages: Data<&Arc<Pages>>, Visitor(me): Visitor, Query(done): Query<Done>) -> Result<Response, PageError> {
+pub async fn page(
+    pages: Data<&Arc<Pages>>,
+    Visitor(me): Visitor,
+    Query(done): Query<Done>,
+) -> Result<Response, PageError> {
     let Some(me) = require_admin(me)? else {
         return Ok(account::to_login(&pages, "/admin"));
     };

@@ -15,7 +15,11 @@ use crate::domain::sessions::Visitor;
 use crate::store::{AuditEntry, AuditKind};
 
 #[handler]
-pub async fn list(pages: Data<&Arc<Pages>>, Visitor(me): Visitor, Query(done): Query<Done>) -> Result<Response, PageError> {
+pub async fn list(
+    pages: Data<&Arc<Pages>>,
+    Visitor(me): Visitor,
+    Query(done): Query<Done>,
+) -> Result<Response, PageError> {
     let Some(me) = me else {
         return Ok(account::to_login(&pages, "/connections"));
     };
