@@ -121,6 +121,13 @@ pub struct Mcp {
     /// Serve the fixture tools, resources and prompts of the MCP conformance suite.
     #[arg(long = "mcp-conformance-fixtures", env = "MCP_CONFORMANCE_FIXTURES", default_value = "off", value_parser = on_off, action = clap::ArgAction::Set)]
     pub conformance_fixtures: bool,
+    /// Serve the built-in tools (whoami, notes), their resources and prompt beside the upstreams.
+    #[arg(long = "mcp-builtin-tools", env = "MCP_BUILTIN_TOOLS", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
+    pub builtin_tools: bool,
+    /// How often each instance re-reads the upstream configuration without being told (on Postgres, a
+    /// change is also announced at once).
+    #[arg(long = "upstream-reload-secs", env = "UPSTREAM_RELOAD_SECS", default_value = "5", value_parser = secs::<1, 3600>)]
+    pub upstream_reload: Duration,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -1,7 +1,7 @@
 //! Prometheus metrics: requests by route, method and status, their latency, and what the authorization
 //! server did (tokens issued by grant type, token-endpoint errors by code, grants revoked by reason).
 //! Labels come from fixed sets, so a client cannot grow the number of series.
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// The counters of one application (each test's app has its own registry). Cheap to clone: every clone
 /// counts into the same series.
@@ -13,6 +13,10 @@ pub struct Metrics {
     tokens_issued: IntCounterVec,
     token_errors: IntCounterVec,
     grants_revoked: IntCounterVec,
+    upstream_calls: IntCounterVec,
+    upstream_latency: HistogramVec,
+    upstream_restarts: IntGaugeVec,
+    upstream_up: IntGaugeVec,
 }
 
 /// The routes metrics are kept for; anything else counts as `other`.
@@ -75,11 +79,46 @@ impl Metrics {
         let grants_revoked =
             IntCounterVec::new(Opts::new("mcp_gateway_grants_revoked_total", "Grants revoked by reason"), &["reason"])
                 .expect("valid metric");
-        for metric in [&requests, &tokens_issued, &token_errors, &grants_revoked] {
+        let upstream_calls = IntCounterVec::new(
+            Opts::new("mcp_gateway_upstream_calls_total", "Calls passed to an upstream, by upstream and outcome"),
+            &["upstream", "outcome"],
+        )
+        .expect("valid metric");
+        let upstream_latency = HistogramVec::new(
+            HistogramOpts::new("mcp_gateway_upstream_call_duration_seconds", "Upstream call latency by upstream")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0]),
+            &["upstream"],
+        )
+        .expect("valid metric");
+        let upstream_restarts = IntGaugeVec::new(
+            Opts::new("mcp_gateway_upstream_restarts", "Times an upstream connection was restarted on this instance"),
+            &["upstream"],
+        )
+        .expect("valid metric");
+        let upstream_up =
+            IntGaugeVec::new(Opts::new("mcp_gateway_upstream_up", "1 while an upstream is connected"), &["upstream"])
+                .expect("valid metric");
+        for metric in [&requests, &tokens_issued, &token_errors, &grants_revoked, &upstream_calls] {
             registry.register(Box::new(metric.clone())).expect("metric registered once");
         }
-        registry.register(Box::new(latency.clone())).expect("metric registered once");
-        Metrics { registry, requests, latency, tokens_issued, token_errors, grants_revoked }
+        for metric in [&latency, &upstream_latency] {
+            registry.register(Box::new(metric.clone())).expect("metric registered once");
+        }
+        for metric in [&upstream_restarts, &upstream_up] {
+            registry.register(Box::new(metric.clone())).expect("metric registered once");
+        }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            tokens_issued,
+            token_errors,
+            grants_revoked,
+            upstream_calls,
+            upstream_latency,
+            upstream_restarts,
+            upstream_up,
+        }
     }
 
     pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
@@ -101,6 +140,28 @@ impl Metrics {
 
     pub fn grant_revoked(&self, reason: &'static str) {
         self.grants_revoked.with_label_values(&[reason]).inc();
+    }
+
+    /// One call passed to `upstream`: `outcome` is ok, tool_error, error, timeout or cancelled.
+    pub fn upstream_call(&self, upstream: &str, outcome: &'static str, seconds: f64) {
+        self.upstream_calls.with_label_values(&[upstream, outcome]).inc();
+        self.upstream_latency.with_label_values(&[upstream]).observe(seconds);
+    }
+
+    /// Where an upstream's connection stands on this instance.
+    pub fn upstream_state(&self, upstream: &str, up: bool, restarts: u64) {
+        self.upstream_up.with_label_values(&[upstream]).set(i64::from(up));
+        self.upstream_restarts.with_label_values(&[upstream]).set(i64::try_from(restarts).unwrap_or(i64::MAX));
+    }
+
+    /// Forgets a removed upstream's series.
+    pub fn upstream_removed(&self, upstream: &str) {
+        let _ = self.upstream_up.remove_label_values(&[upstream]);
+        let _ = self.upstream_restarts.remove_label_values(&[upstream]);
+        let _ = self.upstream_latency.remove_label_values(&[upstream]);
+        for outcome in ["ok", "tool_error", "error", "timeout", "cancelled"] {
+            let _ = self.upstream_calls.remove_label_values(&[upstream, outcome]);
+        }
     }
 
     /// The text exposition format.

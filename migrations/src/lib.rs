@@ -8,6 +8,7 @@ mod m20261127_000004_one_active_key;
 mod m20261127_000005_client_lifecycle;
 mod m20261127_000006_audit_log;
 mod m20261203_000007_session_subject_index;
+mod m20261203_000008_upstreams;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_client_lifecycle::Migration),
             Box::new(m20261127_000006_audit_log::Migration),
             Box::new(m20261203_000007_session_subject_index::Migration),
+            Box::new(m20261203_000008_upstreams::Migration),
         ]
     }
 }

@@ -48,7 +48,7 @@ impl MigrationTrait for Migration {
                     .col(string(UpstreamStatus::Upstream))
                     .col(string(UpstreamStatus::State))
                     .col(text_null(UpstreamStatus::Error))
-                    .col(big_integer(UpstreamStatus::Tools))
+                    .col(text(UpstreamStatus::Tools))
                     .col(big_integer(UpstreamStatus::UpdatedAt))
                     .primary_key(Index::create().col(UpstreamStatus::Instance).col(UpstreamStatus::Upstream))
                     .to_owned(),

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::state::{AppState, Overrides, passwords, resource_metadata_url};
 use crate::config::Config;
 use crate::mcp::fixtures::{FixtureRouters, Fixtures};
+use crate::mcp::gateway::front::Front;
 use crate::mcp::server::{McpServer, Routers};
 use crate::mcp::{self, TransportSettings};
 use crate::oauth::api::{DiscoveryApi, OAuthApi};
@@ -88,8 +89,12 @@ impl Application {
                 }
             }
         });
-        // On Postgres: note changes and revocations announced by every instance.
-        let relay = self.state.mcp.note_events.relay_from_postgres();
+        // On Postgres: note changes, revocations and upstream changes announced by every instance.
+        let upstream_changes = self.state.mcp.upstream_changes.clone();
+        let relay = self.state.mcp.note_events.relay_from_postgres(upstream_changes.clone());
+        // The gateway's upstream connections, until shutdown.
+        let stop_gateway = CancellationToken::new();
+        let gateway = tokio::spawn(self.state.gateway.clone().run(upstream_changes, stop_gateway.clone()));
         let acceptor = http::NoDelay(TcpAcceptor::from_tokio(listener)?);
         tracing::info!(addr = ?poem::listener::Acceptor::local_addr(&acceptor), "listening");
         // Ends open MCP streams (GET SSE) when shutdown starts, so draining does not wait for them.
@@ -102,6 +107,8 @@ impl Application {
         let result = Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(routes(&self.state, streams), shutdown, Some(Duration::from_secs(10)))
             .await;
+        stop_gateway.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), gateway).await;
         reload.abort();
         purge.abort();
         if let Some(relay) = relay {
@@ -111,8 +118,8 @@ impl Application {
     }
 }
 
-/// The MCP endpoint: rmcp's service for the built-in server (wrapped by the conformance fixtures when they
-/// are on), behind the bearer guard.
+/// The MCP endpoint: rmcp's service for the gateway's front (the built-in server, wrapped by the
+/// conformance fixtures when they are on, and the upstreams), behind the bearer guard.
 fn mcp_endpoint(state: &AppState, streams: CancellationToken) -> poem::endpoint::BoxEndpoint<'static, Response> {
     let server = &state.config.server;
     let settings = || TransportSettings {
@@ -122,14 +129,20 @@ fn mcp_endpoint(state: &AppState, streams: CancellationToken) -> poem::endpoint:
     };
     let guard = state.guard.clone();
     let context = state.mcp.clone();
+    let gateway = state.gateway.clone();
+    let builtins = state.config.mcp.builtin_tools;
     let routers = Routers::new();
     if state.config.mcp.conformance_fixtures {
         let fixtures = FixtureRouters::new();
-        let factory = move || Fixtures::new(McpServer::new(context.clone(), &routers), &fixtures);
+        let factory = move || {
+            let inner = Fixtures::new(McpServer::new(context.clone(), &routers), &fixtures);
+            Front::new(inner, gateway.clone(), context.clone(), builtins)
+        };
         let service = mcp::service(factory, state.store.clone(), settings(), streams).compat();
         service.around(move |ep, req| mcp::guard::require_bearer(ep, req, guard.clone())).boxed()
     } else {
-        let factory = move || McpServer::new(context.clone(), &routers);
+        let factory =
+            move || Front::new(McpServer::new(context.clone(), &routers), gateway.clone(), context.clone(), builtins);
         let service = mcp::service(factory, state.store.clone(), settings(), streams).compat();
         service.around(move |ep, req| mcp::guard::require_bearer(ep, req, guard.clone())).boxed()
     }

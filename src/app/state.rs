@@ -1,4 +1,5 @@
 //! The assembly: every service built once from the configuration, each handed the few values it needs.
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, HashCost, LimitName, RateLimitSetting};
@@ -7,10 +8,14 @@ use crate::domain::keys::KeyRing;
 use crate::domain::registration::Registrar;
 use crate::domain::resource::Resource;
 use crate::domain::sessions::Sessions;
+use crate::domain::scope::ScopeCatalog;
 use crate::domain::tokens::AccessTokens;
+use crate::domain::upstreams::Upstreams;
 use crate::limits::{Limits, RateLimits, TrustedProxies};
 use crate::mcp::events::{ListChanges, NoteEvents};
 use crate::mcp::fixtures::Fixtures;
+use crate::mcp::gateway::audit::AuditWriter;
+use crate::mcp::gateway::{Gateway, GatewayParts};
 use crate::mcp::guard::Guard;
 use crate::mcp::server::McpServer;
 use crate::mcp::trust::Trust;
@@ -52,6 +57,10 @@ pub struct AppState {
     pub ops: Ops,
     pub mcp: Arc<McpContext>,
     pub guard: Arc<Guard>,
+    pub gateway: Arc<Gateway>,
+    pub upstreams: Upstreams,
+    /// Every scope offered (the upstreams add theirs).
+    pub scopes: ScopeCatalog,
     pub purge_after: PurgeAfter,
 }
 
@@ -71,7 +80,9 @@ impl AppState {
         let metrics = Metrics::new();
         let limits = Arc::new(Limits::new(rate_limits(&config.limits.rate_limits).as_ref()));
         let sessions = Sessions::new(store.clone(), server.secure_cookies(), config.accounts.session_ttl);
-        let registrar = Registrar::new(store.clone(), config.accounts.client_unused_ttl);
+        let scopes = ScopeCatalog::default();
+        let upstreams = Upstreams::load(store.clone(), scopes.clone()).await?;
+        let registrar = Registrar::new(store.clone(), scopes.clone(), config.accounts.client_unused_ttl);
         let clients = ClientAuthenticator::new(store.clone(), limits.clone(), passwords.clone());
         let pages = Pages {
             base: server.issuer_path().to_owned(),
@@ -93,6 +104,7 @@ impl AppState {
             issuer: server.issuer.clone(),
             base: server.issuer_path().to_owned(),
             resource: resource.clone(),
+            scopes: scopes.clone(),
             code_ttl: config.tokens.auth_code_ttl,
         };
         let lifetimes = TokenLifetimes {
@@ -111,7 +123,7 @@ impl AppState {
         );
         let registration =
             RegistrationService::new(registrar.clone(), store.clone(), clients, limits.clone(), server.issuer.clone());
-        let (mcp, guard) = mcp_parts(&config, &store, &tokens, &resource);
+        let (mcp, guard, gateway) = mcp_parts(&config, &store, &tokens, &resource, &scopes, &upstreams, &metrics);
         let purge_after = PurgeAfter {
             mcp_session: config.mcp.session_ttl,
             access_token: config.tokens.access_token_ttl,
@@ -119,7 +131,12 @@ impl AppState {
             audit_event: config.database.audit_log_ttl,
         };
         Ok(AppState {
-            discovery: Discovery { issuer: server.issuer.clone(), resource, tokens: tokens.clone() },
+            discovery: Discovery {
+                issuer: server.issuer.clone(),
+                resource,
+                tokens: tokens.clone(),
+                scopes: scopes.clone(),
+            },
             ops: Ops { store: store.clone(), metrics: metrics.clone(), metrics_token: server.metrics_token.clone() },
             trusted_proxies: TrustedProxies(server.trusted_proxies.clone()),
             config,
@@ -134,36 +151,63 @@ impl AppState {
             pages,
             mcp,
             guard,
+            gateway,
+            upstreams,
+            scopes,
             purge_after,
         })
     }
 }
 
-/// What the MCP servers share, and the guard in front of them.
+/// What the MCP servers share, the guard in front of them, and the gateway behind them.
 fn mcp_parts(
     config: &Config,
     store: &Store,
     tokens: &AccessTokens,
     resource: &Resource,
-) -> (Arc<McpContext>, Arc<Guard>) {
+    scopes: &ScopeCatalog,
+    upstreams: &Upstreams,
+    metrics: &Metrics,
+) -> (Arc<McpContext>, Arc<Guard>, Arc<Gateway>) {
     let context = Arc::new(McpContext {
         store: store.clone(),
         note_events: NoteEvents::new(store),
         list_changes: ListChanges::default(),
         open_streams: Default::default(),
         max_streams_per_user: usize::try_from(config.mcp.max_streams_per_user).unwrap_or(usize::MAX),
+        upstream_changes: Arc::default(),
     });
-    let tool_scopes = ToolScopes::of(&[&McpServer::tools()]);
+    let mut tool_scopes = ToolScopes::of(&[&McpServer::tools()]);
+    let mut prompts: HashSet<String> = McpServer::prompt_names();
+    if config.mcp.conformance_fixtures {
+        tool_scopes = tool_scopes.with(&Fixtures::tools());
+        prompts.extend(Fixtures::prompt_names());
+    }
+    if !config.mcp.builtin_tools {
+        tool_scopes = tool_scopes.without_builtins();
+        prompts.clear();
+    }
+    let gateway = Gateway::new(GatewayParts {
+        upstreams: upstreams.clone(),
+        reserved_tools: tool_scopes.builtin_names(),
+        reserved_prompts: prompts,
+        tool_scopes: tool_scopes.clone(),
+        list_changes: context.list_changes.clone(),
+        metrics: metrics.clone(),
+        audit: AuditWriter::start(store.clone()),
+        reload_every: config.mcp.upstream_reload,
+    });
     let guard = Arc::new(Guard {
         tokens: tokens.clone(),
         trust: Trust::new(store.clone(), config.mcp.guard_cache_ttl),
         store: store.clone(),
-        tool_scopes: if config.mcp.conformance_fixtures { tool_scopes.with(&Fixtures::tools()) } else { tool_scopes },
+        tool_scopes,
+        scopes: scopes.clone(),
         resource_metadata_url: resource_metadata_url(resource),
         session_ttl: config.mcp.session_ttl,
         max_sessions_per_user: config.mcp.max_sessions_per_user,
     });
-    (context, guard)
+    (context, guard, gateway)
 }
 
 /// Password hashing at the configured cost (`PASSWORD_HASH_COST`).

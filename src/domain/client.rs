@@ -146,7 +146,8 @@ pub struct Client {
     pub redirect_uris: Vec<RedirectUri>,
     pub grant_types: GrantTypes,
     pub auth_method: AuthMethod,
-    pub scope: Scope,
+    /// The scopes the client registered; `None`: any scope the server offers.
+    pub scope: Option<Scope>,
     pub source: RegistrationSource,
     /// SHA-256 hex of the secret (or an argon2 hash from before secrets were digests).
     pub secret_hash: Option<String>,
@@ -192,7 +193,7 @@ impl TryFrom<client::Model> for Client {
             redirect_uris,
             grant_types: GrantTypes::from_stored(&row.grant_types),
             auth_method,
-            scope: Scope::parse(&row.scope).unwrap_or_default(),
+            scope: (!row.scope.trim().is_empty()).then(|| Scope::parse(&row.scope).unwrap_or_default()),
             source,
             secret_hash: row.secret_hash,
             owner_user_id: row.owner_user_id,

@@ -11,4 +11,6 @@ pub mod resource;
 pub mod scope;
 pub mod sessions;
 pub mod tokens;
+pub mod upstream;
+pub mod upstreams;
 pub mod views;

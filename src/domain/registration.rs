@@ -10,7 +10,7 @@ use url::Url;
 
 use super::client::{AuthMethod, Client, GrantType, GrantTypes, RegistrationSource};
 use super::redirect_uri::RedirectUri;
-use super::scope::Scope;
+use super::scope::{Scope, ScopeCatalog};
 use crate::clock::UnixTime;
 use crate::crypto::{random_token, sha256_hex};
 use crate::store::{AuditEntry, AuditKind, ClientUpdate, Store, client};
@@ -132,13 +132,32 @@ pub struct Registered {
 #[derive(Clone)]
 pub struct Registrar {
     store: Store,
+    /// Scopes a client may register (the gateway's upstreams add theirs while the server runs).
+    scopes: ScopeCatalog,
     /// A dynamically registered client that obtains no token within this time is deleted.
     unused_ttl: Duration,
 }
 
 impl Registrar {
-    pub fn new(store: Store, unused_ttl: Duration) -> Registrar {
-        Registrar { store, unused_ttl }
+    pub fn new(store: Store, scopes: ScopeCatalog, unused_ttl: Duration) -> Registrar {
+        Registrar { store, scopes, unused_ttl }
+    }
+
+    /// Metadata as told to the client (RFC 7591 §3.2.1): a client that named no scope is told every scope
+    /// offered now (it may use any, now or later).
+    pub fn shown(&self, mut metadata: ClientMetadata) -> ClientMetadata {
+        if metadata.scope.is_none() {
+            metadata.scope = Some(self.scopes.all().to_string());
+        }
+        metadata
+    }
+
+    /// A registered scope must be one this server offers (RFC 7591 §2: the server may refuse others).
+    fn check_scope(&self, metadata: &ClientMetadata) -> Result<(), RegistrationError> {
+        match metadata.scope.as_deref() {
+            Some(scope) => self.scopes.parse_known(scope).map(drop).map_err(metadata_error),
+            None => Ok(()),
+        }
     }
 
     /// Validates the metadata (RFC 7591 §2, §3.2.2), fills in the defaults, stores the client and returns
@@ -155,6 +174,7 @@ impl Registrar {
         registrant: Registrant,
     ) -> Result<Registered, RegistrationError> {
         let metadata = normalize(requested)?;
+        self.check_scope(&metadata)?;
         let method = metadata.auth_method();
         let dynamic = registrant.source == RegistrationSource::Dynamic;
         let columns = stored_columns(&metadata);
@@ -227,6 +247,7 @@ impl Registrar {
         dynamic_hash: bool,
     ) -> Result<ClientMetadata, RegistrationError> {
         let metadata = normalize(requested)?;
+        self.check_scope(&metadata)?;
         if metadata.auth_method() != client.auth_method {
             return Err(metadata_error("token_endpoint_auth_method cannot change; register a new client instead"));
         }
@@ -302,11 +323,11 @@ pub fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, RegistrationEr
     }
     m.response_types = Some(vec!["code".into()]);
 
-    let scope = match m.scope.take().filter(|s| !s.trim().is_empty()) {
-        None => Scope::all(),
-        Some(s) => Scope::parse(&s).map_err(metadata_error)?,
+    // No scope: any scope the server offers, now or later (an upstream added to the gateway brings its own).
+    m.scope = match m.scope.take().filter(|s| !s.trim().is_empty()) {
+        None => None,
+        Some(s) => Some(Scope::parse(&s).map_err(metadata_error)?.to_string()),
     };
-    m.scope = Some(scope.to_string());
 
     m.application_type = Some(match m.application_type.take().as_deref() {
         None | Some("web") => "web".into(),
@@ -370,7 +391,7 @@ mod tests {
         assert_eq!(m.token_endpoint_auth_method.as_deref(), Some("client_secret_basic"));
         assert_eq!(m.grant_types, Some(vec!["authorization_code".into()]));
         assert_eq!(m.response_types, Some(vec!["code".into()]));
-        assert_eq!(m.scope.as_deref(), Some("mcp:read mcp:write"));
+        assert_eq!(m.scope, None, "no scope: any the server offers, now or later");
     }
 
     #[test]

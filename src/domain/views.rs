@@ -20,7 +20,7 @@ pub struct ConsentView<'a> {
     /// document, so the page warns.
     pub localhost_only: bool,
     pub resource: &'a str,
-    pub scopes: Vec<(&'static str, &'static str)>,
+    pub scopes: Vec<(String, String)>,
     /// The authorization request, carried to the decision and validated again there.
     pub fields: Vec<(&'static str, String)>,
     pub csrf_token: &'a str,

@@ -5,7 +5,6 @@ use poem::http::header::WWW_AUTHENTICATE;
 use poem::http::{HeaderValue, StatusCode};
 use rmcp::ErrorData as McpError;
 
-use crate::domain::scope::Scope;
 use crate::domain::tokens::AccessClaims;
 
 /// Logs a failure the caller must not see the cause of (storage, the session store) and says what failed
@@ -76,13 +75,14 @@ pub fn session_not_found() -> Response {
 /// The challenges of the bearer guard (RFC 6750 §3, RFC 9728 §5.1): each points at the resource metadata.
 pub struct Challenge {
     pub metadata_url: String,
+    /// Every scope the server offers (space-separated).
+    pub offered: String,
 }
 
 impl Challenge {
     /// 401: no token, or one that does not verify (RFC 6750 §3.1 `invalid_token`).
     pub fn unauthorized(&self, problem: Option<&str>) -> Response {
-        let all = Scope::all().to_string();
-        let mut value = format!(r#"Bearer resource_metadata="{}", scope="{all}""#, self.metadata_url);
+        let mut value = format!(r#"Bearer resource_metadata="{}", scope="{}""#, self.metadata_url, self.offered);
         if let Some(problem) = problem {
             value.push_str(&format!(r#", error="invalid_token", error_description="{}""#, quote_safe(problem)));
         }
@@ -96,12 +96,12 @@ impl Challenge {
     /// 403: the token is valid but lacks a scope (RFC 6750 §3.1 `insufficient_scope`). `scope` lists the
     /// token's scopes plus every scope the request needs, so a client that re-authorizes with it
     /// (step-up authorization) keeps what it had.
-    pub fn insufficient_scope(&self, claims: &AccessClaims, needed: &[&str]) -> Response {
+    pub fn insufficient_scope(&self, claims: &AccessClaims, needed: &[String]) -> Response {
         let mut scopes: Vec<&str> = claims.scopes();
-        scopes.extend_from_slice(needed);
+        scopes.extend(needed.iter().map(String::as_str));
         scopes.sort_unstable();
         scopes.dedup();
-        let missing: Vec<&str> = needed.iter().copied().filter(|s| !claims.has_scope(s)).collect();
+        let missing: Vec<&str> = needed.iter().map(String::as_str).filter(|s| !claims.has_scope(s)).collect();
         let description = format!("this request needs {}", missing.join(" "));
         let value = format!(
             r#"Bearer error="insufficient_scope", scope="{}", resource_metadata="{}", error_description="{description}""#,

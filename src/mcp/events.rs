@@ -1,11 +1,12 @@
 //! Fan-out of changes to the MCP sessions and subscription streams that listen for them: in process, and
 //! across instances through Postgres `LISTEN`/`NOTIFY` (SQLite runs as one process, so in process is all).
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
-use crate::store::{ENDINGS_CHANNEL, Store};
+use crate::store::{ENDINGS_CHANNEL, Store, UPSTREAMS_CHANNEL};
 
 /// A note of `user_id` was created, changed or deleted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -19,6 +20,7 @@ pub struct NoteChanged {
 pub enum ListChanged {
     Tools,
     Prompts,
+    Resources,
 }
 
 /// A broadcast of `T`; publishing with nobody listening is fine, a slow listener skips what it missed.
@@ -78,19 +80,22 @@ impl NoteEvents {
     /// dedicated connection: note changes go to this instance's subscribers, and revoked grants and ended
     /// sessions make it stop trusting what it remembers of either (`Store::ended`). After a lost connection
     /// it reconnects and counts an ending as well, since an announcement may have been missed meanwhile.
-    pub fn relay_from_postgres(&self) -> Option<tokio::task::JoinHandle<()>> {
+    /// Changes of the upstream configuration are told to `upstreams`.
+    pub fn relay_from_postgres(&self, upstreams: Arc<Notify>) -> Option<tokio::task::JoinHandle<()>> {
         let store = self.postgres.clone()?;
         let local = self.local.clone();
         Some(tokio::spawn(async move {
             let mut backoff = Duration::from_millis(200);
             loop {
-                match store.listen(&[NOTES_CHANNEL, ENDINGS_CHANNEL]).await {
+                match store.listen(&[NOTES_CHANNEL, ENDINGS_CHANNEL, UPSTREAMS_CHANNEL]).await {
                     Ok(mut listener) => {
                         backoff = Duration::from_millis(200);
                         store.ended();
+                        upstreams.notify_one();
                         loop {
                             match listener.try_recv().await {
                                 Ok(Some(n)) if n.channel() == ENDINGS_CHANNEL => store.ended(),
+                                Ok(Some(n)) if n.channel() == UPSTREAMS_CHANNEL => upstreams.notify_one(),
                                 Ok(Some(n)) => {
                                     if let Ok(change) = serde_json::from_str::<NoteChanged>(n.payload()) {
                                         local.publish(change);

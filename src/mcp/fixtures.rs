@@ -59,6 +59,13 @@ impl Fixtures {
     pub fn tools() -> ToolRouter<Fixtures> {
         Fixtures::conformance_router() + Fixtures::conformance_mrtr_router()
     }
+
+    /// The names of the fixture prompts.
+    pub fn prompt_names() -> Vec<String> {
+        let mut names: Vec<String> = Fixtures::conformance_prompts().list_all().into_iter().map(|p| p.name).collect();
+        names.push(INPUT_REQUIRED_PROMPT.to_owned());
+        names
+    }
 }
 
 impl ServerHandler for Fixtures {

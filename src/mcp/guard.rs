@@ -20,7 +20,7 @@ use super::ToolScopes;
 use super::error::{Challenge, SERVER_ERROR, as_jsonrpc_error, is_json, jsonrpc_error, session_not_found, unavailable};
 use super::trust::Trust;
 use crate::clock::UnixTime;
-use crate::domain::scope::MCP_READ;
+use crate::domain::scope::{MCP_READ, ScopeCatalog};
 use crate::domain::tokens::{AccessTokens, bearer_token};
 use crate::store::Store;
 
@@ -34,6 +34,8 @@ pub struct Guard {
     pub trust: Trust,
     pub store: Store,
     pub tool_scopes: ToolScopes,
+    /// Every scope offered, named by the 401 challenge.
+    pub scopes: ScopeCatalog,
     /// The RFC 9728 metadata URL every challenge points to.
     pub resource_metadata_url: String,
     /// A legacy session unused this long has ended.
@@ -44,7 +46,8 @@ pub struct Guard {
 
 pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, guard: Arc<Guard>) -> poem::Result<Response> {
     // Built only for a refusal: the happy path needs no metadata URL.
-    let challenge = || Challenge { metadata_url: guard.resource_metadata_url.clone() };
+    let challenge =
+        || Challenge { metadata_url: guard.resource_metadata_url.clone(), offered: guard.scopes.all().to_string() };
     let Some(token) = bearer_token(&req) else {
         return Ok(challenge().unauthorized(None));
     };
@@ -57,18 +60,21 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, guard: A
         Ok(None) => return Ok(challenge().unauthorized(Some("the token has been revoked"))),
         Err(e) => return Err(unavailable(e)),
     };
-    let mut needed: Vec<&'static str> = vec![MCP_READ];
+    let mut needed: Vec<String> = vec![MCP_READ.to_owned()];
     let mut body = None;
     let mut opens_session = false;
     if req.method() == Method::POST {
         let bytes = req.take_body().into_bytes().await?;
         let read = read_messages(&bytes);
-        needed.extend(read.called.iter().flat_map(|name| guard.tool_scopes.for_tool(name).iter().copied()));
+        for name in &read.called {
+            guard.tool_scopes.add_needs(name, &mut needed);
+        }
         opens_session = read.initialize;
         req.set_body(bytes.clone());
         body = Some(bytes);
     }
     if let Some(missing) = needed.iter().find(|s| !claims.has_scope(s)) {
+        let missing = missing.as_str();
         tracing::info!(client_id = %claims.client_id, missing, "MCP request refused for scope");
         return Ok(challenge().insufficient_scope(&claims, &needed));
     }
@@ -226,20 +232,24 @@ mod tests {
     use crate::mcp::ToolScopes;
     use crate::mcp::server::McpServer;
 
-    fn scopes_for_messages(body: &[u8]) -> Vec<&'static str> {
+    fn scopes_for_messages(body: &[u8]) -> Vec<String> {
         let scopes = ToolScopes::of(&[&McpServer::tools()]);
-        read_messages(body).called.iter().flat_map(|name| scopes.for_tool(name).iter().copied()).collect()
+        let mut needed = vec![];
+        for name in read_messages(body).called {
+            scopes.add_needs(&name, &mut needed);
+        }
+        needed
     }
 
     #[test]
     fn write_tools_need_mcp_write_even_inside_a_batch() {
         let single =
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"notes_create","arguments":{}}}"#;
-        assert!(scopes_for_messages(single).contains(&"mcp:write"));
+        assert!(scopes_for_messages(single).iter().any(|s| s == "mcp:write"));
         let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"notes_delete"}}]"#;
-        assert!(scopes_for_messages(batch).contains(&"mcp:write"));
+        assert!(scopes_for_messages(batch).iter().any(|s| s == "mcp:write"));
         let read = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"notes_list"}}"#;
-        assert!(!scopes_for_messages(read).contains(&"mcp:write"));
+        assert!(!scopes_for_messages(read).iter().any(|s| s == "mcp:write"));
         assert!(scopes_for_messages(b"not json").is_empty());
     }
 
@@ -247,12 +257,12 @@ mod tests {
     fn odd_shapes_are_read_like_any_json() {
         // A batch holding a message whose method is not a string still finds the write call beside it.
         let batch = br#"[{"jsonrpc":"2.0","id":1,"method":5},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"notes_create"}}]"#;
-        assert!(scopes_for_messages(batch).contains(&"mcp:write"));
+        assert!(scopes_for_messages(batch).iter().any(|s| s == "mcp:write"));
         let escaped = br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"notes\u005fcreate"}}"#;
-        assert!(scopes_for_messages(escaped).contains(&"mcp:write"));
+        assert!(scopes_for_messages(escaped).iter().any(|s| s == "mcp:write"));
         let duplicate =
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","name":"notes_delete"}}"#;
-        assert!(scopes_for_messages(duplicate).contains(&"mcp:write"));
+        assert!(scopes_for_messages(duplicate).iter().any(|s| s == "mcp:write"));
     }
 
     #[test]

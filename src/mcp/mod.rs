@@ -5,6 +5,7 @@
 pub mod error;
 pub mod events;
 pub mod fixtures;
+pub mod gateway;
 pub mod guard;
 pub mod server;
 pub mod session_store;
@@ -13,7 +14,7 @@ pub mod tools;
 pub mod trust;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rmcp::ServerHandler;
@@ -39,6 +40,8 @@ pub struct McpContext {
     pub open_streams: OpenStreams,
     /// Most open 2026-07-28 notification streams one person may hold on this instance.
     pub max_streams_per_user: usize,
+    /// Notified when another instance announces a change of the upstream configuration (Postgres).
+    pub upstream_changes: Arc<tokio::sync::Notify>,
 }
 
 /// How the transport is set up (from the server and MCP sections of the configuration).
@@ -79,11 +82,13 @@ where
     StreamableHttpService::new(move || Ok(factory()), Arc::new(sessions), http)
 }
 
-/// The scopes a `tools/call` of each tool needs: `mcp:read`, plus `mcp:write` unless the tool is
-/// read-only. Decided by each tool's own `read_only_hint`, so a new tool cannot be forgotten here.
+/// The scopes a `tools/call` of each tool needs: for the built-ins, `mcp:read`, plus `mcp:write` unless the
+/// tool is read-only (decided by each tool's own `read_only_hint`, so a new tool cannot be forgotten here);
+/// for the gateway's upstream tools, what the catalog says (it changes while the server runs).
 #[derive(Debug, Clone, Default)]
 pub struct ToolScopes {
     writes: HashMap<String, bool>,
+    upstream: Arc<RwLock<HashMap<String, Arc<[String]>>>>,
 }
 
 impl ToolScopes {
@@ -96,7 +101,7 @@ impl ToolScopes {
                 writes.insert(tool.name.to_string(), !read_only);
             }
         }
-        ToolScopes { writes }
+        ToolScopes { writes, upstream: Arc::default() }
     }
 
     /// Adds the tools of another router (the fixtures').
@@ -105,10 +110,32 @@ impl ToolScopes {
         self
     }
 
-    pub fn for_tool(&self, name: &str) -> &'static [&'static str] {
+    /// Forgets the built-ins (`MCP_BUILTIN_TOOLS=off`).
+    pub fn without_builtins(mut self) -> ToolScopes {
+        self.writes.clear();
+        self
+    }
+
+    /// The names of the built-in tools.
+    pub fn builtin_names(&self) -> std::collections::HashSet<String> {
+        self.writes.keys().cloned().collect()
+    }
+
+    /// Replaces the scopes of the upstream tools (every clone sees the change).
+    pub fn set_upstream(&self, needs: HashMap<String, Arc<[String]>>) {
+        *self.upstream.write().expect("tool scopes lock") = needs;
+    }
+
+    /// Adds the scopes calling `name` needs to `needed`.
+    pub fn add_needs(&self, name: &str, needed: &mut Vec<String>) {
         match self.writes.get(name) {
-            Some(true) => &[MCP_READ, MCP_WRITE],
-            _ => &[MCP_READ],
+            Some(true) => needed.push(MCP_WRITE.to_owned()),
+            Some(false) => {}
+            None => {
+                if let Some(needs) = self.upstream.read().expect("tool scopes lock").get(name) {
+                    needed.extend(needs.iter().filter(|s| s.as_str() != MCP_READ).cloned());
+                }
+            }
         }
     }
 }

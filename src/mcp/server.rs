@@ -82,6 +82,11 @@ impl McpServer {
         McpServer::whoami_router() + McpServer::notes_router()
     }
 
+    /// The names of this server's prompts (no upstream prompt may take them).
+    pub fn prompt_names() -> std::collections::HashSet<String> {
+        McpServer::prompt_router().list_all().into_iter().map(|p| p.name).collect()
+    }
+
     /// Subscribes the session to `uri` (at most [`MAX_SUBSCRIPTIONS`]) and starts forwarding the changes of
     /// the caller's notes to it, once per session.
     pub(crate) fn watch(
@@ -375,6 +380,9 @@ impl ServerHandler for McpServer {
                     Ok(ListChanged::Prompts) if accepted.prompts_list_changed == Some(true) => {
                         context.sink().notify_prompt_list_changed().await
                     }
+                    Ok(ListChanged::Resources) if accepted.resources_list_changed == Some(true) => {
+                        context.sink().notify_resource_list_changed().await
+                    }
                     Ok(_) | Err(RecvError::Lagged(_)) => Ok(()),
                     Err(RecvError::Closed) => return Ok(()),
                 },
@@ -438,6 +446,6 @@ async fn forward_note_changes(
 }
 
 /// Whether notifications may still flow to the holder of this token.
-async fn still_authorized(ctx: &McpContext, me: &AccessClaims) -> bool {
+pub(crate) async fn still_authorized(ctx: &McpContext, me: &AccessClaims) -> bool {
     !me.has_expired() && ctx.store.grant_is_active(&me.grant_id).await.unwrap_or(false)
 }

@@ -24,7 +24,7 @@ use crate::domain::client::{Client, GrantType};
 use crate::domain::pkce::CodeChallenge;
 use crate::domain::redirect_uri::RedirectUri;
 use crate::domain::resource::Resource;
-use crate::domain::scope::Scope;
+use crate::domain::scope::{Scope, ScopeCatalog};
 use crate::domain::sessions::{FormExpired, Sessions, SignedIn};
 use crate::domain::views::{AuthorizeViews, ConsentView, LeaveView};
 use crate::store::{AuditEntry, AuditKind, Store, authorization_code, grant};
@@ -40,6 +40,8 @@ pub struct Authorization {
     /// The issuer's path (`""` or e.g. `/tenant`), prefixed to local links.
     pub base: String,
     pub resource: Resource,
+    /// The scopes offered (the gateway's upstreams add theirs).
+    pub scopes: ScopeCatalog,
     pub code_ttl: Duration,
 }
 
@@ -201,6 +203,7 @@ fn check_parameters(
     client: &Client,
     req: &AuthorizationRequest,
     resource: &Resource,
+    offered: &ScopeCatalog,
 ) -> Result<(CodeChallenge, Scope, String), (ErrorCode, String)> {
     let error = |code: ErrorCode, description: &str| (code, description.to_owned());
     match req.response_type.as_deref() {
@@ -214,10 +217,10 @@ fn check_parameters(
     let challenge = CodeChallenge::parse(req.code_challenge.as_deref(), req.code_challenge_method.as_deref())
         .map_err(|e| error(ErrorCode::InvalidRequest, e))?;
     let scope = match req.scope.as_deref().filter(|s| !s.trim().is_empty()) {
-        None => client.scope.clone(),
-        Some(s) => Scope::parse(s).map_err(|e| error(ErrorCode::InvalidScope, &e))?,
+        None => client.scope.clone().unwrap_or_else(|| offered.all()),
+        Some(s) => offered.parse_known(s).map_err(|e| error(ErrorCode::InvalidScope, &e))?,
     };
-    if scope.is_empty() || !scope.is_subset_of(&client.scope) {
+    if scope.is_empty() || client.scope.as_ref().is_some_and(|allowed| !scope.is_subset_of(allowed)) {
         return Err(error(ErrorCode::InvalidScope, "the requested scope is not allowed for this client"));
     }
     let resource = match req.resource.as_deref() {
@@ -330,7 +333,7 @@ impl Authorization {
             let description = format!("parameter '{}' was sent more than once", name.escape_default());
             return Err(to_client((ErrorCode::InvalidRequest, description)));
         }
-        let (challenge, scope, resource) = check_parameters(&client, req, &self.resource).map_err(to_client)?;
+        let (challenge, scope, resource) = check_parameters(&client, req, &self.resource, &self.scopes).map_err(to_client)?;
         Ok(ValidRequest {
             client,
             redirect_uri,
@@ -410,7 +413,7 @@ impl Authorization {
             document_host: document_host.as_deref(),
             localhost_only,
             resource: &valid.resource,
-            scopes: valid.scope.described(),
+            scopes: self.scopes.described(&valid.scope),
             fields,
             csrf_token: &csrf,
             consent_mac: &consent_mac,
@@ -537,7 +540,7 @@ mod tests {
             redirect_uris: vec![RedirectUri::parse("https://app.example/cb").unwrap()],
             grant_types: GrantTypes::new(grants.iter().copied()),
             auth_method: AuthMethod::None,
-            scope: Scope::parse(scope).unwrap(),
+            scope: Some(Scope::parse(scope).unwrap()),
             source: RegistrationSource::Dynamic,
             secret_hash: None,
             owner_user_id: None,
@@ -566,21 +569,22 @@ mod tests {
     fn the_parameters_of_a_trusted_clients_request_are_checked_without_io() {
         let resource = Resource::parse("https://mcp.example/mcp").unwrap();
         let app = client(&[GrantType::AuthorizationCode], "mcp:read mcp:write");
-        let (_, scope, aud) = check_parameters(&app, &request(|_| {}), &resource).unwrap();
+        let offered = ScopeCatalog::default();
+        let (_, scope, aud) = check_parameters(&app, &request(|_| {}), &resource, &offered).unwrap();
         assert_eq!((scope.to_string().as_str(), aud.as_str()), ("mcp:read mcp:write", "https://mcp.example/mcp"));
         let refused =
-            |edit: fn(&mut AuthorizationRequest)| check_parameters(&app, &request(edit), &resource).unwrap_err().0;
+            |edit: fn(&mut AuthorizationRequest)| check_parameters(&app, &request(edit), &resource, &offered).unwrap_err().0;
         assert_eq!(refused(|r| r.response_type = Some("token".into())), ErrorCode::UnsupportedResponseType);
         assert_eq!(refused(|r| r.response_type = None), ErrorCode::InvalidRequest);
         assert_eq!(refused(|r| r.code_challenge_method = Some("plain".into())), ErrorCode::InvalidRequest);
         assert_eq!(refused(|r| r.scope = Some("admin".into())), ErrorCode::InvalidScope);
         assert_eq!(refused(|r| r.resource = Some("https://other.example/mcp".into())), ErrorCode::InvalidTarget);
         let narrow = client(&[GrantType::AuthorizationCode], "mcp:read");
-        let wider = check_parameters(&narrow, &request(|r| r.scope = Some("mcp:write".into())), &resource);
+        let wider = check_parameters(&narrow, &request(|r| r.scope = Some("mcp:write".into())), &resource, &offered);
         assert_eq!(wider.unwrap_err().0, ErrorCode::InvalidScope, "a client asks at most its registered scope");
         let no_code = client(&[GrantType::RefreshToken], "mcp:read");
         assert_eq!(
-            check_parameters(&no_code, &request(|_| {}), &resource).unwrap_err().0,
+            check_parameters(&no_code, &request(|_| {}), &resource, &offered).unwrap_err().0,
             ErrorCode::UnauthorizedClient
         );
     }

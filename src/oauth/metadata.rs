@@ -4,7 +4,7 @@ use poem_openapi::Object;
 
 use crate::domain::client::{AuthMethod, GrantType};
 use crate::domain::resource::Resource;
-use crate::domain::scope::SUPPORTED;
+use crate::domain::scope::ScopeCatalog;
 use crate::domain::tokens::AccessTokens;
 
 /// What the discovery endpoints publish: who the authorization server is, what it protects, its keys.
@@ -13,6 +13,7 @@ pub struct Discovery {
     pub issuer: String,
     pub resource: Resource,
     pub tokens: AccessTokens,
+    pub scopes: ScopeCatalog,
 }
 
 /// RFC 9728 §2.
@@ -62,7 +63,7 @@ pub fn protected_resource(discovery: &Discovery) -> ProtectedResourceMetadata {
     ProtectedResourceMetadata {
         resource: discovery.resource.as_str().to_owned(),
         authorization_servers: vec![discovery.issuer.clone()],
-        scopes_supported: SUPPORTED.iter().map(|(s, _)| (*s).to_owned()).collect(),
+        scopes_supported: discovery.scopes.all().names(),
         bearer_methods_supported: strings(&["header"]),
         resource_name: "mcp-gateway".into(),
         resource_documentation: format!("{}/docs", discovery.issuer),
@@ -82,7 +83,7 @@ pub fn authorization_server(discovery: &Discovery) -> AuthorizationServerMetadat
         revocation_endpoint: format!("{issuer}/oauth/revoke"),
         introspection_endpoint: format!("{issuer}/oauth/introspect"),
         jwks_uri: format!("{issuer}/.well-known/jwks.json"),
-        scopes_supported: SUPPORTED.iter().map(|(s, _)| (*s).to_owned()).collect(),
+        scopes_supported: discovery.scopes.all().names(),
         response_types_supported: strings(&["code"]),
         response_modes_supported: strings(&["query"]),
         grant_types_supported: GrantType::ALL.iter().map(|g| g.as_str().to_owned()).collect(),
@@ -112,6 +113,7 @@ mod tests {
             issuer: issuer.into(),
             tokens: AccessTokens::new(keys, issuer.into(), resource.as_str().into()),
             resource,
+            scopes: ScopeCatalog::default(),
         }
     }
 

@@ -99,13 +99,13 @@ impl RegistrationService {
             client_secret: registered.client_secret,
             client_id_issued_at: registered.issued_at.seconds(),
             registration_access_token: registered.registration_access_token,
-            metadata: registered.metadata,
+            metadata: self.registrar.shown(registered.metadata),
         })
     }
 
     /// What a stored client tells about itself (no secret: only its digest is kept).
     fn client_information(&self, client: &Client) -> ClientInformation {
-        let metadata = serde_json::from_str(&client.metadata).unwrap_or_default();
+        let metadata = self.registrar.shown(serde_json::from_str(&client.metadata).unwrap_or_default());
         let managed = client.registration_access_token_hash.is_some();
         ClientInformation {
             client_id: client.id.clone(),
@@ -175,7 +175,7 @@ impl RegistrationService {
         }
         let metadata = self.registrar.replace_metadata(&client, request.metadata, true).await?;
         tracing::info!(%client_id, "client registration updated");
-        Ok(ClientInformation { metadata, ..self.client_information(&client) })
+        Ok(ClientInformation { metadata: self.registrar.shown(metadata), ..self.client_information(&client) })
     }
 
     /// RFC 7592 §2.3: delete the client; its grants and tokens are revoked with it.

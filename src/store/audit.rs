@@ -21,6 +21,8 @@ pub enum AuditKind {
     RefreshTokenReused,
     CodeReplayed,
     KeyRotated,
+    UpstreamCall,
+    UpstreamChanged,
 }
 
 impl AuditKind {
@@ -41,6 +43,8 @@ impl AuditKind {
             AuditKind::RefreshTokenReused => "refresh_token_reused",
             AuditKind::CodeReplayed => "code_replayed",
             AuditKind::KeyRotated => "key_rotated",
+            AuditKind::UpstreamCall => "upstream_call",
+            AuditKind::UpstreamChanged => "upstream_changed",
         }
     }
 }
@@ -53,6 +57,16 @@ pub struct AuditEntry<'a> {
     pub client_id: Option<&'a str>,
     pub ip: Option<std::net::IpAddr>,
     pub detail: Option<&'a str>,
+}
+
+/// An audit event kept until it is written with others ([`Store::audit_many`]).
+#[derive(Debug, Clone)]
+pub struct OwnedAuditEntry {
+    pub at: UnixTime,
+    pub kind: AuditKind,
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    pub detail: Option<String>,
 }
 
 /// Which events `mcp-gateway audit` lists.
@@ -79,6 +93,25 @@ impl Store {
         };
         if let Err(e) = audit_event::Entity::insert(row).exec_without_returning(&self.db).await {
             tracing::warn!(error = %e, event = kind.as_str(), "writing the audit log failed");
+        }
+    }
+
+    /// Appends many events in one statement (the gateway's calls, written in batches). A failure is logged.
+    pub async fn audit_many(&self, events: Vec<OwnedAuditEntry>) {
+        if events.is_empty() {
+            return;
+        }
+        let rows = events.into_iter().map(|e| audit_event::ActiveModel {
+            id: sea_orm::ActiveValue::NotSet,
+            at: sea_orm::ActiveValue::Set(e.at),
+            event: sea_orm::ActiveValue::Set(e.kind.as_str().to_owned()),
+            user_id: sea_orm::ActiveValue::Set(e.user_id),
+            client_id: sea_orm::ActiveValue::Set(e.client_id),
+            ip: sea_orm::ActiveValue::Set(None),
+            detail: sea_orm::ActiveValue::Set(e.detail),
+        });
+        if let Err(e) = audit_event::Entity::insert_many(rows).exec_without_returning(&self.db).await {
+            tracing::warn!(error = %e, "writing a batch of audit events failed");
         }
     }
 

@@ -261,3 +261,74 @@ pub mod audit_event {
     }
     no_relations!();
 }
+
+pub mod upstream {
+    use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "upstreams")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        /// `stdio` or `http`.
+        pub kind: String,
+        pub command: Option<String>,
+        /// JSON array of the program's arguments.
+        pub args: String,
+        /// JSON object of the program's environment.
+        pub env: String,
+        pub cwd: Option<String>,
+        pub url: Option<String>,
+        /// JSON object of the static headers sent to an HTTP upstream.
+        pub headers: String,
+        pub prefix: String,
+        pub scope: Option<String>,
+        pub timeout_secs: i64,
+        pub enabled: bool,
+        pub created_at: UnixTime,
+        pub updated_at: UnixTime,
+    }
+    no_relations!();
+}
+
+pub mod upstream_tool {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "upstream_tools")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub upstream: String,
+        /// The upstream's own name for the tool.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tool: String,
+        /// `read` or `write`.
+        pub access: String,
+    }
+    no_relations!();
+}
+
+pub mod upstream_status {
+    use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "upstream_status")]
+    pub struct Model {
+        /// The instance that reports (each runs its own connections).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub instance: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub upstream: String,
+        /// `starting`, `connected`, `failed` or `disabled`.
+        pub state: String,
+        pub error: Option<String>,
+        /// JSON array of the tool names clients see.
+        pub tools: String,
+        pub updated_at: UnixTime,
+    }
+    no_relations!();
+}

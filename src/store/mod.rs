@@ -17,6 +17,7 @@ mod notify;
 mod purge;
 mod refresh_tokens;
 mod sessions;
+mod upstreams;
 mod users;
 
 use std::ffi::c_int;
@@ -35,14 +36,15 @@ use sea_orm::{
 use sea_orm::{IsolationLevel, SqliteTransactionMode, TransactionOptions};
 
 use crate::config::Database as DatabaseConfig;
-pub use audit::{AuditEntry, AuditFilter, AuditKind};
+pub use audit::{AuditEntry, AuditFilter, AuditKind, OwnedAuditEntry};
 pub use clients::ClientUpdate;
 pub use entities::{
     audit_event, authorization_code, client, consent, grant, login_session, mcp_session, note, refresh_token,
-    signing_key, user,
+    signing_key, upstream, upstream_status, upstream_tool, user,
 };
 pub use grants::ENDINGS_CHANNEL;
 pub use purge::{PurgeAfter, Purged};
+pub use upstreams::{UPSTREAMS_CHANNEL, UpstreamRow};
 
 /// The database handle shared by every request.
 #[derive(Clone, Debug)]

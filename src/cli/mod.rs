@@ -1,5 +1,7 @@
 //! The command line: `serve` (default) and the operator commands. Every command reads the same
 //! configuration as the server.
+mod upstream;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -63,6 +65,9 @@ pub enum Command {
     /// The OpenAPI description.
     #[command(subcommand)]
     Openapi(OpenapiCommand),
+    /// Manage the MCP servers the gateway puts behind its OAuth (every instance serves the same set).
+    #[command(subcommand)]
+    Upstream(upstream::UpstreamCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,7 +101,7 @@ pub enum ClientCommand {
         /// A confidential client with a secret (client_secret_basic); the secret is printed once.
         #[arg(long)]
         confidential: bool,
-        /// Space-separated scopes (default: all).
+        /// Space-separated scopes (default: any scope the server offers, now or later).
         #[arg(long)]
         scope: Option<String>,
     },
@@ -192,11 +197,13 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(cmd) => client(cmd, config).await,
+        Command::Upstream(cmd) => upstream::run(cmd, store(&config).await?).await,
         Command::Keys(cmd) => keys(cmd, &config).await,
         Command::Token(TokenCommand::Mint { user, client, scope, ttl, refresh, count }) => {
             let ttl = ttl.map_or(config.tokens.access_token_ttl, |t| std::time::Duration::from_secs(u64::from(t)));
             let app = Application::build(config).await?;
             let tokens = &app.state().token_service;
+            app.state().scopes.parse_known(&scope).map_err(anyhow::Error::msg)?;
             for _ in 0..count {
                 let (token, refresh_token) = mint_for_operator(tokens, &user, &client, &scope, ttl, refresh).await?;
                 match refresh_token {

@@ -1,0 +1,374 @@
+//! Upstream MCP servers the gateway puts behind its OAuth: how each is reached (a program it runs, or a
+//! Streamable HTTP URL), under which prefix its names appear, and which scope it needs. The rules here need
+//! no I/O; the store keeps the configuration and the MCP face runs the connections.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::clock::UnixTime;
+use crate::store::{UpstreamRow, upstream, upstream_tool};
+
+/// The separator between an upstream's prefix and its own tool or prompt name.
+pub const SEPARATOR: &str = "__";
+/// Longest tool or prompt name clients accept (`^[A-Za-z0-9_-]{1,64}$`).
+pub const MAX_NAME: usize = 64;
+/// How long a call may take by default before it is cancelled upstream.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How an upstream is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// A program each instance starts and supervises, speaking MCP on its standard input and output.
+    Stdio { command: String, args: Vec<String>, env: BTreeMap<String, String>, cwd: Option<String> },
+    /// A Streamable HTTP server, with static headers (an API key, say) sent on every request.
+    Http { url: String, headers: BTreeMap<String, String> },
+}
+
+impl Transport {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Transport::Stdio { .. } => "stdio",
+            Transport::Http { .. } => "http",
+        }
+    }
+}
+
+/// Which scope a tool of an upstream needs besides `mcp:read` and the upstream's own scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// `mcp:read` is enough.
+    Read,
+    /// `mcp:write` too.
+    Write,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Access> {
+        match value {
+            "read" => Some(Access::Read),
+            "write" => Some(Access::Write),
+            _ => None,
+        }
+    }
+}
+
+/// One upstream, as configured (by the CLI, the admin page or a TOML file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub name: String,
+    pub transport: Transport,
+    /// Prepended to the upstream's tool and prompt names with `__`; empty mounts them unchanged. `None`:
+    /// the name.
+    pub prefix: Option<String>,
+    /// An extra scope a token must carry to see or call anything of this upstream.
+    pub scope: Option<String>,
+    pub timeout_secs: u64,
+    pub enabled: bool,
+    /// Per-tool overrides of the scope its annotations imply (by the upstream's own tool name).
+    pub tools: BTreeMap<String, Access>,
+}
+
+/// Why an upstream's configuration cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("upstream {name}: {problem}")]
+pub struct InvalidUpstream {
+    pub name: String,
+    pub problem: String,
+}
+
+impl Upstream {
+    /// The prefix in effect: the configured one, or the name.
+    pub fn prefix(&self) -> &str {
+        self.prefix.as_deref().unwrap_or(&self.name)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    /// Checks everything that can be checked without starting it.
+    pub fn validate(&self) -> Result<(), InvalidUpstream> {
+        let fail = |problem: String| Err(InvalidUpstream { name: self.name.clone(), problem });
+        if self.name.is_empty() || self.name.len() > 32 || !self.name.bytes().all(is_name_byte) {
+            return fail("the name must be 1–32 letters, digits, '-' or '_'".into());
+        }
+        let prefix = self.prefix();
+        // A prefix must leave room for `__` and at least one character of the upstream's own name.
+        if prefix.len() > MAX_NAME - SEPARATOR.len() - 1 || !prefix.bytes().all(is_name_byte) {
+            return fail(format!(
+                "the prefix must be at most {} letters, digits, '-' or '_', so that PREFIX__name fits in {MAX_NAME}",
+                MAX_NAME - SEPARATOR.len() - 1
+            ));
+        }
+        if let Some(scope) = &self.scope
+            && (scope.is_empty()
+                || scope.len() > 64
+                || !scope.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+                || scope.starts_with("mcp:"))
+        {
+            return fail("the scope must be one word of printable characters, not one of the mcp: scopes".into());
+        }
+        if !(1..=3600).contains(&self.timeout_secs) {
+            return fail("the timeout must be 1 to 3600 seconds".into());
+        }
+        match &self.transport {
+            Transport::Stdio { command, env, .. } => {
+                if command.trim().is_empty() {
+                    return fail("the command is empty".into());
+                }
+                if let Some(key) = env.keys().find(|k| k.is_empty() || k.contains('=') || k.contains('\0')) {
+                    return fail(format!("'{}' is not an environment variable name", key.escape_default()));
+                }
+            }
+            Transport::Http { url, headers } => {
+                let parsed = Url::parse(url).map_err(|e| InvalidUpstream {
+                    name: self.name.clone(),
+                    problem: format!("'{url}' is not a URL: {e}"),
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                    return fail("the URL must be http(s) with a host".into());
+                }
+                for (name, value) in headers {
+                    let valid = poem::http::HeaderName::try_from(name.as_str()).is_ok()
+                        && poem::http::HeaderValue::try_from(value.as_str()).is_ok();
+                    if !valid {
+                        return fail(format!("'{}' is not a valid header", name.escape_default()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Upstream {
+    /// The rows that store this upstream.
+    pub fn to_row(&self) -> UpstreamRow {
+        let (command, args, env, cwd, url, headers) = match &self.transport {
+            Transport::Stdio { command, args, env, cwd } => {
+                (Some(command.clone()), json(args), json(env), cwd.clone(), None, "{}".to_owned())
+            }
+            Transport::Http { url, headers } => (None, "[]".to_owned(), "{}".to_owned(), None, Some(url.clone()), json(headers)),
+        };
+        let now = UnixTime::now();
+        UpstreamRow {
+            upstream: upstream::Model {
+                name: self.name.clone(),
+                kind: self.transport.kind().to_owned(),
+                command,
+                args,
+                env,
+                cwd,
+                url,
+                headers,
+                prefix: self.prefix().to_owned(),
+                scope: self.scope.clone(),
+                timeout_secs: i64::try_from(self.timeout_secs).unwrap_or(i64::MAX),
+                enabled: self.enabled,
+                created_at: now,
+                updated_at: now,
+            },
+            tools: self
+                .tools
+                .iter()
+                .map(|(tool, access)| upstream_tool::Model {
+                    upstream: self.name.clone(),
+                    tool: tool.clone(),
+                    access: access.as_str().to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A stored upstream, or why it cannot be used.
+    pub fn from_row(row: &UpstreamRow) -> Result<Upstream, InvalidUpstream> {
+        let u = &row.upstream;
+        let invalid = |problem: &str| InvalidUpstream { name: u.name.clone(), problem: problem.to_owned() };
+        let transport = match (u.kind.as_str(), &u.command, &u.url) {
+            ("stdio", Some(command), _) => Transport::Stdio {
+                command: command.clone(),
+                args: serde_json::from_str(&u.args).map_err(|_| invalid("stored arguments are not a list"))?,
+                env: serde_json::from_str(&u.env).map_err(|_| invalid("stored environment is not a map"))?,
+                cwd: u.cwd.clone(),
+            },
+            ("http", _, Some(url)) => Transport::Http {
+                url: url.clone(),
+                headers: serde_json::from_str(&u.headers).map_err(|_| invalid("stored headers are not a map"))?,
+            },
+            _ => return Err(invalid("stored kind is unknown")),
+        };
+        let mut tools = BTreeMap::new();
+        for t in &row.tools {
+            tools.insert(t.tool.clone(), Access::parse(&t.access).ok_or_else(|| invalid("stored tool access is unknown"))?);
+        }
+        let upstream = Upstream {
+            name: u.name.clone(),
+            transport,
+            prefix: Some(u.prefix.clone()),
+            scope: u.scope.clone(),
+            timeout_secs: u64::try_from(u.timeout_secs).unwrap_or(0),
+            enabled: u.enabled,
+            tools,
+        };
+        upstream.validate()?;
+        Ok(upstream)
+    }
+}
+
+/// A stored list or map, as JSON text.
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("strings serialize")
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// Whether clients accept `name` as a tool or prompt name (`^[A-Za-z0-9_-]{1,64}$`).
+pub fn is_valid_exposed_name(name: &str) -> bool {
+    (1..=MAX_NAME).contains(&name.len()) && name.bytes().all(is_name_byte)
+}
+
+/// The name clients see for an upstream's `name` under `prefix`, or `None` when it cannot be expressed.
+pub fn exposed_name(prefix: &str, name: &str) -> Option<String> {
+    let exposed = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}{SEPARATOR}{name}") };
+    is_valid_exposed_name(&exposed).then_some(exposed)
+}
+
+/// A gateway file (`mcp-gateway upstream apply FILE`): the whole set of upstreams, as TOML, one
+/// `[[upstream]]` table each with the CLI's fields.
+#[derive(Debug, Clone)]
+pub struct UpstreamFile {
+    pub upstreams: Vec<Upstream>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileText {
+    #[serde(default)]
+    upstream: Vec<Entry>,
+}
+
+/// One `[[upstream]]` table, as written.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    name: String,
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    cwd: Option<String>,
+    url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    prefix: Option<String>,
+    scope: Option<String>,
+    timeout_secs: Option<u64>,
+    enabled: Option<bool>,
+    #[serde(default)]
+    tools: BTreeMap<String, Access>,
+}
+
+impl UpstreamFile {
+    pub fn parse(text: &str) -> Result<UpstreamFile, String> {
+        let file: FileText = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut names = std::collections::BTreeSet::new();
+        let mut upstreams = Vec::new();
+        for entry in file.upstream {
+            let transport = match (entry.command, entry.url) {
+                (Some(command), None) => {
+                    Transport::Stdio { command, args: entry.args, env: entry.env, cwd: entry.cwd }
+                }
+                (None, Some(url)) => Transport::Http { url, headers: entry.headers },
+                _ => return Err(format!("upstream {}: give either command or url", entry.name)),
+            };
+            let upstream = Upstream {
+                name: entry.name,
+                transport,
+                prefix: entry.prefix,
+                scope: entry.scope,
+                timeout_secs: entry.timeout_secs.unwrap_or(DEFAULT_TIMEOUT.as_secs()),
+                enabled: entry.enabled.unwrap_or(true),
+                tools: entry.tools,
+            };
+            upstream.validate().map_err(|e| e.to_string())?;
+            if !names.insert(upstream.name.clone()) {
+                return Err(format!("upstream {} is listed twice", upstream.name));
+            }
+            upstreams.push(upstream);
+        }
+        Ok(UpstreamFile { upstreams })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stdio(name: &str, prefix: Option<&str>) -> Upstream {
+        Upstream {
+            name: name.into(),
+            transport: Transport::Stdio { command: "npx".into(), args: vec![], env: BTreeMap::new(), cwd: None },
+            prefix: prefix.map(str::to_owned),
+            scope: None,
+            timeout_secs: 60,
+            enabled: true,
+            tools: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn names_are_prefixed_with_two_underscores_and_must_fit_what_clients_accept() {
+        assert_eq!(exposed_name("fs", "read_file").as_deref(), Some("fs__read_file"));
+        assert_eq!(exposed_name("", "read_file").as_deref(), Some("read_file"));
+        assert_eq!(exposed_name("fs", "has space"), None);
+        assert_eq!(exposed_name("fs", &"x".repeat(61)), None, "over 64 with the prefix");
+        assert!(stdio("files", None).validate().is_ok());
+        assert!(stdio("files", Some("")).validate().is_ok(), "an empty prefix mounts the names unchanged");
+        assert!(stdio("files", Some(&"p".repeat(62))).validate().is_err(), "no room left for a name");
+        assert!(stdio("bad name", None).validate().is_err());
+        assert!(stdio("files", Some("a.b")).validate().is_err());
+    }
+
+    #[test]
+    fn a_gateway_file_lists_every_upstream_once() {
+        let file = UpstreamFile::parse(
+            r#"
+            [[upstream]]
+            name = "files"
+            command = "npx"
+            args = ["-y", "@modelcontextprotocol/server-filesystem", "/srv"]
+            scope = "files"
+            [upstream.tools]
+            write_file = "write"
+
+            [[upstream]]
+            name = "search"
+            url = "https://search.example/mcp"
+            headers = { "X-API-Key" = "k" }
+            prefix = ""
+            "#,
+        )
+        .unwrap();
+        assert_eq!(file.upstreams.len(), 2);
+        assert_eq!(file.upstreams[0].tools.get("write_file"), Some(&Access::Write));
+        assert!(matches!(file.upstreams[1].transport, Transport::Http { .. }));
+        assert_eq!(file.upstreams[1].prefix(), "");
+        let twice = "[[upstream]]\nname = \"a\"\ncommand = \"x\"\n[[upstream]]\nname = \"a\"\ncommand = \"y\"\n";
+        assert!(UpstreamFile::parse(twice).is_err());
+        assert!(UpstreamFile::parse("[[upstream]]\nname = \"a\"\n").is_err(), "neither command nor url");
+        assert!(UpstreamFile::parse("[[upstream]]\nname = \"a\"\ncommand = \"x\"\nbogus = 1\n").is_err());
+    }
+}

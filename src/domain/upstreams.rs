@@ -1,0 +1,204 @@
+//! The gateway's upstream configuration as a service: what every face reads (the set in force, which the
+//! MCP face reconciles its connections with and which adds scopes to the [`ScopeCatalog`]), the changes
+//! operators make (CLI, admin page, gateway file), and what the instances report about their connections.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DbErr;
+use tokio::sync::watch;
+
+use super::scope::ScopeCatalog;
+use super::upstream::{InvalidUpstream, Upstream, UpstreamFile};
+use crate::clock::UnixTime;
+use crate::store::{Store, upstream_status};
+
+/// An instance's report counts as current for this long (instances report more often than this).
+pub const REPORT_FRESH_FOR: Duration = Duration::from_secs(90);
+
+/// Why a change to the upstreams was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidUpstream),
+    #[error("an upstream named {0} already exists (remove it first, or use `upstream apply`)")]
+    Exists(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("storage failed: {0}")]
+    Storage(#[from] DbErr),
+}
+
+/// What one instance says about one upstream.
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    pub instance: String,
+    pub upstream: String,
+    /// `starting`, `connected`, `failed` or `disabled`.
+    pub state: String,
+    pub error: Option<String>,
+    /// The names clients see.
+    pub tools: Vec<String>,
+    pub updated_at: UnixTime,
+}
+
+/// The upstream configuration in force on this instance.
+#[derive(Clone)]
+pub struct Upstreams {
+    store: Store,
+    scopes: ScopeCatalog,
+    current: Arc<watch::Sender<Arc<Vec<Upstream>>>>,
+}
+
+impl Upstreams {
+    /// Reads the configuration once; [`Upstreams::reload`] reads it again.
+    pub async fn load(store: Store, scopes: ScopeCatalog) -> Result<Upstreams, DbErr> {
+        let upstreams = Upstreams { store, scopes, current: Arc::new(watch::Sender::new(Arc::default())) };
+        upstreams.reload().await?;
+        Ok(upstreams)
+    }
+
+    /// The upstreams as last read, by name.
+    pub fn current(&self) -> Arc<Vec<Upstream>> {
+        self.current.borrow().clone()
+    }
+
+    /// Changes whenever a reload finds a different configuration.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Vec<Upstream>>> {
+        self.current.subscribe()
+    }
+
+    /// Reads the configuration again (another instance, or the CLI, may have changed it). A stored upstream
+    /// this version cannot use is logged and left out.
+    pub async fn reload(&self) -> Result<(), DbErr> {
+        let rows = self.store.list_upstreams().await?;
+        let upstreams: Vec<Upstream> = rows
+            .iter()
+            .filter_map(|row| {
+                Upstream::from_row(row).inspect_err(|e| tracing::error!(error = %e, "unusable upstream row")).ok()
+            })
+            .collect();
+        self.scopes.set_extra(scope_descriptions(&upstreams));
+        self.current.send_if_modified(|current| {
+            if **current == upstreams {
+                return false;
+            }
+            *current = Arc::new(upstreams);
+            true
+        });
+        Ok(())
+    }
+
+    /// Adds a new upstream.
+    pub async fn add(&self, upstream: Upstream) -> Result<(), UpstreamError> {
+        upstream.validate()?;
+        let mut all: Vec<Upstream> = self.stored().await?;
+        if all.iter().any(|u| u.name == upstream.name) {
+            return Err(UpstreamError::Exists(upstream.name));
+        }
+        all.push(upstream.clone());
+        check_prefixes(&all)?;
+        self.store.save_upstreams(vec![upstream.to_row()], false).await?;
+        self.reload().await?;
+        Ok(())
+    }
+
+    /// Makes the stored set exactly the file's (adds, changes and removes); `Ok(false)` when it already was.
+    pub async fn apply(&self, file: UpstreamFile) -> Result<bool, UpstreamError> {
+        check_prefixes(&file.upstreams)?;
+        let changed = self.store.save_upstreams(file.upstreams.iter().map(Upstream::to_row).collect(), true).await?;
+        self.reload().await?;
+        Ok(changed)
+    }
+
+    /// Removes an upstream; `Ok(false)` when there is none by that name.
+    pub async fn remove(&self, name: &str) -> Result<bool, UpstreamError> {
+        let removed = self.store.remove_upstream(name).await?;
+        self.reload().await?;
+        Ok(removed)
+    }
+
+    /// Enables or disables an upstream; `Ok(false)` when there is none by that name.
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<bool, UpstreamError> {
+        let found = self.store.set_upstream_enabled(name, enabled).await?;
+        self.reload().await?;
+        Ok(found)
+    }
+
+    /// The current reports of every instance, by upstream.
+    pub async fn statuses(&self) -> Result<BTreeMap<String, Vec<StatusReport>>, DbErr> {
+        let rows = self.store.upstream_statuses(UnixTime::now() - REPORT_FRESH_FOR).await?;
+        let mut by_upstream: BTreeMap<String, Vec<StatusReport>> = BTreeMap::new();
+        for row in rows {
+            by_upstream.entry(row.upstream.clone()).or_default().push(StatusReport {
+                tools: serde_json::from_str(&row.tools).unwrap_or_default(),
+                instance: row.instance,
+                upstream: row.upstream,
+                state: row.state,
+                error: row.error,
+                updated_at: row.updated_at,
+            });
+        }
+        Ok(by_upstream)
+    }
+
+    /// Replaces what this instance reports.
+    pub async fn report(&self, instance: &str, reports: &[StatusReport]) -> Result<(), DbErr> {
+        let rows = reports
+            .iter()
+            .map(|r| upstream_status::Model {
+                instance: instance.to_owned(),
+                upstream: r.upstream.clone(),
+                state: r.state.clone(),
+                error: r.error.clone(),
+                tools: serde_json::to_string(&r.tools).expect("strings serialize"),
+                updated_at: r.updated_at,
+            })
+            .collect();
+        self.store.report_upstream_status(instance, rows).await
+    }
+
+    /// Withdraws what this instance reported (it is stopping).
+    pub async fn withdraw_reports(&self, instance: &str) -> Result<(), DbErr> {
+        self.store.clear_upstream_status(instance).await
+    }
+
+    async fn stored(&self) -> Result<Vec<Upstream>, DbErr> {
+        Ok(self.store.list_upstreams().await?.iter().filter_map(|row| Upstream::from_row(row).ok()).collect())
+    }
+}
+
+/// Two upstreams under one non-empty prefix would expose colliding names.
+fn check_prefixes(upstreams: &[Upstream]) -> Result<(), UpstreamError> {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for u in upstreams {
+        let prefix = u.prefix();
+        if prefix.is_empty() {
+            continue;
+        }
+        if let Some(other) = seen.insert(prefix, &u.name) {
+            return Err(UpstreamError::Conflict(format!(
+                "upstreams {other} and {} both use the prefix '{prefix}'; give one --prefix",
+                u.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The scopes upstreams add, each described by the upstreams it opens (for the consent page).
+pub fn scope_descriptions(upstreams: &[Upstream]) -> Vec<(String, String)> {
+    let mut by_scope: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for u in upstreams.iter().filter(|u| u.enabled) {
+        if let Some(scope) = &u.scope {
+            by_scope.entry(scope).or_default().push(&u.name);
+        }
+    }
+    by_scope
+        .into_iter()
+        .map(|(scope, names)| {
+            let names = names.join(", ");
+            (scope.to_owned(), format!("Use the tools, prompts and resources of the upstream server {names}"))
+        })
+        .collect()
+}

@@ -1,0 +1,254 @@
+//! One proxied request, start to end: sent upstream without the client's token or `_meta`, with progress
+//! passed back under the client's own token, the upstream's server-to-client requests and log messages
+//! put to the client that made the call (from this call's task, so they travel on its stream), the
+//! client's cancellation passed upstream, and the upstream's timeout enforced (the upstream is told).
+#![allow(deprecated)] // sampling, roots and logging are deprecated by SEP-2577 but are what upstreams use today
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use rmcp::model::*;
+use rmcp::service::{PeerRequestOptions, RequestContext};
+use rmcp::{ErrorData as McpError, Peer, RoleServer, ServiceError};
+
+use super::Gateway;
+use super::connection::Ask;
+use crate::clock::UnixTime;
+use crate::domain::tokens::AccessClaims;
+use crate::store::{AuditKind, OwnedAuditEntry};
+
+/// Why a proxied request did not get an answer from the upstream.
+#[derive(Debug)]
+pub enum Failure {
+    /// Not connected (starting, failed, or disabled).
+    Unavailable(String),
+    /// No answer within the upstream's timeout (the upstream was told to cancel).
+    Timeout(Duration),
+    /// The client cancelled (the upstream was told).
+    Cancelled,
+    /// The upstream answered with a JSON-RPC error.
+    Upstream(McpError),
+    /// The connection failed while the request was in flight.
+    Transport(String),
+}
+
+impl Failure {
+    /// The JSON-RPC error the client gets, naming the upstream.
+    pub fn into_error(self, upstream: &str) -> McpError {
+        match self {
+            Failure::Upstream(mut e) => {
+                e.message = format!("upstream {upstream}: {}", e.message).into();
+                e
+            }
+            other => McpError::internal_error(other.describe(upstream), Some(serde_json::json!({ "upstream": upstream }))),
+        }
+    }
+
+    /// A sentence naming the upstream.
+    pub fn describe(&self, upstream: &str) -> String {
+        match self {
+            Failure::Unavailable(why) => format!("upstream {upstream} is unavailable: {why}"),
+            Failure::Timeout(after) => format!("upstream {upstream} did not answer within {} s", after.as_secs()),
+            Failure::Cancelled => format!("the call to upstream {upstream} was cancelled"),
+            Failure::Upstream(e) => format!("upstream {upstream}: {}", e.message),
+            Failure::Transport(why) => format!("upstream {upstream} failed: {why}"),
+        }
+    }
+
+    fn outcome(&self) -> &'static str {
+        match self {
+            Failure::Timeout(_) => "timeout",
+            Failure::Cancelled => "cancelled",
+            _ => "error",
+        }
+    }
+}
+
+/// Which of the upstream's log messages during a request go to the client.
+#[derive(Debug, Clone, Copy)]
+pub enum LogLevel {
+    All,
+    AtLeast(LoggingLevel),
+    None,
+}
+
+impl LogLevel {
+    fn passes(self, level: LoggingLevel) -> bool {
+        match self {
+            LogLevel::All => true,
+            LogLevel::AtLeast(wanted) => severity(level) >= severity(wanted),
+            LogLevel::None => false,
+        }
+    }
+}
+
+/// Sends `request` to `upstream` on behalf of the client behind `ctx`, and waits for the answer while
+/// relaying what the upstream says meanwhile.
+pub async fn forward(
+    gateway: &Gateway,
+    upstream: &str,
+    request: ClientRequest,
+    ctx: &RequestContext<RoleServer>,
+    logs: LogLevel,
+) -> Result<ServerResult, Failure> {
+    let connection = gateway.connection(upstream).ok_or_else(|| Failure::Unavailable("it is not enabled".into()))?;
+    let Some(live) = connection.live() else {
+        let status = connection.status();
+        let why = status.error.unwrap_or_else(|| format!("it is {}", status.state.as_str()));
+        return Err(Failure::Unavailable(why));
+    };
+    let timeout = connection.upstream.timeout();
+    let handle = live
+        .peer
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await
+        .map_err(|e| Failure::Transport(e.to_string()))?;
+    let (id, upstream_peer) = (handle.id.clone(), handle.peer.clone());
+    let (_call, mut asks) = connection.relay.open_call(id.clone());
+    let down_token = ctx.meta.get_progress_token();
+    let mut progress = match &down_token {
+        Some(_) => Some(connection.relay.progress.subscribe(handle.progress_token.clone()).await),
+        None => None,
+    };
+    let response = handle.await_response();
+    tokio::pin!(response);
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut answering: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>> = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            result = &mut response => {
+                return result.map_err(|e| match e {
+                    ServiceError::McpError(e) => Failure::Upstream(e),
+                    other => Failure::Transport(other.to_string()),
+                });
+            }
+            Some(mut note) = next_progress(&mut progress) => {
+                if let Some(token) = &down_token {
+                    note.progress_token = token.clone();
+                    let _ = ctx.peer.notify_progress(note).await;
+                }
+            }
+            Some(ask) = asks.recv() => {
+                if let Some(answer) = answer(ask, ctx, logs) {
+                    answering.push(answer);
+                }
+            }
+            Some(()) = answering.next(), if !answering.is_empty() => {}
+            () = ctx.ct.cancelled() => {
+                cancel_upstream(&upstream_peer, id, "the client cancelled the request").await;
+                return Err(Failure::Cancelled);
+            }
+            () = &mut deadline => {
+                cancel_upstream(&upstream_peer, id, "the gateway's timeout for this upstream passed").await;
+                return Err(Failure::Timeout(timeout));
+            }
+        }
+    }
+}
+
+async fn next_progress(
+    progress: &mut Option<rmcp::handler::client::progress::ProgressSubscriber>,
+) -> Option<ProgressNotificationParam> {
+    match progress {
+        Some(p) => p.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn cancel_upstream(peer: &Peer<rmcp::RoleClient>, id: RequestId, reason: &str) {
+    let note = CancelledNotificationParam::new(Some(id), Some(reason.to_owned()));
+    let _ = peer.notify_cancelled(note).await;
+}
+
+/// Puts an upstream's request to the client (from this call's task, so it travels on the call's own
+/// stream), or passes a log message on at the level the client asked for.
+fn answer(ask: Ask, ctx: &RequestContext<RoleServer>, logs: LogLevel) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+    let peer = ctx.peer.clone();
+    let failed = |e: ServiceError| match e {
+        ServiceError::McpError(e) => e,
+        other => McpError::internal_error(format!("the client did not answer: {other}"), None),
+    };
+    Some(match ask {
+        Ask::Sample(params, reply) => Box::pin(async move {
+            let _ = reply.send(peer.create_message(params).await.map_err(failed));
+        }),
+        Ask::Elicit(params, reply) => Box::pin(async move {
+            let _ = reply.send(peer.create_elicitation(params).await.map_err(failed));
+        }),
+        Ask::Roots(reply) => Box::pin(async move {
+            let _ = reply.send(peer.list_roots().await.map_err(failed));
+        }),
+        Ask::Log(message) => {
+            if !logs.passes(message.level) {
+                return None;
+            }
+            Box::pin(async move {
+                let _ = peer.notify_logging_message(message).await;
+            })
+        }
+    })
+}
+
+pub(crate) fn severity(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+/// A `tools/call` of an upstream tool: the result as the upstream gave it (content, structured content,
+/// `isError`), or a failure as an `isError` result naming the upstream; counted and audited either way.
+pub async fn call_tool(
+    gateway: &Gateway,
+    route: &super::catalog::ToolRoute,
+    arguments: Option<JsonObject>,
+    ctx: &RequestContext<RoleServer>,
+    logs: LogLevel,
+    caller: &AccessClaims,
+) -> Result<CallToolResult, McpError> {
+    let started = Instant::now();
+    let mut params = CallToolRequestParams::new(route.original.clone());
+    params.arguments = arguments;
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+    let outcome = forward(gateway, &route.upstream, request, ctx, logs).await;
+    let (result, label) = match outcome {
+        Ok(ServerResult::CallToolResult(result)) => {
+            let label = if result.is_error == Some(true) { "tool_error" } else { "ok" };
+            (Ok(result), label)
+        }
+        Ok(ServerResult::EmptyResult(_)) => (Ok(CallToolResult::success(vec![])), "ok"),
+        Ok(_) => {
+            let failure = Failure::Transport("it answered tools/call with something else".into());
+            (Ok(CallToolResult::error(vec![ContentBlock::text(failure.describe(&route.upstream))])), "error")
+        }
+        Err(Failure::Upstream(e)) => (Err(Failure::Upstream(e).into_error(&route.upstream)), "error"),
+        Err(failure) => {
+            let label = failure.outcome();
+            (Ok(CallToolResult::error(vec![ContentBlock::text(failure.describe(&route.upstream))])), label)
+        }
+    };
+    let elapsed = started.elapsed();
+    gateway.metrics.upstream_call(&route.upstream, label, elapsed.as_secs_f64());
+    gateway.audit.record(OwnedAuditEntry {
+        at: UnixTime::now(),
+        kind: AuditKind::UpstreamCall,
+        user_id: Some(caller.sub.clone()),
+        client_id: Some(caller.client_id.clone()),
+        detail: Some(format!(
+            "upstream={} tool={} outcome={label} ms={}",
+            route.upstream,
+            route.original,
+            elapsed.as_millis()
+        )),
+    });
+    result
+}

@@ -1,0 +1,545 @@
+//! One upstream connection per instance, supervised: a program started with a minimal environment and
+//! restarted with backoff when it exits (its stderr goes to our log under its name), or an rmcp Streamable
+//! HTTP client with the upstream's static headers. The [`Relay`] is the client side rmcp calls with what the
+//! upstream sends: progress, logging and server-to-client requests go to the call they belong to, list
+//! changes and resource updates to the gateway.
+#![allow(deprecated)] // sampling, roots and logging are deprecated by SEP-2577 but are what upstreams use today
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use rmcp::handler::client::progress::ProgressDispatcher;
+use rmcp::model::*;
+use rmcp::service::{
+    ClientCacheConfig, InboundStreamOrigin, NotificationContext, RequestContext, RunningService, ServiceExt,
+};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, ErrorData as McpError, Peer, RoleClient};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::catalog::Offer;
+use crate::domain::upstream::{Transport, Upstream};
+
+/// Environment variables a program inherits from ours (everything else it gets is configured): enough to
+/// find programs and a home directory, never our database URL or secrets.
+const INHERITED_ENV: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+/// Restarts within this window count towards "keeps crashing".
+const CRASH_WINDOW: Duration = Duration::from_secs(300);
+/// This many failures within the window mark the upstream failed (it is still retried, slowly).
+const CRASHES_TO_FAIL: usize = 5;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const FAILED_RETRY: Duration = Duration::from_secs(60);
+/// Longest stderr line logged.
+const MAX_LOG_LINE: usize = 4096;
+
+/// Where a connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Starting,
+    Connected,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Connected => "connected",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// What the supervisor tells the gateway.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Connected, disconnected, or a list changed: the catalog is to be rebuilt.
+    Changed,
+    /// The upstream's resource list changed.
+    ResourcesChanged,
+    /// A resource the upstream was subscribed to changed.
+    ResourceUpdated { upstream: Arc<str>, uri: String },
+}
+
+/// A server-to-client request the upstream made during a call, for the call's task to put to its client.
+pub enum Ask {
+    Sample(CreateMessageRequestParams, oneshot::Sender<Result<CreateMessageResult, McpError>>),
+    Elicit(ElicitRequestParams, oneshot::Sender<Result<ElicitResult, McpError>>),
+    Roots(oneshot::Sender<Result<ListRootsResult, McpError>>),
+    Log(LoggingMessageNotificationParam),
+}
+
+/// One upstream's connection on this instance.
+pub struct Connection {
+    pub upstream: Upstream,
+    pub relay: Arc<Relay>,
+    live: RwLock<Option<Live>>,
+    status: Mutex<Status>,
+    stop: CancellationToken,
+}
+
+/// The connected peer and what it offers.
+#[derive(Clone)]
+pub struct Live {
+    pub peer: Peer<RoleClient>,
+    pub offer: Arc<Offer>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub state: State,
+    pub error: Option<String>,
+    pub restarts: u64,
+}
+
+impl Connection {
+    /// Starts supervising `upstream`; `events` hears of every change.
+    pub fn start(upstream: Upstream, events: mpsc::UnboundedSender<Event>) -> Arc<Connection> {
+        let (relay_tx, relay_rx) = mpsc::unbounded_channel();
+        let connection = Arc::new(Connection {
+            relay: Arc::new(Relay::new(&upstream.name, relay_tx)),
+            upstream,
+            live: RwLock::new(None),
+            status: Mutex::new(Status { state: State::Starting, error: None, restarts: 0 }),
+            stop: CancellationToken::new(),
+        });
+        tokio::spawn(supervise(connection.clone(), relay_rx, events));
+        connection
+    }
+
+    pub fn live(&self) -> Option<Live> {
+        self.live.read().expect("live lock").clone()
+    }
+
+    pub fn status(&self) -> Status {
+        self.status.lock().expect("status lock").clone()
+    }
+
+    /// Closes the connection (ends the program) for good.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    fn set_status(&self, state: State, error: Option<String>) {
+        let mut status = self.status.lock().expect("status lock");
+        status.state = state;
+        if error.is_some() || state == State::Connected {
+            status.error = error;
+        }
+    }
+
+    fn set_live(&self, live: Option<Live>) {
+        *self.live.write().expect("live lock") = live;
+    }
+}
+
+/// What the relay hears that the supervisor acts on.
+enum Heard {
+    ToolsChanged,
+    PromptsChanged,
+    ResourcesChanged,
+    ResourceUpdated(String),
+}
+
+/// Connects, serves, and reconnects with backoff until stopped.
+async fn supervise(
+    connection: Arc<Connection>,
+    mut heard: mpsc::UnboundedReceiver<Heard>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let name: Arc<str> = Arc::from(connection.upstream.name.as_str());
+    let mut failures: Vec<Instant> = Vec::new();
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        connection.set_status(State::Starting, None);
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            () = connection.stop.cancelled() => return,
+            outcome = connect(&connection) => outcome,
+        };
+        let problem = match outcome {
+            Ok(mut running) => {
+                let problem = serve(&connection, &mut running, &mut heard, &events, &name).await;
+                connection.set_live(None);
+                let _ = events.send(Event::Changed);
+                running.stop().await;
+                match problem {
+                    None => return,
+                    Some(problem) => problem,
+                }
+            }
+            Err(problem) => problem,
+        };
+        tracing::warn!(upstream = %name, problem = %problem, "upstream connection ended");
+        failures.retain(|t| t.elapsed() < CRASH_WINDOW);
+        failures.push(Instant::now());
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_millis(500);
+        }
+        let failed = failures.len() >= CRASHES_TO_FAIL;
+        connection.set_status(if failed { State::Failed } else { State::Starting }, Some(problem));
+        connection.status.lock().expect("status lock").restarts += 1;
+        let _ = events.send(Event::Changed);
+        let wait = if failed { FAILED_RETRY } else { backoff };
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        tokio::select! {
+            () = connection.stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Serves a connected upstream until it goes away (`Some(problem)`) or the connection is stopped (`None`).
+async fn serve(
+    connection: &Connection,
+    running: &mut Running,
+    heard: &mut mpsc::UnboundedReceiver<Heard>,
+    events: &mpsc::UnboundedSender<Event>,
+    name: &Arc<str>,
+) -> Option<String> {
+    let peer = running.service.peer().clone();
+    peer.set_response_cache_config(ClientCacheConfig::disabled()).await;
+    let offer = match tokio::time::timeout(connection.upstream.timeout(), fetch_offer(&peer)).await {
+        Ok(Ok(offer)) => offer,
+        Ok(Err(e)) => return Some(format!("listing what it offers failed: {e}")),
+        Err(_) => return Some("listing what it offers took too long".into()),
+    };
+    tracing::info!(upstream = %name, tools = offer.tools.len(), prompts = offer.prompts.len(), "upstream connected");
+    connection.set_live(Some(Live { peer: peer.clone(), offer: Arc::new(offer) }));
+    connection.set_status(State::Connected, None);
+    let _ = events.send(Event::Changed);
+    loop {
+        tokio::select! {
+            () = connection.stop.cancelled() => return None,
+            ended = running.ended() => return Some(ended),
+            Some(what) = heard.recv() => match what {
+                Heard::ToolsChanged | Heard::PromptsChanged => {
+                    match fetch_offer(&peer).await {
+                        Ok(offer) => {
+                            connection.set_live(Some(Live { peer: peer.clone(), offer: Arc::new(offer) }));
+                            let _ = events.send(Event::Changed);
+                        }
+                        Err(e) => tracing::warn!(upstream = %name, error = %e, "re-listing after a change failed"),
+                    }
+                }
+                Heard::ResourcesChanged => {
+                    let _ = events.send(Event::ResourcesChanged);
+                }
+                Heard::ResourceUpdated(uri) => {
+                    let _ = events.send(Event::ResourceUpdated { upstream: name.clone(), uri });
+                }
+            },
+        }
+    }
+}
+
+/// Everything the upstream offers, every page of it.
+async fn fetch_offer(peer: &Peer<RoleClient>) -> Result<Offer, rmcp::ServiceError> {
+    let capabilities = peer.peer_info().map(|i| i.capabilities.clone()).unwrap_or_default();
+    let tools = if capabilities.tools.is_some() { peer.list_all_tools().await? } else { vec![] };
+    let prompts = if capabilities.prompts.is_some() { peer.list_all_prompts().await? } else { vec![] };
+    let resources = capabilities.resources.as_ref();
+    let templates = if resources.is_some() { peer.list_all_resource_templates().await? } else { vec![] };
+    Ok(Offer {
+        tools,
+        prompts,
+        templates,
+        resources: resources.is_some(),
+        subscribe: resources.and_then(|r| r.subscribe).unwrap_or(false),
+        completions: capabilities.completions.is_some(),
+    })
+}
+
+/// A connected upstream: the rmcp client and, for a program, the process.
+struct Running {
+    service: RunningService<RoleClient, Arc<Relay>>,
+    child: Option<tokio::process::Child>,
+}
+
+impl Running {
+    /// Resolves when the upstream goes away, saying how.
+    async fn ended(&mut self) -> String {
+        let closed = self.service.cancellation_token();
+        match &mut self.child {
+            Some(child) => {
+                let status = child.wait().await;
+                closed.cancel();
+                match status {
+                    Ok(s) => format!("the program exited ({s})"),
+                    Err(e) => format!("waiting for the program failed: {e}"),
+                }
+            }
+            None => loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if self.service.is_transport_closed() || self.service.is_closed() {
+                    return "the connection closed".into();
+                }
+            },
+        }
+    }
+
+    /// Closes the connection; a program gets its standard input closed, then SIGTERM, then SIGKILL.
+    async fn stop(mut self) {
+        let _ = self.service.close_with_timeout(Duration::from_secs(2)).await;
+        if let Some(mut child) = self.child.take() {
+            if let Ok(None) = child.try_wait() {
+                terminate(&child);
+                if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
+                    let _ = child.kill().await;
+                }
+            }
+            kill_group(&child);
+        }
+    }
+}
+
+async fn connect(connection: &Connection) -> Result<Running, String> {
+    let relay = connection.relay.clone();
+    let wait = connection.upstream.timeout().max(Duration::from_secs(30));
+    match &connection.upstream.transport {
+        Transport::Stdio { command, args, env, cwd } => {
+            let mut cmd = tokio::process::Command::new(command);
+            cmd.args(args)
+                .env_clear()
+                .envs(INHERITED_ENV.iter().filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))))
+                .envs(env)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true);
+            if let Some(cwd) = cwd {
+                cmd.current_dir(cwd);
+            }
+            #[cfg(unix)]
+            cmd.process_group(0);
+            let mut child = cmd.spawn().map_err(|e| format!("starting {command} failed: {e}"))?;
+            let (Some(stdout), Some(stdin), Some(stderr)) = (child.stdout.take(), child.stdin.take(), child.stderr.take())
+            else {
+                return Err("the program's standard streams are missing".into());
+            };
+            tokio::spawn(log_stderr(connection.upstream.name.clone(), stderr));
+            let started = tokio::time::timeout(wait, relay.serve((stdout, stdin))).await;
+            let service = match started {
+                Ok(Ok(service)) => service,
+                Ok(Err(e)) => {
+                    kill_group(&child);
+                    return Err(format!("initialize failed: {e}"));
+                }
+                Err(_) => {
+                    kill_group(&child);
+                    return Err(format!("it did not answer initialize within {} s", wait.as_secs()));
+                }
+            };
+            Ok(Running { service, child: Some(child) })
+        }
+        Transport::Http { url, headers } => {
+            let mut custom = HashMap::new();
+            for (name, value) in headers {
+                let name = reqwest::header::HeaderName::try_from(name.as_str()).map_err(|e| e.to_string())?;
+                let value = reqwest::header::HeaderValue::try_from(value.as_str()).map_err(|e| e.to_string())?;
+                custom.insert(name, value);
+            }
+            let http = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("mcp-gateway/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                .custom_headers(custom)
+                .max_concurrent_requests(1024)
+                .reinit_on_expired_session(true);
+            let transport = StreamableHttpClientTransport::with_client(http, config);
+            match tokio::time::timeout(wait, relay.serve(transport)).await {
+                Ok(Ok(service)) => Ok(Running { service, child: None }),
+                Ok(Err(e)) => Err(format!("initialize failed: {e}")),
+                Err(_) => Err(format!("it did not answer initialize within {} s", wait.as_secs())),
+            }
+        }
+    }
+}
+
+async fn log_stderr(upstream: String, stderr: tokio::process::ChildStderr) {
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let end = (0..=line.len().min(MAX_LOG_LINE)).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+        tracing::info!(upstream = %upstream, "stderr: {}", &line[..end]);
+    }
+}
+
+#[cfg(unix)]
+fn terminate(child: &tokio::process::Child) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: signalling the process group this child leads (it was started with process_group(0)).
+        unsafe { libc::killpg(pid, libc::SIGTERM) };
+    }
+}
+
+#[cfg(unix)]
+fn kill_group(child: &tokio::process::Child) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: as in `terminate`; ends what the program started (npx's node, say).
+        unsafe { libc::killpg(pid, libc::SIGKILL) };
+    }
+}
+
+#[cfg(not(unix))]
+fn terminate(_: &tokio::process::Child) {}
+
+#[cfg(not(unix))]
+fn kill_group(_: &tokio::process::Child) {}
+
+/// The client side of one upstream connection.
+pub struct Relay {
+    name: Arc<str>,
+    /// Calls in flight, by the id of the request sent upstream.
+    calls: Mutex<HashMap<RequestId, mpsc::Sender<Ask>>>,
+    pub progress: ProgressDispatcher,
+    heard: mpsc::UnboundedSender<Heard>,
+    /// Woken whenever a call is registered.
+    registered: tokio::sync::Notify,
+}
+
+/// How long a request from the upstream waits for its call to be registered: the upstream may ask before
+/// rmcp has handed the gateway the id of the request it sent.
+const REGISTRATION_WAIT: Duration = Duration::from_secs(2);
+
+impl Relay {
+    fn new(name: &str, heard: mpsc::UnboundedSender<Heard>) -> Relay {
+        Relay {
+            name: Arc::from(name),
+            calls: Mutex::default(),
+            progress: ProgressDispatcher::new(),
+            heard,
+            registered: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Registers a call in flight; what the upstream asks during it arrives on the returned receiver until
+    /// the guard is dropped.
+    pub fn open_call(self: &Arc<Relay>, id: RequestId) -> (CallGuard, mpsc::Receiver<Ask>) {
+        let (tx, rx) = mpsc::channel(16);
+        self.calls.lock().expect("calls lock").insert(id.clone(), tx);
+        self.registered.notify_waiters();
+        (CallGuard { relay: self.clone(), id }, rx)
+    }
+
+    /// The call a message from the upstream belongs to: the one whose response stream it came on, or the
+    /// only call in flight. Never a guess among several.
+    fn call_for(&self, extensions: &Extensions) -> Option<mpsc::Sender<Ask>> {
+        let calls = self.calls.lock().expect("calls lock");
+        match extensions.get::<InboundStreamOrigin>() {
+            Some(InboundStreamOrigin::OutboundRequest(id)) => calls.get(id).cloned(),
+            _ if calls.len() == 1 => calls.values().next().cloned(),
+            _ => None,
+        }
+    }
+
+    async fn ask<T>(
+        &self,
+        extensions: &Extensions,
+        what: &str,
+        make: impl FnOnce(oneshot::Sender<Result<T, McpError>>) -> Ask,
+    ) -> Result<T, McpError> {
+        let deadline = tokio::time::Instant::now() + REGISTRATION_WAIT;
+        let call = loop {
+            let registered = self.registered.notified();
+            tokio::pin!(registered);
+            registered.as_mut().enable();
+            if let Some(call) = self.call_for(extensions) {
+                break call;
+            }
+            if tokio::time::timeout_at(deadline, registered).await.is_err() {
+                return Err(McpError::invalid_request(
+                    format!("the gateway passes {what} requests on only during a call it can tell them apart by"),
+                    None,
+                ));
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        call.send(make(tx)).await.map_err(|_| McpError::internal_error("the call has ended", None))?;
+        rx.await.map_err(|_| McpError::internal_error("the call has ended", None))?
+    }
+}
+
+/// Removes a call from its relay's table when the call ends, however it ends.
+pub struct CallGuard {
+    relay: Arc<Relay>,
+    id: RequestId,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.relay.calls.lock().expect("calls lock").remove(&self.id);
+    }
+}
+
+impl ClientHandler for Relay {
+    fn get_info(&self) -> ClientConfig {
+        #[allow(deprecated)]
+        let capabilities = ClientCapabilities::builder().enable_sampling().enable_elicitation().enable_roots().build();
+        ClientConfig::new(capabilities, Implementation::new("mcp-gateway", env!("CARGO_PKG_VERSION")))
+            .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, McpError> {
+        self.ask(&context.extensions, "sampling", |tx| Ask::Sample(params, tx)).await
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, McpError> {
+        self.ask(&context.extensions, "elicitation", |tx| Ask::Elicit(request, tx)).await
+    }
+
+    async fn list_roots(&self, context: RequestContext<RoleClient>) -> Result<ListRootsResult, McpError> {
+        self.ask(&context.extensions, "roots", Ask::Roots).await
+    }
+
+    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
+        self.progress.handle_notification(params).await;
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        context: NotificationContext<RoleClient>,
+    ) {
+        match self.call_for(&context.extensions) {
+            Some(call) => {
+                let _ = call.try_send(Ask::Log(params));
+            }
+            None => tracing::debug!(upstream = %self.name, "a log message outside any one call was not passed on"),
+        }
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let _ = self.heard.send(Heard::ResourceUpdated(params.uri));
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        let _ = self.heard.send(Heard::ResourcesChanged);
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        let _ = self.heard.send(Heard::ToolsChanged);
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        let _ = self.heard.send(Heard::PromptsChanged);
+    }
+}

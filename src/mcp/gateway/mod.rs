@@ -1,0 +1,314 @@
+//! Gateway mode: the upstream MCP servers behind our OAuth. The [`Gateway`] keeps one supervised
+//! [`connection::Connection`] per enabled upstream (reconciled whenever the configuration changes, on any
+//! instance), merges what they offer into one [`catalog::Catalog`], and reports status; [`front::Front`]
+//! is the MCP server clients talk to, the built-ins and every upstream in one.
+pub mod audit;
+pub mod call;
+pub mod catalog;
+pub mod connection;
+pub mod front;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use self::audit::AuditWriter;
+use self::catalog::{Catalog, Offer};
+use self::connection::{Connection, Event, State};
+use super::ToolScopes;
+use super::events::{Events, ListChanged, ListChanges};
+use crate::clock::UnixTime;
+use crate::domain::upstream::Upstream;
+use crate::domain::upstreams::{StatusReport, Upstreams};
+use crate::metrics::Metrics;
+
+/// How often each instance reports its connections (and re-reads the configuration on SQLite).
+const REPORT_EVERY: Duration = Duration::from_secs(30);
+
+/// A resource of an upstream changed.
+#[derive(Debug, Clone)]
+pub struct ResourceUpdate {
+    pub upstream: Arc<str>,
+    pub uri: String,
+}
+
+/// The gateway of one instance.
+pub struct Gateway {
+    upstreams: Upstreams,
+    connections: Mutex<BTreeMap<String, Arc<Connection>>>,
+    catalog: RwLock<Arc<Catalog>>,
+    reserved_tools: HashSet<String>,
+    reserved_prompts: HashSet<String>,
+    tool_scopes: ToolScopes,
+    list_changes: ListChanges,
+    pub resource_updates: Events<ResourceUpdate>,
+    /// Which upstream listed a resource URI (filled by listings; a read goes where the URI came from).
+    resource_owners: Mutex<HashMap<String, Arc<str>>>,
+    /// How many sessions subscribed to each (upstream, URI): the upstream is subscribed once.
+    subscriptions: tokio::sync::Mutex<HashMap<(Arc<str>, String), usize>>,
+    pub metrics: Metrics,
+    pub audit: AuditWriter,
+    /// This instance, in status reports.
+    instance: String,
+    /// How often the configuration is re-read without being told (SQLite has no NOTIFY).
+    reload_every: Duration,
+    /// Whether the last report listed anything.
+    reported: std::sync::atomic::AtomicBool,
+}
+
+/// Most resource URIs remembered for routing reads (past it, the oldest listings are forgotten).
+const MAX_RESOURCE_OWNERS: usize = 100_000;
+
+/// What a gateway is made of.
+pub struct GatewayParts {
+    pub upstreams: Upstreams,
+    /// Tool names the built-ins use (never given to an upstream's tool).
+    pub reserved_tools: HashSet<String>,
+    /// Prompt names the built-ins use.
+    pub reserved_prompts: HashSet<String>,
+    /// Shared with the guard, which learns each upstream tool's scopes from it.
+    pub tool_scopes: ToolScopes,
+    pub list_changes: ListChanges,
+    pub metrics: Metrics,
+    pub audit: AuditWriter,
+    pub reload_every: Duration,
+}
+
+impl Gateway {
+    pub fn new(parts: GatewayParts) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            upstreams: parts.upstreams,
+            connections: Mutex::default(),
+            catalog: RwLock::default(),
+            reserved_tools: parts.reserved_tools,
+            reserved_prompts: parts.reserved_prompts,
+            tool_scopes: parts.tool_scopes,
+            list_changes: parts.list_changes,
+            resource_updates: Events::default(),
+            resource_owners: Mutex::default(),
+            subscriptions: tokio::sync::Mutex::default(),
+            metrics: parts.metrics,
+            audit: parts.audit,
+            instance: format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            reload_every: parts.reload_every,
+            reported: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The merged catalog as of the last change.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().expect("catalog lock").clone()
+    }
+
+    pub fn connection(&self, upstream: &str) -> Option<Arc<Connection>> {
+        self.connections.lock().expect("connections lock").get(upstream).cloned()
+    }
+
+    /// Connections in name order.
+    pub fn connections(&self) -> Vec<Arc<Connection>> {
+        self.connections.lock().expect("connections lock").values().cloned().collect()
+    }
+
+    /// Remembers that `upstream` listed these resource URIs.
+    pub fn saw_resources<'a>(&self, upstream: &Arc<str>, uris: impl Iterator<Item = &'a str>) {
+        let mut owners = self.resource_owners.lock().expect("resource owners lock");
+        for uri in uris {
+            if owners.len() >= MAX_RESOURCE_OWNERS && !owners.contains_key(uri) {
+                owners.clear();
+            }
+            owners.insert(uri.to_owned(), upstream.clone());
+        }
+    }
+
+    /// The upstream a resource URI belongs to: the one that listed it, else the one template that matches.
+    pub fn resource_owner(&self, uri: &str) -> Option<Arc<str>> {
+        if let Some(owner) = self.resource_owners.lock().expect("resource owners lock").get(uri) {
+            return Some(owner.clone());
+        }
+        let catalog = self.catalog();
+        match catalog.template_owners(uri).as_slice() {
+            [only] => Some(only.upstream.clone()),
+            _ => None,
+        }
+    }
+
+    /// Counts a session's subscription; `true` when it is the first, so the upstream is to be subscribed.
+    pub async fn subscribe_count(&self, upstream: &Arc<str>, uri: &str) -> bool {
+        let mut subscriptions = self.subscriptions.lock().await;
+        let count = subscriptions.entry((upstream.clone(), uri.to_owned())).or_default();
+        *count += 1;
+        *count == 1
+    }
+
+    /// Uncounts a session's subscription; `true` when it was the last, so the upstream is to be unsubscribed.
+    pub async fn unsubscribe_count(&self, upstream: &Arc<str>, uri: &str) -> bool {
+        let mut subscriptions = self.subscriptions.lock().await;
+        let key = (upstream.clone(), uri.to_owned());
+        match subscriptions.get_mut(&key) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            Some(_) => {
+                subscriptions.remove(&key);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs until `stop`: follows the configuration (`changed` is notified when another instance announces
+    /// a change), keeps the connections in line with it, rebuilds the catalog and reports status.
+    pub async fn run(self: Arc<Gateway>, changed: Arc<Notify>, stop: CancellationToken) {
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let mut config = self.upstreams.subscribe();
+        self.reconcile(&config.borrow_and_update().clone(), &events_tx);
+        let mut reload = tokio::time::interval(self.reload_every);
+        let mut report = tokio::time::interval(REPORT_EVERY);
+        let mut report_soon = false;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = changed.notified() => self.reload().await,
+                _ = reload.tick() => self.reload().await,
+                Ok(()) = config.changed() => {
+                    let current = config.borrow_and_update().clone();
+                    self.reconcile(&current, &events_tx);
+                    report_soon = true;
+                }
+                Some(event) = events.recv() => {
+                    match event {
+                        Event::Changed => {
+                            self.rebuild();
+                            report_soon = true;
+                        }
+                        Event::ResourcesChanged => self.list_changes.publish(ListChanged::Resources),
+                        Event::ResourceUpdated { upstream, uri } => {
+                            self.resource_updates.publish(ResourceUpdate { upstream, uri });
+                        }
+                    }
+                }
+                _ = report.tick() => self.report().await,
+                () = tokio::time::sleep(Duration::from_millis(500)), if report_soon => {
+                    report_soon = false;
+                    self.report().await;
+                }
+            }
+        }
+        for connection in self.connections() {
+            connection.stop();
+        }
+        if let Err(e) = self.upstreams.withdraw_reports(&self.instance).await {
+            tracing::debug!(error = %e, "withdrawing upstream reports failed");
+        }
+        self.audit.flush().await;
+    }
+
+    async fn reload(&self) {
+        if let Err(e) = self.upstreams.reload().await {
+            tracing::warn!(error = %e, "re-reading the upstream configuration failed");
+        }
+    }
+
+    /// Starts, restarts and stops connections so that exactly the enabled upstreams run, each with its
+    /// current configuration.
+    fn reconcile(&self, config: &[Upstream], events: &mpsc::UnboundedSender<Event>) {
+        let mut connections = self.connections.lock().expect("connections lock");
+        let wanted: BTreeMap<&str, &Upstream> =
+            config.iter().filter(|u| u.enabled).map(|u| (u.name.as_str(), u)).collect();
+        connections.retain(|name, connection| {
+            let keep = wanted.get(name.as_str()).is_some_and(|u| **u == connection.upstream);
+            if !keep {
+                connection.stop();
+                self.metrics.upstream_removed(name);
+                tracing::info!(upstream = %name, "upstream connection stopped (configuration changed)");
+            }
+            keep
+        });
+        for (name, upstream) in wanted {
+            if !connections.contains_key(name) {
+                tracing::info!(upstream = %name, kind = upstream.transport.kind(), "starting upstream connection");
+                connections.insert(name.to_owned(), Connection::start(upstream.clone(), events.clone()));
+            }
+        }
+        drop(connections);
+        self.rebuild();
+    }
+
+    /// Merges what the connected upstreams offer; tells listening clients when their lists changed.
+    fn rebuild(&self) {
+        let connections = self.connections();
+        let lives: Vec<(Arc<Connection>, Arc<Offer>)> =
+            connections.iter().filter_map(|c| c.live().map(|l| (c.clone(), l.offer))).collect();
+        let offers: Vec<(&Upstream, &Offer)> = lives.iter().map(|(c, o)| (&c.upstream, o.as_ref())).collect();
+        let catalog = Catalog::build(&self.reserved_tools, &self.reserved_prompts, &offers);
+        for (connection, _) in &lives {
+            if let Some(problems) = catalog.problems.get(&connection.upstream.name) {
+                tracing::warn!(upstream = %connection.upstream.name, ?problems, "names left out of the catalog");
+            }
+        }
+        for connection in &connections {
+            let status = connection.status();
+            self.metrics.upstream_state(&connection.upstream.name, status.state == State::Connected, status.restarts);
+        }
+        self.tool_scopes.set_upstream(catalog.tool_needs());
+        let previous = std::mem::replace(&mut *self.catalog.write().expect("catalog lock"), Arc::new(catalog));
+        let current = self.catalog();
+        let names = |c: &Catalog| c.tools.iter().map(|t| t.tool.clone()).collect::<Vec<_>>();
+        if names(&previous) != names(&current) {
+            self.list_changes.publish(ListChanged::Tools);
+        }
+        let prompts = |c: &Catalog| c.prompts.iter().map(|p| p.prompt.clone()).collect::<Vec<_>>();
+        if prompts(&previous) != prompts(&current) {
+            self.list_changes.publish(ListChanged::Prompts);
+        }
+        let templates = |c: &Catalog| c.templates.iter().map(|t| t.template.clone()).collect::<Vec<_>>();
+        if templates(&previous) != templates(&current) {
+            self.list_changes.publish(ListChanged::Resources);
+        }
+    }
+
+    /// This instance's view of every configured upstream, for `upstream list`, the admin page and /readyz.
+    pub fn reports(&self) -> Vec<StatusReport> {
+        let catalog = self.catalog();
+        let connections = self.connections.lock().expect("connections lock");
+        self.upstreams
+            .current()
+            .iter()
+            .map(|u| {
+                let (state, error) = match connections.get(&u.name) {
+                    _ if !u.enabled => ("disabled".to_owned(), None),
+                    Some(c) => {
+                        let status = c.status();
+                        let problems = catalog.problems.get(&u.name).map(|p| p.join("; "));
+                        (status.state.as_str().to_owned(), status.error.or(problems))
+                    }
+                    None => ("starting".to_owned(), None),
+                };
+                StatusReport {
+                    instance: self.instance.clone(),
+                    upstream: u.name.clone(),
+                    state,
+                    error,
+                    tools: catalog.exposed.get(&u.name).cloned().unwrap_or_default(),
+                    updated_at: UnixTime::now(),
+                }
+            })
+            .collect()
+    }
+
+    async fn report(&self) {
+        let reports = self.reports();
+        // An instance with no upstreams writes nothing (and keeps SQLite's write lock free).
+        let reported_before = self.reported.swap(!reports.is_empty(), std::sync::atomic::Ordering::Relaxed);
+        if reports.is_empty() && !reported_before {
+            return;
+        }
+        if let Err(e) = self.upstreams.report(&self.instance, &reports).await {
+            tracing::warn!(error = %e, "reporting upstream status failed");
+        }
+    }
+}
