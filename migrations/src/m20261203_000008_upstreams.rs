@@ -57,7 +57,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [UpstreamStatus::Table.into_iden(), UpstreamTools::Table.into_iden(), Upstreams::Table.into_iden()] {
+        for table in [UpstreamStatus::Table.into_iden(), UpstreamTools::Table.into_iden(), Upstreams::Table.into_iden()]
+        {
             manager.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())

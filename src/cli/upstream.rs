@@ -128,7 +128,10 @@ async fn switch(upstreams: &Upstreams, name: &str, enabled: bool) -> anyhow::Res
 
 async fn list(upstreams: &Upstreams) -> anyhow::Result<()> {
     let statuses = upstreams.statuses().await?;
-    println!("{:<16} {:<6} {:<12} {:<12} {:<24} {:>5}  target / last error", "name", "kind", "prefix", "scope", "status", "tools");
+    println!(
+        "{:<16} {:<6} {:<12} {:<12} {:<24} {:>5}  target / last error",
+        "name", "kind", "prefix", "scope", "status", "tools"
+    );
     for u in upstreams.current().iter() {
         let reports = statuses.get(&u.name).map(Vec::as_slice).unwrap_or_default();
         let target = match &u.transport {

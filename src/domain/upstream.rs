@@ -158,7 +158,9 @@ impl Upstream {
             Transport::Stdio { command, args, env, cwd } => {
                 (Some(command.clone()), json(args), json(env), cwd.clone(), None, "{}".to_owned())
             }
-            Transport::Http { url, headers } => (None, "[]".to_owned(), "{}".to_owned(), None, Some(url.clone()), json(headers)),
+            Transport::Http { url, headers } => {
+                (None, "[]".to_owned(), "{}".to_owned(), None, Some(url.clone()), json(headers))
+            }
         };
         let now = UnixTime::now();
         UpstreamRow {
@@ -209,7 +211,10 @@ impl Upstream {
         };
         let mut tools = BTreeMap::new();
         for t in &row.tools {
-            tools.insert(t.tool.clone(), Access::parse(&t.access).ok_or_else(|| invalid("stored tool access is unknown"))?);
+            tools.insert(
+                t.tool.clone(),
+                Access::parse(&t.access).ok_or_else(|| invalid("stored tool access is unknown"))?,
+            );
         }
         let upstream = Upstream {
             name: u.name.clone(),
@@ -288,9 +293,7 @@ impl UpstreamFile {
         let mut upstreams = Vec::new();
         for entry in file.upstream {
             let transport = match (entry.command, entry.url) {
-                (Some(command), None) => {
-                    Transport::Stdio { command, args: entry.args, env: entry.env, cwd: entry.cwd }
-                }
+                (Some(command), None) => Transport::Stdio { command, args: entry.args, env: entry.env, cwd: entry.cwd },
                 (None, Some(url)) => Transport::Http { url, headers: entry.headers },
                 _ => return Err(format!("upstream {}: give either command or url", entry.name)),
             };

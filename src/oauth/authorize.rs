@@ -333,7 +333,8 @@ impl Authorization {
             let description = format!("parameter '{}' was sent more than once", name.escape_default());
             return Err(to_client((ErrorCode::InvalidRequest, description)));
         }
-        let (challenge, scope, resource) = check_parameters(&client, req, &self.resource, &self.scopes).map_err(to_client)?;
+        let (challenge, scope, resource) =
+            check_parameters(&client, req, &self.resource, &self.scopes).map_err(to_client)?;
         Ok(ValidRequest {
             client,
             redirect_uri,
@@ -572,8 +573,9 @@ mod tests {
         let offered = ScopeCatalog::default();
         let (_, scope, aud) = check_parameters(&app, &request(|_| {}), &resource, &offered).unwrap();
         assert_eq!((scope.to_string().as_str(), aud.as_str()), ("mcp:read mcp:write", "https://mcp.example/mcp"));
-        let refused =
-            |edit: fn(&mut AuthorizationRequest)| check_parameters(&app, &request(edit), &resource, &offered).unwrap_err().0;
+        let refused = |edit: fn(&mut AuthorizationRequest)| {
+            check_parameters(&app, &request(edit), &resource, &offered).unwrap_err().0
+        };
         assert_eq!(refused(|r| r.response_type = Some("token".into())), ErrorCode::UnsupportedResponseType);
         assert_eq!(refused(|r| r.response_type = None), ErrorCode::InvalidRequest);
         assert_eq!(refused(|r| r.code_challenge_method = Some("plain".into())), ErrorCode::InvalidRequest);

@@ -480,6 +480,10 @@ mod tests {
         assert_eq!(narrowed_scope(granted, Some("admin")).unwrap_err().code, ErrorCode::InvalidScope);
         assert!(narrowed_scope("files mcp:read", None).is_ok(), "an upstream's scope refreshes like any other");
         let unreadable = narrowed_scope("mcp:read a\\b", None).unwrap_err();
-        assert_eq!(unreadable.code, ErrorCode::InvalidGrant, "a grant whose stored scope cannot be read must authorize again");
+        assert_eq!(
+            unreadable.code,
+            ErrorCode::InvalidGrant,
+            "a grant whose stored scope cannot be read must authorize again"
+        );
     }
 }

@@ -6,6 +6,7 @@ mod support;
 mod authorize;
 mod cli;
 mod discovery;
+mod gateway;
 mod grant_revocation;
 mod mcp_server;
 mod metadata_documents;

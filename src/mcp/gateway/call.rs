@@ -42,7 +42,9 @@ impl Failure {
                 e.message = format!("upstream {upstream}: {}", e.message).into();
                 e
             }
-            other => McpError::internal_error(other.describe(upstream), Some(serde_json::json!({ "upstream": upstream }))),
+            other => {
+                McpError::internal_error(other.describe(upstream), Some(serde_json::json!({ "upstream": upstream })))
+            }
         }
     }
 
@@ -165,7 +167,11 @@ async fn cancel_upstream(peer: &Peer<rmcp::RoleClient>, id: RequestId, reason: &
 
 /// Puts an upstream's request to the client (from this call's task, so it travels on the call's own
 /// stream), or passes a log message on at the level the client asked for.
-fn answer(ask: Ask, ctx: &RequestContext<RoleServer>, logs: LogLevel) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+fn answer(
+    ask: Ask,
+    ctx: &RequestContext<RoleServer>,
+    logs: LogLevel,
+) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
     let peer = ctx.peer.clone();
     let failed = |e: ServiceError| match e {
         ServiceError::McpError(e) => e,

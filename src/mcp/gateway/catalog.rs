@@ -65,7 +65,11 @@ pub struct Catalog {
 
 impl Catalog {
     /// Merges `offers` (in upstream name order) around the names the built-ins already use.
-    pub fn build(reserved_tools: &HashSet<String>, reserved_prompts: &HashSet<String>, offers: &[(&Upstream, &Offer)]) -> Catalog {
+    pub fn build(
+        reserved_tools: &HashSet<String>,
+        reserved_prompts: &HashSet<String>,
+        offers: &[(&Upstream, &Offer)],
+    ) -> Catalog {
         let mut catalog = Catalog::default();
         for (upstream, offer) in offers {
             let name: Arc<str> = Arc::from(upstream.name.as_str());
@@ -93,7 +97,8 @@ impl Catalog {
             }
             for prompt in &offer.prompts {
                 let Some(shown) = exposed_name(upstream.prefix(), &prompt.name) else {
-                    problems.push(format!("prompt '{}' cannot be named as clients require", prompt.name.escape_default()));
+                    problems
+                        .push(format!("prompt '{}' cannot be named as clients require", prompt.name.escape_default()));
                     continue;
                 };
                 if reserved_prompts.contains(&shown) || catalog.prompt_index.contains_key(&shown) {
@@ -225,8 +230,14 @@ mod tests {
         let fs = upstream("fs", None, Some("files"));
         let mut bare = upstream("bare", Some(""), None);
         bare.tools.insert("write".into(), Access::Read);
-        let fs_offer = Offer { tools: vec![tool("read", true), tool("write", false), tool("bad name", true)], ..Default::default() };
-        let bare_offer = Offer { tools: vec![tool("whoami", true), tool("fs__read", true), tool("write", false)], ..Default::default() };
+        let fs_offer = Offer {
+            tools: vec![tool("read", true), tool("write", false), tool("bad name", true)],
+            ..Default::default()
+        };
+        let bare_offer = Offer {
+            tools: vec![tool("whoami", true), tool("fs__read", true), tool("write", false)],
+            ..Default::default()
+        };
         let reserved: HashSet<String> = ["whoami".to_owned()].into();
         let catalog = Catalog::build(&reserved, &HashSet::new(), &[(&bare, &bare_offer), (&fs, &fs_offer)]);
         let read = catalog.tool("fs__read");

@@ -317,7 +317,8 @@ async fn connect(connection: &Connection) -> Result<Running, String> {
             #[cfg(unix)]
             cmd.process_group(0);
             let mut child = cmd.spawn().map_err(|e| format!("starting {command} failed: {e}"))?;
-            let (Some(stdout), Some(stdin), Some(stderr)) = (child.stdout.take(), child.stdin.take(), child.stderr.take())
+            let (Some(stdout), Some(stdin), Some(stderr)) =
+                (child.stdout.take(), child.stdin.take(), child.stderr.take())
             else {
                 return Err("the program's standard streams are missing".into());
             };
@@ -327,7 +328,7 @@ async fn connect(connection: &Connection) -> Result<Running, String> {
                 Ok(Ok(service)) => service,
                 Ok(Err(e)) => {
                     kill_group(&child);
-                    return Err(format!("initialize failed: {e}"));
+                    return Err(format!("initialize failed: {}", root_cause(&e)));
                 }
                 Err(_) => {
                     kill_group(&child);
@@ -353,14 +354,35 @@ async fn connect(connection: &Connection) -> Result<Running, String> {
                 .custom_headers(custom)
                 .max_concurrent_requests(1024)
                 .reinit_on_expired_session(true);
-            let transport = StreamableHttpClientTransport::with_client(http, config);
+            let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
             match tokio::time::timeout(wait, relay.serve(transport)).await {
                 Ok(Ok(service)) => Ok(Running { service, child: None }),
-                Ok(Err(e)) => Err(format!("initialize failed: {e}")),
+                Ok(Err(e)) => Err(match unreachable(&http, url).await {
+                    Some(why) => format!("cannot reach {url}: {why}"),
+                    None => format!("initialize failed: {}", root_cause(&e)),
+                }),
                 Err(_) => Err(format!("it did not answer initialize within {} s", wait.as_secs())),
             }
         }
     }
+}
+
+/// Why `url` cannot be reached at all (refused, no such host, TLS), or `None` when it answers: rmcp's
+/// errors keep only the outermost message, so after a failed initialize the cause is asked for directly.
+async fn unreachable(http: &reqwest::Client, url: &str) -> Option<String> {
+    match http.get(url).timeout(Duration::from_secs(5)).send().await {
+        Ok(_) => None,
+        Err(e) => Some(root_cause(&e)),
+    }
+}
+
+/// The innermost cause of an error.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 async fn log_stderr(upstream: String, stderr: tokio::process::ChildStderr) {

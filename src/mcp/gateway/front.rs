@@ -254,7 +254,10 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
         match forward(&self.gateway, &route.upstream, request, &ctx, self.log_level(&ctx)).await {
             Ok(ServerResult::GetPromptResult(result)) => Ok(result.into()),
-            Ok(_) => Err(Failure::Transport("it answered prompts/get with something else".into()).into_error(&route.upstream)),
+            Ok(_) => {
+                Err(Failure::Transport("it answered prompts/get with something else".into())
+                    .into_error(&route.upstream))
+            }
             Err(failure) => Err(failure.into_error(&route.upstream)),
         }
     }
@@ -278,9 +281,8 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
             .filter(|c| Self::may_use(&me, c.upstream.scope.as_deref()))
             .map(|c| (c.upstream.name.clone(), c.upstream.scope.clone()))
             .collect();
-        let next_source = |after: &str| -> Option<String> {
-            upstreams.iter().map(|(n, _)| n).find(|n| n.as_str() > after).cloned()
-        };
+        let next_source =
+            |after: &str| -> Option<String> { upstreams.iter().map(|(n, _)| n).find(|n| n.as_str() > after).cloned() };
         let mut source = cursor.s;
         let mut inner_cursor = cursor.c;
         if source == "\u{0}" {
@@ -305,7 +307,11 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
                     self.gateway.saw_resources(&owner, result.resources.iter().map(|r| r.uri.as_str()));
                     (result.resources, result.next_cursor)
                 }
-                Ok(_) => return Err(Failure::Transport("it answered resources/list with something else".into()).into_error(&source)),
+                Ok(_) => {
+                    return Err(
+                        Failure::Transport("it answered resources/list with something else".into()).into_error(&source)
+                    );
+                }
                 Err(failure) => return Err(failure.into_error(&source)),
             }
         };
@@ -361,12 +367,18 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         let forwarded = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params));
         match forward(&self.gateway, &upstream, forwarded, &ctx, self.log_level(&ctx)).await {
             Ok(ServerResult::ReadResourceResult(result)) => Ok(result.into()),
-            Ok(_) => Err(Failure::Transport("it answered resources/read with something else".into()).into_error(&upstream)),
+            Ok(_) => {
+                Err(Failure::Transport("it answered resources/read with something else".into()).into_error(&upstream))
+            }
             Err(failure) => Err(failure.into_error(&upstream)),
         }
     }
 
-    async fn subscribe(&self, request: SubscribeRequestParams, ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
         let me = context_caller(&ctx)?;
         let Some((upstream, scope)) = self.owner(&request.uri) else {
             if self.builtins {
@@ -388,10 +400,18 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         Ok(())
     }
 
-    async fn unsubscribe(&self, request: UnsubscribeRequestParams, ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
         let owned = self.owner(&request.uri);
         let removed = owned.as_ref().is_some_and(|(upstream, _)| {
-            self.session.subscriptions.lock().expect("subscriptions lock").remove(&(upstream.clone(), request.uri.clone()))
+            self.session
+                .subscriptions
+                .lock()
+                .expect("subscriptions lock")
+                .remove(&(upstream.clone(), request.uri.clone()))
         });
         match owned {
             Some((upstream, _)) if removed => {
@@ -403,7 +423,11 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         }
     }
 
-    async fn complete(&self, request: CompleteRequestParams, ctx: RequestContext<RoleServer>) -> Result<CompleteResult, McpError> {
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
         let catalog = self.gateway.catalog();
         let (upstream, scope, reference) = match &request.r#ref {
             Reference::Prompt(p) => match catalog.prompt(&p.name) {
@@ -426,10 +450,20 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         }
         let mut params = CompleteRequestParams::new(reference, request.argument.clone());
         params.context = request.context.clone();
-        match forward(&self.gateway, &upstream, ClientRequest::CompleteRequest(CompleteRequest::new(params)), &ctx, self.log_level(&ctx))
-            .await {
+        match forward(
+            &self.gateway,
+            &upstream,
+            ClientRequest::CompleteRequest(CompleteRequest::new(params)),
+            &ctx,
+            self.log_level(&ctx),
+        )
+        .await
+        {
             Ok(ServerResult::CompleteResult(result)) => Ok(result),
-            Ok(_) => Err(Failure::Transport("it answered completion/complete with something else".into()).into_error(&upstream)),
+            Ok(_) => {
+                Err(Failure::Transport("it answered completion/complete with something else".into())
+                    .into_error(&upstream))
+            }
             Err(failure) => Err(failure.into_error(&upstream)),
         }
     }
@@ -452,7 +486,9 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
             .resource_subscriptions
             .iter()
             .flatten()
-            .filter_map(|uri| self.owner(uri).filter(|(_, s)| Self::may_use(&me, s.as_deref())).map(|(u, _)| (u, uri.clone())))
+            .filter_map(|uri| {
+                self.owner(uri).filter(|(_, s)| Self::may_use(&me, s.as_deref())).map(|(u, _)| (u, uri.clone()))
+            })
             .collect();
         for (upstream, uri) in &wanted {
             subscribe_upstream(&self.gateway, upstream, uri).await?;

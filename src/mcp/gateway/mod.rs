@@ -191,10 +191,9 @@ impl Gateway {
                         }
                     }
                 }
-                _ = report.tick() => self.report().await,
-                () = tokio::time::sleep(Duration::from_millis(500)), if report_soon => {
-                    report_soon = false;
-                    self.report().await;
+                _ = report.tick() => report_soon = !self.report().await,
+                () = tokio::time::sleep(Duration::from_millis(200)), if report_soon => {
+                    report_soon = !self.report().await;
                 }
             }
         }
@@ -300,15 +299,20 @@ impl Gateway {
             .collect()
     }
 
-    async fn report(&self) {
+    /// Writes this instance's reports; `false` when that failed (it is tried again shortly).
+    async fn report(&self) -> bool {
         let reports = self.reports();
         // An instance with no upstreams writes nothing (and keeps SQLite's write lock free).
         let reported_before = self.reported.swap(!reports.is_empty(), std::sync::atomic::Ordering::Relaxed);
         if reports.is_empty() && !reported_before {
-            return;
+            return true;
         }
-        if let Err(e) = self.upstreams.report(&self.instance, &reports).await {
-            tracing::warn!(error = %e, "reporting upstream status failed");
+        match self.upstreams.report(&self.instance, &reports).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "reporting upstream status failed");
+                false
+            }
         }
     }
 }

@@ -42,8 +42,15 @@ pub struct McpClient<'a> {
 impl<'a> McpClient<'a> {
     /// A legacy client: `initialize`, keep the `Mcp-Session-Id`, send `notifications/initialized`.
     pub async fn connect(app: &'a TestApp, token: &str) -> McpClient<'a> {
+        McpClient::connect_with(app, token, json!({})).await
+    }
+
+    /// [`McpClient::connect`] declaring `capabilities` (elicitation, sampling, roots).
+    pub async fn connect_with(app: &'a TestApp, token: &str, capabilities: Value) -> McpClient<'a> {
         let mut client = McpClient { app, token: token.to_owned(), session: None, version: LEGACY, next_id: 1 };
-        let response = client.post(&initialize(LEGACY, 0)).send().await.unwrap();
+        let mut init = initialize(LEGACY, 0);
+        init["params"]["capabilities"] = capabilities;
+        let response = client.post(&init).send().await.unwrap();
         let session = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let init = answer(response, 0).await;
         assert_eq!(init["result"]["protocolVersion"], LEGACY, "{init}");

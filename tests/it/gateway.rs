@@ -1,0 +1,275 @@
+//! Gateway mode with a real upstream: a second instance of this server (with the conformance fixtures) as
+//! a Streamable HTTP upstream, reached with a token minted for it, never with the client's.
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::mcp::{McpClient, sse_messages};
+use crate::support::*;
+
+/// An upstream: this server with the fixtures, and a token for its user `upstream-bot`.
+async fn upstream_server() -> (TestApp, String) {
+    let upstream = spawn_app_with(&[("MCP_CONFORMANCE_FIXTURES", "on")]).await;
+    upstream.cli(&["user", "add", "upstream-bot", "--password", "upstream-bot-password-1"]);
+    let added = upstream.cli(&["client", "add", "--name", "Gateway", "--redirect-uri", REDIRECT_URI]);
+    let client_id =
+        added.lines().find_map(|l| l.strip_prefix("client_id: ")).expect("client id printed").trim().to_owned();
+    let token =
+        upstream.cli(&["token", "mint", "--user", "upstream-bot", "--client", &client_id, "--scope", ALL_SCOPES]);
+    (upstream, token.trim().to_owned())
+}
+
+/// A gateway instance that re-reads its upstreams every second.
+async fn gateway() -> TestApp {
+    spawn_app_with(&[("UPSTREAM_RELOAD_SECS", "1")]).await
+}
+
+/// Waits until `tools/list` shows `name` (the upstream connected and was listed).
+async fn until_tool(client: &mut McpClient<'_>, name: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let tools = client.result("tools/list", json!({})).await;
+        if let Some(tool) = tools["tools"].as_array().unwrap().iter().find(|t| t["name"] == name) {
+            return tool.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{name} never listed: {tools}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn text_of(result: &Value) -> String {
+    result["content"][0]["text"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn an_http_upstream_is_served_under_its_prefix_and_never_sees_the_clients_token() {
+    let (upstream, upstream_token) = upstream_server().await;
+    let front = gateway().await;
+    let header = format!("Authorization: Bearer {upstream_token}");
+    front.cli(&["upstream", "add", "up", "--url", &upstream.url("/mcp"), "--header", &header]);
+    let (_, tokens) = public_client_tokens(&front).await;
+    let mut client = McpClient::connect(&front, tokens["access_token"].as_str().unwrap()).await;
+
+    let tool = until_tool(&mut client, "up__test_simple_text").await;
+    assert_eq!(tool["annotations"]["readOnlyHint"], true, "the upstream's tool comes through as it is: {tool}");
+    let listed = client.result("tools/list", json!({})).await;
+    let names: Vec<&str> = listed["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"whoami") && names.contains(&"up__whoami"), "built-ins beside the upstream's: {names:?}");
+
+    let simple = client.call_tool("up__test_simple_text", json!({})).await;
+    assert_eq!(text_of(&simple), "This is a simple text response for testing.");
+    let mixed = client.call_tool("up__test_multiple_content_types", json!({})).await;
+    let kinds: Vec<&str> = mixed["content"].as_array().unwrap().iter().filter_map(|c| c["type"].as_str()).collect();
+    assert_eq!(kinds, ["text", "image", "resource"], "every content type passes: {mixed}");
+    let failed = client.call_tool("up__test_error_handling", json!({})).await;
+    assert_eq!(failed["isError"], true, "isError passes: {failed}");
+
+    // The upstream sees its own user (the token minted for the gateway), never the person behind the client.
+    let upstream_me = text_of(&client.call_tool("up__whoami", json!({})).await);
+    let front_me = text_of(&client.call_tool("whoami", json!({})).await);
+    assert!(upstream_me.contains("upstream-bot") && !upstream_me.contains("alice"), "{upstream_me}");
+    assert!(front_me.contains("alice"), "{front_me}");
+
+    let unknown = client.request("tools/call", json!({"name": "up__no_such_tool", "arguments": {}})).await;
+    assert!(unknown["error"]["message"].as_str().unwrap().contains("up__no_such_tool"), "{unknown}");
+
+    let listed = eventually_cli(&front, &["upstream", "list"], "connected").await;
+    let line = listed.lines().find(|l| l.starts_with("up ")).unwrap_or_else(|| panic!("{listed}"));
+    assert!(line.contains("connected") && !line.contains("Bearer"), "status without secrets: {line}");
+    let audit = eventually_cli(&front, &["audit", "--event", "upstream_call"], "tool=test_simple_text").await;
+    assert!(audit.contains("upstream=up") && audit.contains("outcome=ok"), "{audit}");
+    assert!(audit.contains("outcome=tool_error"), "{audit}");
+    let metrics = front.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"mcp_gateway_upstream_calls_total{outcome="ok",upstream="up"}"#), "{metrics}");
+    assert!(metrics.contains(r#"mcp_gateway_upstream_up{upstream="up"} 1"#), "{metrics}");
+}
+
+/// Runs a CLI command until its output contains `wanted` (audit events are written in batches).
+async fn eventually_cli(app: &TestApp, args: &[&str], wanted: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = app.cli(args);
+        if out.contains(wanted) {
+            return out;
+        }
+        assert!(std::time::Instant::now() < deadline, "never printed {wanted}: {out}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_upstreams_scope_hides_its_tools_and_a_call_without_it_is_a_step_up_challenge() {
+    let (upstream, upstream_token) = upstream_server().await;
+    let front = gateway().await;
+    let header = format!("Authorization: Bearer {upstream_token}");
+    front.cli(&["upstream", "add", "up", "--url", &upstream.url("/mcp"), "--header", &header, "--scope", "up-tools"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let prm = front.get_json("/.well-known/oauth-protected-resource/mcp").await;
+        if prm["scopes_supported"].as_array().unwrap().contains(&json!("up-tools")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the upstream's scope is never advertised: {prm}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let auth = ClientAuth::Public(front.register_public_client(REDIRECT_URI).await);
+    let mut browser = signup_and_login(&front, "alice", PASSWORD).await;
+    let tokens = issue_tokens(&front, &mut browser, &auth, ALL_SCOPES).await;
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    // With the scope, the tools are there (the same person, consenting again to the wider scope).
+    let wider = issue_tokens(&front, &mut browser, &auth, "mcp:read mcp:write up-tools").await;
+    let mut allowed = McpClient::connect(&front, wider["access_token"].as_str().unwrap()).await;
+    until_tool(&mut allowed, "up__test_simple_text").await;
+
+    let mut client = McpClient::connect(&front, &token).await;
+    let listed = client.result("tools/list", json!({})).await;
+    assert!(!listed.to_string().contains("up__"), "no tool of the upstream without its scope: {listed}");
+    let refused = client.raw("tools/call", json!({"name": "up__test_simple_text", "arguments": {}})).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let challenge = header_value(&refused, "www-authenticate");
+    assert!(challenge.contains("insufficient_scope") && challenge.contains("up-tools"), "{challenge}");
+    assert!(challenge.contains("mcp:read"), "the challenge keeps what the token had: {challenge}");
+    let simple = allowed.call_tool("up__test_simple_text", json!({})).await;
+    assert_eq!(text_of(&simple), "This is a simple text response for testing.");
+}
+
+fn header_value(response: &reqwest::Response, name: &str) -> String {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn progress_comes_back_under_the_clients_token_and_a_slow_upstream_times_out_naming_it() {
+    let (upstream, upstream_token) = upstream_server().await;
+    let front = gateway().await;
+    let header = format!("Authorization: Bearer {upstream_token}");
+    front.cli(&["upstream", "add", "up", "--url", &upstream.url("/mcp"), "--header", &header]);
+    front.cli(&["upstream", "add", "slow", "--url", &upstream.url("/mcp"), "--header", &header, "--timeout", "1"]);
+    let (_, tokens) = public_client_tokens(&front).await;
+    let mut client = McpClient::connect(&front, tokens["access_token"].as_str().unwrap()).await;
+    until_tool(&mut client, "up__test_tool_with_progress").await;
+    until_tool(&mut client, "slow__test_tool_with_progress").await;
+
+    let call = json!({"name": "up__test_tool_with_progress", "arguments": {}, "_meta": {"progressToken": "p-7"}});
+    let response = client.raw("tools/call", call).await;
+    let messages = sse_messages(&response.text().await.unwrap());
+    let progress: Vec<&Value> = messages.iter().filter(|m| m["method"] == "notifications/progress").collect();
+    assert!(!progress.is_empty(), "progress passes: {messages:?}");
+    assert!(progress.iter().all(|p| p["params"]["progressToken"] == "p-7"), "under the client's token: {progress:?}");
+    assert!(messages.iter().any(|m| m["result"]["content"].is_array()), "{messages:?}");
+
+    // The fixture waits for the client's answer to an elicitation, which this client never gives.
+    let mut quiet =
+        McpClient::connect_with(&front, tokens["access_token"].as_str().unwrap(), json!({"elicitation": {}})).await;
+    let started = std::time::Instant::now();
+    let slow = quiet.call_tool("slow__test_elicitation", json!({"message": "Who are you?"})).await;
+    assert_eq!(slow["isError"], true, "{slow}");
+    assert!(text_of(&slow).contains("upstream slow did not answer within 1 s"), "{slow}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The other upstream is unaffected.
+    let simple = client.call_tool("up__test_simple_text", json!({})).await;
+    assert_eq!(text_of(&simple), "This is a simple text response for testing.");
+}
+
+#[tokio::test]
+async fn an_upstream_that_goes_away_is_an_error_naming_it_and_disable_and_remove_take_it_out() {
+    let (upstream, upstream_token) = upstream_server().await;
+    let front = gateway().await;
+    let header = format!("Authorization: Bearer {upstream_token}");
+    // A port nothing listens on.
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_url = format!("http://{}/mcp", dead.local_addr().unwrap());
+    drop(dead);
+    front.cli(&["upstream", "add", "up", "--url", &upstream.url("/mcp"), "--header", &header]);
+    front.cli(&["upstream", "add", "gone", "--url", &dead_url]);
+    let (_, tokens) = public_client_tokens(&front).await;
+    let mut client = McpClient::connect(&front, tokens["access_token"].as_str().unwrap()).await;
+    until_tool(&mut client, "up__test_simple_text").await;
+    let listed = eventually_cli(&front, &["upstream", "list"], "refused").await;
+    let gone = listed.lines().find(|l| l.starts_with("gone ")).unwrap();
+    assert!(gone.contains("starting") || gone.contains("failed"), "the last error is shown: {gone}");
+
+    front.cli(&["upstream", "disable", "up"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let tools = client.result("tools/list", json!({})).await;
+        if !tools.to_string().contains("up__") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "a disabled upstream's tools stay listed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let call = client.request("tools/call", json!({"name": "up__test_simple_text", "arguments": {}})).await;
+    assert!(call.get("error").is_some(), "{call}");
+    front.cli(&["upstream", "enable", "up"]);
+    until_tool(&mut client, "up__test_simple_text").await;
+    front.cli(&["upstream", "remove", "up"]);
+    front.cli(&["upstream", "remove", "gone"]);
+    assert!(!front.cli(&["upstream", "list"]).contains("gone"));
+}
+
+#[tokio::test]
+async fn the_cli_refuses_what_cannot_work_and_a_gateway_file_applies_idempotently() {
+    let front = gateway().await;
+    let refused = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+            .args(args)
+            .env_clear()
+            .env("DATABASE_URL", &front.db_url)
+            .env("AUTH_ISSUER", &front.issuer)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?} was accepted");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let long = "p".repeat(62);
+    assert!(refused(&["upstream", "add", "fs", "--command", "npx", "--prefix", &long]).contains("prefix"));
+    assert!(refused(&["upstream", "add", "bad name", "--command", "npx"]).contains("name"));
+    assert!(refused(&["upstream", "add", "web", "--url", "ftp://x.example/"]).contains("http"));
+    assert!(
+        refused(&["upstream", "add", "web", "--url", "https://x.example/mcp", "--scope", "mcp:admin"])
+            .contains("scope")
+    );
+    front.cli(&["upstream", "add", "a", "--command", "true", "--prefix", "same"]);
+    assert!(refused(&["upstream", "add", "b", "--command", "true", "--prefix", "same"]).contains("prefix"));
+    assert!(refused(&["upstream", "add", "a", "--command", "true"]).contains("already exists"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[upstream]]
+name = "files"
+command = "npx"
+args = ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"]
+scope = "files"
+enabled = false
+[upstream.tools]
+write_file = "write"
+
+[[upstream]]
+name = "search"
+url = "https://search.example/mcp"
+headers = { "X-API-Key" = "k-123" }
+"#,
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    assert!(front.cli(&["upstream", "apply", path]).contains("2 upstreams"));
+    assert!(front.cli(&["upstream", "apply", path]).contains("already in force"));
+    let listed = front.cli(&["upstream", "list"]);
+    assert!(
+        listed.contains("files") && listed.contains("search") && !listed.lines().any(|l| l.starts_with("a ")),
+        "{listed}"
+    );
+    assert!(!listed.contains("k-123"), "header values are not printed: {listed}");
+    let prm = front.get_json("/.well-known/oauth-protected-resource/mcp").await;
+    assert!(
+        !prm["scopes_supported"].as_array().unwrap().contains(&json!("files")),
+        "a disabled upstream adds no scope"
+    );
+    std::fs::write(&file, "[[upstream]]\nname = \"x\"\nbogus = 1\n").unwrap();
+    assert!(refused(&["upstream", "apply", path]).contains("bogus"));
+}
