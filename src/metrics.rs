@@ -142,7 +142,7 @@ impl Metrics {
         self.grants_revoked.with_label_values(&[reason]).inc();
     }
 
-    /// One call passed to `upstream`: `outcome` is ok, tool_error, error, timeout or cancelled.
+    /// One call passed to `upstream`: `outcome` is ok, tool_error, input_required, error, timeout or cancelled.
     pub fn upstream_call(&self, upstream: &str, outcome: &'static str, seconds: f64) {
         self.upstream_calls.with_label_values(&[upstream, outcome]).inc();
         self.upstream_latency.with_label_values(&[upstream]).observe(seconds);
@@ -159,7 +159,7 @@ impl Metrics {
         let _ = self.upstream_up.remove_label_values(&[upstream]);
         let _ = self.upstream_restarts.remove_label_values(&[upstream]);
         let _ = self.upstream_latency.remove_label_values(&[upstream]);
-        for outcome in ["ok", "tool_error", "error", "timeout", "cancelled"] {
+        for outcome in ["ok", "tool_error", "input_required", "error", "timeout", "cancelled"] {
             let _ = self.upstream_calls.remove_label_values(&[upstream, outcome]);
         }
     }

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rmcp::model::*;
 use rmcp::service::{PeerRequestOptions, RequestContext};
@@ -102,16 +103,29 @@ pub async fn forward(
         return Err(Failure::Unavailable(why));
     };
     let timeout = connection.upstream.timeout();
-    let handle = live
-        .peer
-        .send_cancellable_request(request, PeerRequestOptions::no_options())
-        .await
-        .map_err(|e| Failure::Transport(e.to_string()))?;
+    // A 2026-07-28 client's request goes over the upstream's 2026-07-28 connection when it has one, with the
+    // client's own capabilities and log level: what the upstream then asks comes back as `input_required`.
+    let modern_client = ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+    let (peer, relay, options) = match (&live.modern, modern_client) {
+        (Some(modern), true) => {
+            let mut meta = RequestMetaObject::new();
+            if let Some(capabilities) = ctx.meta.client_capabilities() {
+                meta.set_client_capabilities(capabilities);
+            }
+            if let Some(level) = ctx.meta.log_level() {
+                meta.set_log_level(level);
+            }
+            (modern, &connection.modern_relay, PeerRequestOptions::no_options().with_meta(meta))
+        }
+        _ => (&live.peer, &connection.relay, PeerRequestOptions::no_options()),
+    };
+    let handle =
+        peer.send_cancellable_request(request, options).await.map_err(|e| Failure::Transport(e.to_string()))?;
     let (id, upstream_peer) = (handle.id.clone(), handle.peer.clone());
-    let (_call, mut asks) = connection.relay.open_call(id.clone());
+    let (_call, mut asks) = relay.open_call(id.clone());
     let down_token = ctx.meta.get_progress_token();
     let mut progress = match &down_token {
-        Some(_) => Some(connection.relay.progress.subscribe(handle.progress_token.clone()).await),
+        Some(_) => Some(relay.progress.subscribe(handle.progress_token.clone()).await),
         None => None,
     };
     let response = handle.await_response();
@@ -122,6 +136,19 @@ pub async fn forward(
     loop {
         tokio::select! {
             result = &mut response => {
+                // What the upstream sent just before its answer is passed on first.
+                while let Some(Some(mut note)) = next_progress(&mut progress).now_or_never() {
+                    if let Some(token) = &down_token {
+                        note.progress_token = token.clone();
+                        let _ = ctx.peer.notify_progress(note).await;
+                    }
+                }
+                while let Ok(ask) = asks.try_recv() {
+                    if let Some(answer) = answer(ask, ctx, logs) {
+                        answering.push(answer);
+                    }
+                }
+                while answering.next().await.is_some() {}
                 return result.map_err(|e| match e {
                     ServiceError::McpError(e) => Failure::Upstream(e),
                     other => Failure::Transport(other.to_string()),
@@ -211,35 +238,37 @@ pub(crate) fn severity(level: LoggingLevel) -> u8 {
     }
 }
 
-/// A `tools/call` of an upstream tool: the result as the upstream gave it (content, structured content,
-/// `isError`), or a failure as an `isError` result naming the upstream; counted and audited either way.
+/// A `tools/call` of an upstream tool (`params` already name the upstream's tool): the result as the
+/// upstream gave it (content, structured content, `isError`), an `input_required` round for a 2026-07-28
+/// client, or a failure as an `isError` result naming the upstream; counted and audited either way.
 pub async fn call_tool(
     gateway: &Gateway,
     route: &super::catalog::ToolRoute,
-    arguments: Option<JsonObject>,
+    params: CallToolRequestParams,
     ctx: &RequestContext<RoleServer>,
     logs: LogLevel,
     caller: &AccessClaims,
-) -> Result<CallToolResult, McpError> {
+) -> Result<CallToolResponse, McpError> {
     let started = Instant::now();
-    let mut params = CallToolRequestParams::new(route.original.clone());
-    params.arguments = arguments;
     let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
     let outcome = forward(gateway, &route.upstream, request, ctx, logs).await;
+    let failed = |failure: Failure| CallToolResult::error(vec![ContentBlock::text(failure.describe(&route.upstream))]);
     let (result, label) = match outcome {
-        Ok(ServerResult::CallToolResult(result)) => {
+        Ok(ServerResult::CallToolResult(mut result)) => {
             let label = if result.is_error == Some(true) { "tool_error" } else { "ok" };
-            (Ok(result), label)
+            result.result_type = Some(ResultType::COMPLETE);
+            (Ok(result.into()), label)
         }
-        Ok(ServerResult::EmptyResult(_)) => (Ok(CallToolResult::success(vec![])), "ok"),
-        Ok(_) => {
-            let failure = Failure::Transport("it answered tools/call with something else".into());
-            (Ok(CallToolResult::error(vec![ContentBlock::text(failure.describe(&route.upstream))])), "error")
+        Ok(ServerResult::EmptyResult(_)) => (Ok(CallToolResult::success(vec![]).into()), "ok"),
+        Ok(ServerResult::InputRequiredResult(round)) => {
+            let round = gateway.rounds.wrap(&route.upstream, &route.tool.name, caller, round);
+            (Ok(CallToolResponse::InputRequired(round)), "input_required")
         }
+        Ok(_) => (Ok(failed(Failure::Transport("it answered tools/call with something else".into())).into()), "error"),
         Err(Failure::Upstream(e)) => (Err(Failure::Upstream(e).into_error(&route.upstream)), "error"),
         Err(failure) => {
             let label = failure.outcome();
-            (Ok(CallToolResult::error(vec![ContentBlock::text(failure.describe(&route.upstream))])), label)
+            (Ok(failed(failure).into()), label)
         }
     };
     let elapsed = started.elapsed();

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use rmcp::handler::client::progress::ProgressDispatcher;
 use rmcp::model::*;
 use rmcp::service::{
-    ClientCacheConfig, InboundStreamOrigin, NotificationContext, RequestContext, RunningService, ServiceExt,
+    ClientCacheConfig, ClientLifecycleMode, ClientServiceExt, InboundStreamOrigin, NotificationContext, RequestContext,
+    RunningService, ServiceExt,
 };
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::catalog::Offer;
 use crate::domain::upstream::{Transport, Upstream};
+use crate::mcp::events::ListChanged;
 
 /// Environment variables a program inherits from ours (everything else it gets is configured): enough to
 /// find programs and a home directory, never our database URL or secrets.
@@ -57,8 +59,11 @@ impl State {
 /// What the supervisor tells the gateway.
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// Connected, disconnected, or a list changed: the catalog is to be rebuilt.
+    /// Connected or disconnected: the catalog is to be rebuilt.
     Changed,
+    /// The upstream said its tool or prompt list changed (and it was listed again): the catalog is to be
+    /// rebuilt and clients told, even if the list looks the same.
+    ListChanged(ListChanged),
     /// The upstream's resource list changed.
     ResourcesChanged,
     /// A resource the upstream was subscribed to changed.
@@ -77,6 +82,8 @@ pub enum Ask {
 pub struct Connection {
     pub upstream: Upstream,
     pub relay: Arc<Relay>,
+    /// The relay of the 2026-07-28 (stateless) connection to an HTTP upstream that speaks that revision.
+    pub modern_relay: Arc<Relay>,
     live: RwLock<Option<Live>>,
     status: Mutex<Status>,
     stop: CancellationToken,
@@ -85,7 +92,11 @@ pub struct Connection {
 /// The connected peer and what it offers.
 #[derive(Clone)]
 pub struct Live {
+    /// A legacy session (`initialize`): server-to-client requests come as requests.
     pub peer: Peer<RoleClient>,
+    /// A 2026-07-28 connection beside it, when the upstream speaks that revision: used for 2026-07-28
+    /// clients, so that what the upstream asks comes back as `input_required` results they can answer.
+    pub modern: Option<Peer<RoleClient>>,
     pub offer: Arc<Offer>,
 }
 
@@ -101,6 +112,7 @@ impl Connection {
     pub fn start(upstream: Upstream, events: mpsc::UnboundedSender<Event>) -> Arc<Connection> {
         let (relay_tx, relay_rx) = mpsc::unbounded_channel();
         let connection = Arc::new(Connection {
+            modern_relay: Arc::new(Relay::new(&upstream.name, relay_tx.clone())),
             relay: Arc::new(Relay::new(&upstream.name, relay_tx)),
             upstream,
             live: RwLock::new(None),
@@ -203,13 +215,21 @@ async fn serve(
 ) -> Option<String> {
     let peer = running.service.peer().clone();
     peer.set_response_cache_config(ClientCacheConfig::disabled()).await;
+    let modern = running.modern.as_ref().map(|m| m.peer().clone());
+    if let Some(modern) = &modern {
+        modern.set_response_cache_config(ClientCacheConfig::disabled()).await;
+    }
+    // Log messages are filtered for each client by the gateway, so the upstream sends them all.
+    if peer.peer_info().is_some_and(|i| i.capabilities.logging.is_some()) {
+        let _ = peer.set_level(SetLevelRequestParams::new(LoggingLevel::Debug)).await;
+    }
     let offer = match tokio::time::timeout(connection.upstream.timeout(), fetch_offer(&peer)).await {
         Ok(Ok(offer)) => offer,
         Ok(Err(e)) => return Some(format!("listing what it offers failed: {e}")),
         Err(_) => return Some("listing what it offers took too long".into()),
     };
     tracing::info!(upstream = %name, tools = offer.tools.len(), prompts = offer.prompts.len(), "upstream connected");
-    connection.set_live(Some(Live { peer: peer.clone(), offer: Arc::new(offer) }));
+    connection.set_live(Some(Live { peer: peer.clone(), modern: modern.clone(), offer: Arc::new(offer) }));
     connection.set_status(State::Connected, None);
     let _ = events.send(Event::Changed);
     loop {
@@ -218,10 +238,12 @@ async fn serve(
             ended = running.ended() => return Some(ended),
             Some(what) = heard.recv() => match what {
                 Heard::ToolsChanged | Heard::PromptsChanged => {
+                    let which = if matches!(what, Heard::ToolsChanged) { ListChanged::Tools } else { ListChanged::Prompts };
                     match fetch_offer(&peer).await {
                         Ok(offer) => {
-                            connection.set_live(Some(Live { peer: peer.clone(), offer: Arc::new(offer) }));
-                            let _ = events.send(Event::Changed);
+                            let offer = Arc::new(offer);
+                            connection.set_live(Some(Live { peer: peer.clone(), modern: modern.clone(), offer }));
+                            let _ = events.send(Event::ListChanged(which));
                         }
                         Err(e) => tracing::warn!(upstream = %name, error = %e, "re-listing after a change failed"),
                     }
@@ -257,6 +279,7 @@ async fn fetch_offer(peer: &Peer<RoleClient>) -> Result<Offer, rmcp::ServiceErro
 /// A connected upstream: the rmcp client and, for a program, the process.
 struct Running {
     service: RunningService<RoleClient, Arc<Relay>>,
+    modern: Option<RunningService<RoleClient, Arc<Relay>>>,
     child: Option<tokio::process::Child>,
 }
 
@@ -285,6 +308,9 @@ impl Running {
     /// Closes the connection; a program gets its standard input closed, then SIGTERM, then SIGKILL.
     async fn stop(mut self) {
         let _ = self.service.close_with_timeout(Duration::from_secs(2)).await;
+        if let Some(mut modern) = self.modern.take() {
+            let _ = modern.close_with_timeout(Duration::from_secs(2)).await;
+        }
         if let Some(mut child) = self.child.take() {
             if let Ok(None) = child.try_wait() {
                 terminate(&child);
@@ -335,7 +361,7 @@ async fn connect(connection: &Connection) -> Result<Running, String> {
                     return Err(format!("it did not answer initialize within {} s", wait.as_secs()));
                 }
             };
-            Ok(Running { service, child: Some(child) })
+            Ok(Running { service, modern: None, child: Some(child) })
         }
         Transport::Http { url, headers } => {
             let mut custom = HashMap::new();
@@ -354,9 +380,12 @@ async fn connect(connection: &Connection) -> Result<Running, String> {
                 .custom_headers(custom)
                 .max_concurrent_requests(1024)
                 .reinit_on_expired_session(true);
-            let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
+            let transport = StreamableHttpClientTransport::with_client(http.clone(), config.clone());
             match tokio::time::timeout(wait, relay.serve(transport)).await {
-                Ok(Ok(service)) => Ok(Running { service, child: None }),
+                Ok(Ok(service)) => {
+                    let modern = connect_modern(&connection.modern_relay, http, config).await;
+                    Ok(Running { service, modern, child: None })
+                }
                 Ok(Err(e)) => Err(match unreachable(&http, url).await {
                     Some(why) => format!("cannot reach {url}: {why}"),
                     None => format!("initialize failed: {}", root_cause(&e)),
@@ -364,6 +393,25 @@ async fn connect(connection: &Connection) -> Result<Running, String> {
                 Err(_) => Err(format!("it did not answer initialize within {} s", wait.as_secs())),
             }
         }
+    }
+}
+
+/// A 2026-07-28 connection to the same URL, when the upstream speaks that revision (`None` otherwise).
+async fn connect_modern(
+    relay: &Arc<Relay>,
+    http: reqwest::Client,
+    config: StreamableHttpClientTransportConfig,
+) -> Option<RunningService<RoleClient, Arc<Relay>>> {
+    let transport = StreamableHttpClientTransport::with_client(http, config);
+    let lifecycle = ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] };
+    match tokio::time::timeout(Duration::from_secs(10), relay.clone().serve_with_lifecycle(transport, lifecycle)).await
+    {
+        Ok(Ok(service)) => Some(service),
+        Ok(Err(e)) => {
+            tracing::debug!(upstream = %relay.name, error = %e, "the upstream does not speak 2026-07-28");
+            None
+        }
+        Err(_) => None,
     }
 }
 

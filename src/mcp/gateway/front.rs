@@ -208,8 +208,14 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         if let Some(missing) = route.needs.iter().find(|s| !me.has_scope(s)) {
             return Err(McpError::invalid_request(format!("this tool needs the scope {missing}"), None));
         }
+        let mut params = CallToolRequestParams::new(route.original.clone());
+        params.arguments = request.arguments;
+        let (answers, state) =
+            self.continuation(request.input_responses, request.request_state, &route.upstream, &request.name, &me)?;
+        params.input_responses = answers;
+        params.request_state = state;
         let level = self.log_level(&ctx);
-        call_tool(&self.gateway, route, request.arguments, &ctx, level, &me).await.map(Into::into)
+        call_tool(&self.gateway, route, params, &ctx, level, &me).await
     }
 
     async fn list_prompts(
@@ -251,9 +257,19 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         }
         let mut params = GetPromptRequestParams::new(route.original.clone());
         params.arguments = request.arguments;
-        let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
-        match forward(&self.gateway, &route.upstream, request, &ctx, self.log_level(&ctx)).await {
-            Ok(ServerResult::GetPromptResult(result)) => Ok(result.into()),
+        let (answers, state) =
+            self.continuation(request.input_responses, request.request_state, &route.upstream, &request.name, &me)?;
+        params.input_responses = answers;
+        params.request_state = state;
+        let forwarded = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
+        match forward(&self.gateway, &route.upstream, forwarded, &ctx, self.log_level(&ctx)).await {
+            Ok(ServerResult::GetPromptResult(mut result)) => {
+                result.result_type = Some(ResultType::COMPLETE);
+                Ok(result.into())
+            }
+            Ok(ServerResult::InputRequiredResult(round)) => Ok(GetPromptResponse::InputRequired(
+                self.gateway.rounds.wrap(&route.upstream, &request.name, &me, round),
+            )),
             Ok(_) => {
                 Err(Failure::Transport("it answered prompts/get with something else".into())
                     .into_error(&route.upstream))
@@ -363,10 +379,20 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         if !Self::may_use(&me, scope.as_deref()) {
             return Err(not_found(&request.uri));
         }
-        let params = ReadResourceRequestParams::new(request.uri.clone());
+        let mut params = ReadResourceRequestParams::new(request.uri.clone());
+        let (answers, state) =
+            self.continuation(request.input_responses, request.request_state, &upstream, &request.uri, &me)?;
+        params.input_responses = answers;
+        params.request_state = state;
         let forwarded = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params));
         match forward(&self.gateway, &upstream, forwarded, &ctx, self.log_level(&ctx)).await {
-            Ok(ServerResult::ReadResourceResult(result)) => Ok(result.into()),
+            Ok(ServerResult::ReadResourceResult(mut result)) => {
+                result.result_type = Some(ResultType::COMPLETE);
+                Ok(result.into())
+            }
+            Ok(ServerResult::InputRequiredResult(round)) => {
+                Ok(ReadResourceResponse::InputRequired(self.gateway.rounds.wrap(&upstream, &request.uri, &me, round)))
+            }
             Ok(_) => {
                 Err(Failure::Transport("it answered resources/read with something else".into()).into_error(&upstream))
             }
@@ -459,7 +485,10 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         )
         .await
         {
-            Ok(ServerResult::CompleteResult(result)) => Ok(result),
+            Ok(ServerResult::CompleteResult(mut result)) => {
+                result.result_type = Some(ResultType::COMPLETE);
+                Ok(result)
+            }
             Ok(_) => {
                 Err(Failure::Transport("it answered completion/complete with something else".into())
                     .into_error(&upstream))
@@ -519,6 +548,23 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
 }
 
 impl<S: ServerHandler + Clone> Front<S> {
+    /// A retry's answers and the upstream's own request state, from what the client sent back (the state
+    /// is ours, sealed, and must match the caller, upstream and target).
+    fn continuation(
+        &self,
+        answers: Option<InputResponses>,
+        state: Option<String>,
+        upstream: &str,
+        target: &str,
+        me: &AccessClaims,
+    ) -> Result<(Option<InputResponses>, Option<String>), McpError> {
+        let state = match state {
+            Some(sealed) => self.gateway.rounds.open(&sealed, upstream, target, me)?,
+            None => None,
+        };
+        Ok((answers, state))
+    }
+
     /// The upstream a resource URI belongs to, with that upstream's scope.
     fn owner(&self, uri: &str) -> Option<(Arc<str>, Option<String>)> {
         let upstream = self.gateway.resource_owner(uri)?;

@@ -7,6 +7,7 @@ pub mod call;
 pub mod catalog;
 pub mod connection;
 pub mod front;
+pub mod rounds;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -51,6 +52,8 @@ pub struct Gateway {
     subscriptions: tokio::sync::Mutex<HashMap<(Arc<str>, String), usize>>,
     pub metrics: Metrics,
     pub audit: AuditWriter,
+    /// Seals the request state of 2026-07-28 clients' `input_required` rounds.
+    pub rounds: rounds::Rounds,
     /// This instance, in status reports.
     instance: String,
     /// How often the configuration is re-read without being told (SQLite has no NOTIFY).
@@ -92,6 +95,7 @@ impl Gateway {
             subscriptions: tokio::sync::Mutex::default(),
             metrics: parts.metrics,
             audit: parts.audit,
+            rounds: rounds::Rounds::default(),
             instance: format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
             reload_every: parts.reload_every,
             reported: std::sync::atomic::AtomicBool::new(false),
@@ -185,6 +189,12 @@ impl Gateway {
                             self.rebuild();
                             report_soon = true;
                         }
+                        Event::ListChanged(which) => {
+                            if !self.rebuild().contains(&which) {
+                                self.list_changes.publish(which);
+                            }
+                            report_soon = true;
+                        }
                         Event::ResourcesChanged => self.list_changes.publish(ListChanged::Resources),
                         Event::ResourceUpdated { upstream, uri } => {
                             self.resource_updates.publish(ResourceUpdate { upstream, uri });
@@ -237,8 +247,9 @@ impl Gateway {
         self.rebuild();
     }
 
-    /// Merges what the connected upstreams offer; tells listening clients when their lists changed.
-    fn rebuild(&self) {
+    /// Merges what the connected upstreams offer; tells listening clients when their lists changed (and
+    /// returns which).
+    fn rebuild(&self) -> Vec<ListChanged> {
         let connections = self.connections();
         let lives: Vec<(Arc<Connection>, Arc<Offer>)> =
             connections.iter().filter_map(|c| c.live().map(|l| (c.clone(), l.offer))).collect();
@@ -256,18 +267,23 @@ impl Gateway {
         self.tool_scopes.set_upstream(catalog.tool_needs());
         let previous = std::mem::replace(&mut *self.catalog.write().expect("catalog lock"), Arc::new(catalog));
         let current = self.catalog();
-        let names = |c: &Catalog| c.tools.iter().map(|t| t.tool.clone()).collect::<Vec<_>>();
-        if names(&previous) != names(&current) {
-            self.list_changes.publish(ListChanged::Tools);
+        let mut changed = Vec::new();
+        let tools = |c: &Catalog| c.tools.iter().map(|t| t.tool.clone()).collect::<Vec<_>>();
+        if tools(&previous) != tools(&current) {
+            changed.push(ListChanged::Tools);
         }
         let prompts = |c: &Catalog| c.prompts.iter().map(|p| p.prompt.clone()).collect::<Vec<_>>();
         if prompts(&previous) != prompts(&current) {
-            self.list_changes.publish(ListChanged::Prompts);
+            changed.push(ListChanged::Prompts);
         }
         let templates = |c: &Catalog| c.templates.iter().map(|t| t.template.clone()).collect::<Vec<_>>();
         if templates(&previous) != templates(&current) {
-            self.list_changes.publish(ListChanged::Resources);
+            changed.push(ListChanged::Resources);
         }
+        for which in &changed {
+            self.list_changes.publish(*which);
+        }
+        changed
     }
 
     /// This instance's view of every configured upstream, for `upstream list`, the admin page and /readyz.
