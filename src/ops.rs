@@ -7,6 +7,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use subtle::ConstantTimeEq;
 
 use crate::domain::tokens::BearerToken;
+use crate::domain::upstreams::Upstreams;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -17,6 +18,7 @@ pub struct Ops {
     pub metrics: Metrics,
     /// When set, `/metrics` answers only to `Authorization: Bearer <this>`.
     pub metrics_token: Option<String>,
+    pub upstreams: Upstreams,
 }
 
 #[derive(Tags)]
@@ -32,6 +34,22 @@ pub struct Health {
     /// What is wrong, when not ready.
     #[oai(skip_serializing_if_is_none)]
     pub reason: Option<String>,
+    /// The gateway's upstreams as this instance sees them (readiness only; an upstream that is down does
+    /// not make the instance unready, since everything else still works).
+    #[oai(skip_serializing_if_is_empty)]
+    pub upstreams: Vec<UpstreamHealth>,
+}
+
+#[derive(Debug, Object)]
+pub struct UpstreamHealth {
+    pub name: String,
+    /// `connected`, `starting`, `failed` or `disabled`.
+    pub state: String,
+    /// The last error, if any.
+    #[oai(skip_serializing_if_is_none)]
+    pub error: Option<String>,
+    /// How many tools clients see from it.
+    pub tools: usize,
 }
 
 #[derive(ApiResponse)]
@@ -61,7 +79,7 @@ impl OpsApi {
     /// Liveness: the process is up and serving HTTP. Touches nothing else.
     #[oai(path = "/healthz", method = "get")]
     async fn healthz(&self) -> Json<Health> {
-        Json(Health { status: "ok".into(), reason: None })
+        Json(Health { status: "ok".into(), reason: None, upstreams: vec![] })
     }
 
     /// Prometheus metrics: requests by route, method and status, latency, tokens issued, token errors and
@@ -80,10 +98,20 @@ impl OpsApi {
     #[oai(path = "/readyz", method = "get")]
     async fn readyz(&self, ops: Data<&Arc<Ops>>) -> Readiness {
         let unavailable = |reason: String| {
-            Readiness::Unavailable(Json(Health { status: "unavailable".into(), reason: Some(reason) }))
+            Readiness::Unavailable(Json(Health {
+                status: "unavailable".into(),
+                reason: Some(reason),
+                upstreams: vec![],
+            }))
         };
+        let upstreams = ops
+            .upstreams
+            .local_reports()
+            .into_iter()
+            .map(|r| UpstreamHealth { name: r.upstream, state: r.state, error: r.error, tools: r.tools.len() })
+            .collect();
         match ops.store.pending_migrations().await {
-            Ok(0) => Readiness::Ready(Json(Health { status: "ready".into(), reason: None })),
+            Ok(0) => Readiness::Ready(Json(Health { status: "ready".into(), reason: None, upstreams })),
             Ok(n) => unavailable(format!("{n} migrations are pending")),
             Err(e) => {
                 tracing::warn!(error = %e, "readiness check failed");

@@ -137,7 +137,12 @@ impl AppState {
                 tokens: tokens.clone(),
                 scopes: scopes.clone(),
             },
-            ops: Ops { store: store.clone(), metrics: metrics.clone(), metrics_token: server.metrics_token.clone() },
+            ops: Ops {
+                store: store.clone(),
+                metrics: metrics.clone(),
+                metrics_token: server.metrics_token.clone(),
+                upstreams: upstreams.clone(),
+            },
             trusted_proxies: TrustedProxies(server.trusted_proxies.clone()),
             config,
             store,

@@ -48,12 +48,15 @@ pub struct Upstreams {
     store: Store,
     scopes: ScopeCatalog,
     current: Arc<watch::Sender<Arc<Vec<Upstream>>>>,
+    /// What this instance's gateway last found (for /readyz).
+    local: Arc<std::sync::RwLock<Vec<StatusReport>>>,
 }
 
 impl Upstreams {
     /// Reads the configuration once; [`Upstreams::reload`] reads it again.
     pub async fn load(store: Store, scopes: ScopeCatalog) -> Result<Upstreams, DbErr> {
-        let upstreams = Upstreams { store, scopes, current: Arc::new(watch::Sender::new(Arc::default())) };
+        let upstreams =
+            Upstreams { store, scopes, current: Arc::new(watch::Sender::new(Arc::default())), local: Arc::default() };
         upstreams.reload().await?;
         Ok(upstreams)
     }
@@ -142,8 +145,14 @@ impl Upstreams {
         Ok(by_upstream)
     }
 
-    /// Replaces what this instance reports.
+    /// What this instance's gateway last found about each upstream.
+    pub fn local_reports(&self) -> Vec<StatusReport> {
+        self.local.read().expect("reports lock").clone()
+    }
+
+    /// Replaces what this instance reports (kept here too, for /readyz).
     pub async fn report(&self, instance: &str, reports: &[StatusReport]) -> Result<(), DbErr> {
+        *self.local.write().expect("reports lock") = reports.to_vec();
         let rows = reports
             .iter()
             .map(|r| upstream_status::Model {

@@ -7,6 +7,7 @@ mod authorize;
 mod cli;
 mod discovery;
 mod gateway;
+mod gateway_servers;
 mod grant_revocation;
 mod mcp_server;
 mod metadata_documents;

@@ -119,10 +119,12 @@ pub async fn forward(
         }
         _ => (&live.peer, &connection.relay, PeerRequestOptions::no_options()),
     };
+    let sending = relay.sending();
     let handle =
         peer.send_cancellable_request(request, options).await.map_err(|e| Failure::Transport(e.to_string()))?;
     let (id, upstream_peer) = (handle.id.clone(), handle.peer.clone());
     let (_call, mut asks) = relay.open_call(id.clone());
+    drop(sending);
     let down_token = ctx.meta.get_progress_token();
     let mut progress = match &down_token {
         Some(_) => Some(relay.progress.subscribe(handle.progress_token.clone()).await),
@@ -204,7 +206,23 @@ fn answer(
         ServiceError::McpError(e) => e,
         other => McpError::internal_error(format!("the client did not answer: {other}"), None),
     };
+    let declared =
+        ctx.meta.client_capabilities().or_else(|| ctx.peer.peer_info().map(|info| info.capabilities.clone()));
+    let has = |what: fn(&ClientCapabilities) -> bool| declared.as_ref().is_some_and(what);
+    let undeclared = |what: &str| McpError::invalid_request(format!("the client did not declare {what}"), None);
     Some(match ask {
+        Ask::Sample(_, reply) if !has(|c| c.sampling.is_some()) => {
+            let _ = reply.send(Err(undeclared("sampling")));
+            return None;
+        }
+        Ask::Elicit(_, reply) if !has(|c| c.elicitation.is_some()) => {
+            let _ = reply.send(Err(undeclared("elicitation")));
+            return None;
+        }
+        Ask::Roots(reply) if !has(|c| c.roots.is_some()) => {
+            let _ = reply.send(Err(undeclared("roots")));
+            return None;
+        }
         Ask::Sample(params, reply) => Box::pin(async move {
             let _ = reply.send(peer.create_message(params).await.map_err(failed));
         }),

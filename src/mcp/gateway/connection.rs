@@ -348,13 +348,23 @@ async fn connect(connection: &Connection) -> Result<Running, String> {
             else {
                 return Err("the program's standard streams are missing".into());
             };
-            tokio::spawn(log_stderr(connection.upstream.name.clone(), stderr));
+            let last_words = Arc::new(Mutex::new(String::new()));
+            tokio::spawn(log_stderr(connection.upstream.name.clone(), stderr, last_words.clone()));
             let started = tokio::time::timeout(wait, relay.serve((stdout, stdin))).await;
             let service = match started {
                 Ok(Ok(service)) => service,
                 Ok(Err(e)) => {
+                    let exited = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
                     kill_group(&child);
-                    return Err(format!("initialize failed: {}", root_cause(&e)));
+                    let mut why = match exited {
+                        Ok(Ok(status)) => format!("the program exited ({status}) before answering initialize"),
+                        _ => format!("initialize failed: {}", root_cause(&e)),
+                    };
+                    let said = last_words.lock().expect("stderr lock").clone();
+                    if !said.is_empty() {
+                        why.push_str(&format!("; its last stderr line: {said}"));
+                    }
+                    return Err(why);
                 }
                 Err(_) => {
                     kill_group(&child);
@@ -433,11 +443,18 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
-async fn log_stderr(upstream: String, stderr: tokio::process::ChildStderr) {
+/// Logs a program's stderr under its upstream's name and keeps its last non-empty line (shortened) for
+/// the status an operator sees when it fails to start.
+async fn log_stderr(upstream: String, stderr: tokio::process::ChildStderr, last: Arc<Mutex<String>>) {
     let mut lines = tokio::io::BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let end = (0..=line.len().min(MAX_LOG_LINE)).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
         tracing::info!(upstream = %upstream, "stderr: {}", &line[..end]);
+        let line = line.trim();
+        if !line.is_empty() {
+            let end = (0..=line.len().min(200)).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+            *last.lock().expect("stderr lock") = line[..end].to_owned();
+        }
     }
 }
 
@@ -472,6 +489,8 @@ pub struct Relay {
     heard: mpsc::UnboundedSender<Heard>,
     /// Woken whenever a call is registered.
     registered: tokio::sync::Notify,
+    /// Calls sent upstream whose id rmcp has not handed back yet.
+    pending: std::sync::atomic::AtomicUsize,
 }
 
 /// How long a request from the upstream waits for its call to be registered: the upstream may ask before
@@ -486,7 +505,15 @@ impl Relay {
             progress: ProgressDispatcher::new(),
             heard,
             registered: tokio::sync::Notify::new(),
+            pending: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Marks a call about to be sent: until it is registered (or the guard dropped), a request from the
+    /// upstream without a stream to tell it by waits instead of being given to another call.
+    pub fn sending(self: &Arc<Relay>) -> Sending {
+        self.pending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Sending { relay: self.clone() }
     }
 
     /// Registers a call in flight; what the upstream asks during it arrives on the returned receiver until
@@ -499,14 +526,23 @@ impl Relay {
     }
 
     /// The call a message from the upstream belongs to: the one whose response stream it came on, or the
-    /// only call in flight. Never a guess among several.
+    /// only call in flight while no other is being sent. Never a guess among several.
     fn call_for(&self, extensions: &Extensions) -> Option<mpsc::Sender<Ask>> {
         let calls = self.calls.lock().expect("calls lock");
         match extensions.get::<InboundStreamOrigin>() {
             Some(InboundStreamOrigin::OutboundRequest(id)) => calls.get(id).cloned(),
-            _ if calls.len() == 1 => calls.values().next().cloned(),
+            _ if calls.len() == 1 && self.pending.load(std::sync::atomic::Ordering::SeqCst) == 0 => {
+                calls.values().next().cloned()
+            }
             _ => None,
         }
+    }
+
+    /// Whether a call could still claim a request: one is being sent, or the request came on the stream of
+    /// a call not registered yet.
+    fn may_be_claimed(&self, extensions: &Extensions) -> bool {
+        self.pending.load(std::sync::atomic::Ordering::SeqCst) > 0
+            || matches!(extensions.get::<InboundStreamOrigin>(), Some(InboundStreamOrigin::OutboundRequest(_)))
     }
 
     async fn ask<T>(
@@ -523,7 +559,8 @@ impl Relay {
             if let Some(call) = self.call_for(extensions) {
                 break call;
             }
-            if tokio::time::timeout_at(deadline, registered).await.is_err() {
+            // Asked outside any call (at start-up, say): nobody to put it to, so no waiting either.
+            if !self.may_be_claimed(extensions) || tokio::time::timeout_at(deadline, registered).await.is_err() {
                 return Err(McpError::invalid_request(
                     format!("the gateway passes {what} requests on only during a call it can tell them apart by"),
                     None,
@@ -533,6 +570,18 @@ impl Relay {
         let (tx, rx) = oneshot::channel();
         call.send(make(tx)).await.map_err(|_| McpError::internal_error("the call has ended", None))?;
         rx.await.map_err(|_| McpError::internal_error("the call has ended", None))?
+    }
+}
+
+/// A call on its way upstream; see [`Relay::sending`].
+pub struct Sending {
+    relay: Arc<Relay>,
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.relay.pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.relay.registered.notify_waiters();
     }
 }
 

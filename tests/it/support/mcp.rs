@@ -86,7 +86,7 @@ impl<'a> McpClient<'a> {
         request
     }
 
-    fn message(&mut self, method: &str, mut params: Value) -> (u64, Value) {
+    pub fn message(&mut self, method: &str, mut params: Value) -> (u64, Value) {
         let id = self.next_id;
         self.next_id += 1;
         if self.version == STATELESS {
@@ -167,6 +167,48 @@ impl<'a> McpClient<'a> {
 }
 
 impl McpClient<'_> {
+    /// Sends a request and reads its SSE answer, answering each request the server makes meanwhile with
+    /// `reply(request)` (a JSON-RPC result, or `{"error": …}`); returns every message received, the
+    /// answer last.
+    pub async fn request_answering(
+        &mut self,
+        method: &str,
+        params: Value,
+        reply: impl Fn(&Value) -> Value,
+    ) -> Vec<Value> {
+        let (id, body) = self.message(method, params);
+        let mut response = self.post(&body).send().await.unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        let mut buffer = String::new();
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let chunk =
+                tokio::time::timeout_at(deadline, response.chunk()).await.expect("an answer within 30 s").unwrap();
+            let Some(chunk) = chunk else { panic!("the stream ended without an answer: {seen:?}") };
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                for message in sse_messages(&event) {
+                    seen.push(message.clone());
+                    if message.get("method").is_some() && message.get("id").is_some() {
+                        let answer = reply(&message);
+                        let mut reply_body = json!({"jsonrpc": "2.0", "id": message["id"]});
+                        match answer.get("error") {
+                            Some(error) => reply_body["error"] = error.clone(),
+                            None => reply_body["result"] = answer,
+                        }
+                        let status = self.post(&reply_body).send().await.unwrap().status();
+                        assert_eq!(status, StatusCode::ACCEPTED, "the answer to {message} was refused");
+                    }
+                    if message.get("id") == Some(&json!(id)) && message.get("method").is_none() {
+                        return seen;
+                    }
+                }
+            }
+        }
+    }
+
     /// Opens a 2026-07-28 `subscriptions/listen` stream for updates of `uris` and waits for its
     /// acknowledgement.
     pub async fn listen(&self, uris: &[&str]) -> Response {

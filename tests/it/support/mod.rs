@@ -7,6 +7,7 @@ pub mod jwt;
 pub mod mcp;
 pub mod oauth;
 pub mod responses;
+pub mod upstreams;
 
 pub use app::*;
 pub use browser::*;
