@@ -5,6 +5,8 @@
 --   in its answer joins the pool, so every connection rotates its own chain (grant_type=refresh_token).
 --   BENCH_SESSIONS_FILE (optional): one Mcp-Session-Id per line; requests take them in turn.
 --   BENCH_TOKENS_FILE (optional): one bearer token per line (each its own user); requests take them in turn.
+--   BENCH_UNIQUE_IDS (optional): each request gets a JSON-RPC id of its own (the first "id":N of the body), for
+--   servers that match answers to requests by id within a session when two connections share one.
 -- A 200 whose body is a tool result with "isError":true (a tool that refused) counts as an error too.
 --   BENCH_THREADS: wrk's -t, to share the refresh tokens between threads.
 -- done() prints: RESULT <requests/s> <p50 ms> <p99 ms> <errors> <requests>
@@ -44,9 +46,19 @@ function init(args)
     sessions = {}
     for line in io.lines(file) do
       headers[header] = prefix .. line
-      table.insert(sessions, wrk.format(os.getenv("BENCH_METHOD"), path, headers, os.getenv("BENCH_BODY")))
+      if os.getenv("BENCH_UNIQUE_IDS") then
+        local own = {}
+        for k, v in pairs(headers) do own[k] = v end
+        table.insert(sessions, own)
+      else
+        table.insert(sessions, wrk.format(os.getenv("BENCH_METHOD"), path, headers, os.getenv("BENCH_BODY")))
+      end
     end
     turn = 0
+    if os.getenv("BENCH_UNIQUE_IDS") then
+      unique_method, unique_path, unique_count = os.getenv("BENCH_METHOD"), path, 0
+      unique_body = os.getenv("BENCH_BODY")
+    end
   else
     fixed = wrk.format(os.getenv("BENCH_METHOD") or "GET", path, headers, os.getenv("BENCH_BODY"))
   end
@@ -56,6 +68,11 @@ function request()
   if fixed then return fixed end
   if sessions then
     turn = turn % #sessions + 1
+    if unique_body then
+      unique_count = unique_count + 1
+      local body = string.gsub(unique_body, '"id":%d+', '"id":' .. (thread_id * 1000000000 + unique_count), 1)
+      return wrk.format(unique_method, unique_path, sessions[turn], body)
+    end
     return sessions[turn]
   end
   local token = table.remove(pool) or "pool-exhausted"

@@ -94,6 +94,7 @@ impl AppState {
             limits: limits.clone(),
             registrar: registrar.clone(),
             metrics: metrics.clone(),
+            upstreams: upstreams.clone(),
         };
         let documents = metadata_documents(&store, &limits, overrides)?;
         let authorization = Authorization {

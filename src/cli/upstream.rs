@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::domain::scope::ScopeCatalog;
 use crate::domain::upstream::{Access, DEFAULT_TIMEOUT, Transport, Upstream, UpstreamFile};
-use crate::domain::upstreams::{StatusReport, Upstreams};
+use crate::domain::upstreams::{ChangedBy, Summary, Upstreams};
 use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
@@ -78,12 +78,12 @@ pub async fn run(cmd: UpstreamCommand, store: Store) -> anyhow::Result<()> {
         UpstreamCommand::Add(args) => {
             let upstream = args.into_upstream()?;
             let name = upstream.name.clone();
-            upstreams.add(upstream).await?;
+            upstreams.add(upstream, ChangedBy::CLI).await?;
             println!("upstream {name} added");
         }
         UpstreamCommand::List => list(&upstreams).await?,
         UpstreamCommand::Remove { name } => {
-            if !upstreams.remove(&name).await? {
+            if !upstreams.remove(&name, ChangedBy::CLI).await? {
                 bail!("no upstream named {name}");
             }
             println!("upstream {name} removed");
@@ -94,24 +94,16 @@ pub async fn run(cmd: UpstreamCommand, store: Store) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let parsed = UpstreamFile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let count = parsed.upstreams.len();
-            if upstreams.apply(parsed).await? {
+            if upstreams.apply(parsed, ChangedBy::CLI).await? {
                 println!("applied {}: {count} upstreams", file.display());
             } else {
                 println!("{} is already in force ({count} upstreams)", file.display());
             }
         }
         UpstreamCommand::Tool { name, tool, access } => {
-            let Some(mut upstream) = upstreams.current().iter().find(|u| u.name == name).cloned() else {
+            if !upstreams.set_tool_access(&name, &tool, Access::parse(&access), ChangedBy::CLI).await? {
                 bail!("no upstream named {name}");
-            };
-            match Access::parse(&access) {
-                Some(access) => upstream.tools.insert(tool.clone(), access),
-                None => upstream.tools.remove(&tool),
-            };
-            let mut all: Vec<Upstream> = upstreams.current().iter().cloned().collect();
-            all.retain(|u| u.name != name);
-            all.push(upstream);
-            upstreams.apply(UpstreamFile { upstreams: all }).await?;
+            }
             println!("tool {tool} of {name}: {access}");
         }
     }
@@ -119,7 +111,7 @@ pub async fn run(cmd: UpstreamCommand, store: Store) -> anyhow::Result<()> {
 }
 
 async fn switch(upstreams: &Upstreams, name: &str, enabled: bool) -> anyhow::Result<()> {
-    if !upstreams.set_enabled(name, enabled).await? {
+    if !upstreams.set_enabled(name, enabled, ChangedBy::CLI).await? {
         bail!("no upstream named {name}");
     }
     println!("upstream {name} {}", if enabled { "enabled" } else { "disabled" });
@@ -134,11 +126,9 @@ async fn list(upstreams: &Upstreams) -> anyhow::Result<()> {
     );
     for u in upstreams.current().iter() {
         let reports = statuses.get(&u.name).map(Vec::as_slice).unwrap_or_default();
-        let target = match &u.transport {
-            Transport::Stdio { command, args, .. } => format!("{command} {}", args.join(" ")),
-            Transport::Http { url, .. } => url.clone(),
-        };
-        let (status, tools, error) = summary(u.enabled, reports);
+        let target = u.transport.target();
+        let Summary { status, tools, error } = Summary::of(u.enabled, reports);
+        let tools = tools.map_or_else(|| "-".to_owned(), |n| n.to_string());
         println!(
             "{:<16} {:<6} {:<12} {:<12} {:<24} {:>5}  {}",
             u.name,
@@ -156,53 +146,16 @@ async fn list(upstreams: &Upstreams) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One line's status from every instance's report: "connected", or "connected 1/2" when they differ.
-fn summary(enabled: bool, reports: &[StatusReport]) -> (String, String, Option<String>) {
-    if !enabled {
-        return ("disabled".into(), "-".into(), None);
-    }
-    if reports.is_empty() {
-        return ("no instance running".into(), "-".into(), None);
-    }
-    let mut states: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in reports {
-        *states.entry(r.state.as_str()).or_default() += 1;
-    }
-    let status = match states.len() {
-        1 if reports.len() == 1 => reports[0].state.clone(),
-        1 => format!("{} on all {}", reports[0].state, reports.len()),
-        _ => states.iter().map(|(s, n)| format!("{s} {n}/{}", reports.len())).collect::<Vec<_>>().join(", "),
-    };
-    let tools = reports.iter().map(|r| r.tools.len()).max().unwrap_or(0).to_string();
-    let error = reports.iter().find_map(|r| r.error.clone());
-    (status, tools, error)
-}
-
 impl AddArgs {
     fn into_upstream(self) -> anyhow::Result<Upstream> {
         let transport = match (self.command, self.url) {
             (Some(command), None) => {
-                let mut env = BTreeMap::new();
-                for pair in self.env {
-                    let Some((key, value)) = pair.split_once('=') else {
-                        bail!("--env takes KEY=VALUE, not '{pair}'");
-                    };
-                    env.insert(key.to_owned(), value.to_owned());
-                }
-                Transport::Stdio { command, args: self.args, env, cwd: self.cwd }
+                Transport::stdio(command, self.args, self.env.iter().map(String::as_str), self.cwd)
             }
-            (None, Some(url)) => {
-                let mut headers = BTreeMap::new();
-                for header in self.headers {
-                    let Some((name, value)) = header.split_once(':') else {
-                        bail!("--header takes \"Name: value\", not '{header}'");
-                    };
-                    headers.insert(name.trim().to_owned(), value.trim().to_owned());
-                }
-                Transport::Http { url, headers }
-            }
+            (None, Some(url)) => Transport::http(url, self.headers.iter().map(String::as_str)),
             _ => bail!("give either --command or --url"),
-        };
+        }
+        .map_err(anyhow::Error::msg)?;
         Ok(Upstream {
             name: self.name,
             transport,

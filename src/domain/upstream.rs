@@ -33,6 +33,45 @@ impl Transport {
             Transport::Http { .. } => "http",
         }
     }
+
+    /// A program, its environment given as `KEY=VALUE` entries (CLI flags, lines of the admin form).
+    pub fn stdio<'a>(
+        command: String,
+        args: Vec<String>,
+        env: impl IntoIterator<Item = &'a str>,
+        cwd: Option<String>,
+    ) -> Result<Transport, String> {
+        let mut vars = BTreeMap::new();
+        for pair in env {
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(format!("an environment variable is KEY=VALUE, not '{}'", pair.escape_default()));
+            };
+            vars.insert(key.to_owned(), value.to_owned());
+        }
+        Ok(Transport::Stdio { command, args, env: vars, cwd })
+    }
+
+    /// A URL, its headers given as `Name: value` entries.
+    pub fn http<'a>(url: String, headers: impl IntoIterator<Item = &'a str>) -> Result<Transport, String> {
+        let mut named = BTreeMap::new();
+        for header in headers {
+            let Some((name, value)) = header.split_once(':') else {
+                return Err(format!("a header is \"Name: value\", not '{}'", header.escape_default()));
+            };
+            named.insert(name.trim().to_owned(), value.trim().to_owned());
+        }
+        Ok(Transport::Http { url, headers: named })
+    }
+
+    /// What an operator may be shown: the program and its arguments, or the URL; never the environment or
+    /// the headers, which hold keys.
+    pub fn target(&self) -> String {
+        match self {
+            Transport::Stdio { command, args, .. } if args.is_empty() => command.clone(),
+            Transport::Stdio { command, args, .. } => format!("{command} {}", args.join(" ")),
+            Transport::Http { url, .. } => url.clone(),
+        }
+    }
 }
 
 /// Which scope a tool of an upstream needs besides `mcp:read` and the upstream's own scope.

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::scope::ScopeCatalog;
 use super::upstream::{InvalidUpstream, Upstream, UpstreamFile};
 use crate::clock::UnixTime;
-use crate::store::{Store, upstream_status};
+use crate::store::{AuditEntry, AuditKind, Store, upstream_status};
 
 /// An instance's report counts as current for this long (instances report more often than this).
 pub const REPORT_FRESH_FOR: Duration = Duration::from_secs(90);
@@ -40,6 +40,55 @@ pub struct StatusReport {
     /// The names clients see.
     pub tools: Vec<String>,
     pub updated_at: UnixTime,
+}
+
+/// Who changed the upstreams, for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangedBy<'a> {
+    pub user_id: Option<&'a str>,
+    pub via: &'static str,
+}
+
+impl ChangedBy<'_> {
+    pub const CLI: ChangedBy<'static> = ChangedBy { user_id: None, via: "the CLI" };
+
+    pub fn admin(user_id: &str) -> ChangedBy<'_> {
+        ChangedBy { user_id: Some(user_id), via: "the admin page" }
+    }
+}
+
+/// What every instance reports about one upstream, in a line: "connected", "connected on all 2", or
+/// "connected 1/2, failed 1/2"; the most tools any instance found, and an error one of them has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub status: String,
+    pub tools: Option<usize>,
+    pub error: Option<String>,
+}
+
+impl Summary {
+    pub fn of(enabled: bool, reports: &[StatusReport]) -> Summary {
+        if !enabled {
+            return Summary { status: "disabled".into(), tools: None, error: None };
+        }
+        if reports.is_empty() {
+            return Summary { status: "no instance running".into(), tools: None, error: None };
+        }
+        let mut states: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in reports {
+            *states.entry(r.state.as_str()).or_default() += 1;
+        }
+        let status = match states.len() {
+            1 if reports.len() == 1 => reports[0].state.clone(),
+            1 => format!("{} on all {}", reports[0].state, reports.len()),
+            _ => states.iter().map(|(s, n)| format!("{s} {n}/{}", reports.len())).collect::<Vec<_>>().join(", "),
+        };
+        Summary {
+            status,
+            tools: reports.iter().map(|r| r.tools.len()).max(),
+            error: reports.iter().find_map(|r| r.error.clone()),
+        }
+    }
 }
 
 /// The upstream configuration in force on this instance.
@@ -93,7 +142,7 @@ impl Upstreams {
     }
 
     /// Adds a new upstream.
-    pub async fn add(&self, upstream: Upstream) -> Result<(), UpstreamError> {
+    pub async fn add(&self, upstream: Upstream, by: ChangedBy<'_>) -> Result<(), UpstreamError> {
         upstream.validate()?;
         let mut all: Vec<Upstream> = self.stored().await?;
         if all.iter().any(|u| u.name == upstream.name) {
@@ -102,28 +151,65 @@ impl Upstreams {
         all.push(upstream.clone());
         check_prefixes(&all)?;
         self.store.save_upstreams(vec![upstream.to_row()], false).await?;
+        self.audit(by, &format!("added {} ({})", upstream.name, upstream.transport.kind())).await;
         self.reload().await?;
         Ok(())
     }
 
     /// Makes the stored set exactly the file's (adds, changes and removes); `Ok(false)` when it already was.
-    pub async fn apply(&self, file: UpstreamFile) -> Result<bool, UpstreamError> {
+    pub async fn apply(&self, file: UpstreamFile, by: ChangedBy<'_>) -> Result<bool, UpstreamError> {
+        for upstream in &file.upstreams {
+            upstream.validate()?;
+        }
         check_prefixes(&file.upstreams)?;
         let changed = self.store.save_upstreams(file.upstreams.iter().map(Upstream::to_row).collect(), true).await?;
+        if changed {
+            let names: Vec<&str> = file.upstreams.iter().map(|u| u.name.as_str()).collect();
+            self.audit(by, &format!("applied a set of {}: {}", names.len(), names.join(", "))).await;
+        }
         self.reload().await?;
         Ok(changed)
     }
 
+    /// Overrides (or, with `None`, resets) the scope one tool of an upstream needs; `Ok(false)` when there
+    /// is no upstream by that name.
+    pub async fn set_tool_access(
+        &self,
+        name: &str,
+        tool: &str,
+        access: Option<super::upstream::Access>,
+        by: ChangedBy<'_>,
+    ) -> Result<bool, UpstreamError> {
+        let Some(mut upstream) = self.stored().await?.into_iter().find(|u| u.name == name) else {
+            return Ok(false);
+        };
+        match access {
+            Some(access) => upstream.tools.insert(tool.to_owned(), access),
+            None => upstream.tools.remove(tool),
+        };
+        self.store.save_upstreams(vec![upstream.to_row()], false).await?;
+        let access = access.map_or("default", |a| a.as_str());
+        self.audit(by, &format!("tool {tool} of {name} set to {access}")).await;
+        self.reload().await?;
+        Ok(true)
+    }
+
     /// Removes an upstream; `Ok(false)` when there is none by that name.
-    pub async fn remove(&self, name: &str) -> Result<bool, UpstreamError> {
+    pub async fn remove(&self, name: &str, by: ChangedBy<'_>) -> Result<bool, UpstreamError> {
         let removed = self.store.remove_upstream(name).await?;
+        if removed {
+            self.audit(by, &format!("removed {name}")).await;
+        }
         self.reload().await?;
         Ok(removed)
     }
 
     /// Enables or disables an upstream; `Ok(false)` when there is none by that name.
-    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<bool, UpstreamError> {
+    pub async fn set_enabled(&self, name: &str, enabled: bool, by: ChangedBy<'_>) -> Result<bool, UpstreamError> {
         let found = self.store.set_upstream_enabled(name, enabled).await?;
+        if found {
+            self.audit(by, &format!("{} {name}", if enabled { "enabled" } else { "disabled" })).await;
+        }
         self.reload().await?;
         Ok(found)
     }
@@ -170,6 +256,12 @@ impl Upstreams {
     /// Withdraws what this instance reported (it is stopping).
     pub async fn withdraw_reports(&self, instance: &str) -> Result<(), DbErr> {
         self.store.clear_upstream_status(instance).await
+    }
+
+    async fn audit(&self, by: ChangedBy<'_>, what: &str) {
+        let detail = format!("{what}, by {}", by.via);
+        let entry = AuditEntry { user_id: by.user_id, detail: Some(&detail), ..AuditEntry::default() };
+        self.store.audit(AuditKind::UpstreamChanged, entry).await;
     }
 
     async fn stored(&self) -> Result<Vec<Upstream>, DbErr> {

@@ -1,5 +1,6 @@
-//! The admin view: every client and user, with buttons to disable and enable them. Only for users with
-//! the admin flag (`mcp-gateway user add --admin`); anyone else gets a 404.
+//! The admin view: every client and user, with buttons to disable and enable them, and the gateway's
+//! upstreams with their status and tools, to add, disable, enable and remove. Only for users with the admin
+//! flag (`mcp-gateway user add --admin`); anyone else gets a 404.
 use std::sync::Arc;
 
 use poem::http::StatusCode;
@@ -8,10 +9,12 @@ use poem::{Response, handler};
 use serde::Deserialize;
 
 use super::error::PageError;
-use super::templates::{AdminClientRow, AdminPage, AdminUserRow, render};
+use super::templates::{AdminClientRow, AdminPage, AdminUpstreamRow, AdminUserRow, render};
 use super::{Done, Pages, account, html_response, see_other};
 use crate::domain::client::{Client, RegistrationSource};
 use crate::domain::sessions::{SignedIn, Visitor};
+use crate::domain::upstream::{DEFAULT_TIMEOUT, Transport, Upstream};
+use crate::domain::upstreams::{ChangedBy, Summary, UpstreamError};
 use crate::store::{AuditEntry, AuditKind};
 
 /// The signed-in admin; anyone else signed in gets a 404, nobody signed in `None` (for the login page).
@@ -66,12 +69,39 @@ pub async fn page(
             is_me: u.id == me.user.id,
         })
         .collect();
+    let statuses = pages.upstreams.statuses().await?;
+    let upstreams = pages
+        .upstreams
+        .current()
+        .iter()
+        .map(|u| {
+            let reports = statuses.get(&u.name).map(Vec::as_slice).unwrap_or_default();
+            let Summary { status, error, .. } = Summary::of(u.enabled, reports);
+            let tools = reports.iter().map(|r| &r.tools).max_by_key(|t| t.len()).cloned().unwrap_or_default();
+            AdminUpstreamRow {
+                name: u.name.clone(),
+                kind: u.transport.kind(),
+                target: u.transport.target(),
+                prefix: u.prefix().to_owned(),
+                scope: u.scope.clone(),
+                enabled: u.enabled,
+                status,
+                error,
+                tools: if u.enabled { tools } else { Vec::new() },
+            }
+        })
+        .collect();
     let page = AdminPage {
         base: &pages.base,
         nav: account::nav(&pages, &me, "admin"),
-        notice: done.notice(&[("client", "The client is updated."), ("user", "The user is updated.")]),
+        notice: done.notice(&[
+            ("client", "The client is updated."),
+            ("user", "The user is updated."),
+            ("upstream", "The upstream is updated; every instance follows within seconds."),
+        ]),
         clients,
         users,
+        upstreams,
     };
     Ok(html_response(StatusCode::OK, render(&page)))
 }
@@ -151,4 +181,98 @@ pub async fn switch_user(
         .audit(kind, AuditEntry { user_id: Some(&me.user.id), detail: Some(&detail), ..AuditEntry::default() })
         .await;
     Ok(see_other(&format!("{}/admin?done=user", pages.base)))
+}
+
+/// The admin page's upstream form: one of its buttons (add, disable, enable, remove) and, to add, the same
+/// fields as `mcp-gateway upstream add` (lists one entry per line).
+#[derive(Debug, Default, Deserialize)]
+pub struct UpstreamForm {
+    csrf_token: Option<String>,
+    action: Option<String>,
+    name: Option<String>,
+    kind: Option<String>,
+    command: Option<String>,
+    args: Option<String>,
+    env: Option<String>,
+    cwd: Option<String>,
+    url: Option<String>,
+    headers: Option<String>,
+    prefix: Option<String>,
+    no_prefix: Option<String>,
+    scope: Option<String>,
+    timeout: Option<String>,
+}
+
+impl UpstreamForm {
+    fn field(value: &Option<String>) -> Option<String> {
+        value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+    }
+
+    fn lines(value: &Option<String>) -> impl Iterator<Item = &str> {
+        value.as_deref().unwrap_or_default().lines().map(str::trim).filter(|l| !l.is_empty())
+    }
+
+    fn upstream(&self) -> Result<Upstream, String> {
+        let transport = match self.kind.as_deref() {
+            Some("stdio") => Transport::stdio(
+                Self::field(&self.command).ok_or("Give the program to run.")?,
+                Self::lines(&self.args).map(str::to_owned).collect(),
+                Self::lines(&self.env),
+                Self::field(&self.cwd),
+            )?,
+            Some("http") => {
+                Transport::http(Self::field(&self.url).ok_or("Give the server's URL.")?, Self::lines(&self.headers))?
+            }
+            _ => return Err("Choose a program (stdio) or a URL (Streamable HTTP).".into()),
+        };
+        let timeout_secs = match Self::field(&self.timeout) {
+            None => DEFAULT_TIMEOUT.as_secs(),
+            Some(t) => t.parse().map_err(|_| format!("'{t}' is not a number of seconds."))?,
+        };
+        Ok(Upstream {
+            name: Self::field(&self.name).unwrap_or_default(),
+            transport,
+            prefix: if self.no_prefix.is_some() { Some(String::new()) } else { Self::field(&self.prefix) },
+            scope: Self::field(&self.scope),
+            timeout_secs,
+            enabled: true,
+            tools: Default::default(),
+        })
+    }
+}
+
+/// Adds, disables, enables or removes an upstream. Adding a program lets the server run it as its own user:
+/// that is what an admin is trusted with (README, "Gateway").
+#[handler]
+pub async fn change_upstream(
+    pages: Data<&Arc<Pages>>,
+    Visitor(me): Visitor,
+    Form(form): Form<UpstreamForm>,
+) -> Result<Response, PageError> {
+    let Some(me) = require_admin(me)? else {
+        return Ok(account::to_login(&pages, "/admin"));
+    };
+    me.check_csrf(form.csrf_token.as_deref())?;
+    let by = ChangedBy::admin(&me.user.id);
+    let name = UpstreamForm::field(&form.name).unwrap_or_default();
+    let refused = |e: UpstreamError| match e {
+        UpstreamError::Storage(e) => PageError::from(e),
+        other => PageError::bad_request("The upstream was not changed", other.to_string()),
+    };
+    let found = match form.action.as_deref() {
+        Some("add") => {
+            let upstream = form.upstream().map_err(|why| PageError::bad_request("The upstream was not added", why))?;
+            pages.upstreams.add(upstream, by).await.map_err(refused)?;
+            true
+        }
+        Some("disable") => pages.upstreams.set_enabled(&name, false, by).await.map_err(refused)?,
+        Some("enable") => pages.upstreams.set_enabled(&name, true, by).await.map_err(refused)?,
+        Some("remove") => pages.upstreams.remove(&name, by).await.map_err(refused)?,
+        _ => return Err(PageError::bad_request("Unknown action", "Choose Add, Disable, Enable or Remove.")),
+    };
+    if !found {
+        return Err(PageError::not_found());
+    }
+    tracing::info!(upstream = %name, action = ?form.action, admin = %me.user.id, "upstream changed by an admin");
+    Ok(see_other(&format!("{}/admin?done=upstream", pages.base)))
 }

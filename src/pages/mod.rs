@@ -21,6 +21,7 @@ use self::templates::{HomePage, render};
 use crate::crypto::Passwords;
 use crate::domain::registration::Registrar;
 use crate::domain::sessions::{Sessions, Visitor};
+use crate::domain::upstreams::Upstreams;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -42,6 +43,8 @@ pub struct Pages {
     pub limits: Arc<Limits>,
     pub registrar: Registrar,
     pub metrics: Metrics,
+    /// The gateway's upstreams, which admins manage on the admin page.
+    pub upstreams: Upstreams,
 }
 
 pub fn html_response(status: StatusCode, html: String) -> Response {

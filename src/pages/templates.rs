@@ -172,6 +172,20 @@ pub struct AdminUserRow {
     pub is_me: bool,
 }
 
+pub struct AdminUpstreamRow {
+    pub name: String,
+    pub kind: &'static str,
+    /// The program and its arguments, or the URL (never environment or headers).
+    pub target: String,
+    pub prefix: String,
+    pub scope: Option<String>,
+    pub enabled: bool,
+    pub status: String,
+    pub error: Option<String>,
+    /// The names clients see, from the instance that found the most.
+    pub tools: Vec<String>,
+}
+
 #[derive(Template)]
 #[template(path = "admin.html")]
 pub struct AdminPage<'a> {
@@ -180,4 +194,5 @@ pub struct AdminPage<'a> {
     pub notice: Option<&'a str>,
     pub clients: Vec<AdminClientRow>,
     pub users: Vec<AdminUserRow>,
+    pub upstreams: Vec<AdminUpstreamRow>,
 }

@@ -273,3 +273,82 @@ headers = { "X-API-Key" = "k-123" }
     std::fs::write(&file, "[[upstream]]\nname = \"x\"\nbogus = 1\n").unwrap();
     assert!(refused(&["upstream", "apply", path]).contains("bogus"));
 }
+
+/// Waits until the admin page shows `wanted` (instances report what they find every few hundred ms).
+async fn until_admin_page(admin: &mut Browser, wanted: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let html = admin.page("/admin").await;
+        if html.contains(wanted) {
+            return html;
+        }
+        assert!(std::time::Instant::now() < deadline, "the admin page never showed {wanted}: {}", page_text(&html));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_admin_adds_disables_and_removes_upstreams_on_the_admin_page() {
+    let (upstream, upstream_token) = upstream_server().await;
+    let front = gateway().await;
+    front.cli(&["user", "add", "root", "--admin", "--password", PASSWORD]);
+    let (_, tokens) = public_client_tokens(&front).await;
+    let mut client = McpClient::connect(&front, tokens["access_token"].as_str().unwrap()).await;
+    let mut admin = Browser::new(&front);
+    admin.login("root", PASSWORD).await;
+    let csrf = extract_hidden(&admin.page("/admin").await, "csrf_token");
+    let header = format!("Authorization: Bearer {upstream_token}");
+    let url = upstream.url("/mcp");
+    let add = |name: &'static str| -> Vec<(&'static str, String)> {
+        vec![
+            ("csrf_token", csrf.clone()),
+            ("action", "add".to_owned()),
+            ("name", name.to_owned()),
+            ("kind", "http".to_owned()),
+            ("url", url.clone()),
+            ("headers", header.clone()),
+            ("timeout", "30".to_owned()),
+        ]
+    };
+    let switch =
+        |action: &str| vec![("csrf_token", csrf.clone()), ("action", action.to_owned()), ("name", "up".to_owned())];
+
+    // Someone who is not an admin, a forged form and a bad name change nothing.
+    let mut alice = Browser::new(&front);
+    alice.login("alice", PASSWORD).await;
+    assert_html_error(alice.post_form("/admin/upstreams", &add("up")).await, StatusCode::NOT_FOUND).await;
+    let mut forged = add("up");
+    forged[0].1 = "forged".into();
+    assert_html_error(admin.post_form("/admin/upstreams", &forged).await, StatusCode::BAD_REQUEST).await;
+    let refused = admin.post_form("/admin/upstreams", &add("not a name")).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let said = page_text(&refused.text().await.unwrap());
+    assert!(said.contains("letters, digits"), "the page says what is wrong: {said}");
+    assert_eq!(front.cli(&["upstream", "list"]).lines().count(), 1, "nothing was added");
+
+    assert_eq!(admin.post_form("/admin/upstreams", &add("up")).await.status(), StatusCode::SEE_OTHER);
+    until_tool(&mut client, "up__test_simple_text").await;
+    let html = until_admin_page(&mut admin, "up__test_simple_text").await;
+    let text = page_text(&html);
+    assert!(text.contains("connected") && text.contains(&url), "status, target and tools: {text}");
+    assert!(!html.contains(&upstream_token), "headers hold keys and are never shown");
+    let again = admin.post_form("/admin/upstreams", &add("up")).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST, "a second upstream of that name");
+
+    assert_eq!(admin.post_form("/admin/upstreams", &switch("disable")).await.status(), StatusCode::SEE_OTHER);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while client.result("tools/list", json!({})).await.to_string().contains("up__") {
+        assert!(std::time::Instant::now() < deadline, "a disabled upstream's tools stay listed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    until_admin_page(&mut admin, "disabled").await;
+    assert_eq!(admin.post_form("/admin/upstreams", &switch("remove")).await.status(), StatusCode::SEE_OTHER);
+    assert!(!front.cli(&["upstream", "list"]).contains("\nup "), "removed");
+    assert_html_error(admin.post_form("/admin/upstreams", &switch("remove")).await, StatusCode::NOT_FOUND).await;
+    let audit = front.cli(&["audit", "--event", "upstream_changed"]);
+    for what in
+        ["added up (http), by the admin page", "disabled up, by the admin page", "removed up, by the admin page"]
+    {
+        assert!(audit.contains(what), "{what}: {audit}");
+    }
+}
