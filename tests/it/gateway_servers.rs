@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::mcp::McpClient;
+use crate::support::mcp::{McpClient, next_message};
 use crate::support::upstreams::{free_port, until_listening, upstreams};
 use crate::support::*;
 
@@ -263,4 +263,26 @@ async fn http_upstreams_from_npm_and_pypi_with_a_static_api_key() {
     assert!(!listed.contains("k-3141"), "the key is never printed: {listed}");
     let tools = client.result("tools/list", json!({})).await;
     assert!(!tools.to_string().contains("nokey__"), "{tools}");
+}
+
+#[tokio::test]
+async fn resource_updates_and_list_changes_of_upstreams_reach_a_subscribed_session() {
+    let kit = upstreams();
+    let front = gateway().await;
+    front.cli(&["upstream", "add", "every", "--command", "node", "--arg", &kit.everything()]);
+    let (_, tokens) = public_client_tokens(&front).await;
+    let mut client = McpClient::connect(&front, tokens["access_token"].as_str().unwrap()).await;
+    until_tool(&mut client, "every__toggle-subscriber-updates").await;
+    let mut stream = client.open_stream().await;
+
+    let uri = "demo://resource/dynamic/text/1";
+    client.result("resources/subscribe", json!({"uri": uri})).await;
+    client.call_tool("every__toggle-subscriber-updates", json!({})).await;
+    let updated = next_message(&mut stream, |m| m["method"] == "notifications/resources/updated").await;
+    assert_eq!(updated["params"]["uri"], uri, "{updated}");
+
+    // A new upstream changes the list every client sees: connected sessions are told.
+    front.cli(&["upstream", "add", "more", "--command", "node", "--arg", &kit.everything()]);
+    next_message(&mut stream, |m| m["method"] == "notifications/tools/list_changed").await;
+    until_tool(&mut client, "more__echo").await;
 }

@@ -46,6 +46,8 @@ fn gateway(db_url: &str, issuer: &str, workdir: &TempDir) -> Command {
         .env("PASSWORD_HASH_COST", "low")
         .env("KEY_RELOAD_SECS", "1")
         .env("GUARD_CACHE_SECS", shared_database_cache_secs())
+        // As long as the guard's trust: on Postgres only the announcement can bring a change in time.
+        .env("UPSTREAM_RELOAD_SECS", shared_database_cache_secs())
         .env("RUST_LOG", "warn")
         .current_dir(workdir.path());
     command
@@ -291,4 +293,60 @@ async fn a_note_changed_on_a_reaches_a_subscriber_on_b() {
     let updated =
         crate::support::mcp::next_message(&mut stream, |m| m["method"] == "notifications/resources/updated").await;
     assert_eq!(updated["params"]["uri"], uri.as_str());
+}
+
+/// An upstream added with the CLI reaches every instance without a restart (on Postgres by its
+/// announcement: the periodic re-read is a minute away), each instance runs its own process, and a legacy
+/// session opened on A calls the upstream's tools through B.
+#[tokio::test]
+async fn an_upstream_added_once_is_served_by_every_instance_with_its_own_process() {
+    let kit = crate::support::upstreams::upstreams();
+    let cluster = Cluster::start(2).await;
+    let (a, b) = (cluster.at(0), cluster.at(1));
+    let marker = format!("multi-{}", uuid::Uuid::new_v4().simple());
+    cluster.cli(&[
+        "upstream",
+        "add",
+        "every",
+        "--command",
+        "node",
+        "--arg",
+        &kit.everything(),
+        "--arg",
+        "stdio",
+        "--arg",
+        &marker,
+    ]);
+    let (_, tokens) = public_client_tokens(a).await;
+    let token = str_field(&tokens, "access_token");
+    let mut on_a = McpClient::connect(a, &token).await;
+    let mut on_b = McpClient::stateless(b, &token);
+    on_b.session = on_a.session.clone();
+    on_b.version = crate::support::mcp::LEGACY;
+    for client in [&mut on_a, &mut on_b] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !client.result("tools/list", json!({})).await.to_string().contains("every__echo") {
+            assert!(std::time::Instant::now() < deadline, "{} never served the new upstream", client.app.base);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let echoed = on_b.call_tool("every__echo", json!({"message": "via b"})).await;
+    assert!(echoed["content"][0]["text"].as_str().unwrap().contains("via b"), "{echoed}");
+    let processes = Command::new("pgrep").args(["-f", &marker]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&processes.stdout).lines().count(), 2, "one process per instance");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = cluster.cli(&["upstream", "list"]);
+        if listed.contains("connected on all 2") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "both instances report: {listed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.cli(&["upstream", "disable", "every"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while on_b.result("tools/list", json!({})).await.to_string().contains("every__echo") {
+        assert!(std::time::Instant::now() < deadline, "a disabled upstream stays served on b");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
