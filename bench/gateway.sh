@@ -17,6 +17,7 @@
 # upstream in the same place. CPU per request is utime+stime of the proxy's own processes only (never the
 # stdio child it runs, nor the upstream) over the run, divided by the requests; RSS is its VmHWM.
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
 DURATION=10 CONNECTIONS=64 SMOKE=0
@@ -90,7 +91,7 @@ wait_http() {
 # the load comes from one address and one person.
 mcpgw_env() {
   MCPGW_ENV=(PORT="$2" AUTH_ISSUER="http://127.0.0.1:$2" DATABASE_URL="sqlite://$WORK/$1.db?mode=rwc" RATE_LIMITS=off
-    MCP_MAX_SESSIONS_PER_USER=100000 RUST_LOG=error LOG_FORMAT=json PASSWORD_HASH_COST=low UPSTREAM_RELOAD_SECS=1)
+    MCP_MAX_SESSIONS_PER_USER=10000 RUST_LOG=error LOG_FORMAT=json PASSWORD_HASH_COST=low UPSTREAM_RELOAD_SECS=1)
 }
 mcpgw() { env "${MCPGW_ENV[@]}" "$BIN" "$@"; }
 # A user, a client and an access token on the database of MCPGW_ENV; prints the token.
