@@ -34,6 +34,7 @@ pub struct Config {
     pub mcp: Mcp,
     pub limits: Limits,
     pub logging: Logging,
+    pub secrets: Secrets,
 }
 
 /// Where the server listens and how it is reached.
@@ -170,6 +171,27 @@ const LIMIT_NAMES: &[(&str, LimitName)] = &[
     ("signup", LimitName::Signup),
 ];
 
+/// Where the key that seals stored secrets comes from; neither set: `mcp-gateway.key` in the working
+/// directory, created on first start.
+#[derive(Clone, clap::Args)]
+pub struct Secrets {
+    /// 64 hex characters.
+    #[arg(long = "secrets-key", env = "SECRETS_KEY", value_parser = hex_key, conflicts_with = "key_file")]
+    pub key: Option<String>,
+    /// A file holding the 64 hex characters.
+    #[arg(long = "secrets-key-file", env = "SECRETS_KEY_FILE")]
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("key", &self.key.as_ref().map(|_| "…"))
+            .field("key_file", &self.key_file)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct Logging {
     #[arg(long = "log-format", env = "LOG_FORMAT", default_value = "pretty", value_parser = log_format)]
@@ -225,6 +247,8 @@ struct Variables {
     limits: Limits,
     #[command(flatten)]
     logging: Logging,
+    #[command(flatten)]
+    secrets: Secrets,
 }
 
 impl Config {
@@ -296,6 +320,7 @@ impl Config {
             mcp: v.mcp,
             limits: v.limits,
             logging: v.logging,
+            secrets: v.secrets,
         })
     }
 }
@@ -373,6 +398,14 @@ fn count<const MIN: u64, const MAX: u64>(v: &str) -> Result<u64, String> {
         return Err(format!("{value} is outside {MIN}..={MAX}"));
     }
     Ok(value)
+}
+
+fn hex_key(v: &str) -> Result<String, String> {
+    if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(v.to_owned())
+    } else {
+        Err("must be 64 hex characters (`mcp-gateway secrets generate-key` prints one)".into())
+    }
 }
 
 fn at_least<const N: usize>(v: &str) -> Result<String, String> {

@@ -1,5 +1,6 @@
 //! The few primitives every secret goes through: random tokens, SHA-256 digests for high-entropy
-//! secrets (client secrets, codes, refresh tokens, session ids) and argon2id for passwords.
+//! secrets (client secrets, codes, refresh tokens, session ids), argon2id for passwords, and the
+//! key-encryption key that seals the secrets we must use again (signing keys, upstream credentials).
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine;
@@ -183,9 +184,114 @@ fn matches(argon2: &Argon2<'static>, secret: &str, stored: &str) -> bool {
     PasswordHash::new(stored).is_ok_and(|h| argon2.verify_password(secret.as_bytes(), &h).is_ok())
 }
 
+/// The key-encryption key (`SECRETS_KEY`): 32 random bytes that seal, with AES-256-GCM, every secret the
+/// database keeps and we must use again. A sealed value reads `enc1:<key id>:<base64url(nonce ‖ ciphertext ‖
+/// tag)>`; the key id (a digest of the key, never the key) tells a wrong key from a damaged value, and the
+/// context each value is sealed under (its table and row) is authenticated, so a value copied into another
+/// row does not open.
+pub struct SecretsKey {
+    key: LessSafeKey,
+    id: String,
+}
+
+/// Why a sealed value did not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("it was sealed with key {0}, not this one")]
+    OtherKey(String),
+    #[error("it is damaged or belongs to another row")]
+    Damaged,
+}
+
+const SEALED_PREFIX: &str = "enc1:";
+
+impl SecretsKey {
+    /// A key from its 64 hex characters.
+    pub fn from_hex(hex: &str) -> Result<SecretsKey, String> {
+        let hex = hex.trim();
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("a secrets key is 64 hex characters (32 bytes; `mcp-gateway secrets generate-key`)".into());
+        }
+        let bytes: Vec<u8> =
+            (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("checked hex")).collect();
+        let id = Sha256::new().chain_update(b"mcp-gateway secrets key id\0").chain_update(&bytes).finalize();
+        let id = id[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &bytes).expect("32 bytes are an AES-256 key"));
+        Ok(SecretsKey { key, id })
+    }
+
+    /// 32 fresh random bytes as 64 hex characters.
+    pub fn generate_hex() -> String {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A short public name of the key (12 hex characters of a digest), to say which key sealed what.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Seals `plain` for the row `context` names.
+    pub fn seal(&self, context: &str, plain: &str) -> String {
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let mut in_out = plain.as_bytes().to_vec();
+        self.key
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut in_out)
+            .expect("AES-GCM sealing cannot fail below its size limit");
+        let mut sealed = nonce.to_vec();
+        sealed.extend(in_out);
+        format!("{SEALED_PREFIX}{}:{}", self.id, URL_SAFE_NO_PAD.encode(sealed))
+    }
+
+    /// Opens what [`SecretsKey::seal`] sealed for the same context.
+    pub fn open(&self, context: &str, sealed: &str) -> Result<String, SealError> {
+        let Some((id, body)) = sealed.strip_prefix(SEALED_PREFIX).and_then(|rest| rest.split_once(':')) else {
+            return Err(SealError::Damaged);
+        };
+        if id != self.id {
+            return Err(SealError::OtherKey(id.to_owned()));
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| SealError::Damaged)?;
+        if bytes.len() < NONCE_LEN {
+            return Err(SealError::Damaged);
+        }
+        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Damaged)?;
+        let mut in_out = ciphertext.to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut in_out)
+            .map_err(|_| SealError::Damaged)?;
+        String::from_utf8(plain.to_vec()).map_err(|_| SealError::Damaged)
+    }
+
+    /// Whether a stored value is sealed (older rows hold plaintext until they are sealed on start).
+    pub fn is_sealed(value: &str) -> bool {
+        value.starts_with(SEALED_PREFIX)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_secret_opens_only_with_its_key_and_in_its_row() {
+        let key = SecretsKey::from_hex(&SecretsKey::generate_hex()).unwrap();
+        let other = SecretsKey::from_hex(&SecretsKey::generate_hex()).unwrap();
+        let sealed = key.seal("upstream:files:headers", "X-API-Key: k-1");
+        assert!(SecretsKey::is_sealed(&sealed) && !sealed.contains("k-1"));
+        assert_eq!(key.open("upstream:files:headers", &sealed).unwrap(), "X-API-Key: k-1");
+        assert_ne!(sealed, key.seal("upstream:files:headers", "X-API-Key: k-1"), "a fresh nonce each time");
+        assert_eq!(key.open("upstream:other:headers", &sealed), Err(SealError::Damaged), "bound to its row");
+        assert_eq!(other.open("upstream:files:headers", &sealed), Err(SealError::OtherKey(key.id().to_owned())));
+        let mut flipped = sealed.clone().into_bytes();
+        let last = flipped.len() - 2;
+        flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(key.open("upstream:files:headers", &String::from_utf8(flipped).unwrap()), Err(SealError::Damaged));
+        assert!(SecretsKey::from_hex("00").is_err() && SecretsKey::from_hex(&"zz".repeat(32)).is_err());
+    }
 
     #[tokio::test]
     async fn hashes_verify_only_their_secret() {

@@ -1,6 +1,7 @@
 //! The one place the server is assembled; `main` and every test call [`Application::build`] (tests that
 //! need a test-only setting call [`Application::build_with`]).
 mod http;
+pub mod secrets;
 mod state;
 
 use std::sync::Arc;

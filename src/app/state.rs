@@ -74,14 +74,16 @@ impl AppState {
         let resource =
             Resource::parse(server.resource.as_str()).map_err(|e| ConfigError::new("MCP_RESOURCE_URI", e))?;
         let keep_retired = config.tokens.access_token_ttl + config.tokens.key_reload_interval;
-        let keys = KeyRing::load(store.clone(), config.tokens.jwt_secret.as_deref(), keep_retired).await?;
+        let secrets = super::secrets::secrets_key(&config.secrets)?;
+        let keys =
+            KeyRing::load(store.clone(), secrets.clone(), config.tokens.jwt_secret.as_deref(), keep_retired).await?;
         let tokens = AccessTokens::new(keys, server.issuer.clone(), resource.as_str().to_owned());
         let passwords = passwords(config.accounts.password_hash_cost);
         let metrics = Metrics::new();
         let limits = Arc::new(Limits::new(rate_limits(&config.limits.rate_limits).as_ref()));
         let sessions = Sessions::new(store.clone(), server.secure_cookies(), config.accounts.session_ttl);
         let scopes = ScopeCatalog::default();
-        let upstreams = Upstreams::load(store.clone(), scopes.clone()).await?;
+        let upstreams = Upstreams::load(store.clone(), scopes.clone(), secrets.clone()).await?;
         let registrar = Registrar::new(store.clone(), scopes.clone(), config.accounts.client_unused_ttl);
         let clients = ClientAuthenticator::new(store.clone(), limits.clone(), passwords.clone());
         let pages = Pages {

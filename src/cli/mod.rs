@@ -1,5 +1,6 @@
 //! The command line: `serve` (default) and the operator commands. Every command reads the same
 //! configuration as the server.
+mod secrets;
 mod upstream;
 
 use std::path::PathBuf;
@@ -68,6 +69,9 @@ pub enum Command {
     /// Manage the MCP servers the gateway puts behind its OAuth (every instance serves the same set).
     #[command(subcommand)]
     Upstream(upstream::UpstreamCommand),
+    /// The key that seals signing keys and upstream credentials in the database.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,7 +201,11 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(cmd) => client(cmd, config).await,
-        Command::Upstream(cmd) => upstream::run(cmd, store(&config).await?).await,
+        Command::Upstream(cmd) => {
+            let secrets = crate::app::secrets::secrets_key(&config.secrets)?;
+            upstream::run(cmd, store(&config).await?, secrets).await
+        }
+        Command::Secrets(cmd) => secrets::run(cmd, &config, async || store(&config).await).await,
         Command::Keys(cmd) => keys(cmd, &config).await,
         Command::Token(TokenCommand::Mint { user, client, scope, ttl, refresh, count }) => {
             let ttl = ttl.map_or(config.tokens.access_token_ttl, |t| std::time::Duration::from_secs(u64::from(t)));
@@ -351,7 +359,7 @@ async fn keys(cmd: KeysCommand, config: &Config) -> anyhow::Result<()> {
             }
         }
         KeysCommand::Rotate => {
-            let key = generate_es256()?;
+            let key = generate_es256(&*crate::app::secrets::secrets_key(&config.secrets)?)?;
             let kid = key.kid.clone();
             store.rotate_in_key(key).await?;
             store.audit(AuditKind::KeyRotated, AuditEntry { detail: Some(&kid), ..AuditEntry::default() }).await;

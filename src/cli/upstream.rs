@@ -2,10 +2,12 @@
 //! instance follows (at once on Postgres, within a few seconds on SQLite), so nothing needs a restart.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
+use crate::crypto::SecretsKey;
 use crate::domain::scope::ScopeCatalog;
 use crate::domain::upstream::{Access, DEFAULT_TIMEOUT, Transport, Upstream, UpstreamFile};
 use crate::domain::upstreams::{ChangedBy, Summary, Upstreams};
@@ -72,8 +74,8 @@ pub struct AddArgs {
     disabled: bool,
 }
 
-pub async fn run(cmd: UpstreamCommand, store: Store) -> anyhow::Result<()> {
-    let upstreams = Upstreams::load(store, ScopeCatalog::default()).await?;
+pub async fn run(cmd: UpstreamCommand, store: Store, secrets: Arc<SecretsKey>) -> anyhow::Result<()> {
+    let upstreams = Upstreams::load(store, ScopeCatalog::default(), secrets).await?;
     match cmd {
         UpstreamCommand::Add(args) => {
             let upstream = args.into_upstream()?;

@@ -12,8 +12,8 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
 use crate::clock::UnixTime;
-use crate::crypto::sha256_b64;
-use crate::store::{Store, signing_key};
+use crate::crypto::{SealError, SecretsKey, sha256_b64};
+use crate::store::{ResealedKey, Store, signing_key};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -21,6 +21,27 @@ pub enum KeyError {
     Db(#[from] sea_orm::DbErr),
     #[error("key material: {0}")]
     Material(String),
+    #[error(
+        "the signing keys in this database were sealed with secrets key {found}, but the key given is {ours}: \
+         start with the key this database was set up with (SECRETS_KEY, SECRETS_KEY_FILE or mcp-gateway.key; \
+         every instance on one database needs the same)"
+    )]
+    OtherSecretsKey { found: String, ours: String },
+    #[error("signing key {0} does not open with the secrets key: the row is damaged")]
+    Damaged(String),
+}
+
+/// The context a signing key's private key is sealed under.
+fn sealing_context(kid: &str) -> String {
+    format!("signing_key:{kid}")
+}
+
+/// Opens a stored private key.
+fn open_private(secrets: &SecretsKey, row: &signing_key::Model) -> Result<String, KeyError> {
+    secrets.open(&sealing_context(&row.kid), &row.private_pem).map_err(|e| match e {
+        SealError::OtherKey(found) => KeyError::OtherSecretsKey { found, ours: secrets.id().to_owned() },
+        SealError::Damaged => KeyError::Damaged(row.kid.clone()),
+    })
 }
 
 struct LoadedKeys {
@@ -38,6 +59,7 @@ pub struct KeyRing {
 
 struct KeyRingInner {
     store: Store,
+    secrets: Arc<SecretsKey>,
     hmac: Option<(EncodingKey, DecodingKey)>,
     /// How long a retired key keeps verifying: the access-token lifetime and a minute.
     keep_retired: Duration,
@@ -53,14 +75,23 @@ impl KeyRing {
     /// Loads the keys, creating the first ES256 key if the database has none (exactly once across instances).
     /// `keep_retired` is how long a retired key must keep verifying: the access-token lifetime plus the
     /// key reload interval (an instance may sign with the old key until its next reload).
-    pub async fn load(store: Store, jwt_secret: Option<&str>, keep_retired: Duration) -> Result<KeyRing, KeyError> {
+    /// Private keys stored in plaintext by an older version are sealed first, and every stored key must
+    /// open with `secrets` (a wrong key stops the start with [`KeyError::OtherSecretsKey`]).
+    pub async fn load(
+        store: Store,
+        secrets: Arc<SecretsKey>,
+        jwt_secret: Option<&str>,
+        keep_retired: Duration,
+    ) -> Result<KeyRing, KeyError> {
         let hmac = jwt_secret.map(|s| (EncodingKey::from_secret(s.as_bytes()), DecodingKey::from_secret(s.as_bytes())));
-        if hmac.is_none() && store.insert_first_key(generate_es256()?).await? {
+        seal_plaintext_keys(&store, &secrets).await?;
+        if hmac.is_none() && store.insert_first_key(generate_es256(&secrets)?).await? {
             tracing::info!("created the first ES256 signing key");
         }
         let ring = KeyRing {
             inner: Arc::new(KeyRingInner {
                 store,
+                secrets,
                 hmac,
                 keep_retired: keep_retired + Duration::from_secs(60),
                 loaded: RwLock::new(LoadedKeys {
@@ -92,8 +123,9 @@ impl KeyRing {
             let jwk: Jwk = serde_json::from_str(&row.public_jwk).map_err(|e| KeyError::Material(e.to_string()))?;
             let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| KeyError::Material(e.to_string()))?;
             if row.retired_at.is_none() && loaded.signing.is_none() {
-                let encoding = EncodingKey::from_ec_pem(row.private_pem.as_bytes())
-                    .map_err(|e| KeyError::Material(e.to_string()))?;
+                let pem = open_private(&self.inner.secrets, &row)?;
+                let encoding =
+                    EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| KeyError::Material(e.to_string()))?;
                 loaded.signing = Some((row.kid.clone(), encoding));
             }
             loaded.verifying.insert(row.kid, decoding);
@@ -143,8 +175,38 @@ impl KeyRing {
     }
 }
 
-/// A fresh P-256 key: PKCS#8 PEM for signing, the public JWK (`kid` = RFC 7638 thumbprint) for verifying.
-pub fn generate_es256() -> Result<signing_key::Model, KeyError> {
+/// Seals every private key an older version stored in plaintext, and checks that every stored one opens
+/// with `secrets`.
+async fn seal_plaintext_keys(store: &Store, secrets: &SecretsKey) -> Result<(), KeyError> {
+    for row in store.all_keys().await? {
+        if SecretsKey::is_sealed(&row.private_pem) {
+            open_private(secrets, &row)?;
+            continue;
+        }
+        let sealed = secrets.seal(&sealing_context(&row.kid), &row.private_pem);
+        if store.replace_private_key(&row.kid, &row.private_pem, &sealed).await? {
+            tracing::info!(kid = %row.kid, "sealed a signing key stored in plaintext by an older version");
+        }
+    }
+    Ok(())
+}
+
+/// Every stored private key sealed again under `to`, for [`Store::replace_sealed`] (`mcp-gateway secrets
+/// rotate-key`).
+pub async fn resealed_keys(store: &Store, from: &SecretsKey, to: &SecretsKey) -> Result<Vec<ResealedKey>, KeyError> {
+    let mut resealed = Vec::new();
+    for row in store.all_keys().await? {
+        let plain =
+            if SecretsKey::is_sealed(&row.private_pem) { open_private(from, &row)? } else { row.private_pem.clone() };
+        let sealed = to.seal(&sealing_context(&row.kid), &plain);
+        resealed.push(ResealedKey { kid: row.kid, old: row.private_pem, new: sealed });
+    }
+    Ok(resealed)
+}
+
+/// A fresh P-256 key: PKCS#8 PEM for signing (sealed with `secrets`), the public JWK (`kid` = RFC 7638
+/// thumbprint) for verifying.
+pub fn generate_es256(secrets: &SecretsKey) -> Result<signing_key::Model, KeyError> {
     let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
         .map_err(|_| KeyError::Material("key generation failed".into()))?;
     let der = pair.to_pkcs8v1().map_err(|_| KeyError::Material("PKCS#8 encoding failed".into()))?;
@@ -163,9 +225,9 @@ pub fn generate_es256() -> Result<signing_key::Model, KeyError> {
     jwk.common.key_id = Some(kid.clone());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     Ok(signing_key::Model {
-        kid,
         alg: "ES256".into(),
-        private_pem,
+        private_pem: secrets.seal(&sealing_context(&kid), &private_pem),
+        kid,
         public_jwk: serde_json::to_string(&jwk).map_err(|e| KeyError::Material(e.to_string()))?,
         created_at: UnixTime::now(),
         retired_at: None,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::clock::UnixTime;
+use crate::crypto::{SealError, SecretsKey};
 use crate::store::{UpstreamRow, upstream, upstream_tool};
 
 /// The separator between an upstream's prefix and its own tool or prompt name.
@@ -126,6 +127,11 @@ pub struct InvalidUpstream {
 }
 
 impl Upstream {
+    /// The same upstream with its prefix spelled out, for comparing a configured one with a stored one.
+    pub fn normalized(&self) -> Upstream {
+        Upstream { prefix: Some(self.prefix().to_owned()), ..self.clone() }
+    }
+
     /// The prefix in effect: the configured one, or the name.
     pub fn prefix(&self) -> &str {
         self.prefix.as_deref().unwrap_or(&self.name)
@@ -191,14 +197,17 @@ impl Upstream {
 }
 
 impl Upstream {
-    /// The rows that store this upstream.
-    pub fn to_row(&self) -> UpstreamRow {
+    /// The rows that store this upstream; its environment and headers (which hold keys) sealed with
+    /// `secrets`.
+    pub fn to_row(&self, secrets: &SecretsKey) -> UpstreamRow {
         let (command, args, env, cwd, url, headers) = match &self.transport {
             Transport::Stdio { command, args, env, cwd } => {
-                (Some(command.clone()), json(args), json(env), cwd.clone(), None, "{}".to_owned())
+                let env = sealed_map(secrets, &self.name, "env", env);
+                (Some(command.clone()), json(args), env, cwd.clone(), None, "{}".to_owned())
             }
             Transport::Http { url, headers } => {
-                (None, "[]".to_owned(), "{}".to_owned(), None, Some(url.clone()), json(headers))
+                let headers = sealed_map(secrets, &self.name, "headers", headers);
+                (None, "[]".to_owned(), "{}".to_owned(), None, Some(url.clone()), headers)
             }
         };
         let now = UnixTime::now();
@@ -231,21 +240,36 @@ impl Upstream {
         }
     }
 
-    /// A stored upstream, or why it cannot be used.
-    pub fn from_row(row: &UpstreamRow) -> Result<Upstream, InvalidUpstream> {
+    /// A stored upstream, or why it cannot be used. Environment and headers stored in plaintext by an
+    /// older version are read as they are (and sealed on the next start, [`Upstream::needs_sealing`]).
+    pub fn from_row(row: &UpstreamRow, secrets: &SecretsKey) -> Result<Upstream, InvalidUpstream> {
         let u = &row.upstream;
         let invalid = |problem: &str| InvalidUpstream { name: u.name.clone(), problem: problem.to_owned() };
+        let open = |part: &str, stored: &str| -> Result<BTreeMap<String, String>, InvalidUpstream> {
+            let text = if SecretsKey::is_sealed(stored) {
+                secrets.open(&sealing_context(&u.name, part), stored).map_err(|e| match e {
+                    SealError::OtherKey(found) => InvalidUpstream {
+                        name: u.name.clone(),
+                        problem: format!(
+                            "its {part} was sealed with secrets key {found}, but the key given is {}",
+                            secrets.id()
+                        ),
+                    },
+                    SealError::Damaged => invalid(&format!("its stored {part} does not open: the row is damaged")),
+                })?
+            } else {
+                stored.to_owned()
+            };
+            serde_json::from_str(&text).map_err(|_| invalid(&format!("its stored {part} is not a map")))
+        };
         let transport = match (u.kind.as_str(), &u.command, &u.url) {
             ("stdio", Some(command), _) => Transport::Stdio {
                 command: command.clone(),
                 args: serde_json::from_str(&u.args).map_err(|_| invalid("stored arguments are not a list"))?,
-                env: serde_json::from_str(&u.env).map_err(|_| invalid("stored environment is not a map"))?,
+                env: open("env", &u.env)?,
                 cwd: u.cwd.clone(),
             },
-            ("http", _, Some(url)) => Transport::Http {
-                url: url.clone(),
-                headers: serde_json::from_str(&u.headers).map_err(|_| invalid("stored headers are not a map"))?,
-            },
+            ("http", _, Some(url)) => Transport::Http { url: url.clone(), headers: open("headers", &u.headers)? },
             _ => return Err(invalid("stored kind is unknown")),
         };
         let mut tools = BTreeMap::new();
@@ -272,6 +296,23 @@ impl Upstream {
 /// A stored list or map, as JSON text.
 fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("strings serialize")
+}
+
+/// The context an upstream's environment or headers are sealed under.
+fn sealing_context(name: &str, part: &str) -> String {
+    format!("upstream:{name}:{part}")
+}
+
+/// A map of secrets as stored: sealed JSON, or `{}` when there is nothing to hide.
+fn sealed_map(secrets: &SecretsKey, name: &str, part: &str, map: &BTreeMap<String, String>) -> String {
+    if map.is_empty() { "{}".to_owned() } else { secrets.seal(&sealing_context(name, part), &json(map)) }
+}
+
+impl UpstreamRow {
+    /// Whether an older version stored this row's environment or headers in plaintext.
+    pub fn needs_sealing(&self) -> bool {
+        [&self.upstream.env, &self.upstream.headers].iter().any(|v| v.as_str() != "{}" && !SecretsKey::is_sealed(v))
+    }
 }
 
 fn is_name_byte(b: u8) -> bool {

@@ -11,7 +11,8 @@ use tokio::sync::watch;
 use super::scope::ScopeCatalog;
 use super::upstream::{InvalidUpstream, Upstream, UpstreamFile};
 use crate::clock::UnixTime;
-use crate::store::{AuditEntry, AuditKind, Store, upstream_status};
+use crate::crypto::SecretsKey;
+use crate::store::{AuditEntry, AuditKind, ResealedUpstream, Store, upstream_status};
 
 /// An instance's report counts as current for this long (instances report more often than this).
 pub const REPORT_FRESH_FOR: Duration = Duration::from_secs(90);
@@ -96,16 +97,36 @@ impl Summary {
 pub struct Upstreams {
     store: Store,
     scopes: ScopeCatalog,
+    /// Seals each upstream's environment and headers in the database.
+    secrets: Arc<SecretsKey>,
     current: Arc<watch::Sender<Arc<Vec<Upstream>>>>,
     /// What this instance's gateway last found (for /readyz).
     local: Arc<std::sync::RwLock<Vec<StatusReport>>>,
 }
 
 impl Upstreams {
-    /// Reads the configuration once; [`Upstreams::reload`] reads it again.
-    pub async fn load(store: Store, scopes: ScopeCatalog) -> Result<Upstreams, DbErr> {
-        let upstreams =
-            Upstreams { store, scopes, current: Arc::new(watch::Sender::new(Arc::default())), local: Arc::default() };
+    /// Reads the configuration once ([`Upstreams::reload`] reads it again), after sealing what an older
+    /// version stored in plaintext. Stored secrets sealed with another key stop the start.
+    pub async fn load(
+        store: Store,
+        scopes: ScopeCatalog,
+        secrets: Arc<SecretsKey>,
+    ) -> Result<Upstreams, UpstreamError> {
+        let rows = store.list_upstreams().await?;
+        for row in &rows {
+            let upstream = Upstream::from_row(row, &secrets)?;
+            if row.needs_sealing() {
+                store.save_upstreams(vec![upstream.to_row(&secrets)], None).await?;
+                tracing::info!(upstream = %upstream.name, "sealed credentials stored in plaintext by an older version");
+            }
+        }
+        let upstreams = Upstreams {
+            store,
+            scopes,
+            secrets,
+            current: Arc::new(watch::Sender::new(Arc::default())),
+            local: Arc::default(),
+        };
         upstreams.reload().await?;
         Ok(upstreams)
     }
@@ -127,7 +148,9 @@ impl Upstreams {
         let upstreams: Vec<Upstream> = rows
             .iter()
             .filter_map(|row| {
-                Upstream::from_row(row).inspect_err(|e| tracing::error!(error = %e, "unusable upstream row")).ok()
+                Upstream::from_row(row, &self.secrets)
+                    .inspect_err(|e| tracing::error!(error = %e, "unusable upstream row"))
+                    .ok()
             })
             .collect();
         self.scopes.set_extra(scope_descriptions(&upstreams));
@@ -150,7 +173,7 @@ impl Upstreams {
         }
         all.push(upstream.clone());
         check_prefixes(&all)?;
-        self.store.save_upstreams(vec![upstream.to_row()], false).await?;
+        self.store.save_upstreams(vec![upstream.to_row(&self.secrets)], None).await?;
         self.audit(by, &format!("added {} ({})", upstream.name, upstream.transport.kind())).await;
         self.reload().await?;
         Ok(())
@@ -162,7 +185,16 @@ impl Upstreams {
             upstream.validate()?;
         }
         check_prefixes(&file.upstreams)?;
-        let changed = self.store.save_upstreams(file.upstreams.iter().map(Upstream::to_row).collect(), true).await?;
+        // Sealed values differ at every sealing, so what changed is decided here, on the opened ones.
+        let stored: Vec<Upstream> = self.stored().await?.iter().map(Upstream::normalized).collect();
+        let rows = file
+            .upstreams
+            .iter()
+            .filter(|u| !stored.contains(&u.normalized()))
+            .map(|u| u.to_row(&self.secrets))
+            .collect();
+        let names: Vec<String> = file.upstreams.iter().map(|u| u.name.clone()).collect();
+        let changed = self.store.save_upstreams(rows, Some(&names)).await?;
         if changed {
             let names: Vec<&str> = file.upstreams.iter().map(|u| u.name.as_str()).collect();
             self.audit(by, &format!("applied a set of {}: {}", names.len(), names.join(", "))).await;
@@ -187,7 +219,7 @@ impl Upstreams {
             Some(access) => upstream.tools.insert(tool.to_owned(), access),
             None => upstream.tools.remove(tool),
         };
-        self.store.save_upstreams(vec![upstream.to_row()], false).await?;
+        self.store.save_upstreams(vec![upstream.to_row(&self.secrets)], None).await?;
         let access = access.map_or("default", |a| a.as_str());
         self.audit(by, &format!("tool {tool} of {name} set to {access}")).await;
         self.reload().await?;
@@ -265,8 +297,36 @@ impl Upstreams {
     }
 
     async fn stored(&self) -> Result<Vec<Upstream>, DbErr> {
-        Ok(self.store.list_upstreams().await?.iter().filter_map(|row| Upstream::from_row(row).ok()).collect())
+        Ok(self
+            .store
+            .list_upstreams()
+            .await?
+            .iter()
+            .filter_map(|row| Upstream::from_row(row, &self.secrets).ok())
+            .collect())
     }
+}
+
+/// Every upstream's stored environment and headers sealed again under `to`, for [`Store::replace_sealed`]
+/// (`mcp-gateway secrets rotate-key`).
+pub async fn resealed_upstreams(
+    store: &Store,
+    from: &SecretsKey,
+    to: &SecretsKey,
+) -> Result<Vec<ResealedUpstream>, UpstreamError> {
+    let mut resealed = Vec::new();
+    for row in store.list_upstreams().await? {
+        let new = Upstream::from_row(&row, from)?.to_row(to).upstream;
+        let old = row.upstream;
+        resealed.push(ResealedUpstream {
+            name: old.name,
+            old_env: old.env,
+            old_headers: old.headers,
+            env: new.env,
+            headers: new.headers,
+        });
+    }
+    Ok(resealed)
 }
 
 /// Two upstreams under one non-empty prefix would expose colliding names.

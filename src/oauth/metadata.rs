@@ -107,7 +107,10 @@ mod tests {
 
     async fn discovery(issuer: &str) -> Discovery {
         let store = Store::connect("sqlite::memory:", 1, Duration::from_secs(5)).await.unwrap();
-        let keys = KeyRing::load(store, Some("a-shared-secret-of-at-least-32-bytes!"), Duration::ZERO).await.unwrap();
+        store.migrate().await.unwrap();
+        let secrets = std::sync::Arc::new(crate::crypto::SecretsKey::from_hex(&"ab".repeat(32)).unwrap());
+        let keys =
+            KeyRing::load(store, secrets, Some("a-shared-secret-of-at-least-32-bytes!"), Duration::ZERO).await.unwrap();
         let resource = Resource::parse(&format!("{issuer}/mcp")).unwrap();
         Discovery {
             issuer: issuer.into(),

@@ -6,6 +6,22 @@ use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrde
 use super::{Store, signing_key};
 use crate::clock::now;
 
+/// A signing key's private key as stored, and sealed under a new secrets key.
+pub struct ResealedKey {
+    pub kid: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// An upstream's environment and headers as stored, and sealed under a new secrets key.
+pub struct ResealedUpstream {
+    pub name: String,
+    pub old_env: String,
+    pub old_headers: String,
+    pub env: String,
+    pub headers: String,
+}
+
 impl Store {
     /// Keys that still verify tokens: not retired, or retired less than `keep` ago. Newest first.
     pub async fn verification_keys(&self, keep: Duration) -> Result<Vec<signing_key::Model>, DbErr> {
@@ -46,5 +62,54 @@ impl Store {
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Replaces a key's stored private key, if it is still `old` (sealing a plaintext key on start, or a
+    /// change of the secrets key); `Ok(false)` when another process changed it first.
+    pub async fn replace_private_key(&self, kid: &str, old: &str, new: &str) -> Result<bool, DbErr> {
+        let done = signing_key::Entity::update_many()
+            .col_expr(signing_key::Column::PrivatePem, Expr::value(new))
+            .filter(signing_key::Column::Kid.eq(kid))
+            .filter(signing_key::Column::PrivatePem.eq(old))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Replaces sealed values all in one transaction, each only if it is still what was read (a change of
+    /// the secrets key). `Ok(false)`, changing nothing, when any was changed meanwhile.
+    pub async fn replace_sealed(
+        &self,
+        keys: Vec<ResealedKey>,
+        upstreams: Vec<ResealedUpstream>,
+    ) -> Result<bool, DbErr> {
+        use super::upstream;
+        let (_turn, txn) = self.begin_write().await?;
+        for ResealedKey { kid, old, new } in keys {
+            let done = signing_key::Entity::update_many()
+                .col_expr(signing_key::Column::PrivatePem, Expr::value(new))
+                .filter(signing_key::Column::Kid.eq(kid))
+                .filter(signing_key::Column::PrivatePem.eq(old))
+                .exec(&txn)
+                .await?;
+            if done.rows_affected != 1 {
+                return Ok(false);
+            }
+        }
+        for ResealedUpstream { name, old_env, old_headers, env, headers } in upstreams {
+            let done = upstream::Entity::update_many()
+                .col_expr(upstream::Column::Env, Expr::value(env))
+                .col_expr(upstream::Column::Headers, Expr::value(headers))
+                .filter(upstream::Column::Name.eq(name))
+                .filter(upstream::Column::Env.eq(old_env))
+                .filter(upstream::Column::Headers.eq(old_headers))
+                .exec(&txn)
+                .await?;
+            if done.rows_affected != 1 {
+                return Ok(false);
+            }
+        }
+        txn.commit().await?;
+        Ok(true)
     }
 }

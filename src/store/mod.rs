@@ -43,6 +43,7 @@ pub use entities::{
     signing_key, upstream, upstream_status, upstream_tool, user,
 };
 pub use grants::ENDINGS_CHANNEL;
+pub use keys::{ResealedKey, ResealedUpstream};
 pub use purge::{PurgeAfter, Purged};
 pub use upstreams::{UPSTREAMS_CHANNEL, UpstreamRow};
 

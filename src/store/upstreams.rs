@@ -35,9 +35,9 @@ impl Store {
             .collect())
     }
 
-    /// Creates or replaces upstreams (with their tool overrides), and on `exclusive` removes every other,
-    /// all in one transaction; announced to every instance. `Ok(true)` when anything changed.
-    pub async fn save_upstreams(&self, rows: Vec<UpstreamRow>, exclusive: bool) -> Result<bool, DbErr> {
+    /// Creates or replaces upstreams (with their tool overrides), and with `keep_only` removes every upstream
+    /// not named there, all in one transaction; announced to every instance. `Ok(true)` when anything changed.
+    pub async fn save_upstreams(&self, rows: Vec<UpstreamRow>, keep_only: Option<&[String]>) -> Result<bool, DbErr> {
         let (_turn, txn) = self.begin_write().await?;
         let existing = upstream::Entity::find().all(&txn).await?;
         let existing_tools = upstream_tool::Entity::find().all(&txn).await?;
@@ -86,12 +86,9 @@ impl Store {
                     .await?;
             }
         }
-        if exclusive {
-            let gone: Vec<String> = existing
-                .iter()
-                .filter(|e| !rows.iter().any(|r| r.upstream.name == e.name))
-                .map(|e| e.name.clone())
-                .collect();
+        if let Some(keep) = keep_only {
+            let gone: Vec<String> =
+                existing.iter().filter(|e| !keep.contains(&e.name)).map(|e| e.name.clone()).collect();
             if !gone.is_empty() {
                 changed = true;
                 delete_upstreams(&txn, &gone).await?;

@@ -14,6 +14,7 @@ fn gateway_command(db_url: &str, issuer: &str, workdir: &TempDir) -> Command {
         .env("DATABASE_URL", db_url)
         .env("AUTH_ISSUER", issuer)
         .env("PASSWORD_HASH_COST", "low")
+        .env("SECRETS_KEY", TEST_SECRETS_KEY)
         .current_dir(workdir.path());
     command
 }

@@ -218,6 +218,7 @@ async fn the_cli_refuses_what_cannot_work_and_a_gateway_file_applies_idempotentl
             .env_clear()
             .env("DATABASE_URL", &front.db_url)
             .env("AUTH_ISSUER", &front.issuer)
+            .env("SECRETS_KEY", TEST_SECRETS_KEY)
             .output()
             .unwrap();
         assert!(!output.status.success(), "{args:?} was accepted");

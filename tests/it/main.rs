@@ -17,6 +17,7 @@ mod operations;
 mod pages;
 mod registration;
 mod revoke_introspect;
+mod secrets;
 mod security_bearer;
 mod security_limits;
 mod security_redirects;

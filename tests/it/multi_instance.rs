@@ -49,6 +49,7 @@ fn gateway(db_url: &str, issuer: &str, workdir: &TempDir) -> Command {
         // As long as the guard's trust: on Postgres only the announcement can bring a change in time.
         .env("UPSTREAM_RELOAD_SECS", shared_database_cache_secs())
         .env("RUST_LOG", "warn")
+        .env("SECRETS_KEY", TEST_SECRETS_KEY)
         .current_dir(workdir.path());
     command
 }

@@ -18,6 +18,9 @@ use url::Url;
 
 use super::*;
 
+/// The secrets key of every test server and of the CLI runs beside it (real servers make or take their own).
+pub const TEST_SECRETS_KEY: &str = "5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7";
+
 pub struct TestApp {
     pub base: String,
     pub issuer: String,
@@ -57,6 +60,7 @@ impl TestApp {
             .env_clear()
             .env("DATABASE_URL", &self.db_url)
             .env("AUTH_ISSUER", &self.issuer)
+            .env("SECRETS_KEY", TEST_SECRETS_KEY)
             .current_dir(workdir.path())
             .output()
             .expect("run the mcp-gateway binary");
@@ -114,6 +118,7 @@ pub async fn spawn_app_overridden(extra: &[(&str, &str)], overrides: Overrides) 
         ("RATE_LIMITS", "off".to_string()),
         // Long enough that a test of a revocation passes only if the revocation reaches the guard at once.
         ("GUARD_CACHE_SECS", "60".to_string()),
+        ("SECRETS_KEY", TEST_SECRETS_KEY.to_string()),
     ]
     .into_iter()
     .map(|(key, value)| (key.to_string(), value))
