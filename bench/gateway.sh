@@ -10,8 +10,11 @@
 # Upstreams: a second mcp-gateway instance (its built-in tool `whoami`, cheap, so the proxy's cost dominates)
 # as the HTTP upstream, and @modelcontextprotocol/server-everything over stdio (tool `echo`), pinned in
 # tests/gateway. Peers, pinned in bench/gateway (bench/gateway/install.sh): supergateway (npm, stdio ->
-# Streamable HTTP, no authentication), FastMCP's proxy (bench/gateway/fastmcp_proxy.py, its JWT bearer
-# verifier on) and IBM's ContextForge (its JWT authentication on; stdio through its own translate bridge).
+# Streamable HTTP, no authentication; stateful, one session per connection), FastMCP's proxy
+# (bench/gateway/fastmcp_proxy.py, its JWT bearer verifier on; its default fresh backend session per request
+# and its opt-in shared session) and IBM's ContextForge (its JWT authentication on, otherwise its defaults;
+# stdio through its own translate bridge). mcp-gateway gets the sessionless 2026-07-28 tools/call; the peers,
+# whose SDKs refuse that shape, a sessionless 2025-11-25 one (supergateway: within a session).
 #
 # The proxy is pinned to one core; wrk and every upstream to the other, so "direct" and "proxied" see the
 # upstream in the same place. CPU per request is utime+stime of the proxy's own processes only (never the
@@ -158,7 +161,7 @@ note() { echo "- $*" >>"$NOTES"; echo "  note: $*" >&2; }
 # their ids in $WORK/sessions.
 open_sessions() {
   local url="$1" n="$2" header="${3:-x-bench: 1}"
-  seq 1 "$n" | xargs -P 8 -I{} sh -c '
+  seq 1 "$n" | xargs -P 8 -n 1 sh -c '
     s=$(curl -s -m 60 -D - -o /dev/null "$1" -H "$2" -H "content-type: application/json" \
       -H "accept: application/json, text/event-stream" \
       -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"bench\",\"version\":\"1\"}}}" |
@@ -294,7 +297,7 @@ peer_contextforge() {
   # whose CPU and memory count as the proxy's too.
   local port
   port=$(free_port)
-  start contextforge-translate "$SERVER_CPUS" env LOG_LEVEL=ERROR "$PEERS/contextforge/bin/python" -m mcpgateway.translate \
+  start contextforge-translate "$SERVER_CPUS" env -C "$WORK/contextforge" "${CF_ENV[@]}" "$PEERS/contextforge/bin/python" -m mcpgateway.translate \
     --stdio "${STDIO_UPSTREAM[*]}" --expose-streamable-http --host 127.0.0.1 --port "$port"
   local bridge=$PID
   if wait_http "http://127.0.0.1:$port/mcp" 60; then
@@ -310,6 +313,10 @@ if [ "$SMOKE" = 0 ]; then
   peer_supergateway
   fastmcp_row "fastmcp proxy → HTTP upstream" whoami '{}' http "$UP_URL/mcp" "Bearer $UP_TOKEN"
   fastmcp_row "fastmcp proxy → stdio" echo '{"message":"hi"}' stdio "${STDIO_UPSTREAM[@]}"
+  export FASTMCP_SHARED=1 # its opt-in: one backend session for every request
+  fastmcp_row "fastmcp proxy, shared session → HTTP upstream" whoami '{}' http "$UP_URL/mcp" "Bearer $UP_TOKEN"
+  fastmcp_row "fastmcp proxy, shared session → stdio" echo '{"message":"hi"}' stdio "${STDIO_UPSTREAM[@]}"
+  unset FASTMCP_SHARED
   peer_contextforge
 fi
 GW_RSS_MB=$(($(peak_rss_kb "$GW_PID") / 1024))
@@ -318,27 +325,29 @@ GW_RSS_MB=$(($(peak_rss_kb "$GW_PID") / 1024))
 echo
 echo "| route | requests/s | p50 ms | p99 ms | errors | proxy CPU µs/req | peak RSS MB |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
-awk -F'|' '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}' "$ROWS"
+awk -F'|' '$8 == 0 {printf "| %s | no call answered within the run | | | | | %s |\n", $1, $7; next}
+  {printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}' "$ROWS"
 echo
 echo "CPU and RSS: the proxy's own processes (the direct row: the upstream itself). $CONNECTIONS connections, ${DURATION}s."
-# Rows: route|rps|p50|p99|errors|cpu|rss|requests. A peer with more than 1% errors is no yardstick.
+# Rows: route|rps|p50|p99|errors|cpu|rss|requests. A peer with more than 1% errors, or none answered, is no
+# yardstick.
 awk -F'|' -v gw_rss="$GW_RSS_MB" '
   function ratio(ours, peer) {
     if (!(ours in cpu)) return
     if (peer == "") { printf "- %s: no peer measured to compare with\n", ours; return }
     printf "- our CPU per proxied call / best peer'"'"'s, %s vs %s: %s / %s µs = %.3f (target ≤ 0.1)\n", ours, peer,
-      cpu[ours], cpu[peer], cpu[peer] > 0 ? cpu[ours] / cpu[peer] : 0
+      cpu[ours], cpu[peer], (cpu[peer] > 0 ? cpu[ours] / cpu[peer] : 0)
   }
   { p99[$1] = $4; cpu[$1] = $6; order[NR] = $1 }
-  $1 ~ /^(mcp-gateway|HTTP upstream direct)/ || $5 > $8 / 100 { next }
+  $1 ~ /^(mcp-gateway|HTTP upstream direct)/ || $8 == 0 || $5 > $8 / 100 { next }
   $1 ~ /HTTP upstream$/ && (best_http == "" || $6 < cpu[best_http]) { best_http = $1 }
   $1 ~ /stdio/ && (best_stdio == "" || $6 < cpu[best_stdio]) { best_stdio = $1 }
   END {
     d = "HTTP upstream direct"
     for (i = 1; i <= NR; i++)
-      if ((d in p99) && order[i] ~ /HTTP upstream$/ && order[i] != d)
+      if ((d in p99) && order[i] ~ /HTTP upstream$/ && order[i] != d && p99[order[i]] > 0)
         printf "- added p99, %s: %.3f ms (%s − %s)%s\n", order[i], p99[order[i]] - p99[d], p99[order[i]], p99[d],
-          order[i] ~ /^mcp-gateway/ ? " (target ≤ 5 ms)" : ""
+          (order[i] ~ /^mcp-gateway/ ? " (target ≤ 5 ms)" : "")
     ratio("mcp-gateway → HTTP upstream", best_http)
     ratio("mcp-gateway → stdio", best_stdio)
     printf "- mcp-gateway peak RSS with 3 upstreams (HTTP, stdio, HTTP) after the load: %s MB (target ≤ 60 MB)\n", gw_rss

@@ -4,12 +4,17 @@ own bearer authentication on (JWTVerifier, ES256: the algorithm mcp-gateway sign
     python fastmcp_proxy.py PORT TOKEN_FILE http URL [HEADER_VALUE_OF_AUTHORIZATION]
     python fastmcp_proxy.py PORT TOKEN_FILE stdio PROGRAM [ARG ...]
 
-Writes an access token the proxy accepts to TOKEN_FILE before it starts listening.
+Writes an access token the proxy accepts to TOKEN_FILE before it starts listening. By default the proxy opens
+a fresh backend session per request (FastMCP's default, for isolation); with FASTMCP_SHARED=1 it connects one
+client first and every request reuses its session (FastMCP's opt-in, which it warns may mix contexts).
 """
 
+import asyncio
+import os
 import sys
 import time
 
+from fastmcp import Client
 from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 from fastmcp.server import create_proxy
 from fastmcp.server.auth.providers.jwt import JWTVerifier
@@ -34,10 +39,10 @@ if kind == "http":
 else:
     backend = StdioTransport(command=target, args=rest)
 
-proxy = create_proxy(backend, name="bench", auth=auth)
+
 # Stateless with JSON answers: no session to set up per connection, the cheapest way it serves. Errors-only
 # logging, like the other servers in the bench (no access log line per request).
-proxy.run(
+SERVE = dict(
     transport="http",
     host="127.0.0.1",
     port=int(port),
@@ -47,3 +52,14 @@ proxy.run(
     log_level="error",
     uvicorn_config={"access_log": False},
 )
+
+
+async def shared():
+    async with Client(backend) as client:
+        await create_proxy(client, name="bench", auth=auth).run_http_async(**SERVE)
+
+
+if os.environ.get("FASTMCP_SHARED") == "1":
+    asyncio.run(shared())
+else:
+    create_proxy(backend, name="bench", auth=auth).run(**SERVE)
