@@ -192,6 +192,8 @@ fn matches(argon2: &Argon2<'static>, secret: &str, stored: &str) -> bool {
 pub struct SecretsKey {
     key: LessSafeKey,
     id: String,
+    /// What [`SecretsKey::derive`] derives from.
+    material: [u8; 32],
 }
 
 /// Why a sealed value did not open.
@@ -212,12 +214,26 @@ impl SecretsKey {
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err("a secrets key is 64 hex characters (32 bytes; `mcp-gateway secrets generate-key`)".into());
         }
-        let bytes: Vec<u8> =
-            (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("checked hex")).collect();
-        let id = Sha256::new().chain_update(b"mcp-gateway secrets key id\0").chain_update(&bytes).finalize();
+        let mut bytes = [0u8; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("checked hex");
+        }
+        let id = Sha256::new().chain_update(b"mcp-gateway secrets key id\0").chain_update(bytes).finalize();
         let id = id[..6].iter().map(|b| format!("{b:02x}")).collect();
         let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &bytes).expect("32 bytes are an AES-256 key"));
-        Ok(SecretsKey { key, id })
+        Ok(SecretsKey { key, id, material: bytes })
+    }
+
+    /// Key material for one purpose (e.g. sealing the gateway's round states), the same on every instance
+    /// that has this key and unrelated to the key itself or to any other purpose's.
+    pub fn derive(&self, purpose: &str) -> String {
+        let digest = Sha256::new()
+            .chain_update(b"mcp-gateway derived key\0")
+            .chain_update(purpose.as_bytes())
+            .chain_update([0u8])
+            .chain_update(self.material)
+            .finalize();
+        URL_SAFE_NO_PAD.encode(digest)
     }
 
     /// 32 fresh random bytes as 64 hex characters.

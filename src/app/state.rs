@@ -3,7 +3,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, HashCost, LimitName, RateLimitSetting};
-use crate::crypto::{PasswordHashCost, Passwords};
+use crate::crypto::{PasswordHashCost, Passwords, SecretsKey};
 use crate::domain::keys::KeyRing;
 use crate::domain::registration::Registrar;
 use crate::domain::resource::Resource;
@@ -126,7 +126,16 @@ impl AppState {
         );
         let registration =
             RegistrationService::new(registrar.clone(), store.clone(), clients, limits.clone(), server.issuer.clone());
-        let (mcp, guard, gateway) = mcp_parts(&config, &store, &tokens, &resource, &scopes, &upstreams, &metrics);
+        let inputs = McpInputs {
+            store: &store,
+            tokens: &tokens,
+            resource: &resource,
+            scopes: &scopes,
+            upstreams: &upstreams,
+            metrics: &metrics,
+            secrets: &secrets,
+        };
+        let (mcp, guard, gateway) = mcp_parts(&config, inputs);
         let purge_after = PurgeAfter {
             mcp_session: config.mcp.session_ttl,
             access_token: config.tokens.access_token_ttl,
@@ -168,15 +177,19 @@ impl AppState {
 }
 
 /// What the MCP servers share, the guard in front of them, and the gateway behind them.
-fn mcp_parts(
-    config: &Config,
-    store: &Store,
-    tokens: &AccessTokens,
-    resource: &Resource,
-    scopes: &ScopeCatalog,
-    upstreams: &Upstreams,
-    metrics: &Metrics,
-) -> (Arc<McpContext>, Arc<Guard>, Arc<Gateway>) {
+/// The services the MCP face is built from.
+struct McpInputs<'a> {
+    store: &'a Store,
+    tokens: &'a AccessTokens,
+    resource: &'a Resource,
+    scopes: &'a ScopeCatalog,
+    upstreams: &'a Upstreams,
+    metrics: &'a Metrics,
+    secrets: &'a SecretsKey,
+}
+
+fn mcp_parts(config: &Config, inputs: McpInputs<'_>) -> (Arc<McpContext>, Arc<Guard>, Arc<Gateway>) {
+    let McpInputs { store, tokens, resource, scopes, upstreams, metrics, secrets } = inputs;
     let context = Arc::new(McpContext {
         store: store.clone(),
         note_events: NoteEvents::new(store),
@@ -204,6 +217,7 @@ fn mcp_parts(
         metrics: metrics.clone(),
         audit: AuditWriter::start(store.clone()),
         reload_every: config.mcp.upstream_reload,
+        rounds_key: secrets.derive("gateway input_required rounds"),
     });
     let guard = Arc::new(Guard {
         tokens: tokens.clone(),

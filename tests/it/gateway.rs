@@ -353,3 +353,43 @@ async fn an_admin_adds_disables_and_removes_upstreams_on_the_admin_page() {
         assert!(audit.contains(what), "{what}: {audit}");
     }
 }
+
+/// An upstream's `input_required` round (2026-07-28) begun on one instance is answered on another: the
+/// state the gateway seals around the upstream's is opened with key material every instance shares, and
+/// still binds the round to its person.
+#[tokio::test]
+async fn an_input_required_round_begun_on_one_instance_is_answered_on_another() {
+    let (upstream, upstream_token) = upstream_server().await;
+    let a = gateway().await;
+    let b =
+        spawn_app_with(&[("UPSTREAM_RELOAD_SECS", "1"), ("DATABASE_URL", &a.db_url), ("AUTH_ISSUER", &a.issuer)]).await;
+    let header = format!("Authorization: Bearer {upstream_token}");
+    a.cli(&["upstream", "add", "up", "--url", &upstream.url("/mcp"), "--header", &header]);
+    let (_, tokens) = public_client_tokens(&a).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let (mut on_a, mut on_b) = (McpClient::stateless(&a, token), McpClient::stateless(&b, token));
+    until_tool(&mut on_a, "up__test_input_required_result_request_state").await;
+    until_tool(&mut on_b, "up__test_input_required_result_request_state").await;
+
+    let call = json!({"name": "up__test_input_required_result_request_state", "arguments": {}});
+    let round = on_a.result("tools/call", call.clone()).await;
+    assert_eq!(round["resultType"], "input_required", "{round}");
+    let state = round["requestState"].as_str().unwrap().to_owned();
+    let mut answer = call.clone();
+    answer["inputResponses"] = json!({"confirm": {"action": "accept", "content": {"ok": true}}});
+    answer["requestState"] = json!(state);
+    let done = on_b.result("tools/call", answer.clone()).await;
+    assert_eq!(text_of(&done), "state-ok", "the round finishes on the other instance: {done}");
+
+    // Someone else cannot finish it, and a state changed in transit does not open.
+    let auth = ClientAuth::Public(a.register_public_client(REDIRECT_URI).await);
+    let mut browser = signup_and_login(&a, "bob", PASSWORD).await;
+    let bob = issue_tokens(&a, &mut browser, &auth, ALL_SCOPES).await;
+    let mut as_bob = McpClient::stateless(&b, bob["access_token"].as_str().unwrap());
+    let refused = as_bob.request("tools/call", answer.clone()).await;
+    assert!(refused.get("error").is_some(), "another person's answer is refused: {refused}");
+    let mut tampered = answer;
+    tampered["requestState"] = json!(format!("{}x", &state[..state.len() - 1]));
+    let refused = on_b.request("tools/call", tampered).await;
+    assert!(refused.get("error").is_some(), "a changed state is refused: {refused}");
+}

@@ -78,6 +78,8 @@ pub struct GatewayParts {
     pub metrics: Metrics,
     pub audit: AuditWriter,
     pub reload_every: Duration,
+    /// Seals the state of `input_required` rounds; the same on every instance.
+    pub rounds_key: String,
 }
 
 impl Gateway {
@@ -95,7 +97,7 @@ impl Gateway {
             subscriptions: tokio::sync::Mutex::default(),
             metrics: parts.metrics,
             audit: parts.audit,
-            rounds: rounds::Rounds::default(),
+            rounds: rounds::Rounds::new(parts.rounds_key),
             instance: format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
             reload_every: parts.reload_every,
             reported: std::sync::atomic::AtomicBool::new(false),

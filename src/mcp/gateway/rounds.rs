@@ -10,14 +10,15 @@ use rmcp::model::InputRequiredResult;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
-use crate::crypto::{open_for, random_token, seal_for};
+use crate::crypto::{open_for, seal_for};
 use crate::domain::tokens::AccessClaims;
 
 /// How long a client has to answer an upstream's input requests.
 const ROUND_TTL: Duration = Duration::from_secs(600);
 const PURPOSE: &str = "mcp-gateway input_required round";
 
-/// Seals and opens round states with a key of this process.
+/// Seals and opens round states with key material every instance shares (derived from the secrets key),
+/// so a client may answer a round on any instance.
 pub struct Rounds {
     key: String,
 }
@@ -35,13 +36,11 @@ struct RoundState {
     st: Option<String>,
 }
 
-impl Default for Rounds {
-    fn default() -> Rounds {
-        Rounds { key: random_token() }
-    }
-}
-
 impl Rounds {
+    pub fn new(key: String) -> Rounds {
+        Rounds { key }
+    }
+
     /// The upstream's `input_required` answer as the client gets it: the same requests, our state.
     pub fn wrap(
         &self,
