@@ -241,7 +241,7 @@ impl Upstream {
     }
 
     /// A stored upstream, or why it cannot be used. Environment and headers stored in plaintext by an
-    /// older version are read as they are (and sealed on the next start, [`Upstream::needs_sealing`]).
+    /// older version are read as they are (and sealed on the next start, [`UpstreamRow::needs_sealing`]).
     pub fn from_row(row: &UpstreamRow, secrets: &SecretsKey) -> Result<Upstream, InvalidUpstream> {
         let u = &row.upstream;
         let invalid = |problem: &str| InvalidUpstream { name: u.name.clone(), problem: problem.to_owned() };
