@@ -176,7 +176,7 @@ const LIMIT_NAMES: &[(&str, LimitName)] = &[
 #[derive(Clone, clap::Args)]
 pub struct Secrets {
     /// 64 hex characters.
-    #[arg(long = "secrets-key", env = "SECRETS_KEY", value_parser = hex_key, conflicts_with = "key_file")]
+    #[arg(long = "secrets-key", env = "SECRETS_KEY", value_parser = hex_key, conflicts_with = "key_file", hide_env_values = true)]
     pub key: Option<String>,
     /// A file holding the 64 hex characters.
     #[arg(long = "secrets-key-file", env = "SECRETS_KEY_FILE")]
@@ -400,11 +400,16 @@ fn count<const MIN: u64, const MAX: u64>(v: &str) -> Result<u64, String> {
     Ok(value)
 }
 
+/// The problem is said without the value: it is a key.
 fn hex_key(v: &str) -> Result<String, String> {
+    let v = v.trim();
     if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(v.to_owned())
     } else {
-        Err("must be 64 hex characters (`mcp-gateway secrets generate-key` prints one)".into())
+        Err(format!(
+            "must be 64 hex characters (`mcp-gateway secrets generate-key` prints one); the value given has {}",
+            v.len()
+        ))
     }
 }
 

@@ -55,7 +55,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = std::net::SocketAddr::new(config.server.bind, config.server.port);
     let issuer = config.server.issuer.clone();
     let resource = config.server.resource.as_str().to_owned();
-    let app = Application::build(config).await?;
+    let app = Application::build_to_serve(config).await?;
     let listener =
         tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     println!("mcp-gateway listening on http://{addr}");

@@ -36,18 +36,18 @@ pub struct Health {
     pub reason: Option<String>,
     /// The gateway's upstreams as this instance sees them (readiness only; an upstream that is down does
     /// not make the instance unready, since everything else still works).
-    #[oai(skip_serializing_if_is_empty)]
+    #[oai(default, skip_serializing_if_is_empty)]
     pub upstreams: Vec<UpstreamHealth>,
 }
 
+/// One upstream's state, for load balancers and probes. Its last error is not here: /readyz answers
+/// anyone, and an error may quote a program's stderr or an address; `upstream list` and the admin page
+/// show it.
 #[derive(Debug, Object)]
 pub struct UpstreamHealth {
     pub name: String,
     /// `connected`, `starting`, `failed` or `disabled`.
     pub state: String,
-    /// The last error, if any.
-    #[oai(skip_serializing_if_is_none)]
-    pub error: Option<String>,
     /// How many tools clients see from it.
     pub tools: usize,
 }
@@ -108,7 +108,7 @@ impl OpsApi {
             .upstreams
             .local_reports()
             .into_iter()
-            .map(|r| UpstreamHealth { name: r.upstream, state: r.state, error: r.error, tools: r.tools.len() })
+            .map(|r| UpstreamHealth { name: r.upstream, state: r.state, tools: r.tools.len() })
             .collect();
         match ops.store.pending_migrations().await {
             Ok(0) => Readiness::Ready(Json(Health { status: "ready".into(), reason: None, upstreams })),

@@ -41,9 +41,16 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to the database, applies migrations, loads (or creates) the signing keys.
+    /// Connects to the database, applies migrations, loads (or creates) the signing keys. The secrets key
+    /// file is made only for a database that holds nothing sealed yet (see [`Application::build_to_serve`]).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         Application::build_with(config, Overrides::default()).await
+    }
+
+    /// [`Application::build`] for `serve`: the first start of a database, even one from a version that kept
+    /// its secrets in plaintext, may make the secrets key file.
+    pub async fn build_to_serve(config: Config) -> anyhow::Result<Application> {
+        Application::build_with(config, Overrides { serving: true, ..Overrides::default() }).await
     }
 
     /// [`Application::build`] with settings only tests can give.

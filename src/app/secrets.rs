@@ -8,13 +8,15 @@ use anyhow::{Context, bail};
 
 use crate::config::Secrets;
 use crate::crypto::SecretsKey;
+use crate::store::Store;
 
 /// The key file used when neither variable is set, in the working directory.
 pub const DEFAULT_KEY_FILE: &str = "mcp-gateway.key";
 
-/// The configured key; with none configured, the default key file, created (mode 0600) when missing so
-/// that `cargo run --release` needs no set-up.
-pub fn secrets_key(config: &Secrets) -> anyhow::Result<Arc<SecretsKey>> {
+/// The configured key; with none configured, the default key file, created (mode 0600) when missing and
+/// `may_create` (the server's start, or a database with nothing sealed yet: nothing can be lost to a key
+/// made in the wrong directory), so that `cargo run --release` needs no set-up.
+pub fn secrets_key(config: &Secrets, may_create: bool) -> anyhow::Result<Arc<SecretsKey>> {
     if let Some(hex) = &config.key {
         return Ok(Arc::new(SecretsKey::from_hex(hex).map_err(anyhow::Error::msg).context("SECRETS_KEY")?));
     }
@@ -23,9 +25,20 @@ pub fn secrets_key(config: &Secrets) -> anyhow::Result<Arc<SecretsKey>> {
     }
     let path = PathBuf::from(DEFAULT_KEY_FILE);
     if !path.exists() {
+        if !may_create {
+            bail!(
+                "no secrets key: this database keeps sealed secrets, and there is no {DEFAULT_KEY_FILE} here; \
+                 run this from the server's working directory, or set SECRETS_KEY or SECRETS_KEY_FILE"
+            );
+        }
         create_key_file(&path)?;
     }
     read_key_file(&path).with_context(|| format!("{}", path.display()))
+}
+
+/// Whether the database keeps no signing key and no upstream yet (a key made now cannot strand anything).
+pub async fn holds_nothing_sealed(store: &Store) -> anyhow::Result<bool> {
+    Ok(store.all_keys().await?.is_empty() && store.list_upstreams().await?.is_empty())
 }
 
 fn read_key_file(path: &Path) -> anyhow::Result<Arc<SecretsKey>> {
@@ -44,7 +57,7 @@ fn read_key_file(path: &Path) -> anyhow::Result<Arc<SecretsKey>> {
 /// Writes a fresh key beside, then links it into place: of instances starting together in one directory
 /// exactly one creates the file and every one reads the same key.
 fn create_key_file(path: &Path) -> anyhow::Result<()> {
-    let temporary = path.with_extension(format!("key.{}", std::process::id()));
+    let temporary = path.with_extension(format!("key.{}", uuid::Uuid::new_v4().simple()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

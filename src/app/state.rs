@@ -35,6 +35,8 @@ use crate::store::{PurgeAfter, Store};
 /// Settings only tests can give (never read from the environment or the command line).
 #[derive(Default)]
 pub struct Overrides {
+    /// Started to serve: may make the secrets key file on a database that already holds plaintext secrets.
+    pub serving: bool,
     /// Trust a test CA and reach a local TLS server when fetching Client ID Metadata Documents.
     #[cfg(feature = "test-trust")]
     pub test_trust: Option<crate::oauth::metadata_document::TestTrust>,
@@ -74,7 +76,8 @@ impl AppState {
         let resource =
             Resource::parse(server.resource.as_str()).map_err(|e| ConfigError::new("MCP_RESOURCE_URI", e))?;
         let keep_retired = config.tokens.access_token_ttl + config.tokens.key_reload_interval;
-        let secrets = super::secrets::secrets_key(&config.secrets)?;
+        let may_create = overrides.serving || super::secrets::holds_nothing_sealed(&store).await?;
+        let secrets = super::secrets::secrets_key(&config.secrets, may_create)?;
         let keys =
             KeyRing::load(store.clone(), secrets.clone(), config.tokens.jwt_secret.as_deref(), keep_retired).await?;
         let tokens = AccessTokens::new(keys, server.issuer.clone(), resource.as_str().to_owned());

@@ -202,8 +202,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Client(cmd) => client(cmd, config).await,
         Command::Upstream(cmd) => {
-            let secrets = crate::app::secrets::secrets_key(&config.secrets)?;
-            upstream::run(cmd, store(&config).await?, secrets).await
+            let store = store(&config).await?;
+            let secrets = secrets_key(&config, &store).await?;
+            upstream::run(cmd, store, secrets).await
         }
         Command::Secrets(cmd) => secrets::run(cmd, &config, async || store(&config).await).await,
         Command::Keys(cmd) => keys(cmd, &config).await,
@@ -222,6 +223,14 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The secrets key for a command that seals something, checked against what the database already keeps.
+async fn secrets_key(config: &Config, store: &Store) -> anyhow::Result<std::sync::Arc<crate::crypto::SecretsKey>> {
+    let may_create = crate::app::secrets::holds_nothing_sealed(store).await?;
+    let secrets = crate::app::secrets::secrets_key(&config.secrets, may_create)?;
+    crate::domain::keys::check_secrets_key(store, &secrets).await?;
+    Ok(secrets)
 }
 
 async fn store(config: &Config) -> anyhow::Result<Store> {
@@ -359,7 +368,7 @@ async fn keys(cmd: KeysCommand, config: &Config) -> anyhow::Result<()> {
             }
         }
         KeysCommand::Rotate => {
-            let key = generate_es256(&*crate::app::secrets::secrets_key(&config.secrets)?)?;
+            let key = generate_es256(&*secrets_key(config, &store).await?)?;
             let kid = key.kid.clone();
             store.rotate_in_key(key).await?;
             store.audit(AuditKind::KeyRotated, AuditEntry { detail: Some(&kid), ..AuditEntry::default() }).await;

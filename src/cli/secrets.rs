@@ -7,7 +7,7 @@ use clap::Subcommand;
 use crate::app::secrets::{DEFAULT_KEY_FILE, secrets_key};
 use crate::config::Config;
 use crate::crypto::SecretsKey;
-use crate::domain::keys::resealed_keys;
+use crate::domain::keys::{check_secrets_key, resealed_keys};
 use crate::domain::upstreams::resealed_upstreams;
 use crate::store::Store;
 
@@ -16,12 +16,13 @@ pub enum SecretsCommand {
     /// Print a fresh key (64 hex characters) for SECRETS_KEY or a SECRETS_KEY_FILE.
     GenerateKey,
     /// Seal everything again under a new key, in one transaction. Stop every instance first, then start
-    /// them with the new key. With a key file (SECRETS_KEY_FILE or mcp-gateway.key) the new key replaces it
-    /// (the old one is kept beside it as FILE.old); with SECRETS_KEY the new key is printed.
+    /// them with the new key. With a key file (SECRETS_KEY_FILE or mcp-gateway.key) a fresh key replaces it
+    /// (the old one is kept beside it as FILE.old); with SECRETS_KEY give the new key in a file you made
+    /// (`secrets generate-key > FILE`) with --new-key-file, then set SECRETS_KEY to it.
     RotateKey {
-        /// Use this key (64 hex characters) instead of a fresh one.
+        /// A file holding the new key (64 hex characters) instead of a fresh one.
         #[arg(long)]
-        new_key: Option<String>,
+        new_key_file: Option<PathBuf>,
     },
 }
 
@@ -32,21 +33,36 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     match cmd {
         SecretsCommand::GenerateKey => println!("{}", SecretsKey::generate_hex()),
-        SecretsCommand::RotateKey { new_key } => {
+        SecretsCommand::RotateKey { new_key_file } => {
             let store = store().await?;
-            let current = secrets_key(&config.secrets)?;
-            let new_hex = new_key.unwrap_or_else(SecretsKey::generate_hex);
-            let new = SecretsKey::from_hex(&new_hex).map_err(anyhow::Error::msg).context("--new-key")?;
+            let current = secrets_key(&config.secrets, false)?;
+            check_secrets_key(&store, &current).await?;
+            let new_hex = match &new_key_file {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+                None if config.secrets.key.is_some() => bail!(
+                    "SECRETS_KEY is set: make the new key first (`mcp-gateway secrets generate-key > FILE`, kept \
+                     safe) and give it with --new-key-file FILE"
+                ),
+                None => SecretsKey::generate_hex(),
+            };
+            let new = SecretsKey::from_hex(&new_hex).map_err(anyhow::Error::msg).context("the new key")?;
             if new.id() == current.id() {
                 bail!("the new key is the key in use");
             }
             let file = match (&config.secrets.key, &config.secrets.key_file) {
                 (Some(_), _) => None,
+                _ if new_key_file.is_some() => None,
                 (None, Some(path)) => Some(path.clone()),
                 (None, None) => Some(PathBuf::from(DEFAULT_KEY_FILE)),
             };
             // The new key is on disk before anything is sealed with it.
-            let staged = file.as_ref().map(|f| f.with_extension("key.new"));
+            let staged = match (&file, &new_key_file) {
+                (Some(f), None) => Some(f.with_extension("key.new")),
+                _ => None,
+            };
             if let Some(staged) = &staged {
                 write_private(staged, &new_hex)?;
             }
@@ -58,8 +74,11 @@ pub async fn run(
             }
             match (file, staged) {
                 (Some(file), Some(staged)) => {
+                    // The old key stays reachable at every moment: linked as FILE.old, then replaced.
                     let old = file.with_extension("key.old");
-                    std::fs::rename(&file, &old).ok();
+                    let _ = std::fs::remove_file(&old);
+                    std::fs::hard_link(&file, &old)
+                        .with_context(|| format!("keeping the old key as {}", old.display()))?;
                     std::fs::rename(&staged, &file)
                         .with_context(|| format!("moving the new key to {}", file.display()))?;
                     println!(
@@ -71,9 +90,10 @@ pub async fn run(
                     );
                 }
                 _ => println!(
-                    "re-sealed {key_count} signing keys and {upstream_count} upstreams under key {}; set \
-                     SECRETS_KEY={new_hex} on every instance before starting it",
-                    new.id()
+                    "re-sealed {key_count} signing keys and {upstream_count} upstreams under key {}, the key in \
+                     {}; give it to every instance (SECRETS_KEY or SECRETS_KEY_FILE) before starting it",
+                    new.id(),
+                    new_key_file.as_deref().map_or_else(|| "the new key file".into(), |p| p.display().to_string())
                 ),
             }
         }
@@ -83,8 +103,9 @@ pub async fn run(
 
 fn write_private(path: &std::path::Path, hex: &str) -> anyhow::Result<()> {
     use std::io::Write;
+    let _ = std::fs::remove_file(path); // a file left by an earlier run keeps its own mode otherwise
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;

@@ -191,6 +191,17 @@ async fn seal_plaintext_keys(store: &Store, secrets: &SecretsKey) -> Result<(), 
     Ok(())
 }
 
+/// Checks that every sealed private key opens with `secrets` (before an operator command writes anything
+/// sealed with it).
+pub async fn check_secrets_key(store: &Store, secrets: &SecretsKey) -> Result<(), KeyError> {
+    for row in store.all_keys().await? {
+        if SecretsKey::is_sealed(&row.private_pem) {
+            open_private(secrets, &row)?;
+        }
+    }
+    Ok(())
+}
+
 /// Every stored private key sealed again under `to`, for [`Store::replace_sealed`] (`mcp-gateway secrets
 /// rotate-key`).
 pub async fn resealed_keys(store: &Store, from: &SecretsKey, to: &SecretsKey) -> Result<Vec<ResealedKey>, KeyError> {

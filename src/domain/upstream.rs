@@ -70,9 +70,23 @@ impl Transport {
         match self {
             Transport::Stdio { command, args, .. } if args.is_empty() => command.clone(),
             Transport::Stdio { command, args, .. } => format!("{command} {}", args.join(" ")),
-            Transport::Http { url, .. } => url.clone(),
+            Transport::Http { url, .. } => redacted(url),
         }
     }
+}
+
+/// A URL as it may be shown: without user information, and with its query replaced by `?…` (services put
+/// keys there).
+pub fn redacted(url: &str) -> String {
+    let Ok(mut parsed) = Url::parse(url) else {
+        return "(an unparsable URL)".into();
+    };
+    let had_query = parsed.query().is_some();
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    if had_query { format!("{parsed}?…") } else { parsed.to_string() }
 }
 
 /// Which scope a tool of an upstream needs besides `mcp:read` and the upstream's own scope.
@@ -202,11 +216,11 @@ impl Upstream {
     pub fn to_row(&self, secrets: &SecretsKey) -> UpstreamRow {
         let (command, args, env, cwd, url, headers) = match &self.transport {
             Transport::Stdio { command, args, env, cwd } => {
-                let env = sealed_map(secrets, &self.name, "env", env);
+                let env = sealed_map(secrets, &self.name, "env", command, env);
                 (Some(command.clone()), json(args), env, cwd.clone(), None, "{}".to_owned())
             }
             Transport::Http { url, headers } => {
-                let headers = sealed_map(secrets, &self.name, "headers", headers);
+                let headers = sealed_map(secrets, &self.name, "headers", url, headers);
                 (None, "[]".to_owned(), "{}".to_owned(), None, Some(url.clone()), headers)
             }
         };
@@ -247,7 +261,7 @@ impl Upstream {
         let invalid = |problem: &str| InvalidUpstream { name: u.name.clone(), problem: problem.to_owned() };
         let open = |part: &str, stored: &str| -> Result<BTreeMap<String, String>, InvalidUpstream> {
             let text = if SecretsKey::is_sealed(stored) {
-                secrets.open(&sealing_context(&u.name, part), stored).map_err(|e| match e {
+                secrets.open(&sealing_context(&u.name, part, row_target(u)), stored).map_err(|e| match e {
                     SealError::OtherKey(found) => InvalidUpstream {
                         name: u.name.clone(),
                         problem: format!(
@@ -298,20 +312,38 @@ fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("strings serialize")
 }
 
-/// The context an upstream's environment or headers are sealed under.
-fn sealing_context(name: &str, part: &str) -> String {
-    format!("upstream:{name}:{part}")
+/// The context an upstream's environment or headers are sealed under: its name and where they go (the
+/// program or the URL), so that sealed headers moved to another row, or left behind a URL changed in the
+/// database, do not open.
+fn sealing_context(name: &str, part: &str, target: &str) -> String {
+    format!("upstream:{name}:{part}:{target}")
 }
 
 /// A map of secrets as stored: sealed JSON, or `{}` when there is nothing to hide.
-fn sealed_map(secrets: &SecretsKey, name: &str, part: &str, map: &BTreeMap<String, String>) -> String {
-    if map.is_empty() { "{}".to_owned() } else { secrets.seal(&sealing_context(name, part), &json(map)) }
+fn sealed_map(secrets: &SecretsKey, name: &str, part: &str, target: &str, map: &BTreeMap<String, String>) -> String {
+    if map.is_empty() { "{}".to_owned() } else { secrets.seal(&sealing_context(name, part, target), &json(map)) }
+}
+
+/// Where a stored row's secrets go: its program or its URL.
+fn row_target(u: &upstream::Model) -> &str {
+    u.command.as_deref().or(u.url.as_deref()).unwrap_or_default()
 }
 
 impl UpstreamRow {
     /// Whether an older version stored this row's environment or headers in plaintext.
     pub fn needs_sealing(&self) -> bool {
         [&self.upstream.env, &self.upstream.headers].iter().any(|v| v.as_str() != "{}" && !SecretsKey::is_sealed(v))
+    }
+
+    /// The id of another secrets key this row's values were sealed with, if any (the start must stop).
+    pub fn sealed_with_another_key(&self, secrets: &SecretsKey) -> Option<String> {
+        let u = &self.upstream;
+        [("env", &u.env), ("headers", &u.headers)].into_iter().find_map(|(part, value)| {
+            match secrets.open(&sealing_context(&u.name, part, row_target(u)), value) {
+                Err(SealError::OtherKey(id)) => Some(id),
+                _ => None,
+            }
+        })
     }
 }
 

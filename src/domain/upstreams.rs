@@ -28,6 +28,11 @@ pub enum UpstreamError {
     Conflict(String),
     #[error("storage failed: {0}")]
     Storage(#[from] DbErr),
+    #[error(
+        "the upstream credentials in this database were sealed with secrets key {found}, but the key given is \
+         {ours}: start with the key this database was set up with (every instance on one database needs the same)"
+    )]
+    OtherSecretsKey { found: String, ours: String },
 }
 
 /// What one instance says about one upstream.
@@ -114,7 +119,13 @@ impl Upstreams {
     ) -> Result<Upstreams, UpstreamError> {
         let rows = store.list_upstreams().await?;
         for row in &rows {
-            let upstream = Upstream::from_row(row, &secrets)?;
+            if let Some(found) = row.sealed_with_another_key(&secrets) {
+                return Err(UpstreamError::OtherSecretsKey { found, ours: secrets.id().to_owned() });
+            }
+            // A row this version cannot use is left for `reload` to log and leave out; it stops nothing.
+            let Ok(upstream) = Upstream::from_row(row, &secrets) else {
+                continue;
+            };
             if row.needs_sealing() {
                 store.save_upstreams(vec![upstream.to_row(&secrets)], None).await?;
                 tracing::info!(upstream = %upstream.name, "sealed credentials stored in plaintext by an older version");

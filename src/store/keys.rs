@@ -77,14 +77,21 @@ impl Store {
     }
 
     /// Replaces sealed values all in one transaction, each only if it is still what was read (a change of
-    /// the secrets key). `Ok(false)`, changing nothing, when any was changed meanwhile.
+    /// the secrets key). `Ok(false)`, changing nothing, when any was changed, added or removed meanwhile.
     pub async fn replace_sealed(
         &self,
         keys: Vec<ResealedKey>,
         upstreams: Vec<ResealedUpstream>,
     ) -> Result<bool, DbErr> {
         use super::upstream;
+        use sea_orm::PaginatorTrait;
         let (_turn, txn) = self.begin_write().await?;
+        // A key or an upstream added since they were read would stay sealed with the old key.
+        let (key_rows, upstream_rows) =
+            (signing_key::Entity::find().count(&txn).await?, upstream::Entity::find().count(&txn).await?);
+        if key_rows != keys.len() as u64 || upstream_rows != upstreams.len() as u64 {
+            return Ok(false);
+        }
         for ResealedKey { kid, old, new } in keys {
             let done = signing_key::Entity::update_many()
                 .col_expr(signing_key::Column::PrivatePem, Expr::value(new))

@@ -198,6 +198,7 @@ async fn a_program_that_exits_is_restarted_and_one_that_keeps_crashing_is_marked
     assert!(crash.contains("exited (exit status: 3)") && crash.contains("broken"), "the status says why: {crash}");
     let ready = front.get("/readyz").await.text().await.unwrap();
     assert!(ready.contains("crash"), "readiness names the failed upstream: {ready}");
+    assert!(!ready.contains("broken"), "but never its error, which anyone could read: {ready}");
 }
 
 #[tokio::test]

@@ -175,8 +175,11 @@ async fn metadata_fetches_are_rate_limited() {
         server.docs.serve_json(&path, &document(&server.url(&path), REDIRECT_URI), "max-age=600");
     }
     let trust = TestTrust { ca_pem: server.ca_pem.clone().into_bytes(), host: HOST.to_string(), addr: server.addr };
-    let app =
-        spawn_app_overridden(&[("RATE_LIMITS", "metadata_fetch=2/min")], Overrides { test_trust: Some(trust) }).await;
+    let app = spawn_app_overridden(
+        &[("RATE_LIMITS", "metadata_fetch=2/min")],
+        Overrides { test_trust: Some(trust), ..Overrides::default() },
+    )
+    .await;
     let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
     for n in 0..2 {
         let params = app.authorize_params(&server.url(&format!("/clients/{n}.json")), REDIRECT_URI, &pkce_pair());

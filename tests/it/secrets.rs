@@ -175,3 +175,47 @@ async fn a_key_file_is_made_on_first_start_and_rotate_key_reseals_everything() {
     let generated = String::from_utf8(generated.stdout).unwrap();
     assert!(generated.trim().len() == 64 && SecretsKey::from_hex(generated.trim()).is_ok());
 }
+
+#[tokio::test]
+async fn operator_commands_never_seal_with_a_key_made_in_the_wrong_place() {
+    let app = spawn_app().await;
+    app.cli(&["upstream", "add", "search", "--url", "http://127.0.0.1:9/mcp?api_key=k-secret-5", "--header", "X-K: v"]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let output = binary(&app.db_url, elsewhere.path()).envs(env.iter().copied()).args(args).output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    // No key here, and the database keeps sealed secrets: refused, and no key file made.
+    let (ok, said) = run(&[], &["upstream", "list"]);
+    assert!(!ok && said.contains("no secrets key"), "{said}");
+    assert!(!elsewhere.path().join("mcp-gateway.key").exists());
+    // Another key: refused before anything is written with it.
+    let other = SecretsKey::generate_hex();
+    let (ok, said) = run(&[("SECRETS_KEY", &other)], &["upstream", "add", "x", "--command", "true", "--env", "A=b"]);
+    assert!(!ok && said.contains("sealed with secrets key"), "{said}");
+    assert!(!said.contains(&other), "the key is never printed");
+    let (ok, said) = run(&[("SECRETS_KEY", &other)], &["keys", "rotate"]);
+    assert!(!ok && said.contains("sealed with secrets key"), "{said}");
+    // A malformed key is refused without being echoed.
+    let (ok, said) = run(&[("SECRETS_KEY", "not-a-key-but-a-secret-value")], &["upstream", "list"]);
+    assert!(!ok && said.contains("64 hex") && !said.contains("not-a-key-but-a-secret-value"), "{said}");
+    // With the key: the list shows the URL without its query (services put keys there).
+    let (ok, said) = run(&[("SECRETS_KEY", TEST_SECRETS_KEY)], &["upstream", "list"]);
+    assert!(ok && said.contains("http://127.0.0.1:9/mcp?…") && !said.contains("k-secret-5"), "{said}");
+    // With SECRETS_KEY, rotation wants the new key in a file made beforehand, and never prints it.
+    let (ok, said) = run(&[("SECRETS_KEY", TEST_SECRETS_KEY)], &["secrets", "rotate-key"]);
+    assert!(!ok && said.contains("--new-key-file"), "{said}");
+    let new = SecretsKey::generate_hex();
+    let new_file = elsewhere.path().join("next.key");
+    std::fs::write(&new_file, &new).unwrap();
+    let (ok, said) = run(
+        &[("SECRETS_KEY", TEST_SECRETS_KEY)],
+        &["secrets", "rotate-key", "--new-key-file", new_file.to_str().unwrap()],
+    );
+    assert!(ok && said.contains("re-sealed") && !said.contains(&new), "{said}");
+    start_with_key(&app.db_url, &new).await.expect("the new key opens everything");
+    assert!(start_with_key(&app.db_url, TEST_SECRETS_KEY).await.is_err(), "the old key no longer does");
+}

@@ -98,9 +98,8 @@ pub async fn forward(
 ) -> Result<ServerResult, Failure> {
     let connection = gateway.connection(upstream).ok_or_else(|| Failure::Unavailable("it is not enabled".into()))?;
     let Some(live) = connection.live() else {
-        let status = connection.status();
-        let why = status.error.unwrap_or_else(|| format!("it is {}", status.state.as_str()));
-        return Err(Failure::Unavailable(why));
+        // Only the state: the last error may quote the program's stderr, which is the operator's to read.
+        return Err(Failure::Unavailable(format!("it is {}", connection.status().state.as_str())));
     };
     let timeout = connection.upstream.timeout();
     // A 2026-07-28 client's request goes over the upstream's 2026-07-28 connection when it has one, with the
@@ -169,10 +168,12 @@ pub async fn forward(
             }
             Some(()) = answering.next(), if !answering.is_empty() => {}
             () = ctx.ct.cancelled() => {
+                relay.abandoned();
                 cancel_upstream(&upstream_peer, id, "the client cancelled the request").await;
                 return Err(Failure::Cancelled);
             }
             () = &mut deadline => {
+                relay.abandoned();
                 cancel_upstream(&upstream_peer, id, "the gateway's timeout for this upstream passed").await;
                 return Err(Failure::Timeout(timeout));
             }

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::Offer;
-use crate::domain::upstream::{Transport, Upstream};
+use crate::domain::upstream::{Transport, Upstream, redacted};
 use crate::mcp::events::ListChanged;
 
 /// Environment variables a program inherits from ours (everything else it gets is configured): enough to
@@ -281,6 +281,7 @@ struct Running {
     service: RunningService<RoleClient, Arc<Relay>>,
     modern: Option<RunningService<RoleClient, Arc<Relay>>>,
     child: Option<tokio::process::Child>,
+    group: Group,
 }
 
 impl Running {
@@ -312,13 +313,14 @@ impl Running {
             let _ = modern.close_with_timeout(Duration::from_secs(2)).await;
         }
         if let Some(mut child) = self.child.take() {
+            let group = self.group;
             if let Ok(None) = child.try_wait() {
-                terminate(&child);
+                terminate(group);
                 if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
                     let _ = child.kill().await;
                 }
             }
-            kill_group(&child);
+            kill_group(group);
         }
     }
 }
@@ -343,6 +345,7 @@ async fn connect(connection: &Connection) -> Result<Running, String> {
             #[cfg(unix)]
             cmd.process_group(0);
             let mut child = cmd.spawn().map_err(|e| format!("starting {command} failed: {e}"))?;
+            let group = group_of(&child);
             let (Some(stdout), Some(stdin), Some(stderr)) =
                 (child.stdout.take(), child.stdin.take(), child.stderr.take())
             else {
@@ -355,7 +358,7 @@ async fn connect(connection: &Connection) -> Result<Running, String> {
                 Ok(Ok(service)) => service,
                 Ok(Err(e)) => {
                     let exited = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
-                    kill_group(&child);
+                    kill_group(group);
                     let mut why = match exited {
                         Ok(Ok(status)) => format!("the program exited ({status}) before answering initialize"),
                         _ => format!("initialize failed: {}", root_cause(&e)),
@@ -367,11 +370,11 @@ async fn connect(connection: &Connection) -> Result<Running, String> {
                     return Err(why);
                 }
                 Err(_) => {
-                    kill_group(&child);
+                    kill_group(group);
                     return Err(format!("it did not answer initialize within {} s", wait.as_secs()));
                 }
             };
-            Ok(Running { service, modern: None, child: Some(child) })
+            Ok(Running { service, modern: None, child: Some(child), group })
         }
         Transport::Http { url, headers } => {
             let mut custom = HashMap::new();
@@ -394,10 +397,10 @@ async fn connect(connection: &Connection) -> Result<Running, String> {
             match tokio::time::timeout(wait, relay.serve(transport)).await {
                 Ok(Ok(service)) => {
                     let modern = connect_modern(&connection.modern_relay, http, config).await;
-                    Ok(Running { service, modern, child: None })
+                    Ok(Running { service, modern, child: None, group: None })
                 }
                 Ok(Err(e)) => Err(match unreachable(&http, url).await {
-                    Some(why) => format!("cannot reach {url}: {why}"),
+                    Some(why) => format!("cannot reach {}: {why}", redacted(url)),
                     None => format!("initialize failed: {}", root_cause(&e)),
                 }),
                 Err(_) => Err(format!("it did not answer initialize within {} s", wait.as_secs())),
@@ -450,7 +453,7 @@ async fn log_stderr(upstream: String, stderr: tokio::process::ChildStderr, last:
     while let Ok(Some(line)) = lines.next_line().await {
         let end = (0..=line.len().min(MAX_LOG_LINE)).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
         tracing::info!(upstream = %upstream, "stderr: {}", &line[..end]);
-        let line = line.trim();
+        let line: String = line.trim().chars().filter(|c| !c.is_control()).collect();
         if !line.is_empty() {
             let end = (0..=line.len().min(200)).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
             *last.lock().expect("stderr lock") = line[..end].to_owned();
@@ -458,27 +461,35 @@ async fn log_stderr(upstream: String, stderr: tokio::process::ChildStderr, last:
     }
 }
 
+/// The process group a child leads (its pid, taken at spawn: once the child is reaped tokio forgets it,
+/// and what it started, npx's node say, may still run in the group).
+type Group = Option<i32>;
+
+fn group_of(child: &tokio::process::Child) -> Group {
+    child.id().and_then(|p| i32::try_from(p).ok())
+}
+
 #[cfg(unix)]
-fn terminate(child: &tokio::process::Child) {
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+fn terminate(group: Group) {
+    if let Some(pid) = group {
         // SAFETY: signalling the process group this child leads (it was started with process_group(0)).
         unsafe { libc::killpg(pid, libc::SIGTERM) };
     }
 }
 
 #[cfg(unix)]
-fn kill_group(child: &tokio::process::Child) {
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+fn kill_group(group: Group) {
+    if let Some(pid) = group {
         // SAFETY: as in `terminate`; ends what the program started (npx's node, say).
         unsafe { libc::killpg(pid, libc::SIGKILL) };
     }
 }
 
 #[cfg(not(unix))]
-fn terminate(_: &tokio::process::Child) {}
+fn terminate(_: Group) {}
 
 #[cfg(not(unix))]
-fn kill_group(_: &tokio::process::Child) {}
+fn kill_group(_: Group) {}
 
 /// The client side of one upstream connection.
 pub struct Relay {
@@ -491,7 +502,13 @@ pub struct Relay {
     registered: tokio::sync::Notify,
     /// Calls sent upstream whose id rmcp has not handed back yet.
     pending: std::sync::atomic::AtomicUsize,
+    /// When a call was last given up (cancelled, timed out) while the upstream may still be working on it.
+    abandoned: Mutex<Option<Instant>>,
 }
+
+/// How long after a call was given up a request without a stream to tell it by is not given to whichever
+/// call is alone then: it may be the abandoned call's, and would reach another person.
+const ABANDONED_GRACE: Duration = Duration::from_secs(30);
 
 /// How long a request from the upstream waits for its call to be registered: the upstream may ask before
 /// rmcp has handed the gateway the id of the request it sent.
@@ -506,7 +523,17 @@ impl Relay {
             heard,
             registered: tokio::sync::Notify::new(),
             pending: std::sync::atomic::AtomicUsize::new(0),
+            abandoned: Mutex::new(None),
         }
+    }
+
+    /// Notes that a call was given up while the upstream may still be working on it.
+    pub fn abandoned(&self) {
+        *self.abandoned.lock().expect("abandoned lock") = Some(Instant::now());
+    }
+
+    fn recently_abandoned(&self) -> bool {
+        self.abandoned.lock().expect("abandoned lock").is_some_and(|at| at.elapsed() < ABANDONED_GRACE)
     }
 
     /// Marks a call about to be sent: until it is registered (or the guard dropped), a request from the
@@ -526,12 +553,16 @@ impl Relay {
     }
 
     /// The call a message from the upstream belongs to: the one whose response stream it came on, or the
-    /// only call in flight while no other is being sent. Never a guess among several.
+    /// only call in flight while no other is being sent and none was given up lately. Never a guess among
+    /// several.
     fn call_for(&self, extensions: &Extensions) -> Option<mpsc::Sender<Ask>> {
         let calls = self.calls.lock().expect("calls lock");
         match extensions.get::<InboundStreamOrigin>() {
             Some(InboundStreamOrigin::OutboundRequest(id)) => calls.get(id).cloned(),
-            _ if calls.len() == 1 && self.pending.load(std::sync::atomic::Ordering::SeqCst) == 0 => {
+            _ if calls.len() == 1
+                && self.pending.load(std::sync::atomic::Ordering::SeqCst) == 0
+                && !self.recently_abandoned() =>
+            {
                 calls.values().next().cloned()
             }
             _ => None,

@@ -97,7 +97,7 @@ impl DocumentServer {
 
     pub async fn gateway(&self) -> TestApp {
         let trust = TestTrust { ca_pem: self.ca_pem.clone().into_bytes(), host: HOST.to_string(), addr: self.addr };
-        spawn_app_overridden(&[], Overrides { test_trust: Some(trust) }).await
+        spawn_app_overridden(&[], Overrides { test_trust: Some(trust), ..Overrides::default() }).await
     }
 }
 
