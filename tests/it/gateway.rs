@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::mcp::{McpClient, sse_messages};
+use crate::support::mcp::{McpClient, sse_messages, text_of, until_tool};
 use crate::support::*;
 
 /// An upstream: this server with the fixtures, and a token for its user `upstream-bot`.
@@ -23,23 +23,6 @@ async fn upstream_server() -> (TestApp, String) {
 /// A gateway instance that re-reads its upstreams every second.
 async fn gateway() -> TestApp {
     spawn_app_with(&[("UPSTREAM_RELOAD_SECS", "1")]).await
-}
-
-/// Waits until `tools/list` shows `name` (the upstream connected and was listed).
-async fn until_tool(client: &mut McpClient<'_>, name: &str) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let tools = client.result("tools/list", json!({})).await;
-        if let Some(tool) = tools["tools"].as_array().unwrap().iter().find(|t| t["name"] == name) {
-            return tool.clone();
-        }
-        assert!(std::time::Instant::now() < deadline, "{name} never listed: {tools}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn text_of(result: &Value) -> String {
-    result["content"][0]["text"].as_str().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]
@@ -74,28 +57,15 @@ async fn an_http_upstream_is_served_under_its_prefix_and_never_sees_the_clients_
     let unknown = client.request("tools/call", json!({"name": "up__no_such_tool", "arguments": {}})).await;
     assert!(unknown["error"]["message"].as_str().unwrap().contains("up__no_such_tool"), "{unknown}");
 
-    let listed = eventually_cli(&front, &["upstream", "list"], "connected").await;
+    let listed = until_cli(&front, &["upstream", "list"], "connected", 10).await;
     let line = listed.lines().find(|l| l.starts_with("up ")).unwrap_or_else(|| panic!("{listed}"));
     assert!(line.contains("connected") && !line.contains("Bearer"), "status without secrets: {line}");
-    let audit = eventually_cli(&front, &["audit", "--event", "upstream_call"], "tool=test_simple_text").await;
+    let audit = until_cli(&front, &["audit", "--event", "upstream_call"], "tool=test_simple_text", 10).await;
     assert!(audit.contains("upstream=up") && audit.contains("outcome=ok"), "{audit}");
     assert!(audit.contains("outcome=tool_error"), "{audit}");
     let metrics = front.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains(r#"mcp_gateway_upstream_calls_total{outcome="ok",upstream="up"}"#), "{metrics}");
     assert!(metrics.contains(r#"mcp_gateway_upstream_up{upstream="up"} 1"#), "{metrics}");
-}
-
-/// Runs a CLI command until its output contains `wanted` (audit events are written in batches).
-async fn eventually_cli(app: &TestApp, args: &[&str], wanted: &str) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = app.cli(args);
-        if out.contains(wanted) {
-            return out;
-        }
-        assert!(std::time::Instant::now() < deadline, "never printed {wanted}: {out}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -186,7 +156,7 @@ async fn an_upstream_that_goes_away_is_an_error_naming_it_and_disable_and_remove
     let (_, tokens) = public_client_tokens(&front).await;
     let mut client = McpClient::connect(&front, tokens["access_token"].as_str().unwrap()).await;
     until_tool(&mut client, "up__test_simple_text").await;
-    let listed = eventually_cli(&front, &["upstream", "list"], "refused").await;
+    let listed = until_cli(&front, &["upstream", "list"], "refused", 10).await;
     let gone = listed.lines().find(|l| l.starts_with("gone ")).unwrap();
     assert!(gone.contains("starting") || gone.contains("failed"), "the last error is shown: {gone}");
 

@@ -5,40 +5,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::mcp::{McpClient, next_message};
+use crate::support::mcp::{McpClient, next_message, text_of, until_tool};
 use crate::support::upstreams::{free_port, until_listening, upstreams};
 use crate::support::*;
 
 async fn gateway() -> TestApp {
     spawn_app_with(&[("UPSTREAM_RELOAD_SECS", "1")]).await
-}
-
-async fn until_tool(client: &mut McpClient<'_>, name: &str) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let tools = client.result("tools/list", json!({})).await;
-        if let Some(tool) = tools["tools"].as_array().unwrap().iter().find(|t| t["name"] == name) {
-            return tool.clone();
-        }
-        assert!(std::time::Instant::now() < deadline, "{name} never listed: {tools}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-async fn until_cli(app: &TestApp, args: &[&str], wanted: &str, seconds: u64) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
-    loop {
-        let out = app.cli(args);
-        if out.contains(wanted) {
-            return out;
-        }
-        assert!(std::time::Instant::now() < deadline, "never printed {wanted}: {out}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-fn text_of(result: &Value) -> String {
-    result["content"][0]["text"].as_str().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]

@@ -69,6 +69,20 @@ impl TestApp {
     }
 }
 
+/// Runs an operator command until what it prints contains `wanted` (what instances report arrives within
+/// a second or so), for `seconds` at most; returns what it printed.
+pub async fn until_cli(app: &TestApp, args: &[&str], wanted: &str, seconds: u64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let out = app.cli(args);
+        if out.contains(wanted) {
+            return out;
+        }
+        assert!(std::time::Instant::now() < deadline, "never printed {wanted}: {out}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// A fresh database: a new Postgres database when `TEST_POSTGRES_URL` is set, else a SQLite file in a
 /// temporary directory (kept alive by the returned guard).
 /// `GUARD_CACHE_SECS` for instances sharing a database. On Postgres they announce revocations and ended

@@ -27,6 +27,25 @@ pub async fn answer(response: Response, id: u64) -> Value {
 }
 
 /// Every JSON message in the `data:` lines of an SSE body.
+/// The text of a tool result's first content block ("" when there is none).
+pub fn text_of(result: &Value) -> String {
+    result["content"][0]["text"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits until `tools/list` shows `name` (an upstream connected and was listed; a program from npm may take
+/// a while to start) and returns the tool.
+pub async fn until_tool(client: &mut McpClient<'_>, name: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let tools = client.result("tools/list", json!({})).await;
+        if let Some(tool) = tools["tools"].as_array().unwrap().iter().find(|t| t["name"] == name) {
+            return tool.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{name} never listed: {tools}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 pub fn sse_messages(text: &str) -> Vec<Value> {
     text.lines().filter_map(|l| l.strip_prefix("data:")).filter_map(|d| serde_json::from_str(d.trim()).ok()).collect()
 }
