@@ -18,7 +18,7 @@ use super::events::ListChanged;
 use super::server::{McpServer, context_caller};
 use rmcp::ServerHandler;
 use rmcp::handler::server::prompt::PromptContext;
-use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::router::tool::{ToolRoute, ToolRouter};
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::service::SubscriptionContext;
 use std::sync::Arc;
@@ -57,7 +57,7 @@ impl Fixtures {
 
     /// The fixture tools, for routing and for the guard's scope decisions.
     pub fn tools() -> ToolRouter<Fixtures> {
-        Fixtures::conformance_router() + Fixtures::conformance_mrtr_router()
+        Fixtures::conformance_router() + Fixtures::conformance_mrtr_router() + schema_router()
     }
 
     /// The names of the fixture prompts.
@@ -612,6 +612,68 @@ fn accepted<'a>(responses: &'a Option<InputResponses>, key: &str, field: &str) -
 
 fn answered(responses: &Option<InputResponses>, key: &str) -> bool {
     responses.as_ref().and_then(|r| r.get(key)).is_some_and(serde_json::Value::is_object)
+}
+
+/// The suite's tool whose JSON Schema 2020-12 input schema must reach clients with every keyword
+/// (SEP-1613, SEP-2106).
+pub const JSON_SCHEMA_TOOL: &str = "json_schema_2020_12_tool";
+/// A tool with an `x-mcp-header` parameter: a 2026-07-28 request must mirror it in `Mcp-Param-Region`,
+/// which rmcp checks against the body (SEP-2243) before the call runs.
+pub const CUSTOM_HEADER_TOOL: &str = "test_custom_header";
+
+/// The two fixtures whose input schemas are written out rather than derived from a Rust type.
+fn schema_router() -> ToolRouter<Fixtures> {
+    let contact = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "$defs": {
+            "address": {
+                "$anchor": "addressDef",
+                "type": "object",
+                "properties": {"street": {"type": "string"}, "city": {"type": "string"}}
+            }
+        },
+        "properties": {
+            "name": {"type": "string"},
+            "address": {"$ref": "#/$defs/address"},
+            "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+            "phone": {"type": "string"},
+            "email": {"type": "string"}
+        },
+        "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+        "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+        "then": {"required": ["phone"]},
+        "else": {"required": ["email"]},
+        "additionalProperties": false
+    });
+    let region = json!({
+        "type": "object",
+        "properties": {
+            "region": {"type": "string", "description": "Mirrored in Mcp-Param-Region", "x-mcp-header": "Region"},
+            "query": {"type": "string", "description": "Not mirrored"}
+        },
+        "required": ["region"]
+    });
+    let object = |v: serde_json::Value| match v {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!("the schemas above are objects"),
+    };
+    let read_only = ToolAnnotations::new().read_only(true);
+    let schema_tool =
+        Tool::new(JSON_SCHEMA_TOOL, "Takes a contact; its schema uses JSON Schema 2020-12 keywords.", object(contact))
+            .annotate(read_only.clone());
+    let header_tool =
+        Tool::new(CUSTOM_HEADER_TOOL, "Echoes the region it was given, which travels in a header too.", object(region))
+            .annotate(read_only);
+    ToolRouter::new()
+        .with_route(ToolRoute::new_dyn(schema_tool, |_| {
+            Box::pin(async { Ok(text("The contact was accepted.").into()) })
+        }))
+        .with_route(ToolRoute::new_dyn(header_tool, |context| {
+            let region =
+                context.arguments.as_ref().and_then(|a| a.get("region")).and_then(|r| r.as_str()).map(str::to_owned);
+            Box::pin(async move { Ok(text(&format!("region: {}", region.unwrap_or_default())).into()) })
+        }))
 }
 
 #[tool_router(router = conformance_mrtr_router, vis = "pub(crate)")]

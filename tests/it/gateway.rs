@@ -363,3 +363,52 @@ async fn an_input_required_round_begun_on_one_instance_is_answered_on_another() 
     let refused = on_b.request("tools/call", tampered).await;
     assert!(refused.get("error").is_some(), "a changed state is refused: {refused}");
 }
+
+/// SEP-2243 `Mcp-Param-*` headers (2026-07-28): a parameter marked `x-mcp-header` must be mirrored in its
+/// header, plain or as `=?base64?…?=`, and a request whose header is missing, malformed or different is
+/// refused with 400 and -32020, on a server and through the gateway alike; a JSON Schema 2020-12 input
+/// schema reaches clients with every keyword, through the gateway too.
+#[tokio::test]
+async fn parameter_headers_are_checked_against_the_body_and_2020_12_schemas_pass_whole() {
+    let (upstream, upstream_token) = upstream_server().await;
+    let front = gateway().await;
+    let header = format!("Authorization: Bearer {upstream_token}");
+    front.cli(&["upstream", "add", "up", "--url", &upstream.url("/mcp"), "--header", &header]);
+    let (_, tokens) = public_client_tokens(&front).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let mut via_front = McpClient::stateless(&front, token);
+    let schema = until_tool(&mut via_front, "up__json_schema_2020_12_tool").await["inputSchema"].clone();
+    assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    assert_eq!(schema["$defs"]["address"]["$anchor"], "addressDef");
+    assert_eq!(schema["additionalProperties"], false);
+    assert!(
+        schema["allOf"][0]["anyOf"].is_array() && schema["if"].is_object() && schema["else"].is_object(),
+        "{schema}"
+    );
+    let mut direct = McpClient::stateless(&upstream, &upstream_token);
+
+    for (client, tool) in [(&mut direct, "test_custom_header"), (&mut via_front, "up__test_custom_header")] {
+        let (_, body) = client.message("tools/call", json!({"name": tool, "arguments": {"region": "us-east1"}}));
+        let send = |value: Option<&str>| {
+            let request = client.post(&body);
+            let request = match value {
+                Some(v) => request.header("mcp-param-region", v),
+                None => request,
+            };
+            async move { request.send().await.unwrap() }
+        };
+        for accepted in ["us-east1", "=?base64?dXMtZWFzdDE=?="] {
+            let answer = send(Some(accepted)).await;
+            let status = answer.status();
+            let text = answer.text().await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{tool} with {accepted}: {text}");
+            assert!(text.contains("region: us-east1"), "{tool} with {accepted}: {text}");
+        }
+        for refused in [None, Some("eu-west1"), Some("=?base64?dXMtZWFzdDE?="), Some("=?base64?dXMt!!ZWFzdDE=?=")] {
+            let answer = send(refused).await;
+            assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{tool} with {refused:?}");
+            let error: Value = answer.json().await.unwrap();
+            assert_eq!(error["error"]["code"], -32020, "{tool} with {refused:?}: {error}");
+        }
+    }
+}

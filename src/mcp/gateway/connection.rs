@@ -228,6 +228,7 @@ async fn serve(
         Ok(Err(e)) => return Some(format!("listing what it offers failed: {e}")),
         Err(_) => return Some("listing what it offers took too long".into()),
     };
+    learn_parameter_headers(modern.as_ref(), name).await;
     tracing::info!(upstream = %name, tools = offer.tools.len(), prompts = offer.prompts.len(), "upstream connected");
     connection.set_live(Some(Live { peer: peer.clone(), modern: modern.clone(), offer: Arc::new(offer) }));
     connection.set_status(State::Connected, None);
@@ -241,6 +242,7 @@ async fn serve(
                     let which = if matches!(what, Heard::ToolsChanged) { ListChanged::Tools } else { ListChanged::Prompts };
                     match fetch_offer(&peer).await {
                         Ok(offer) => {
+                            learn_parameter_headers(modern.as_ref(), name).await;
                             let offer = Arc::new(offer);
                             connection.set_live(Some(Live { peer: peer.clone(), modern: modern.clone(), offer }));
                             let _ = events.send(Event::ListChanged(which));
@@ -256,6 +258,16 @@ async fn serve(
                 }
             },
         }
+    }
+}
+
+/// Lists the tools over the 2026-07-28 connection too: rmcp's client mirrors a tool's `x-mcp-header`
+/// parameters in `Mcp-Param-*` headers (SEP-2243) only for tools it has listed on that connection.
+async fn learn_parameter_headers(modern: Option<&Peer<RoleClient>>, name: &str) {
+    if let Some(modern) = modern
+        && let Err(e) = modern.list_all_tools().await
+    {
+        tracing::warn!(upstream = %name, error = %e, "listing tools over the 2026-07-28 connection failed");
     }
 }
 
