@@ -235,7 +235,11 @@ async fn secrets_key(config: &Config, store: &Store) -> anyhow::Result<std::sync
 
 async fn store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::open(&config.database).await.context("connecting to the database")?;
-    store.migrate().await.context("applying migrations")?;
+    // Only when something is missing: migrating takes the write lock, which a command that only reads
+    // (`upstream list` beside a busy server on one SQLite file) should never wait for.
+    if store.pending_migrations().await.context("reading the applied migrations")? > 0 {
+        store.migrate().await.context("applying migrations")?;
+    }
     Ok(store)
 }
 

@@ -31,6 +31,11 @@ async fn every_tool_has_a_schema_a_title_and_annotations() {
     assert!(!names.contains(&"test_simple_text"), "conformance fixtures are off by default");
     for tool in tools["tools"].as_array().unwrap() {
         assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
+        if tool["inputSchema"]["properties"].as_object().is_some_and(|p| !p.is_empty()) {
+            // Generated from the parameter types as JSON Schema 2020-12 (a tool without parameters has the
+            // plain empty object schema).
+            assert_eq!(tool["inputSchema"]["$schema"], "https://json-schema.org/draft/2020-12/schema", "{tool}");
+        }
         assert!(tool["title"].is_string(), "{tool}");
         assert!(tool["annotations"]["readOnlyHint"].is_boolean(), "{tool}");
     }
