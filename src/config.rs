@@ -129,6 +129,9 @@ pub struct Mcp {
     /// change is also announced at once).
     #[arg(long = "upstream-reload-secs", env = "UPSTREAM_RELOAD_SECS", default_value = "5", value_parser = secs::<1, 3600>)]
     pub upstream_reload: Duration,
+    /// Whether admins may add programs (stdio upstreams) on the admin page; off leaves that to the CLI.
+    #[arg(long = "admin-page-programs", env = "ADMIN_PAGE_PROGRAMS", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
+    pub admin_page_programs: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -100,6 +100,7 @@ impl AppState {
             registrar: registrar.clone(),
             metrics: metrics.clone(),
             upstreams: upstreams.clone(),
+            admin_programs: config.mcp.admin_page_programs,
         };
         let documents = metadata_documents(&store, &limits, overrides)?;
         let authorization = Authorization {

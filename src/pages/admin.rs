@@ -102,6 +102,7 @@ pub async fn page(
         clients,
         users,
         upstreams,
+        programs: pages.admin_programs,
     };
     Ok(html_response(StatusCode::OK, render(&page)))
 }
@@ -260,6 +261,13 @@ pub async fn change_upstream(
         other => PageError::bad_request("The upstream was not changed", other.to_string()),
     };
     let found = match form.action.as_deref() {
+        Some("add") if form.kind.as_deref() == Some("stdio") && !pages.admin_programs => {
+            return Err(PageError::forbidden(
+                "Programs are added with the command line here",
+                "This server is set up so that the admin page adds only Streamable HTTP upstreams \
+                 (ADMIN_PAGE_PROGRAMS=off): a program would run as the server's user. Use `mcp-gateway upstream add`.",
+            ));
+        }
         Some("add") => {
             let upstream = form.upstream().map_err(|why| PageError::bad_request("The upstream was not added", why))?;
             pages.upstreams.add(upstream, by).await.map_err(refused)?;

@@ -22,6 +22,10 @@ impl PageError {
         PageError { status: StatusCode::BAD_REQUEST, title: title.into(), message: message.into() }
     }
 
+    pub fn forbidden(title: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> PageError {
+        PageError { status: StatusCode::FORBIDDEN, title: title.into(), message: message.into() }
+    }
+
     pub fn not_found() -> PageError {
         PageError { status: StatusCode::NOT_FOUND, title: "Not found".into(), message: "There is no page here.".into() }
     }

@@ -45,6 +45,8 @@ pub struct Pages {
     pub metrics: Metrics,
     /// The gateway's upstreams, which admins manage on the admin page.
     pub upstreams: Upstreams,
+    /// Admins may add programs (stdio upstreams) on the admin page (`ADMIN_PAGE_PROGRAMS`).
+    pub admin_programs: bool,
 }
 
 pub fn html_response(status: StatusCode, html: String) -> Response {

@@ -195,4 +195,6 @@ pub struct AdminPage<'a> {
     pub clients: Vec<AdminClientRow>,
     pub users: Vec<AdminUserRow>,
     pub upstreams: Vec<AdminUpstreamRow>,
+    /// The add form offers programs (stdio) too.
+    pub programs: bool,
 }

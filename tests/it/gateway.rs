@@ -412,3 +412,35 @@ async fn parameter_headers_are_checked_against_the_body_and_2020_12_schemas_pass
         }
     }
 }
+
+/// With `ADMIN_PAGE_PROGRAMS=off` the admin page adds only HTTP upstreams: a program would run as the
+/// server's user, so a stolen admin session must not be able to start one.
+#[tokio::test]
+async fn the_admin_page_can_be_kept_from_adding_programs() {
+    let front = spawn_app_with(&[("UPSTREAM_RELOAD_SECS", "1"), ("ADMIN_PAGE_PROGRAMS", "off")]).await;
+    front.cli(&["user", "add", "root", "--admin", "--password", PASSWORD]);
+    let mut admin = Browser::new(&front);
+    admin.login("root", PASSWORD).await;
+    let html = admin.page("/admin").await;
+    assert!(!html.contains(r#"value="stdio""#) && page_text(&html).contains("mcp-gateway upstream add"), "{html}");
+    let csrf = extract_hidden(&html, "csrf_token");
+    let program = [
+        ("csrf_token", csrf.as_str()),
+        ("action", "add"),
+        ("name", "sh"),
+        ("kind", "stdio"),
+        ("command", "sh"),
+        ("args", "-c\ntouch /tmp/owned"),
+    ];
+    assert_html_error(admin.post_form("/admin/upstreams", &program).await, StatusCode::FORBIDDEN).await;
+    assert_eq!(front.cli(&["upstream", "list"]).lines().count(), 1, "nothing was added");
+    let http = [
+        ("csrf_token", csrf.as_str()),
+        ("action", "add"),
+        ("name", "web"),
+        ("kind", "http"),
+        ("url", "http://127.0.0.1:9/mcp"),
+    ];
+    assert_eq!(admin.post_form("/admin/upstreams", &http).await.status(), StatusCode::SEE_OTHER);
+    assert!(front.cli(&["upstream", "list"]).contains("web "), "HTTP upstreams still can be added");
+}
