@@ -15,7 +15,7 @@ use rmcp::service::{PeerRequestOptions, RequestContext};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServiceError};
 
 use super::Gateway;
-use super::connection::Ask;
+use super::connection::{Ask, ProgressSubscription};
 use crate::clock::UnixTime;
 use crate::domain::tokens::AccessClaims;
 use crate::store::{AuditKind, OwnedAuditEntry};
@@ -126,7 +126,7 @@ pub async fn forward(
     drop(sending);
     let down_token = ctx.meta.get_progress_token();
     let mut progress = match &down_token {
-        Some(_) => Some(relay.progress.subscribe(handle.progress_token.clone()).await),
+        Some(_) => Some(relay.progress_of(handle.progress_token.clone())),
         None => None,
     };
     let response = handle.await_response();
@@ -181,9 +181,7 @@ pub async fn forward(
     }
 }
 
-async fn next_progress(
-    progress: &mut Option<rmcp::handler::client::progress::ProgressSubscriber>,
-) -> Option<ProgressNotificationParam> {
+async fn next_progress(progress: &mut Option<ProgressSubscription>) -> Option<ProgressNotificationParam> {
     match progress {
         Some(p) => p.next().await,
         None => std::future::pending().await,

@@ -9,7 +9,6 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use rmcp::handler::client::progress::ProgressDispatcher;
 use rmcp::model::*;
 use rmcp::service::{
     ClientCacheConfig, ClientLifecycleMode, ClientServiceExt, InboundStreamOrigin, NotificationContext, RequestContext,
@@ -508,7 +507,7 @@ pub struct Relay {
     name: Arc<str>,
     /// Calls in flight, by the id of the request sent upstream.
     calls: Mutex<HashMap<RequestId, mpsc::Sender<Ask>>>,
-    pub progress: ProgressDispatcher,
+    progress: Mutex<EarlyProgress>,
     heard: mpsc::UnboundedSender<Heard>,
     /// Woken whenever a call is registered.
     registered: tokio::sync::Notify,
@@ -531,7 +530,7 @@ impl Relay {
         Relay {
             name: Arc::from(name),
             calls: Mutex::default(),
-            progress: ProgressDispatcher::new(),
+            progress: Mutex::default(),
             heard,
             registered: tokio::sync::Notify::new(),
             pending: std::sync::atomic::AtomicUsize::new(0),
@@ -628,6 +627,71 @@ impl Drop for Sending {
     }
 }
 
+/// Progress notifications by token for the calls in flight. One that arrives before its call subscribed
+/// (a fast upstream reports progress before rmcp has handed the gateway the request's token) is kept for a
+/// few seconds and given to the subscriber when it comes, so a client never misses the first.
+#[derive(Default)]
+struct EarlyProgress {
+    subscribers: HashMap<ProgressToken, mpsc::UnboundedSender<ProgressNotificationParam>>,
+    early: HashMap<ProgressToken, (Instant, Vec<ProgressNotificationParam>)>,
+}
+
+/// How long, for how many tokens and how many notifications each, progress waits for its call.
+const EARLY_PROGRESS_KEPT: Duration = Duration::from_secs(10);
+const EARLY_PROGRESS_TOKENS: usize = 256;
+const EARLY_PROGRESS_EACH: usize = 32;
+
+impl EarlyProgress {
+    fn deliver(&mut self, note: ProgressNotificationParam) {
+        if let Some(subscriber) = self.subscribers.get(&note.progress_token) {
+            let _ = subscriber.send(note);
+            return;
+        }
+        self.early.retain(|_, (at, _)| at.elapsed() < EARLY_PROGRESS_KEPT);
+        if self.early.len() >= EARLY_PROGRESS_TOKENS && !self.early.contains_key(&note.progress_token) {
+            return;
+        }
+        let (_, kept) = self.early.entry(note.progress_token.clone()).or_insert_with(|| (Instant::now(), Vec::new()));
+        if kept.len() < EARLY_PROGRESS_EACH {
+            kept.push(note);
+        }
+    }
+}
+
+/// The progress of one call, until dropped.
+pub struct ProgressSubscription {
+    relay: Arc<Relay>,
+    token: ProgressToken,
+    notes: mpsc::UnboundedReceiver<ProgressNotificationParam>,
+}
+
+impl ProgressSubscription {
+    pub async fn next(&mut self) -> Option<ProgressNotificationParam> {
+        self.notes.recv().await
+    }
+}
+
+impl Drop for ProgressSubscription {
+    fn drop(&mut self) {
+        self.relay.progress.lock().expect("progress lock").subscribers.remove(&self.token);
+    }
+}
+
+impl Relay {
+    /// Subscribes to a call's progress, starting with what arrived before.
+    pub fn progress_of(self: &Arc<Relay>, token: ProgressToken) -> ProgressSubscription {
+        let (tx, notes) = mpsc::unbounded_channel();
+        let mut progress = self.progress.lock().expect("progress lock");
+        if let Some((_, early)) = progress.early.remove(&token) {
+            for note in early {
+                let _ = tx.send(note);
+            }
+        }
+        progress.subscribers.insert(token.clone(), tx);
+        ProgressSubscription { relay: self.clone(), token, notes }
+    }
+}
+
 /// Removes a call from its relay's table when the call ends, however it ends.
 pub struct CallGuard {
     relay: Arc<Relay>,
@@ -669,7 +733,7 @@ impl ClientHandler for Relay {
     }
 
     async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
-        self.progress.handle_notification(params).await;
+        self.progress.lock().expect("progress lock").deliver(params);
     }
 
     async fn on_logging_message(
@@ -703,5 +767,32 @@ impl ClientHandler for Relay {
 
     async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
         let _ = self.heard.send(Heard::PromptsChanged);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(token: u32, progress: f64) -> ProgressNotificationParam {
+        ProgressNotificationParam::new(ProgressToken(NumberOrString::Number(i64::from(token))), progress)
+    }
+
+    #[tokio::test]
+    async fn progress_that_comes_before_its_call_subscribed_is_not_lost() {
+        let (heard, _) = mpsc::unbounded_channel();
+        let relay = Arc::new(Relay::new("up", heard));
+        relay.progress.lock().unwrap().deliver(note(7, 1.0));
+        relay.progress.lock().unwrap().deliver(note(8, 1.0));
+        let mut seven = relay.progress_of(ProgressToken(NumberOrString::Number(7)));
+        relay.progress.lock().unwrap().deliver(note(7, 2.0));
+        assert_eq!(seven.next().await.unwrap().progress, 1.0, "the early one first");
+        assert_eq!(seven.next().await.unwrap().progress, 2.0);
+        drop(seven);
+        assert!(relay.progress.lock().unwrap().subscribers.is_empty(), "gone with its call");
+        for token in 0..1000 {
+            relay.progress.lock().unwrap().deliver(note(100 + token, 1.0));
+        }
+        assert!(relay.progress.lock().unwrap().early.len() <= EARLY_PROGRESS_TOKENS, "an upstream cannot grow it");
     }
 }
