@@ -96,6 +96,9 @@ pub struct Accounts {
     /// A dynamically registered client that obtains no token within this time is deleted.
     #[arg(long = "client-unused-ttl", env = "CLIENT_UNUSED_TTL", default_value = "604800", value_parser = secs::<60, 31_536_000>)]
     pub client_unused_ttl: Duration,
+    /// Whether anonymous dynamic registration may register client_credentials (machine) clients.
+    #[arg(long = "dcr-client-credentials", env = "DCR_CLIENT_CREDENTIALS", default_value = "off", value_parser = on_off, action = clap::ArgAction::Set)]
+    pub dcr_client_credentials: bool,
 }
 
 /// How expensive argon2id password hashing is (`PASSWORD_HASH_COST`). `Low` is for tests only.

@@ -87,7 +87,12 @@ impl AppState {
         let sessions = Sessions::new(store.clone(), server.secure_cookies(), config.accounts.session_ttl);
         let scopes = ScopeCatalog::default();
         let upstreams = Upstreams::load(store.clone(), scopes.clone(), secrets.clone()).await?;
-        let registrar = Registrar::new(store.clone(), scopes.clone(), config.accounts.client_unused_ttl);
+        let registrar = Registrar::new(
+            store.clone(),
+            scopes.clone(),
+            config.accounts.client_unused_ttl,
+            config.accounts.dcr_client_credentials,
+        );
         let clients = ClientAuthenticator::new(store.clone(), limits.clone(), passwords.clone());
         let pages = Pages {
             base: server.issuer_path().to_owned(),
@@ -119,15 +124,16 @@ impl AppState {
             refresh_token: config.tokens.refresh_token_ttl,
             refresh_grace: config.tokens.refresh_grace,
         };
-        let token_service = TokenService::new(
-            store.clone(),
-            tokens.clone(),
-            clients.clone(),
-            metrics.clone(),
-            resource.clone(),
-            server.issuer.clone(),
+        let token_service = TokenService {
+            store: store.clone(),
+            tokens: tokens.clone(),
+            clients: clients.clone(),
+            metrics: metrics.clone(),
+            resource: resource.clone(),
+            issuer: server.issuer.clone(),
             lifetimes,
-        );
+            scopes: scopes.clone(),
+        };
         let registration =
             RegistrationService::new(registrar.clone(), store.clone(), clients, limits.clone(), server.issuer.clone());
         let inputs = McpInputs {

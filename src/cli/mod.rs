@@ -99,12 +99,17 @@ pub enum ClientCommand {
     Add {
         #[arg(long)]
         name: String,
-        /// A redirect URI; repeat for several.
-        #[arg(long = "redirect-uri", required = true)]
+        /// A redirect URI; repeat for several (needed by the authorization_code grant).
+        #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
         /// A confidential client with a secret (client_secret_basic); the secret is printed once.
         #[arg(long)]
         confidential: bool,
+        /// A grant type the client may use; repeat for several (default: authorization_code and
+        /// refresh_token). `--grant client_credentials` alone makes a machine client: confidential, no
+        /// redirect URIs, tokens that act for the client itself.
+        #[arg(long = "grant", value_parser = ["authorization_code", "refresh_token", "client_credentials"])]
+        grants: Vec<String>,
         /// Space-separated scopes (default: any scope the server offers, now or later).
         #[arg(long)]
         scope: Option<String>,
@@ -308,14 +313,20 @@ async fn user(cmd: UserCommand, config: &Config) -> anyhow::Result<()> {
 
 async fn client(cmd: ClientCommand, config: Config) -> anyhow::Result<()> {
     match cmd {
-        ClientCommand::Add { name, redirect_uris, confidential, scope } => {
+        ClientCommand::Add { name, redirect_uris, confidential, grants, scope } => {
             let app = Application::build(config).await?;
-            let method = if confidential { AuthMethod::ClientSecretBasic } else { AuthMethod::None };
+            let grants = if grants.is_empty() {
+                GrantType::INTERACTIVE.iter().map(|g| g.as_str().into()).collect()
+            } else {
+                grants
+            };
+            let machine = grants.iter().any(|g| g == GrantType::ClientCredentials.as_str());
+            let method = if confidential || machine { AuthMethod::ClientSecretBasic } else { AuthMethod::None };
             let metadata = ClientMetadata {
                 client_name: Some(name),
                 redirect_uris: Some(redirect_uris),
                 token_endpoint_auth_method: Some(method.as_str().into()),
-                grant_types: Some(GrantType::ALL.iter().map(|g| g.as_str().into()).collect()),
+                grant_types: Some(grants),
                 scope,
                 ..Default::default()
             };

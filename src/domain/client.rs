@@ -49,15 +49,21 @@ impl fmt::Display for AuthMethod {
 pub enum GrantType {
     AuthorizationCode,
     RefreshToken,
+    /// RFC 6749 §4.4: a confidential client acting for itself (an unattended agent, a service), no person.
+    ClientCredentials,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 2] = [GrantType::AuthorizationCode, GrantType::RefreshToken];
+    pub const ALL: [GrantType; 3] =
+        [GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials];
+    /// What a client that signs people in registers by default.
+    pub const INTERACTIVE: [GrantType; 2] = [GrantType::AuthorizationCode, GrantType::RefreshToken];
 
     pub fn as_str(self) -> &'static str {
         match self {
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
         }
     }
 
@@ -93,6 +99,16 @@ impl GrantTypes {
 
     pub fn allows(&self, grant: GrantType) -> bool {
         self.0.contains(&grant)
+    }
+
+    /// Whether a person takes part (authorization code): such a client needs redirect URIs.
+    pub fn is_interactive(&self) -> bool {
+        self.allows(GrantType::AuthorizationCode)
+    }
+
+    /// The same grant types without `grant`.
+    pub fn without(&self, grant: GrantType) -> GrantTypes {
+        GrantTypes(self.0.iter().copied().filter(|g| *g != grant).collect())
     }
 }
 
@@ -213,6 +229,23 @@ impl Client {
     /// A stored row as a client, or `None` (logged) when it holds a value this version does not know.
     pub fn from_row(row: client::Model) -> Option<Client> {
         Client::try_from(row).inspect_err(|e| tracing::error!(error = %e, "unusable client row")).ok()
+    }
+
+    /// What kind of client this is, in a word for people: `machine` (client credentials only: it acts
+    /// for itself), `confidential` or `public`.
+    pub fn kind(&self) -> &'static str {
+        if !self.grant_types.is_interactive() {
+            "machine"
+        } else if self.auth_method.is_confidential() {
+            "confidential"
+        } else {
+            "public"
+        }
+    }
+
+    /// Whether the client may get tokens for itself (client credentials).
+    pub fn has_machine_access(&self) -> bool {
+        self.grant_types.allows(GrantType::ClientCredentials)
     }
 
     /// The name shown to people.

@@ -23,7 +23,8 @@ const REPEAT_WINDOW: Duration = Duration::from_secs(3600);
 /// Client metadata (RFC 7591 §2). Unknown members are ignored, as §2 requires.
 #[derive(Debug, Clone, Default, Object, Serialize, Deserialize)]
 pub struct ClientMetadata {
-    /// Redirect URIs: https, loopback http (any port at use, RFC 8252), or a private-use scheme.
+    /// Redirect URIs: https, loopback http (any port at use, RFC 8252), or a private-use scheme. Required with
+    /// the authorization_code grant; none for a client_credentials client.
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_uris: Option<Vec<String>>,
@@ -31,7 +32,8 @@ pub struct ClientMetadata {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<String>,
-    /// `authorization_code` (default) and optionally `refresh_token`.
+    /// `authorization_code` (default) and optionally `refresh_token`; or `client_credentials` (a machine client,
+    /// confidential, without redirect URIs; anonymous registration only where `DCR_CLIENT_CREDENTIALS=on`).
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grant_types: Option<Vec<String>>,
@@ -136,11 +138,31 @@ pub struct Registrar {
     scopes: ScopeCatalog,
     /// A dynamically registered client that obtains no token within this time is deleted.
     unused_ttl: Duration,
+    /// Whether anonymous registration (RFC 7591) may ask for the client credentials grant
+    /// (`DCR_CLIENT_CREDENTIALS`); the operator and signed-in people on the apps page always may.
+    dynamic_client_credentials: bool,
 }
 
 impl Registrar {
-    pub fn new(store: Store, scopes: ScopeCatalog, unused_ttl: Duration) -> Registrar {
-        Registrar { store, scopes, unused_ttl }
+    pub fn new(
+        store: Store,
+        scopes: ScopeCatalog,
+        unused_ttl: Duration,
+        dynamic_client_credentials: bool,
+    ) -> Registrar {
+        Registrar { store, scopes, unused_ttl, dynamic_client_credentials }
+    }
+
+    /// Anonymous registrations get the client credentials grant only where the operator allows it: a
+    /// machine client needs nobody's consent, so anyone who can reach the endpoint would get tokens.
+    fn check_grants(&self, metadata: &ClientMetadata, source: RegistrationSource) -> Result<(), RegistrationError> {
+        let machine = metadata.grant_types.iter().flatten().any(|g| g == GrantType::ClientCredentials.as_str());
+        if machine && source == RegistrationSource::Dynamic && !self.dynamic_client_credentials {
+            return Err(metadata_error(
+                "this server does not register client_credentials clients anonymously; ask its operator",
+            ));
+        }
+        Ok(())
     }
 
     /// Metadata as told to the client (RFC 7591 §3.2.1): a client that named no scope is told every scope
@@ -175,6 +197,7 @@ impl Registrar {
     ) -> Result<Registered, RegistrationError> {
         let metadata = normalize(requested)?;
         self.check_scope(&metadata)?;
+        self.check_grants(&metadata, registrant.source)?;
         let method = metadata.auth_method();
         let dynamic = registrant.source == RegistrationSource::Dynamic;
         let columns = stored_columns(&metadata);
@@ -248,6 +271,7 @@ impl Registrar {
     ) -> Result<ClientMetadata, RegistrationError> {
         let metadata = normalize(requested)?;
         self.check_scope(&metadata)?;
+        self.check_grants(&metadata, client.source)?;
         if metadata.auth_method() != client.auth_method {
             return Err(metadata_error("token_endpoint_auth_method cannot change; register a new client instead"));
         }
@@ -280,20 +304,9 @@ pub fn stored_columns(metadata: &ClientMetadata) -> ClientUpdate {
 }
 
 /// Validates client metadata (RFC 7591 §2, §3.2.2) and fills in the defaults: a confidential client
-/// (`client_secret_basic`), the authorization code grant, `code`, every scope, a web application.
+/// (`client_secret_basic`), the authorization code grant, `code`, every scope, a web application. A client
+/// of the client credentials grant alone (a machine) is confidential and has no redirect URIs.
 pub fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, RegistrationError> {
-    let redirect_uris = m.redirect_uris.take().unwrap_or_default();
-    if redirect_uris.is_empty() {
-        return Err(RegistrationError::InvalidRedirectUri("redirect_uris must list at least one redirect URI".into()));
-    }
-    if redirect_uris.len() > MAX_REDIRECT_URIS {
-        return Err(RegistrationError::InvalidRedirectUri(format!("at most {MAX_REDIRECT_URIS} redirect URIs")));
-    }
-    for uri in &redirect_uris {
-        RedirectUri::parse(uri).map_err(RegistrationError::InvalidRedirectUri)?;
-    }
-    m.redirect_uris = Some(redirect_uris);
-
     let method = match m.token_endpoint_auth_method.take() {
         None => AuthMethod::ClientSecretBasic,
         Some(method) => AuthMethod::parse(&method).ok_or_else(|| {
@@ -312,16 +325,50 @@ pub fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, RegistrationEr
         );
     }
     let grants = GrantTypes::new(grants);
-    if !grants.allows(GrantType::AuthorizationCode) {
-        return Err(metadata_error("grant_types must include authorization_code"));
+    if !grants.is_interactive() && !grants.allows(GrantType::ClientCredentials) {
+        return Err(metadata_error("grant_types must include authorization_code or client_credentials"));
+    }
+    if grants.allows(GrantType::RefreshToken) && !grants.is_interactive() {
+        return Err(metadata_error(
+            "refresh_token needs authorization_code: client_credentials issues no refresh tokens (RFC 6749 §4.4.3)",
+        ));
+    }
+    if grants.allows(GrantType::ClientCredentials) && !method.is_confidential() {
+        return Err(metadata_error(
+            "client_credentials is for confidential clients: choose client_secret_basic or client_secret_post",
+        ));
     }
     m.grant_types = Some(grants.names().into_iter().map(str::to_owned).collect());
 
-    let response_types = m.response_types.take().unwrap_or_else(|| vec!["code".into()]);
-    if response_types.iter().any(|r| r != "code") || response_types.is_empty() {
-        return Err(metadata_error("response_types must be [\"code\"]"));
+    let redirect_uris = m.redirect_uris.take().unwrap_or_default();
+    if grants.is_interactive() && redirect_uris.is_empty() {
+        return Err(RegistrationError::InvalidRedirectUri("redirect_uris must list at least one redirect URI".into()));
     }
-    m.response_types = Some(vec!["code".into()]);
+    if !grants.is_interactive() && !redirect_uris.is_empty() {
+        return Err(RegistrationError::InvalidRedirectUri(
+            "redirect_uris are for the authorization_code grant; a client_credentials client has none".into(),
+        ));
+    }
+    if redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(RegistrationError::InvalidRedirectUri(format!("at most {MAX_REDIRECT_URIS} redirect URIs")));
+    }
+    for uri in &redirect_uris {
+        RedirectUri::parse(uri).map_err(RegistrationError::InvalidRedirectUri)?;
+    }
+    m.redirect_uris = Some(redirect_uris);
+
+    m.response_types = if grants.is_interactive() {
+        let response_types = m.response_types.take().unwrap_or_else(|| vec!["code".into()]);
+        if response_types.iter().any(|r| r != "code") || response_types.is_empty() {
+            return Err(metadata_error("response_types must be [\"code\"]"));
+        }
+        Some(vec!["code".into()])
+    } else {
+        if m.response_types.take().is_some_and(|r| !r.is_empty()) {
+            return Err(metadata_error("response_types must be empty without the authorization_code grant"));
+        }
+        Some(vec![])
+    };
 
     // No scope: any scope the server offers, now or later (an upstream added to the gateway brings its own).
     m.scope = match m.scope.take().filter(|s| !s.trim().is_empty()) {

@@ -55,8 +55,8 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, guard: A
         Ok(claims) => claims,
         Err(e) => return Ok(challenge().unauthorized(Some(&e.to_string()))),
     };
-    let username = match guard.trust.live_grant_username(&claims.grant_id).await {
-        Ok(Some(username)) => username,
+    let caller = match guard.trust.live_grant_holder(&claims.grant_id).await {
+        Ok(Some(holder)) => holder,
         Ok(None) => return Ok(challenge().unauthorized(Some("the token has been revoked"))),
         Err(e) => return Err(unavailable(e)),
     };
@@ -106,7 +106,7 @@ pub async fn require_bearer<E: Endpoint>(endpoint: E, mut req: Request, guard: A
     let (subject, client_id) = (claims.sub.clone(), claims.client_id.clone());
     let json_body = is_json(req.headers().get(CONTENT_TYPE));
     req.extensions_mut().insert(claims);
-    req.extensions_mut().insert(Caller { username });
+    req.extensions_mut().insert(caller);
     let mut resp = endpoint.call(req).await?.into_response();
     if resp.status().is_client_error() && !is_json(resp.headers().get(CONTENT_TYPE)) {
         resp = as_jsonrpc_error(resp, json_body, body.as_deref()).await;
@@ -145,12 +145,9 @@ impl Guard {
     }
 }
 
-/// Who the verified token speaks for, read by the guard with the grant check; tools find it in the request
-/// extensions next to the token's claims.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub username: String,
-}
+/// Who the verified token speaks for (a person, or a client acting for itself), read by the guard with the
+/// grant check; tools find it in the request extensions next to the token's claims.
+pub use crate::store::GrantHolder as Caller;
 
 /// What the guard reads of a POST body: the tools it calls and whether it opens a session.
 #[derive(Debug, Default)]

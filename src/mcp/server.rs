@@ -20,6 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::McpContext;
 use super::error::internal;
 use super::events::ListChanged;
+use super::guard::Caller;
 use crate::domain::tokens::AccessClaims;
 use crate::store::note;
 
@@ -150,6 +151,34 @@ pub(crate) fn context_caller(ctx: &RequestContext<RoleServer>) -> Result<AccessC
     caller(parts).cloned()
 }
 
+/// [`caller`] for what belongs to a person (notes): a token a client holds for itself (client credentials)
+/// has no person behind it, and is told so.
+pub(crate) fn person(parts: &Parts) -> Result<&AccessClaims, McpError> {
+    let me = caller(parts)?;
+    match parts.extensions.get::<Caller>() {
+        Some(Caller::Person { .. }) => Ok(me),
+        _ => Err(McpError::invalid_request(
+            format!(
+                "notes belong to a person, and this token acts for the client {} itself (client credentials); \
+                 sign a person in (authorization code) to use them",
+                me.client_id
+            ),
+            None,
+        )),
+    }
+}
+
+/// [`person`] for handlers that receive the request context rather than the HTTP parts.
+pub(crate) fn context_person(ctx: &RequestContext<RoleServer>) -> Result<AccessClaims, McpError> {
+    let parts = ctx.extensions.get::<Parts>().ok_or_else(|| McpError::invalid_request("no HTTP request", None))?;
+    person(parts).cloned()
+}
+
+/// Whether the request's token acts for a client itself rather than a person.
+fn is_machine(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.extensions.get::<Parts>().and_then(|p| p.extensions.get::<Caller>()) == Some(&Caller::Client)
+}
+
 pub(crate) fn note_uri(id: &str) -> String {
     format!("{NOTE_SCHEME}{id}")
 }
@@ -176,7 +205,7 @@ impl McpServer {
         Parameters(args): Parameters<SummarizeArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<GetPromptResult, McpError> {
-        let me = caller(&parts)?;
+        let me = person(&parts)?;
         let notes = match args.topic.as_deref().filter(|t| !t.is_empty()) {
             Some(topic) => self.ctx.store.search_notes(&me.sub, topic, 20).await,
             None => self.ctx.store.list_notes(&me.sub, 0, 20).await,
@@ -245,7 +274,11 @@ impl ServerHandler for McpServer {
         request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let me = context_caller(&ctx)?;
+        if is_machine(&ctx) {
+            // No person, no notes: an empty list, so a client listing every server's resources carries on.
+            return Ok(ListResourcesResult::with_all_items(vec![]));
+        }
+        let me = context_person(&ctx)?;
         let offset = request.and_then(|r| r.cursor).and_then(|c| c.parse::<u64>().ok()).unwrap_or(0);
         let notes = self.ctx.store.list_notes(&me.sub, offset, PAGE_SIZE + 1).await.map_err(internal)?;
         let more = notes.len() as u64 > PAGE_SIZE;
@@ -276,7 +309,7 @@ impl ServerHandler for McpServer {
         request: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let me = context_caller(&ctx)?;
+        let me = context_person(&ctx)?;
         let not_found =
             || McpError::resource_not_found(format!("no resource {}", request.uri), Some(json!({"uri": request.uri})));
         let id = request.uri.strip_prefix(NOTE_SCHEME).ok_or_else(not_found)?;
@@ -295,7 +328,7 @@ impl ServerHandler for McpServer {
         request: SubscribeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let me = context_caller(&ctx)?;
+        let me = context_person(&ctx)?;
         let own_note = match request.uri.strip_prefix(NOTE_SCHEME) {
             Some(id) if id.len() <= 64 => self.ctx.store.find_note(&me.sub, id).await.map_err(internal)?.is_some(),
             _ => false,
@@ -324,7 +357,10 @@ impl ServerHandler for McpServer {
         request: CompleteRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        let me = context_caller(&ctx)?;
+        if is_machine(&ctx) {
+            return Ok(CompleteResult::new(CompletionInfo::with_all_values(vec![]).map_err(internal)?));
+        }
+        let me = context_person(&ctx)?;
         let typed = request.argument.value.as_str();
         let values = match (&request.r#ref, request.argument.name.as_str()) {
             (Reference::Prompt(p), "topic") if p.name == "summarize_notes" => {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use sea_orm::DbErr;
 
 use crate::clock::UnixTime;
-use crate::store::{Store, mcp_session};
+use crate::store::{GrantHolder, Store, mcp_session};
 
 /// Most entries remembered per kind; when full, entries past their time go, and if none has, all.
 const CAPACITY: usize = 10_000;
@@ -27,7 +27,7 @@ pub struct Trust {
     store: Store,
     trust_for: Duration,
     /// By grant id: the grant's user, or `None` once it is revoked (or its user disabled), for good.
-    grants: Memo<Option<String>>,
+    grants: Memo<Option<GrantHolder>>,
     /// By session id.
     sessions: Memo<SessionOwner>,
 }
@@ -79,15 +79,15 @@ impl Trust {
         Trust { store, trust_for, grants: Memo::default(), sessions: Memo::default() }
     }
 
-    /// The username behind a grant whose tokens may still be used, for the guard on every request: a grant
-    /// found live is trusted for the configured time (or until something ends), a revoked one for good.
-    pub async fn live_grant_username(&self, grant_id: &str) -> Result<Option<String>, DbErr> {
+    /// Who a grant whose tokens may still be used acts for, for the guard on every request: a grant found
+    /// live is trusted for the configured time (or until something ends), a revoked one for good.
+    pub async fn live_grant_holder(&self, grant_id: &str) -> Result<Option<GrantHolder>, DbErr> {
         match self.lookup(&self.grants, grant_id, Option::is_none) {
-            Lookup::Known(username) => Ok(username),
+            Lookup::Known(holder) => Ok(holder),
             Lookup::Unknown(ticket) => {
-                let username = self.store.active_grant_username(grant_id).await?;
-                self.remember(&self.grants, grant_id, username.clone(), ticket, Option::is_none);
-                Ok(username)
+                let holder = self.store.active_grant_holder(grant_id).await?;
+                self.remember(&self.grants, grant_id, holder.clone(), ticket, Option::is_none);
+                Ok(holder)
             }
         }
     }
@@ -192,8 +192,8 @@ mod tests {
         Trust::new(store, trust_for)
     }
 
-    fn ada() -> Option<String> {
-        Some("ada".to_owned())
+    fn ada() -> Option<GrantHolder> {
+        Some(GrantHolder::Person { username: "ada".to_owned() })
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ use crate::crypto::{open_for, random_token, seal_for, sha256_hex};
 use crate::domain::client::{Client, GrantType};
 use crate::domain::pkce::{CodeChallenge, is_well_formed_verifier};
 use crate::domain::resource::Resource;
-use crate::domain::scope::Scope;
+use crate::domain::scope::{Scope, ScopeCatalog};
 use crate::domain::tokens::{AccessTokens, Grant};
 use crate::metrics::Metrics;
 use crate::store::{AuditEntry, AuditKind, Store, authorization_code, grant, refresh_token};
@@ -21,14 +21,16 @@ use crate::store::{AuditEntry, AuditKind, Store, authorization_code, grant, refr
 /// The token endpoint, revocation and introspection: everything that issues, rotates or describes tokens.
 #[derive(Clone)]
 pub struct TokenService {
-    pub(super) store: Store,
-    pub(super) tokens: AccessTokens,
-    pub(super) clients: ClientAuthenticator,
-    pub(super) metrics: Metrics,
+    pub(crate) store: Store,
+    pub(crate) tokens: AccessTokens,
+    pub(crate) clients: ClientAuthenticator,
+    pub(crate) metrics: Metrics,
     /// The canonical URI of this MCP server: the only resource tokens are issued for.
-    pub(super) resource: Resource,
-    pub(super) issuer: String,
-    pub(super) lifetimes: TokenLifetimes,
+    pub(crate) resource: Resource,
+    pub(crate) issuer: String,
+    pub(crate) lifetimes: TokenLifetimes,
+    /// Every scope offered: what a client credentials request may name.
+    pub(crate) scopes: ScopeCatalog,
 }
 
 /// How long what the token endpoint issues lives.
@@ -41,24 +43,10 @@ pub struct TokenLifetimes {
     pub refresh_grace: Duration,
 }
 
-impl TokenService {
-    pub fn new(
-        store: Store,
-        tokens: AccessTokens,
-        clients: ClientAuthenticator,
-        metrics: Metrics,
-        resource: Resource,
-        issuer: String,
-        lifetimes: TokenLifetimes,
-    ) -> TokenService {
-        TokenService { store, tokens, clients, metrics, resource, issuer, lifetimes }
-    }
-}
-
 /// A token request (`application/x-www-form-urlencoded`).
 #[derive(Debug, Object, Deserialize)]
 pub struct TokenRequest {
-    /// `authorization_code` or `refresh_token`.
+    /// `authorization_code`, `refresh_token` or `client_credentials`.
     pub grant_type: String,
     /// The authorization code (authorization_code grant).
     pub code: Option<String>,
@@ -68,7 +56,7 @@ pub struct TokenRequest {
     pub code_verifier: Option<String>,
     /// The refresh token (refresh_token grant).
     pub refresh_token: Option<String>,
-    /// A narrower scope than granted (refresh_token grant).
+    /// A narrower scope than granted (refresh_token grant); the scopes asked for (client_credentials grant).
     pub scope: Option<String>,
     /// The resource the token is for (RFC 8707); must be the one the grant was made for.
     pub resource: Option<String>,
@@ -101,7 +89,7 @@ pub async fn token(
     ip: Option<IpAddr>,
     req: TokenRequest,
 ) -> Result<TokenResponseBody, OAuthError> {
-    let grant_type = if req.grant_type == "refresh_token" { "refresh_token" } else { "authorization_code" };
+    let grant_type = GrantType::parse(&req.grant_type).unwrap_or(GrantType::AuthorizationCode).as_str();
     let answer = authenticate_and_redeem(svc, authorization, ip, req).await;
     match &answer {
         Ok(_) => svc.metrics.token_issued(grant_type),
@@ -140,9 +128,10 @@ async fn redeem_grant(
         }
         Some(GrantType::AuthorizationCode) => redeem_authorization_code(svc, client, ip, req).await,
         Some(GrantType::RefreshToken) => refresh(svc, client, ip, req).await,
+        Some(GrantType::ClientCredentials) => client_credentials(svc, client, ip, req).await,
         None => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
-            "grant_type must be authorization_code or refresh_token",
+            "grant_type must be authorization_code, refresh_token or client_credentials",
         )),
     }
 }
@@ -216,6 +205,57 @@ fn check_resource(svc: &TokenService, requested: Option<&str>, granted: &str) ->
         }
         _ => Ok(()),
     }
+}
+
+/// RFC 6749 §4.4 (OAuth 2.1 §4.2): a confidential client, authenticated above, gets a token that acts for
+/// itself (`sub` = the client, RFC 9068 §2.2) under its machine grant, so revoking its machine access ends
+/// every such token at once. The scope is what it asked for, within what it registered (default: all it
+/// registered, or every scope offered when it registered none); no refresh token (RFC 6749 §4.4.3).
+async fn client_credentials(
+    svc: &TokenService,
+    client: &Client,
+    ip: Option<IpAddr>,
+    req: TokenRequest,
+) -> Result<TokenResponseBody, OAuthError> {
+    if !client.auth_method.is_confidential() {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "client_credentials is for confidential clients"));
+    }
+    if let Some(resource) = req.resource.as_deref()
+        && !svc.resource.is_named_by(resource)
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            format!("resource must be this MCP server, {}", svc.resource.as_str()),
+        ));
+    }
+    let allowed = client.scope.clone().unwrap_or_else(|| svc.scopes.all());
+    let scope = match req.scope.as_deref().filter(|s| !s.trim().is_empty()) {
+        None => allowed.clone(),
+        Some(asked) => match svc.scopes.parse_known(asked) {
+            Ok(asked) if asked.is_subset_of(&allowed) => asked,
+            Ok(_) => {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    format!("this client may ask for at most: {allowed}"),
+                ));
+            }
+            Err(e) => return Err(OAuthError::new(ErrorCode::InvalidScope, e)),
+        },
+    };
+    let resource = svc.resource.as_str();
+    let (scope, allowed) = (scope.to_string(), allowed.to_string());
+    let grant_id = svc.store.machine_grant(&client.id, resource, &allowed).await?;
+    // Live as the guard sees it: a client from the apps page stops with the person who registered it.
+    if !svc.store.grant_is_active(&grant_id).await? {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client's machine access has ended"));
+    }
+    if client.expires_at.is_some() {
+        svc.store.mark_client_used(&client.id).await?;
+    }
+    let detail = format!("client credentials, scope {scope}");
+    let entry = AuditEntry { user_id: None, client_id: Some(&client.id), ip, detail: Some(&detail) };
+    svc.store.audit(AuditKind::MachineTokenIssued, entry).await;
+    access_token_response(svc, client, &client.id, &scope, resource, &grant_id, None)
 }
 
 /// RFC 6749 §6 with rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): every use returns a new refresh token,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::error::PageError;
 use super::templates::{AdminClientRow, AdminPage, AdminUpstreamRow, AdminUserRow, render};
 use super::{Done, Pages, account, html_response, see_other};
-use crate::domain::client::{Client, RegistrationSource};
+use crate::domain::client::{Client, GrantType, RegistrationSource};
 use crate::domain::sessions::{SignedIn, Visitor};
 use crate::domain::upstream::{DEFAULT_TIMEOUT, Transport, Upstream};
 use crate::domain::upstreams::{ChangedBy, Summary, UpstreamError};
@@ -44,7 +44,8 @@ pub async fn page(
         .into_iter()
         .filter_map(Client::from_row)
         .map(|c| AdminClientRow {
-            kind: if c.auth_method.is_confidential() { "confidential" } else { "public" },
+            kind: c.kind(),
+            machine: c.has_machine_access(),
             owner: c.owner_user_id.as_deref().and_then(username_of),
             created: c.created_at.readable(),
             client_id: c.id,
@@ -96,6 +97,7 @@ pub async fn page(
         nav: account::nav(&pages, &me, "admin"),
         notice: done.notice(&[
             ("client", "The client is updated."),
+            ("machine", "The client's machine access is revoked: its tokens no longer work."),
             ("user", "The user is updated."),
             ("upstream", "The upstream is updated; every instance follows within seconds."),
         ]),
@@ -135,13 +137,17 @@ impl SwitchForm {
     }
 }
 
-/// Disables or enables a client; a disabled client's tokens stop working at once.
+/// Disables or enables a client (a disabled client's tokens stop working at once), or ends its machine
+/// access (`revoke_machine`).
 #[handler]
 pub async fn switch_client(
     pages: Data<&Arc<Pages>>,
     Visitor(me): Visitor,
     Form(form): Form<SwitchForm>,
 ) -> Result<Response, PageError> {
+    if form.action.as_deref() == Some("revoke_machine") {
+        return revoke_machine_access(&pages, me, form).await;
+    }
     let Some((me, disable)) = admin_post(me, &form)? else {
         return Ok(account::to_login(&pages, "/admin"));
     };
@@ -155,6 +161,27 @@ pub async fn switch_client(
         AuditEntry { user_id: Some(&me.user.id), client_id: Some(&client_id), detail: Some("by an admin"), ip: None };
     pages.store.audit(kind, entry).await;
     Ok(see_other(&format!("{}/admin?done=client", pages.base)))
+}
+
+/// Ends a client's machine access: every token it got for itself (client credentials) stops working at
+/// once on every instance, and it may not get another until the operator registers it for that grant again.
+async fn revoke_machine_access(pages: &Pages, me: Option<SignedIn>, form: SwitchForm) -> Result<Response, PageError> {
+    let Some(me) = require_admin(me)? else {
+        return Ok(account::to_login(pages, "/admin"));
+    };
+    me.check_csrf(form.csrf_token.as_deref())?;
+    let client_id = form.client_id.unwrap_or_default();
+    let client = pages.store.find_any_client(&client_id).await?.and_then(Client::from_row);
+    let Some(client) = client else {
+        return Err(PageError::not_found());
+    };
+    let without = client.grant_types.without(GrantType::ClientCredentials).to_stored();
+    pages.store.revoke_machine_access(&client.id, &without).await?;
+    tracing::info!(%client_id, admin = %me.user.id, "machine access revoked by an admin");
+    let entry =
+        AuditEntry { user_id: Some(&me.user.id), client_id: Some(&client_id), detail: Some("by an admin"), ip: None };
+    pages.store.audit(AuditKind::MachineAccessRevoked, entry).await;
+    Ok(see_other(&format!("{}/admin?done=machine", pages.base)))
 }
 
 /// Disables or enables a user; a disabled user cannot sign in and their tokens stop working at once.

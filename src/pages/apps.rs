@@ -31,10 +31,6 @@ pub struct CsrfForm {
     csrf_token: Option<String>,
 }
 
-fn kind(client: &Client) -> &'static str {
-    if client.auth_method.is_confidential() { "confidential" } else { "public" }
-}
-
 /// One URI per line, blank lines ignored.
 fn lines(text: &str) -> Vec<String> {
     text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
@@ -53,7 +49,7 @@ async fn apps_page(
     me: &SignedIn,
     status: StatusCode,
     error: Option<&str>,
-    form: (&str, &str, bool),
+    form: (&str, &str, &str),
 ) -> Result<Response, PageError> {
     let apps = pages
         .store
@@ -62,7 +58,7 @@ async fn apps_page(
         .into_iter()
         .filter_map(Client::from_row)
         .map(|c| AppRow {
-            kind: kind(&c),
+            kind: c.kind(),
             redirect_uris: c.redirect_uri_strings(),
             created: c.created_at.readable(),
             disabled: c.disabled,
@@ -77,7 +73,7 @@ async fn apps_page(
         error,
         form_name: form.0,
         form_redirect_uris: form.1,
-        form_confidential: form.2,
+        form_kind: form.2,
     };
     Ok(html_response(status, render(&page)))
 }
@@ -87,7 +83,7 @@ pub async fn list(pages: Data<&Arc<Pages>>, Visitor(me): Visitor) -> Result<Resp
     let Some(me) = me else {
         return Ok(account::to_login(&pages, "/apps"));
     };
-    apps_page(&pages, &me, StatusCode::OK, None, ("", "", false)).await
+    apps_page(&pages, &me, StatusCode::OK, None, ("", "", "public")).await
 }
 
 #[handler]
@@ -102,23 +98,28 @@ pub async fn create(
     me.check_csrf(form.csrf_token.as_deref())?;
     let name = form.name.unwrap_or_default();
     let uris = form.redirect_uris.unwrap_or_default();
-    let confidential = form.kind.as_deref() == Some("confidential");
+    let kind = match form.kind.as_deref() {
+        Some("confidential") => "confidential",
+        Some("machine") => "machine",
+        _ => "public",
+    };
+    let method = if kind == "public" { AuthMethod::None } else { AuthMethod::ClientSecretBasic };
+    let grants: &[GrantType] =
+        if kind == "machine" { &[GrantType::ClientCredentials] } else { &GrantType::INTERACTIVE };
     let metadata = ClientMetadata {
         client_name: Some(name.trim().to_owned()).filter(|n| !n.is_empty()),
         redirect_uris: Some(lines(&uris)),
-        token_endpoint_auth_method: Some(
-            if confidential { AuthMethod::ClientSecretBasic } else { AuthMethod::None }.as_str().into(),
-        ),
-        grant_types: Some(GrantType::ALL.iter().map(|g| g.as_str().into()).collect()),
+        token_endpoint_auth_method: Some(method.as_str().into()),
+        grant_types: Some(grants.iter().map(|g| g.as_str().into()).collect()),
         ..Default::default()
     };
     if metadata.client_name.is_none() {
         let error = Some("Give the app a name.");
-        return apps_page(&pages, &me, StatusCode::BAD_REQUEST, error, (&name, &uris, confidential)).await;
+        return apps_page(&pages, &me, StatusCode::BAD_REQUEST, error, (&name, &uris, kind)).await;
     }
     if pages.store.count_clients_of(&me.user.id).await? >= MAX_APPS_PER_USER {
         let error = format!("You have {MAX_APPS_PER_USER} apps, the most one account may register. Delete one first.");
-        return apps_page(&pages, &me, StatusCode::BAD_REQUEST, Some(&error), (&name, &uris, confidential)).await;
+        return apps_page(&pages, &me, StatusCode::BAD_REQUEST, Some(&error), (&name, &uris, kind)).await;
     }
     let registrant =
         Registrant { source: RegistrationSource::Owner, owner_user_id: Some(me.user.id.clone()), ip: None };
@@ -129,7 +130,7 @@ pub async fn create(
         },
         Err(e) => {
             let problem = form_problem(e)?;
-            apps_page(&pages, &me, StatusCode::BAD_REQUEST, Some(&problem), (&name, &uris, confidential)).await
+            apps_page(&pages, &me, StatusCode::BAD_REQUEST, Some(&problem), (&name, &uris, kind)).await
         }
     }
 }
@@ -186,7 +187,7 @@ fn app_page(
         nav: account::nav(pages, me, "apps"),
         client_id: &client.id,
         name: &client.name,
-        kind: kind(client),
+        kind: client.kind(),
         auth_method: client.auth_method.as_str(),
         created: client.created_at.readable(),
         confidential: client.auth_method.is_confidential(),

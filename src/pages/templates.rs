@@ -104,7 +104,8 @@ pub struct AppsPage<'a> {
     pub error: Option<&'a str>,
     pub form_name: &'a str,
     pub form_redirect_uris: &'a str,
-    pub form_confidential: bool,
+    /// `public`, `confidential` or `machine`.
+    pub form_kind: &'a str,
 }
 
 #[derive(Template)]
@@ -159,6 +160,8 @@ pub struct AdminClientRow {
     pub name: String,
     pub source: String,
     pub kind: &'static str,
+    /// Registered for client credentials: the admin may revoke that.
+    pub machine: bool,
     pub owner: Option<String>,
     pub created: String,
     pub disabled: bool,

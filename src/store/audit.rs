@@ -23,6 +23,8 @@ pub enum AuditKind {
     KeyRotated,
     UpstreamCall,
     UpstreamChanged,
+    MachineTokenIssued,
+    MachineAccessRevoked,
 }
 
 impl AuditKind {
@@ -45,6 +47,8 @@ impl AuditKind {
             AuditKind::KeyRotated => "key_rotated",
             AuditKind::UpstreamCall => "upstream_call",
             AuditKind::UpstreamChanged => "upstream_changed",
+            AuditKind::MachineTokenIssued => "machine_token_issued",
+            AuditKind::MachineAccessRevoked => "machine_access_revoked",
         }
     }
 }

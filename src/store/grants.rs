@@ -3,8 +3,31 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
 };
 
-use super::{Store, grant, refresh_token, user};
+use super::{Store, client, grant, refresh_token, user};
 use crate::clock::now;
+
+/// The `user_id` of a machine grant (RFC 6749 §4.4 client credentials): no person, the client acts for
+/// itself. One live grant per client carries all its machine tokens, so revoking it ends them at once.
+pub const MACHINE_GRANT_USER: &str = "";
+
+/// Who the tokens of a live grant act for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantHolder {
+    /// A person, by username.
+    Person { username: String },
+    /// The client itself (client credentials): nobody's data.
+    Client,
+}
+
+impl GrantHolder {
+    /// The person's username, if a person holds the grant.
+    pub fn username(&self) -> Option<&str> {
+        match self {
+            GrantHolder::Person { username } => Some(username),
+            GrantHolder::Client => None,
+        }
+    }
+}
 
 /// Postgres channel on which an instance that revoked grants or ended a session tells the others to stop
 /// trusting what they remember.
@@ -19,12 +42,88 @@ impl Store {
     /// Whether tokens of this grant may still be used: the grant is not revoked and its user not disabled.
     /// (Disabling or deleting a client revokes its grants, so the client needs no check here.)
     pub async fn grant_is_active(&self, grant_id: &str) -> Result<bool, DbErr> {
-        Ok(self.active_grant_username(grant_id).await?.is_some())
+        Ok(self.active_grant_holder(grant_id).await?.is_some())
     }
 
-    /// The username behind a grant whose tokens may still be used (as [`Store::grant_is_active`]), in one
-    /// query: the MCP guard checks the grant and learns who is calling at the same time.
-    pub async fn active_grant_username(&self, grant_id: &str) -> Result<Option<String>, DbErr> {
+    /// Who a grant whose tokens may still be used acts for (as [`Store::grant_is_active`]): the MCP guard
+    /// checks the grant and learns who is calling at the same time. A person's grant takes one query; a
+    /// machine grant is live while its client is enabled and the person who registered it (if any) too.
+    pub async fn active_grant_holder(&self, grant_id: &str) -> Result<Option<GrantHolder>, DbErr> {
+        if let Some(username) = self.active_grant_username(grant_id).await? {
+            return Ok(Some(GrantHolder::Person { username }));
+        }
+        let machine = grant::Entity::find()
+            .filter(grant::Column::GrantId.eq(grant_id))
+            .filter(grant::Column::RevokedAt.is_null())
+            .filter(grant::Column::UserId.eq(MACHINE_GRANT_USER))
+            .one(&self.db)
+            .await?;
+        let Some(machine) = machine else { return Ok(None) };
+        let holder = client::Entity::find_by_id(machine.client_id)
+            .filter(client::Column::Disabled.eq(false))
+            .one(&self.db)
+            .await?;
+        let Some(holder) = holder else { return Ok(None) };
+        let owner_enabled = match holder.owner_user_id {
+            None => true,
+            Some(owner) => {
+                user::Entity::find_by_id(owner).filter(user::Column::Disabled.eq(false)).one(&self.db).await?.is_some()
+            }
+        };
+        Ok(owner_enabled.then_some(GrantHolder::Client))
+    }
+
+    /// The live machine grant of a client, made now if it has none: its id. Two racing first requests may
+    /// both make one; both are the client's and [`Store::revoke_machine_access`] ends every one.
+    pub async fn machine_grant(&self, client_id: &str, resource: &str, scope: &str) -> Result<String, DbErr> {
+        let live = grant::Entity::find()
+            .filter(grant::Column::ClientId.eq(client_id))
+            .filter(grant::Column::UserId.eq(MACHINE_GRANT_USER))
+            .filter(grant::Column::Resource.eq(resource))
+            .filter(grant::Column::RevokedAt.is_null())
+            .one(&self.db)
+            .await?;
+        if let Some(live) = live {
+            return Ok(live.grant_id);
+        }
+        let grant_id = uuid::Uuid::new_v4().to_string();
+        self.insert_grant(grant::Model {
+            grant_id: grant_id.clone(),
+            user_id: MACHINE_GRANT_USER.to_owned(),
+            client_id: client_id.to_owned(),
+            resource: resource.to_owned(),
+            scope: scope.to_owned(),
+            created_at: now(),
+            revoked_at: None,
+        })
+        .await?;
+        Ok(grant_id)
+    }
+
+    /// Ends a client's machine access: its machine grants are revoked (every token dies at the guard, on
+    /// every instance) and the client credentials grant leaves its registration, so its secret cannot simply
+    /// get a new token. Returns whether the client was registered for that grant or held a live machine grant.
+    pub async fn revoke_machine_access(&self, client_id: &str, grant_types_without: &str) -> Result<bool, DbErr> {
+        let (_turn, txn) = self.begin_write().await?;
+        let live = grant::Entity::update_many()
+            .col_expr(grant::Column::RevokedAt, Expr::value(now()))
+            .filter(grant::Column::ClientId.eq(client_id))
+            .filter(grant::Column::UserId.eq(MACHINE_GRANT_USER))
+            .filter(grant::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        let registered = client::Entity::update_many()
+            .col_expr(client::Column::GrantTypes, Expr::value(grant_types_without))
+            .filter(client::Column::ClientId.eq(client_id))
+            .filter(client::Column::GrantTypes.ne(grant_types_without))
+            .exec(&txn)
+            .await?;
+        self.commit_ending(txn).await?;
+        Ok(live.rows_affected > 0 || registered.rows_affected > 0)
+    }
+
+    /// The username behind a person's grant whose tokens may still be used, in one query.
+    async fn active_grant_username(&self, grant_id: &str) -> Result<Option<String>, DbErr> {
         let live_grant_user = grant::Entity::find()
             .select_only()
             .column(grant::Column::UserId)

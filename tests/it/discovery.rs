@@ -52,13 +52,16 @@ async fn authorization_server_metadata_lists_every_endpoint_under_the_issuer() {
 }
 
 #[tokio::test]
-async fn authorization_server_metadata_advertises_only_code_flow_with_s256() {
+async fn authorization_server_metadata_advertises_the_code_flow_with_s256_and_client_credentials() {
     let app = spawn_app().await;
     let metadata = app.get_json("/.well-known/oauth-authorization-server").await;
     assert_eq!(metadata["response_types_supported"], json!(["code"]));
     assert_eq!(metadata["response_modes_supported"], json!(["query"]));
     assert_eq!(metadata["code_challenge_methods_supported"], json!(["S256"]));
-    assert_eq!(sorted_strings(&metadata["grant_types_supported"]), ["authorization_code", "refresh_token"]);
+    assert_eq!(
+        sorted_strings(&metadata["grant_types_supported"]),
+        ["authorization_code", "client_credentials", "refresh_token"]
+    );
     assert_eq!(
         sorted_strings(&metadata["token_endpoint_auth_methods_supported"]),
         ["client_secret_basic", "client_secret_post", "none"]

@@ -5,6 +5,7 @@ mod support;
 
 mod authorize;
 mod cli;
+mod client_credentials;
 mod discovery;
 mod gateway;
 mod gateway_servers;

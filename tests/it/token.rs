@@ -334,10 +334,10 @@ async fn token_endpoint_is_also_served_at_the_root_path() {
 }
 
 #[tokio::test]
-async fn grants_other_than_code_and_refresh_are_unsupported() {
+async fn grants_other_than_code_refresh_and_client_credentials_are_unsupported() {
     let app = spawn_app().await;
     let auth = ClientAuth::Public(app.register_public_client(REDIRECT_URI).await);
-    for grant_type in ["password", "client_credentials", "implicit"] {
+    for grant_type in ["password", "implicit", "urn:ietf:params:oauth:grant-type:device_code"] {
         let response = app
             .post_as(
                 "/oauth/token",
