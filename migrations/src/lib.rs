@@ -9,6 +9,7 @@ mod m20261127_000005_client_lifecycle;
 mod m20261127_000006_audit_log;
 mod m20261203_000007_session_subject_index;
 mod m20261203_000008_upstreams;
+mod m20261204_000009_client_assertions;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000006_audit_log::Migration),
             Box::new(m20261203_000007_session_subject_index::Migration),
             Box::new(m20261203_000008_upstreams::Migration),
+            Box::new(m20261204_000009_client_assertions::Migration),
         ]
     }
 }

@@ -93,7 +93,14 @@ impl AppState {
             config.accounts.client_unused_ttl,
             config.accounts.dcr_client_credentials,
         );
-        let clients = ClientAuthenticator::new(store.clone(), limits.clone(), passwords.clone());
+        let documents = metadata_documents(&store, &limits, overrides)?;
+        let clients = ClientAuthenticator::new(
+            store.clone(),
+            limits.clone(),
+            passwords.clone(),
+            documents.clone(),
+            &server.issuer,
+        );
         let pages = Pages {
             base: server.issuer_path().to_owned(),
             signup: config.accounts.signup,
@@ -107,7 +114,6 @@ impl AppState {
             upstreams: upstreams.clone(),
             admin_programs: config.mcp.admin_page_programs,
         };
-        let documents = metadata_documents(&store, &limits, overrides)?;
         let authorization = Authorization {
             store: store.clone(),
             sessions,
@@ -133,6 +139,7 @@ impl AppState {
             issuer: server.issuer.clone(),
             lifetimes,
             scopes: scopes.clone(),
+            dynamic_machine_clients: config.accounts.dcr_client_credentials,
         };
         let registration =
             RegistrationService::new(registrar.clone(), store.clone(), clients, limits.clone(), server.issuer.clone());

@@ -176,7 +176,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let app = Application::build(config).await?;
             let purged = app.state().store.purge_expired(app.state().purge_after).await?;
             println!(
-                "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions, {} consents, {} grants, {} unused clients, {} audit events",
+                "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions, {} consents, {} grants, {} unused clients, {} audit events, {} used client assertions",
                 purged.codes,
                 purged.refresh_tokens,
                 purged.login_sessions,
@@ -184,7 +184,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 purged.consents,
                 purged.grants,
                 purged.unused_clients,
-                purged.audit_events
+                purged.audit_events,
+                purged.used_assertions
             );
             Ok(())
         }

@@ -15,16 +15,20 @@ pub enum AuthMethod {
     None,
     ClientSecretBasic,
     ClientSecretPost,
+    /// RFC 7523 §2.2: a JWT the client signs with a key of its registered `jwks` or `jwks_uri`.
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 3] = [AuthMethod::None, AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost];
+    pub const ALL: [AuthMethod; 4] =
+        [AuthMethod::None, AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost, AuthMethod::PrivateKeyJwt];
 
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::None => "none",
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -32,9 +36,14 @@ impl AuthMethod {
         AuthMethod::ALL.into_iter().find(|m| m.as_str() == value)
     }
 
-    /// Whether the client holds a secret.
+    /// Whether the client authenticates (a secret or a key); `none` is a public client.
     pub fn is_confidential(self) -> bool {
         self != AuthMethod::None
+    }
+
+    /// Whether the client holds a secret we issued (and can rotate).
+    pub fn has_secret(self) -> bool {
+        matches!(self, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)
     }
 }
 
@@ -277,7 +286,8 @@ mod tests {
     #[test]
     fn stored_values_convert_once_and_unknown_ones_are_refused() {
         assert_eq!(AuthMethod::parse("client_secret_post"), Some(AuthMethod::ClientSecretPost));
-        assert_eq!(AuthMethod::parse("private_key_jwt"), None);
+        assert_eq!(AuthMethod::parse("private_key_jwt"), Some(AuthMethod::PrivateKeyJwt));
+        assert_eq!(AuthMethod::parse("client_secret_jwt"), None);
         let grants = GrantTypes::from_stored("refresh_token authorization_code implicit");
         assert_eq!(grants.to_stored(), "authorization_code refresh_token");
         assert!(grants.allows(GrantType::RefreshToken));

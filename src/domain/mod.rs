@@ -3,6 +3,7 @@
 //! tokens and their keys, client registration), on top of the store.
 pub mod accounts;
 pub mod client;
+pub mod client_keys;
 pub mod keys;
 pub mod pkce;
 pub mod redirect_uri;

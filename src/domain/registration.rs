@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::client::{AuthMethod, Client, GrantType, GrantTypes, RegistrationSource};
+use super::client_keys::ClientKeys;
 use super::redirect_uri::RedirectUri;
 use super::scope::{Scope, ScopeCatalog};
 use crate::clock::UnixTime;
@@ -28,10 +29,21 @@ pub struct ClientMetadata {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_uris: Option<Vec<String>>,
-    /// `none` (public client), `client_secret_basic` (default) or `client_secret_post`.
+    /// `none` (public client), `client_secret_basic` (default), `client_secret_post`, or `private_key_jwt`
+    /// (RFC 7523 §2.2, with `jwks` or `jwks_uri`; no secret is issued).
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<String>,
+    /// The client's public keys as a JWK Set (RFC 7517), for `private_key_jwt`: EC P-256, RSA (2048 bits or
+    /// more) or Ed25519, at most 10.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// An https URL serving the client's JWK Set, for `private_key_jwt` (fetched like a metadata document:
+    /// public addresses only, no redirects, 5 KB, cached).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     /// `authorization_code` (default) and optionally `refresh_token`; or `client_credentials` (a machine client,
     /// confidential, without redirect URIs; anonymous registration only where `DCR_CLIENT_CREDENTIALS=on`).
     #[oai(skip_serializing_if_is_none)]
@@ -217,7 +229,7 @@ impl Registrar {
                 metadata,
             });
         }
-        let secret = method.is_confidential().then(random_token);
+        let secret = method.has_secret().then(random_token);
         let access_token = dynamic.then(random_token);
         let client_id = uuid::Uuid::new_v4().to_string();
         let model = client::Model {
@@ -272,6 +284,11 @@ impl Registrar {
         let metadata = normalize(requested)?;
         self.check_scope(&metadata)?;
         self.check_grants(&metadata, client.source)?;
+        let machine = metadata.grant_types.iter().flatten().any(|g| g == GrantType::ClientCredentials.as_str());
+        if machine && !client.grant_types.allows(GrantType::ClientCredentials) {
+            // Machine access is given at registration and, once revoked, stays revoked.
+            return Err(metadata_error("client_credentials cannot be added to a registration; register a new client"));
+        }
         if metadata.auth_method() != client.auth_method {
             return Err(metadata_error("token_endpoint_auth_method cannot change; register a new client instead"));
         }
@@ -315,6 +332,7 @@ pub fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, RegistrationEr
         })?,
     };
     m.token_endpoint_auth_method = Some(method.as_str().into());
+    check_keys(&m, method)?;
 
     let asked = m.grant_types.take().unwrap_or_else(|| vec![GrantType::AuthorizationCode.as_str().into()]);
     let mut grants = Vec::new();
@@ -335,7 +353,8 @@ pub fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, RegistrationEr
     }
     if grants.allows(GrantType::ClientCredentials) && !method.is_confidential() {
         return Err(metadata_error(
-            "client_credentials is for confidential clients: choose client_secret_basic or client_secret_post",
+            "client_credentials is for confidential clients: choose client_secret_basic, client_secret_post or \
+             private_key_jwt",
         ));
     }
     m.grant_types = Some(grants.names().into_iter().map(str::to_owned).collect());
@@ -385,6 +404,29 @@ pub fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, RegistrationEr
     check_descriptive_fields(&m)?;
     m.client_name = m.client_name.filter(|n| !n.trim().is_empty());
     Ok(m)
+}
+
+/// `private_key_jwt` needs exactly one of `jwks` (checked here) and `jwks_uri` (an https URL of a named
+/// host; fetched, and checked again, at use); no other method takes either.
+fn check_keys(m: &ClientMetadata, method: AuthMethod) -> Result<(), RegistrationError> {
+    match (method, &m.jwks, &m.jwks_uri) {
+        (AuthMethod::PrivateKeyJwt, Some(jwks), None) => ClientKeys::parse(jwks).map(drop).map_err(metadata_error),
+        (AuthMethod::PrivateKeyJwt, None, Some(uri)) => {
+            let ok = uri.len() <= MAX_TEXT
+                && Url::parse(uri).is_ok_and(|u| {
+                    u.scheme() == "https"
+                        && matches!(u.host(), Some(url::Host::Domain(_)))
+                        && u.username().is_empty()
+                        && u.fragment().is_none()
+                });
+            if ok { Ok(()) } else { Err(metadata_error("jwks_uri must be an https URL of a named host")) }
+        }
+        (AuthMethod::PrivateKeyJwt, _, _) => {
+            Err(metadata_error("private_key_jwt needs exactly one of jwks and jwks_uri"))
+        }
+        (_, None, None) => Ok(()),
+        _ => Err(metadata_error("jwks and jwks_uri are only for token_endpoint_auth_method private_key_jwt")),
+    }
 }
 
 /// The URLs and names a client describes itself with (RFC 7591 §2): http(s) URLs, printable names of

@@ -39,6 +39,11 @@ impl Scope {
         self.0.contains(scope)
     }
 
+    /// The scopes in both.
+    pub fn intersection(&self, other: &Scope) -> Scope {
+        Scope(self.0.intersection(&other.0).cloned().collect())
+    }
+
     pub fn is_subset_of(&self, other: &Scope) -> bool {
         self.0.is_subset(&other.0)
     }

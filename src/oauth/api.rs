@@ -163,10 +163,12 @@ impl OAuthApi {
         authorization.decide(jar, ip.0, form.0).await
     }
 
-    /// Token endpoint (RFC 6749 §3.2): `authorization_code` and `refresh_token` grants.
+    /// Token endpoint (RFC 6749 §3.2): `authorization_code`, `refresh_token` and `client_credentials` grants.
     ///
     /// Clients authenticate with HTTP Basic (`client_secret_basic`), with `client_id` and `client_secret`
-    /// in the body (`client_secret_post`), or with `client_id` alone (public clients). Refresh tokens
+    /// in the body (`client_secret_post`), with a signed `client_assertion` (`private_key_jwt`, RFC 7523), or
+    /// with `client_id` alone (public clients). `client_credentials` gives a confidential client a token
+    /// that acts for itself (`sub` = the client), without a refresh token. Refresh tokens
     /// rotate on every use; presenting a used one revokes the whole grant. Also served at `/token`.
     /// Failed client authentication is rate-limited per IP address, invalid grants per client at one address
     /// (`RATE_LIMITS=token=…`): over the limit, 429 `temporarily_unavailable` with `Retry-After`.

@@ -1,18 +1,47 @@
 //! Client authentication at the token, revocation and introspection endpoints (RFC 6749 §2.3.1):
-//! `client_secret_basic`, `client_secret_post`, or `none` for public clients. Exactly one method per
-//! request, and it must be the one the client registered.
+//! `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523 §2.2), or `none` for public
+//! clients. Exactly one method per request, and it must be the one the client registered.
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::Validation;
+use serde::Deserialize;
 
 use super::error::{ErrorCode, OAuthError};
+use super::metadata_document::MetadataDocuments;
+use crate::clock::UnixTime;
 use crate::crypto::{Passwords, is_argon2_hash, matches_sha256, sha256_hex};
 use crate::domain::client::{AuthMethod, Client};
+use crate::domain::client_keys::{ClientKeys, assertion_algorithm};
+use crate::domain::registration::ClientMetadata;
 use crate::limits::{Limits, RetryAfter};
 use crate::store::Store;
+
+/// RFC 7523 §2.2: the only `client_assertion_type`.
+pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The longest an assertion may live from now: it is meant for one request.
+const MAX_ASSERTION_LIFETIME: i64 = 300;
+/// Clock skew tolerated on an assertion's `exp`, `nbf` and `iat`.
+const ASSERTION_LEEWAY: i64 = 10;
+/// A fetched `jwks_uri` is used at least this long and at most `JWKS_MAX_CACHE`, and fetched again early
+/// (for a key id it lacks: the client rotated) at most this often.
+const JWKS_MIN_CACHE: Duration = Duration::from_secs(60);
+const JWKS_MAX_CACHE: Duration = Duration::from_secs(3600);
+/// Past this many cached sets, the stale ones go.
+const JWKS_CACHE_ENTRIES: usize = 1000;
+
+/// What the form carried to authenticate the client (beside the `Authorization` header).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FormCredentials<'a> {
+    pub client_id: Option<&'a str>,
+    pub client_secret: Option<&'a str>,
+    pub client_assertion_type: Option<&'a str>,
+    pub client_assertion: Option<&'a str>,
+}
 
 const BASIC_CHALLENGE: &str = r#"Basic realm="mcp-gateway", charset="UTF-8""#;
 
@@ -21,6 +50,8 @@ const BASIC_CHALLENGE: &str = r#"Basic realm="mcp-gateway", charset="UTF-8""#;
 pub struct PresentedClient {
     pub client_id: String,
     secret: Option<String>,
+    /// A `private_key_jwt` assertion, not yet verified.
+    assertion: Option<String>,
     method: AuthMethod,
 }
 
@@ -31,17 +62,62 @@ pub struct ClientAuthenticator {
     limits: Arc<Limits>,
     /// Only for client secrets stored as argon2 hashes by an older version.
     passwords: Passwords,
+    /// Fetches `jwks_uri` documents under the metadata-document rules.
+    documents: MetadataDocuments,
+    /// What an assertion's `aud` may be: the issuer or the token endpoint.
+    audiences: Vec<String>,
+    /// Fetched JWK Sets by URL, with when they were fetched and until when they may be used.
+    jwks: Arc<Mutex<HashMap<String, FetchedKeys>>>,
+}
+
+#[derive(Clone)]
+struct FetchedKeys {
+    keys: ClientKeys,
+    fetched: Instant,
+    fresh_for: Duration,
+}
+
+/// The claims of a client assertion this server reads beyond what `jsonwebtoken` validates.
+#[derive(Deserialize)]
+struct AssertionClaims {
+    exp: i64,
+    iat: Option<i64>,
+    jti: Option<String>,
 }
 
 impl PresentedClient {
-    /// Reads the credentials from the `Authorization` header and the form's `client_id`/`client_secret`.
-    pub fn from_request(
-        authorization: Option<&str>,
-        body_client_id: Option<&str>,
-        body_secret: Option<&str>,
-    ) -> Result<PresentedClient, OAuthError> {
-        let body_client_id = body_client_id.filter(|s| !s.is_empty());
-        let body_secret = body_secret.filter(|s| !s.is_empty());
+    /// Reads the credentials from the `Authorization` header and the form's `client_id`, `client_secret`,
+    /// `client_assertion_type` and `client_assertion`.
+    pub fn from_request(authorization: Option<&str>, form: FormCredentials<'_>) -> Result<PresentedClient, OAuthError> {
+        let body_client_id = form.client_id.filter(|s| !s.is_empty());
+        let body_secret = form.client_secret.filter(|s| !s.is_empty());
+        let assertion = form.client_assertion.filter(|s| !s.is_empty());
+        let assertion_type = form.client_assertion_type.filter(|s| !s.is_empty());
+        if assertion.is_some() || assertion_type.is_some() {
+            if authorization.is_some() || body_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method: a client assertion and a secret were both sent",
+                ));
+            }
+            if assertion_type != Some(ASSERTION_TYPE) {
+                return Err(OAuthError::invalid_request(format!("client_assertion_type must be {ASSERTION_TYPE}")));
+            }
+            let assertion = assertion.ok_or_else(|| OAuthError::invalid_request("client_assertion is missing"))?;
+            let subject = unverified_subject(assertion)
+                .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "the client assertion cannot be read"))?;
+            if body_client_id.is_some_and(|b| b != subject) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidClient,
+                    "client_id differs from the client assertion's subject",
+                ));
+            }
+            return Ok(PresentedClient {
+                client_id: subject,
+                secret: None,
+                assertion: Some(assertion.to_owned()),
+                method: AuthMethod::PrivateKeyJwt,
+            });
+        }
         if let Some(header) = authorization {
             let (id, secret) = parse_basic(header).ok_or_else(|| basic_failure("malformed HTTP Basic credentials"))?;
             if body_secret.is_some() {
@@ -52,18 +128,45 @@ impl PresentedClient {
             if body_client_id.is_some_and(|b| b != id) {
                 return Err(OAuthError::invalid_request("client_id in the body differs from the authenticated client"));
             }
-            return Ok(PresentedClient { client_id: id, secret: Some(secret), method: AuthMethod::ClientSecretBasic });
+            return Ok(PresentedClient {
+                client_id: id,
+                secret: Some(secret),
+                assertion: None,
+                method: AuthMethod::ClientSecretBasic,
+            });
         }
         let client_id = body_client_id
             .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "client authentication is required"))?;
         let method = if body_secret.is_some() { AuthMethod::ClientSecretPost } else { AuthMethod::None };
-        Ok(PresentedClient { client_id: client_id.to_owned(), secret: body_secret.map(str::to_owned), method })
+        Ok(PresentedClient {
+            client_id: client_id.to_owned(),
+            secret: body_secret.map(str::to_owned),
+            assertion: None,
+            method,
+        })
     }
 }
 
+/// The `sub` of a JWT read without checking anything: only to find the client whose keys then verify it.
+fn unverified_subject(assertion: &str) -> Option<String> {
+    let mut parts = assertion.split('.');
+    let (_, payload, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else {
+        return None;
+    };
+    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    claims.get("sub")?.as_str().filter(|s| !s.is_empty() && s.len() <= 2000).map(str::to_owned)
+}
+
 impl ClientAuthenticator {
-    pub fn new(store: Store, limits: Arc<Limits>, passwords: Passwords) -> ClientAuthenticator {
-        ClientAuthenticator { store, limits, passwords }
+    pub fn new(
+        store: Store,
+        limits: Arc<Limits>,
+        passwords: Passwords,
+        documents: MetadataDocuments,
+        issuer: &str,
+    ) -> ClientAuthenticator {
+        let audiences = vec![issuer.to_owned(), format!("{issuer}/oauth/token")];
+        ClientAuthenticator { store, limits, passwords, documents, audiences, jwks: Arc::default() }
     }
 
     /// A usable client (registered, enabled, not expired) by its id.
@@ -94,8 +197,14 @@ impl ClientAuthenticator {
         if client.auth_method != presented.method {
             return Err(failed());
         }
+        if let Some(assertion) = &presented.assertion {
+            return match self.verify_assertion(&client, assertion, ip).await? {
+                true => Ok(client),
+                false => Err(failed()),
+            };
+        }
         let verified = match (&client.secret_hash, &presented.secret) {
-            (None, None) => true,
+            (None, None) => client.auth_method == AuthMethod::None,
             (Some(stored), Some(secret)) if is_argon2_hash(stored) => {
                 // A secret stored before secrets were SHA-256 digests: argon2 once more, under the limit checked
                 // again once a hashing slot is free, then stored as a digest.
@@ -124,6 +233,86 @@ impl ClientAuthenticator {
             _ => false,
         };
         if verified { Ok(client) } else { Err(failed()) }
+    }
+
+    /// RFC 7523 §3: signed by a key of the client's (its `jwks`, or its `jwks_uri` fetched now or cached) with
+    /// a pinned algorithm; `iss` and `sub` the client; `aud` this issuer or its token endpoint; an `exp`
+    /// at most five minutes ahead; a `jti` seen for the first time on any instance. `Ok(false)` for any
+    /// failure (logged without the assertion); `Err` only when the database fails.
+    async fn verify_assertion(&self, client: &Client, assertion: &str, ip: Option<IpAddr>) -> Result<bool, OAuthError> {
+        let refuse = |why: &str| {
+            tracing::info!(client_id = %client.id, why, "client assertion refused");
+            Ok(false)
+        };
+        let Ok(header) = jsonwebtoken::decode_header(assertion) else { return refuse("malformed") };
+        let Some(alg) = assertion_algorithm(header.alg) else { return refuse("algorithm not accepted") };
+        let kid = header.kid.as_deref();
+        let Some(keys) = self.client_keys(client, kid, ip).await else { return refuse("no usable keys") };
+        let mut validation = Validation::new(alg);
+        validation.leeway = ASSERTION_LEEWAY as u64;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&client.id]);
+        validation.sub = Some(client.id.clone());
+        validation.set_audience(&self.audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        let verified = keys
+            .candidates(alg, kid)
+            .iter()
+            .find_map(|key| jsonwebtoken::decode::<AssertionClaims>(assertion, key, &validation).ok());
+        let Some(claims) = verified.map(|d| d.claims) else { return refuse("signature, issuer, audience or expiry") };
+        let now = UnixTime::now().seconds();
+        if claims.exp > now + MAX_ASSERTION_LIFETIME + ASSERTION_LEEWAY {
+            return refuse("exp is too far ahead");
+        }
+        if claims.iat.is_some_and(|iat| iat > now + ASSERTION_LEEWAY) {
+            return refuse("issued in the future");
+        }
+        let Some(jti) = claims.jti.filter(|j| !j.is_empty() && j.len() <= 256) else { return refuse("no jti") };
+        let once = sha256_hex(&format!("{}\n{jti}", client.id));
+        if !self.store.use_assertion(&once, UnixTime(claims.exp + ASSERTION_LEEWAY)).await? {
+            tracing::warn!(client_id = %client.id, "client assertion replayed (its jti was used before)");
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The keys of a `private_key_jwt` client: its registered `jwks`, or its `jwks_uri`'s, cached; fetched
+    /// again when the cache is due, or early (at most once a minute) for a key id the cached set lacks.
+    async fn client_keys(&self, client: &Client, kid: Option<&str>, ip: Option<IpAddr>) -> Option<ClientKeys> {
+        let metadata: ClientMetadata = serde_json::from_str(&client.metadata).ok()?;
+        if let Some(jwks) = &metadata.jwks {
+            return ClientKeys::parse(jwks).ok();
+        }
+        let url = metadata.jwks_uri?;
+        let cached = self.jwks.lock().expect("jwks cache lock").get(&url).cloned();
+        if let Some(c) = &cached {
+            let age = c.fetched.elapsed();
+            let lacks_kid = kid.is_some_and(|k| !c.keys.has_kid(k));
+            if age < c.fresh_for && !(lacks_kid && age >= JWKS_MIN_CACHE) {
+                return Some(c.keys.clone());
+            }
+        }
+        let fetched = match self.documents.fetch_json(&url, ip).await {
+            Ok((body, cache_for)) => serde_json::from_slice(&body)
+                .ok()
+                .and_then(|v| ClientKeys::parse(&v).ok())
+                .map(|keys| (keys, cache_for.clamp(JWKS_MIN_CACHE, JWKS_MAX_CACHE))),
+            Err(e) => {
+                tracing::info!(client_id = %client.id, error = %e, "fetching the client's jwks_uri failed");
+                None
+            }
+        };
+        let Some((keys, fresh_for)) = fetched else {
+            // A failed fetch leaves a still-fresh set in use.
+            return cached.filter(|c| c.fetched.elapsed() < c.fresh_for).map(|c| c.keys);
+        };
+        let entry = FetchedKeys { keys: keys.clone(), fetched: Instant::now(), fresh_for };
+        let mut cache = self.jwks.lock().expect("jwks cache lock");
+        if cache.len() >= JWKS_CACHE_ENTRIES {
+            cache.retain(|_, c| c.fetched.elapsed() < c.fresh_for);
+        }
+        cache.insert(url, entry);
+        Some(keys)
     }
 
     /// An authenticated client presented a dead code or refresh token: counted against it at that address.
@@ -201,7 +390,29 @@ mod tests {
     #[test]
     fn secret_in_header_and_body_is_refused() {
         let header = format!("Basic {}", STANDARD.encode("a:b"));
-        let err = PresentedClient::from_request(Some(&header), None, Some("b")).unwrap_err();
+        let form = FormCredentials { client_secret: Some("b"), ..FormCredentials::default() };
+        let err = PresentedClient::from_request(Some(&header), form).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn an_assertion_names_its_client_and_comes_alone() {
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"sub":"machine-1","iss":"machine-1"}"#);
+        let assertion = format!("e30.{payload}.c2ln");
+        let form = FormCredentials {
+            client_assertion_type: Some(ASSERTION_TYPE),
+            client_assertion: Some(&assertion),
+            ..FormCredentials::default()
+        };
+        let presented = PresentedClient::from_request(None, form).unwrap();
+        assert_eq!((presented.client_id.as_str(), presented.method), ("machine-1", AuthMethod::PrivateKeyJwt));
+        let with_secret = FormCredentials { client_secret: Some("s"), ..form };
+        assert_eq!(PresentedClient::from_request(None, with_secret).unwrap_err().code, ErrorCode::InvalidRequest);
+        let other_type = FormCredentials { client_assertion_type: Some("urn:x"), ..form };
+        assert_eq!(PresentedClient::from_request(None, other_type).unwrap_err().code, ErrorCode::InvalidRequest);
+        let other_id = FormCredentials { client_id: Some("machine-2"), ..form };
+        assert_eq!(PresentedClient::from_request(None, other_id).unwrap_err().code, ErrorCode::InvalidClient);
+        let garbage = FormCredentials { client_assertion: Some("a.b"), ..form };
+        assert_eq!(PresentedClient::from_request(None, garbage).unwrap_err().code, ErrorCode::InvalidClient);
     }
 }

@@ -3,6 +3,7 @@
 use poem_openapi::Object;
 
 use crate::domain::client::{AuthMethod, GrantType};
+use crate::domain::client_keys::ASSERTION_ALGORITHMS;
 use crate::domain::resource::Resource;
 use crate::domain::scope::ScopeCatalog;
 use crate::domain::tokens::AccessTokens;
@@ -47,6 +48,10 @@ pub struct AuthorizationServerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// What a `private_key_jwt` client assertion may be signed with (RFC 8414 §2).
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// Only `S256` (PKCE is required for every client).
     pub code_challenge_methods_supported: Vec<String>,
     /// RFC 9207: the authorization response carries `iss`.
@@ -90,6 +95,9 @@ pub fn authorization_server(discovery: &Discovery) -> AuthorizationServerMetadat
         token_endpoint_auth_methods_supported: methods.clone(),
         revocation_endpoint_auth_methods_supported: methods,
         introspection_endpoint_auth_methods_supported: authenticated,
+        token_endpoint_auth_signing_alg_values_supported: strings(&ASSERTION_ALGORITHMS),
+        revocation_endpoint_auth_signing_alg_values_supported: strings(&ASSERTION_ALGORITHMS),
+        introspection_endpoint_auth_signing_alg_values_supported: strings(&ASSERTION_ALGORITHMS),
         code_challenge_methods_supported: strings(&["S256"]),
         authorization_response_iss_parameter_supported: true,
         client_id_metadata_document_supported: true,

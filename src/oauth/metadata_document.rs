@@ -124,6 +124,22 @@ impl MetadataDocuments {
         Ok(self.store.find_client(client_id).await.map_err(storage_failed)?.and_then(Client::from_row))
     }
 
+    /// Another JSON document a client publishes (a `private_key_jwt` client's `jwks_uri`), under the same
+    /// rules as a metadata document: the URL checks, public addresses only, no redirects, the size cap, the
+    /// per-address limit and the fetches-at-once cap. Returns the body and how long it may be cached.
+    pub async fn fetch_json(&self, url: &str, client_ip: Option<IpAddr>) -> Result<(Vec<u8>, Duration), DocumentError> {
+        let url = check_url(url, self.any_port)?;
+        if let Some(ip) = client_ip
+            && self.limits.metadata_fetch(ip).is_err()
+        {
+            return Err(DocumentError::Fetch("too many documents were fetched for you; try again in a minute".into()));
+        }
+        let _slot = self.in_flight.try_acquire().map_err(|_| {
+            DocumentError::Fetch("the server is busy fetching other documents; try again shortly".into())
+        })?;
+        self.fetch(&url).await
+    }
+
     async fn fetch(&self, url: &Url) -> Result<(Vec<u8>, Duration), DocumentError> {
         let fail = |m: String| DocumentError::Fetch(m);
         let mut response = self

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use poem_openapi::Object;
 use serde::Deserialize;
 
-use super::client_auth::PresentedClient;
+use super::client_auth::{FormCredentials, PresentedClient};
 use super::error::OAuthError;
 use super::token::TokenService;
 use crate::crypto::sha256_hex;
@@ -18,6 +18,22 @@ pub struct RevokeRequest {
     pub token_type_hint: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, for `private_key_jwt` (RFC 7523 §2.2).
+    pub client_assertion_type: Option<String>,
+    /// The signed client assertion, for `private_key_jwt`; `client_id` may then be omitted.
+    pub client_assertion: Option<String>,
+}
+
+impl RevokeRequest {
+    /// The client credentials the form carried.
+    pub fn credentials(&self) -> FormCredentials<'_> {
+        FormCredentials {
+            client_id: self.client_id.as_deref(),
+            client_secret: self.client_secret.as_deref(),
+            client_assertion_type: self.client_assertion_type.as_deref(),
+            client_assertion: self.client_assertion.as_deref(),
+        }
+    }
 }
 
 /// An empty JSON object: revocation has nothing to report.
@@ -30,8 +46,7 @@ pub async fn revoke(
     ip: Option<IpAddr>,
     req: RevokeRequest,
 ) -> Result<Revoked, OAuthError> {
-    let presented =
-        PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?;
+    let presented = PresentedClient::from_request(authorization, req.credentials())?;
     let client = svc.clients.authenticate(&presented, ip).await?;
     // A refresh token revokes its whole grant; an access token revokes the grant it was issued under
     // (the refresh tokens), and expires by itself within its short lifetime.

@@ -6,11 +6,11 @@ use std::time::Duration;
 use poem_openapi::Object;
 use serde::Deserialize;
 
-use super::client_auth::{ClientAuthenticator, PresentedClient};
+use super::client_auth::{ClientAuthenticator, FormCredentials, PresentedClient};
 use super::error::{ErrorCode, OAuthError};
 use crate::clock::now;
 use crate::crypto::{open_for, random_token, seal_for, sha256_hex};
-use crate::domain::client::{Client, GrantType};
+use crate::domain::client::{Client, GrantType, RegistrationSource};
 use crate::domain::pkce::{CodeChallenge, is_well_formed_verifier};
 use crate::domain::resource::Resource;
 use crate::domain::scope::{Scope, ScopeCatalog};
@@ -31,6 +31,8 @@ pub struct TokenService {
     pub(crate) lifetimes: TokenLifetimes,
     /// Every scope offered: what a client credentials request may name.
     pub(crate) scopes: ScopeCatalog,
+    /// `DCR_CLIENT_CREDENTIALS`: while off, anonymously registered machine clients get no token either.
+    pub(crate) dynamic_machine_clients: bool,
 }
 
 /// How long what the token endpoint issues lives.
@@ -64,6 +66,22 @@ pub struct TokenRequest {
     pub client_id: Option<String>,
     /// The client secret, for `client_secret_post`.
     pub client_secret: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, for `private_key_jwt` (RFC 7523 §2.2).
+    pub client_assertion_type: Option<String>,
+    /// The signed client assertion, for `private_key_jwt`; `client_id` may then be omitted.
+    pub client_assertion: Option<String>,
+}
+
+impl TokenRequest {
+    /// The client credentials the form carried.
+    pub fn credentials(&self) -> FormCredentials<'_> {
+        FormCredentials {
+            client_id: self.client_id.as_deref(),
+            client_secret: self.client_secret.as_deref(),
+            client_assertion_type: self.client_assertion_type.as_deref(),
+            client_assertion: self.client_assertion.as_deref(),
+        }
+    }
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -104,8 +122,7 @@ async fn authenticate_and_redeem(
     ip: Option<IpAddr>,
     req: TokenRequest,
 ) -> Result<TokenResponseBody, OAuthError> {
-    let presented =
-        PresentedClient::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?;
+    let presented = PresentedClient::from_request(authorization, req.credentials())?;
     // Failed client authentication counts against the address; invalid grants against the client at that
     // address (see `Limits`). A blocked key is refused before any secret is checked.
     let client = svc.clients.authenticate(&presented, ip).await?;
@@ -220,6 +237,12 @@ async fn client_credentials(
     if !client.auth_method.is_confidential() {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "client_credentials is for confidential clients"));
     }
+    if client.source == RegistrationSource::Dynamic && !svc.dynamic_machine_clients {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this server no longer serves anonymously registered machine clients (DCR_CLIENT_CREDENTIALS)",
+        ));
+    }
     if let Some(resource) = req.resource.as_deref()
         && !svc.resource.is_named_by(resource)
     {
@@ -228,7 +251,15 @@ async fn client_credentials(
             format!("resource must be this MCP server, {}", svc.resource.as_str()),
         ));
     }
-    let allowed = client.scope.clone().unwrap_or_else(|| svc.scopes.all());
+    // What the client registered and the server still offers (an upstream's scope goes with the upstream).
+    let offered = svc.scopes.all();
+    let allowed = match &client.scope {
+        Some(registered) => registered.intersection(&offered),
+        None => offered,
+    };
+    if allowed.is_empty() {
+        return Err(OAuthError::new(ErrorCode::InvalidScope, "no scope this client registered is offered any more"));
+    }
     let scope = match req.scope.as_deref().filter(|s| !s.trim().is_empty()) {
         None => allowed.clone(),
         Some(asked) => match svc.scopes.parse_known(asked) {

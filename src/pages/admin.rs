@@ -12,6 +12,7 @@ use super::error::PageError;
 use super::templates::{AdminClientRow, AdminPage, AdminUpstreamRow, AdminUserRow, render};
 use super::{Done, Pages, account, html_response, see_other};
 use crate::domain::client::{Client, GrantType, RegistrationSource};
+use crate::domain::registration::ClientMetadata;
 use crate::domain::sessions::{SignedIn, Visitor};
 use crate::domain::upstream::{DEFAULT_TIMEOUT, Transport, Upstream};
 use crate::domain::upstreams::{ChangedBy, Summary, UpstreamError};
@@ -175,8 +176,11 @@ async fn revoke_machine_access(pages: &Pages, me: Option<SignedIn>, form: Switch
     let Some(client) = client else {
         return Err(PageError::not_found());
     };
-    let without = client.grant_types.without(GrantType::ClientCredentials).to_stored();
-    pages.store.revoke_machine_access(&client.id, &without).await?;
+    let without = client.grant_types.without(GrantType::ClientCredentials);
+    let mut metadata: ClientMetadata = serde_json::from_str(&client.metadata).unwrap_or_default();
+    metadata.grant_types = Some(without.names().into_iter().map(str::to_owned).collect());
+    let metadata = serde_json::to_string(&metadata).map_err(PageError::internal)?;
+    pages.store.revoke_machine_access(&client.id, &without.to_stored(), &metadata).await?;
     tracing::info!(%client_id, admin = %me.user.id, "machine access revoked by an admin");
     let entry =
         AuditEntry { user_id: Some(&me.user.id), client_id: Some(&client_id), detail: Some("by an admin"), ip: None };

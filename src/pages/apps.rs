@@ -190,7 +190,7 @@ fn app_page(
         kind: client.kind(),
         auth_method: client.auth_method.as_str(),
         created: client.created_at.readable(),
-        confidential: client.auth_method.is_confidential(),
+        confidential: client.auth_method.has_secret(),
         error: messages.0,
         notice: messages.1,
         form_name: form.0,
@@ -258,8 +258,8 @@ pub async fn rotate_secret(
     let Some((me, client)) = owner_post(&pages, me, &client_id, form.csrf_token.as_deref()).await? else {
         return Ok(account::to_login(&pages, "/apps"));
     };
-    if !client.auth_method.is_confidential() {
-        return Err(PageError::bad_request("No secret to rotate", "A public client has no client secret."));
+    if !client.auth_method.has_secret() {
+        return Err(PageError::bad_request("No secret to rotate", "This client has no client secret."));
     }
     let secret = random_token();
     pages.store.set_client_secret_hash(&client.id, sha256_hex(&secret)).await?;

@@ -332,3 +332,20 @@ pub mod upstream_status {
     }
     no_relations!();
 }
+
+pub mod used_assertion {
+    use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
+
+    /// A `private_key_jwt` assertion's `jti`, kept until the assertion expires so it is accepted once.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "used_assertions")]
+    pub struct Model {
+        /// SHA-256 hex of the client id and the `jti`.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub jti_hash: String,
+        pub expires_at: UnixTime,
+    }
+    no_relations!();
+}

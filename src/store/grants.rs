@@ -3,7 +3,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
 };
 
-use super::{Store, client, grant, refresh_token, user};
+use super::{Store, client, grant, refresh_token, used_assertion, user};
 use crate::clock::now;
 
 /// The `user_id` of a machine grant (RFC 6749 §4.4 client credentials): no person, the client acts for
@@ -103,7 +103,14 @@ impl Store {
     /// Ends a client's machine access: its machine grants are revoked (every token dies at the guard, on
     /// every instance) and the client credentials grant leaves its registration, so its secret cannot simply
     /// get a new token. Returns whether the client was registered for that grant or held a live machine grant.
-    pub async fn revoke_machine_access(&self, client_id: &str, grant_types_without: &str) -> Result<bool, DbErr> {
+    /// `grant_types` and `metadata` are the registration without that grant (so no later edit of the stored
+    /// metadata brings it back).
+    pub async fn revoke_machine_access(
+        &self,
+        client_id: &str,
+        grant_types: &str,
+        metadata: &str,
+    ) -> Result<bool, DbErr> {
         let (_turn, txn) = self.begin_write().await?;
         let live = grant::Entity::update_many()
             .col_expr(grant::Column::RevokedAt, Expr::value(now()))
@@ -113,13 +120,27 @@ impl Store {
             .exec(&txn)
             .await?;
         let registered = client::Entity::update_many()
-            .col_expr(client::Column::GrantTypes, Expr::value(grant_types_without))
+            .col_expr(client::Column::GrantTypes, Expr::value(grant_types))
+            .col_expr(client::Column::Metadata, Expr::value(metadata))
             .filter(client::Column::ClientId.eq(client_id))
-            .filter(client::Column::GrantTypes.ne(grant_types_without))
+            .filter(client::Column::GrantTypes.ne(grant_types))
             .exec(&txn)
             .await?;
         self.commit_ending(txn).await?;
         Ok(live.rows_affected > 0 || registered.rows_affected > 0)
+    }
+
+    /// Records a client assertion's `jti` (as `jti_hash`) until it expires: `true` the first time, `false` when
+    /// it was seen already (a replay), on any instance. One INSERT that only one request can win.
+    pub async fn use_assertion(&self, jti_hash: &str, expires_at: crate::clock::UnixTime) -> Result<bool, DbErr> {
+        use sea_orm::sea_query::OnConflict;
+        let row =
+            used_assertion::ActiveModel::from(used_assertion::Model { jti_hash: jti_hash.to_owned(), expires_at });
+        let inserted = used_assertion::Entity::insert(row)
+            .on_conflict(OnConflict::column(used_assertion::Column::JtiHash).do_nothing().to_owned())
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(inserted == 1)
     }
 
     /// The username behind a person's grant whose tokens may still be used, in one query.

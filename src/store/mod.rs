@@ -40,7 +40,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditKind, OwnedAuditEntry};
 pub use clients::ClientUpdate;
 pub use entities::{
     audit_event, authorization_code, client, consent, grant, login_session, mcp_session, note, refresh_token,
-    signing_key, upstream, upstream_status, upstream_tool, user,
+    signing_key, upstream, upstream_status, upstream_tool, used_assertion, user,
 };
 pub use grants::{ENDINGS_CHANNEL, GrantHolder, MACHINE_GRANT_USER};
 pub use keys::{ResealedKey, ResealedUpstream};

@@ -6,6 +6,7 @@ use sea_orm::{QuerySelect, QueryTrait};
 
 use super::{
     Store, audit_event, authorization_code, client, consent, grant, login_session, mcp_session, refresh_token,
+    used_assertion,
 };
 use crate::clock::{UnixTime, now};
 
@@ -34,6 +35,7 @@ pub struct Purged {
     pub grants: u64,
     pub unused_clients: u64,
     pub audit_events: u64,
+    pub used_assertions: u64,
 }
 
 impl Store {
@@ -76,7 +78,13 @@ impl Store {
             .exec(&self.db)
             .await?
             .rows_affected;
+        let used_assertions = used_assertion::Entity::delete_many()
+            .filter(used_assertion::Column::ExpiresAt.lt(at))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
         Ok(Purged {
+            used_assertions,
             codes,
             refresh_tokens,
             login_sessions,

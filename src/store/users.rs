@@ -1,8 +1,9 @@
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr,
+    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    SqlErr,
 };
 
-use super::{Store, grant, user};
+use super::{MACHINE_GRANT_USER, Store, client, grant, user};
 use crate::clock::now;
 
 impl Store {
@@ -56,7 +57,15 @@ impl Store {
                 .column(user::Column::Id)
                 .filter(user::Column::Username.eq(username))
                 .into_query();
-            Store::revoke_grants_where(&txn, grant::Column::UserId.in_subquery(user_ids)).await?;
+            Store::revoke_grants_where(&txn, grant::Column::UserId.in_subquery(user_ids.clone())).await?;
+            // The machine grants of clients this person registered on the apps page end with them too.
+            let owned = client::Entity::find()
+                .select_only()
+                .column(client::Column::ClientId)
+                .filter(client::Column::OwnerUserId.in_subquery(user_ids))
+                .into_query();
+            let machine = grant::Column::UserId.eq(MACHINE_GRANT_USER).and(grant::Column::ClientId.in_subquery(owned));
+            Store::revoke_grants_where(&txn, machine).await?;
         }
         self.commit_ending(txn).await?;
         Ok(result.rows_affected == 1)

@@ -186,3 +186,33 @@ async fn a_machine_app_registered_on_the_apps_page_stops_with_its_owner() {
     let refused = machine_token(&app, &auth, &[]).await;
     assert_oauth_error(refused, StatusCode::BAD_REQUEST, "unauthorized_client").await;
 }
+
+/// Revoked machine access stays revoked: neither the client's own registration management (RFC 7592) nor
+/// an edit of its stored metadata gives the grant back.
+#[tokio::test]
+async fn revoked_machine_access_cannot_be_registered_back() {
+    let app = spawn_app_with(&[("DCR_CLIENT_CREDENTIALS", "on")]).await;
+    let registered = app.register_client(&machine_metadata()).await;
+    let client_id = str_field(&registered, "client_id");
+    let auth = ClientAuth::Post(client_id.clone(), str_field(&registered, "client_secret"));
+    let (uri, management) =
+        (str_field(&registered, "registration_client_uri"), str_field(&registered, "registration_access_token"));
+    json_ok(machine_token(&app, &auth, &[]).await).await;
+
+    app.cli(&["user", "add", "root", "--admin", "--password", PASSWORD]);
+    let mut admin = Browser::new(&app);
+    admin.login("root", PASSWORD).await;
+    let csrf = extract_hidden(&admin.page("/admin").await, "csrf_token");
+    let revoke = [("csrf_token", csrf.as_str()), ("client_id", client_id.as_str()), ("action", "revoke_machine")];
+    assert_eq!(admin.post_form("/admin/clients", &revoke).await.status(), StatusCode::SEE_OTHER);
+
+    let read = json_ok(app.client.get(&uri).bearer_auth(&management).send().await.unwrap()).await;
+    assert_eq!(read["grant_types"], json!([]), "the stored registration says so too: {read}");
+    let mut again = machine_metadata();
+    again["client_id"] = json!(client_id);
+    let put = app.client.put(&uri).bearer_auth(&management).json(&again).send().await.unwrap();
+    let body = assert_oauth_error(put, StatusCode::BAD_REQUEST, "invalid_client_metadata").await;
+    assert!(body["error_description"].as_str().unwrap().contains("register a new client"), "{body}");
+    let refused = machine_token(&app, &auth, &[]).await;
+    assert_oauth_error(refused, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+}

@@ -64,7 +64,7 @@ async fn authorization_server_metadata_advertises_the_code_flow_with_s256_and_cl
     );
     assert_eq!(
         sorted_strings(&metadata["token_endpoint_auth_methods_supported"]),
-        ["client_secret_basic", "client_secret_post", "none"]
+        ["client_secret_basic", "client_secret_post", "none", "private_key_jwt"]
     );
     let scopes = sorted_strings(&metadata["scopes_supported"]);
     assert!(scopes.iter().any(|scope| scope == "mcp:read"), "{scopes:?}");

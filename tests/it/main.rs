@@ -16,6 +16,7 @@ mod multi_instance;
 mod openapi;
 mod operations;
 mod pages;
+mod private_key_jwt;
 mod registration;
 mod revoke_introspect;
 mod secrets;

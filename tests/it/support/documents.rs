@@ -96,8 +96,13 @@ impl DocumentServer {
     }
 
     pub async fn gateway(&self) -> TestApp {
+        self.gateway_with(&[]).await
+    }
+
+    /// [`DocumentServer::gateway`] with more settings.
+    pub async fn gateway_with(&self, extra: &[(&str, &str)]) -> TestApp {
         let trust = TestTrust { ca_pem: self.ca_pem.clone().into_bytes(), host: HOST.to_string(), addr: self.addr };
-        spawn_app_overridden(&[], Overrides { test_trust: Some(trust), ..Overrides::default() }).await
+        spawn_app_overridden(extra, Overrides { test_trust: Some(trust), ..Overrides::default() }).await
     }
 }
 
