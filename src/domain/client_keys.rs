@@ -1,7 +1,9 @@
 //! The public keys a `private_key_jwt` client (RFC 7523 §2.2) signs its assertions with: its registered
 //! `jwks`, or what its `jwks_uri` serves. Only public signature keys of the pinned algorithms are accepted;
 //! a symmetric (`oct`) key, a private key or another curve is refused, so no key can be guessed or shared.
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
@@ -57,9 +59,12 @@ pub fn assertion_algorithm(alg: Algorithm) -> Option<Algorithm> {
 }
 
 fn check_key(jwk: &Jwk) -> Result<(), String> {
+    let coordinate = |c: &str| URL_SAFE_NO_PAD.decode(c).is_ok_and(|b| b.len() == 32);
     let usable = match &jwk.algorithm {
-        AlgorithmParameters::EllipticCurve(ec) => ec.curve == EllipticCurve::P256,
-        AlgorithmParameters::OctetKeyPair(okp) => okp.curve == EllipticCurve::Ed25519,
+        AlgorithmParameters::EllipticCurve(ec) => {
+            ec.curve == EllipticCurve::P256 && coordinate(&ec.x) && coordinate(&ec.y)
+        }
+        AlgorithmParameters::OctetKeyPair(okp) => okp.curve == EllipticCurve::Ed25519 && coordinate(&okp.x),
         // 2048 bits: a modulus of at least 256 bytes, 342 base64url characters.
         AlgorithmParameters::RSA(rsa) => rsa.n.trim_end_matches('=').len() >= 342,
         _ => false,
@@ -69,7 +74,10 @@ fn check_key(jwk: &Jwk) -> Result<(), String> {
         Some(KeyAlgorithm::ES256 | KeyAlgorithm::RS256 | KeyAlgorithm::EdDSA) => true,
         Some(_) => false,
     };
-    if !usable || !declared_ok || DecodingKey::from_jwk(jwk).is_err() {
+    // A key for encryption, or one whose operations leave out verifying, is not a signing key.
+    let for_signatures = !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_)))
+        && jwk.common.key_operations.as_ref().is_none_or(|ops| ops.contains(&KeyOperations::Verify));
+    if !usable || !declared_ok || !for_signatures || DecodingKey::from_jwk(jwk).is_err() {
         return Err(format!(
             "jwks: every key must be a public EC P-256, RSA (2048 bits or more) or Ed25519 signature key for {}",
             ASSERTION_ALGORITHMS.join(", ")
@@ -122,6 +130,9 @@ mod tests {
             json!({"keys": [{"kty": "EC", "crv": "P-384", "x": EC, "y": EC_Y}]}),
             json!({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}),
             json!({"keys": [{"kty": "EC", "crv": "P-256", "x": EC, "y": EC_Y, "alg": "HS256"}]}),
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "x": EC, "y": EC_Y, "use": "enc"}]}),
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "x": EC, "y": EC_Y, "key_ops": ["encrypt"]}]}),
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "AAAA", "y": EC_Y}]}),
         ] {
             assert!(ClientKeys::parse(&bad).is_err(), "{bad}");
         }

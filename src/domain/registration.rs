@@ -412,14 +412,18 @@ fn check_keys(m: &ClientMetadata, method: AuthMethod) -> Result<(), Registration
     match (method, &m.jwks, &m.jwks_uri) {
         (AuthMethod::PrivateKeyJwt, Some(jwks), None) => ClientKeys::parse(jwks).map(drop).map_err(metadata_error),
         (AuthMethod::PrivateKeyJwt, None, Some(uri)) => {
+            // As fetched: canonical (the string is the URL), a path, no credentials or fragment.
             let ok = uri.len() <= MAX_TEXT
                 && Url::parse(uri).is_ok_and(|u| {
                     u.scheme() == "https"
                         && matches!(u.host(), Some(url::Host::Domain(_)))
+                        && u.as_str() == uri
+                        && u.path() != "/"
                         && u.username().is_empty()
+                        && u.password().is_none()
                         && u.fragment().is_none()
                 });
-            if ok { Ok(()) } else { Err(metadata_error("jwks_uri must be an https URL of a named host")) }
+            if ok { Ok(()) } else { Err(metadata_error("jwks_uri must be an https URL of a named host with a path")) }
         }
         (AuthMethod::PrivateKeyJwt, _, _) => {
             Err(metadata_error("private_key_jwt needs exactly one of jwks and jwks_uri"))

@@ -68,6 +68,8 @@ pub struct ClientAuthenticator {
     audiences: Vec<String>,
     /// Fetched JWK Sets by URL, with when they were fetched and until when they may be used.
     jwks: Arc<Mutex<HashMap<String, FetchedKeys>>>,
+    /// When each `jwks_uri` was last fetched or tried, so a failing one is not fetched on every request.
+    attempts: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 #[derive(Clone)]
@@ -83,6 +85,10 @@ struct AssertionClaims {
     exp: i64,
     iat: Option<i64>,
     jti: Option<String>,
+    /// Checked by `jsonwebtoken`, and here to be one string: an array naming us among others is refused
+    /// (an assertion meant for several servers could be replayed at each).
+    aud: serde_json::Value,
+    iss: serde_json::Value,
 }
 
 impl PresentedClient {
@@ -166,7 +172,15 @@ impl ClientAuthenticator {
         issuer: &str,
     ) -> ClientAuthenticator {
         let audiences = vec![issuer.to_owned(), format!("{issuer}/oauth/token")];
-        ClientAuthenticator { store, limits, passwords, documents, audiences, jwks: Arc::default() }
+        ClientAuthenticator {
+            store,
+            limits,
+            passwords,
+            documents,
+            audiences,
+            jwks: Arc::default(),
+            attempts: Arc::default(),
+        }
     }
 
     /// A usable client (registered, enabled, not expired) by its id.
@@ -260,6 +274,9 @@ impl ClientAuthenticator {
             .iter()
             .find_map(|key| jsonwebtoken::decode::<AssertionClaims>(assertion, key, &validation).ok());
         let Some(claims) = verified.map(|d| d.claims) else { return refuse("signature, issuer, audience or expiry") };
+        if !claims.aud.is_string() || !claims.iss.is_string() {
+            return refuse("aud and iss must be single strings");
+        }
         let now = UnixTime::now().seconds();
         if claims.exp > now + MAX_ASSERTION_LIFETIME + ASSERTION_LEEWAY {
             return refuse("exp is too far ahead");
@@ -292,6 +309,17 @@ impl ClientAuthenticator {
                 return Some(c.keys.clone());
             }
         }
+        let still_fresh = |c: Option<FetchedKeys>| c.filter(|c| c.fetched.elapsed() < c.fresh_for).map(|c| c.keys);
+        {
+            let mut attempts = self.attempts.lock().expect("jwks attempts lock");
+            if attempts.get(&url).is_some_and(|at| at.elapsed() < JWKS_MIN_CACHE) {
+                return still_fresh(cached);
+            }
+            if attempts.len() >= JWKS_CACHE_ENTRIES {
+                attempts.retain(|_, at| at.elapsed() < JWKS_MIN_CACHE);
+            }
+            attempts.insert(url.clone(), Instant::now());
+        }
         let fetched = match self.documents.fetch_json(&url, ip).await {
             Ok((body, cache_for)) => serde_json::from_slice(&body)
                 .ok()
@@ -304,12 +332,16 @@ impl ClientAuthenticator {
         };
         let Some((keys, fresh_for)) = fetched else {
             // A failed fetch leaves a still-fresh set in use.
-            return cached.filter(|c| c.fetched.elapsed() < c.fresh_for).map(|c| c.keys);
+            return still_fresh(cached);
         };
         let entry = FetchedKeys { keys: keys.clone(), fetched: Instant::now(), fresh_for };
         let mut cache = self.jwks.lock().expect("jwks cache lock");
         if cache.len() >= JWKS_CACHE_ENTRIES {
             cache.retain(|_, c| c.fetched.elapsed() < c.fresh_for);
+        }
+        while cache.len() >= JWKS_CACHE_ENTRIES {
+            let Some(oldest) = cache.iter().min_by_key(|(_, c)| c.fetched).map(|(url, _)| url.clone()) else { break };
+            cache.remove(&oldest);
         }
         cache.insert(url, entry);
         Some(keys)

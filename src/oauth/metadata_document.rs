@@ -273,8 +273,10 @@ pub fn validate(client_id: &str, body: &[u8], refresh_at: UnixTime) -> Result<cl
     let requested: ClientMetadata = serde_json::from_value(document.clone())
         .map_err(|e| DocumentError::Invalid(format!("a member has the wrong type ({e})")))?;
     let public = Some(AuthMethod::None.as_str().into());
-    let metadata = normalize(ClientMetadata { token_endpoint_auth_method: public, ..requested })
-        .map_err(|e| DocumentError::Invalid(e.to_string()))?;
+    // A document's client is public here: keys it lists are not used (and must not make it invalid).
+    let metadata =
+        normalize(ClientMetadata { token_endpoint_auth_method: public, jwks: None, jwks_uri: None, ..requested })
+            .map_err(|e| DocumentError::Invalid(e.to_string()))?;
     let columns = stored_columns(&metadata);
     Ok(client::Model {
         client_id: client_id.to_owned(),

@@ -177,7 +177,7 @@ async fn revoke_machine_access(pages: &Pages, me: Option<SignedIn>, form: Switch
         return Err(PageError::not_found());
     };
     let without = client.grant_types.without(GrantType::ClientCredentials);
-    let mut metadata: ClientMetadata = serde_json::from_str(&client.metadata).unwrap_or_default();
+    let mut metadata: ClientMetadata = serde_json::from_str(&client.metadata).map_err(PageError::internal)?;
     metadata.grant_types = Some(without.names().into_iter().map(str::to_owned).collect());
     let metadata = serde_json::to_string(&metadata).map_err(PageError::internal)?;
     pages.store.revoke_machine_access(&client.id, &without.to_stored(), &metadata).await?;

@@ -116,6 +116,8 @@ async fn assertions_signed_by_a_registered_key_authenticate_and_every_rule_refus
     let outsider = es256("ec-1");
     for (why, assertion) in [
         ("wrong audience", refused(&|c| c["aud"] = json!("https://elsewhere.example"))),
+        ("several audiences", refused(&|c| c["aud"] = json!([c["aud"].clone(), "https://elsewhere.example"]))),
+        ("issuer as an array", refused(&|c| c["iss"] = json!([c["sub"].clone()]))),
         ("expired", refused(&|c| c["exp"] = json!(now() - 60))),
         ("lives too long", refused(&|c| c["exp"] = json!(now() + 3600))),
         ("no jti", refused(&|c| drop(c.as_object_mut().unwrap().remove("jti")))),
@@ -162,7 +164,30 @@ async fn assertions_signed_by_a_registered_key_authenticate_and_every_rule_refus
     ];
     assert_oauth_error(app.post_form("/oauth/token", &typed).await, StatusCode::BAD_REQUEST, "invalid_request").await;
     // The untouched good assertion still works: nothing above spent its jti.
-    json_ok(machine_token(&app, &good).await).await;
+    let tokens = json_ok(machine_token(&app, &good).await).await;
+
+    // The same method at introspection and revocation, each assertion once.
+    let access_token = str_field(&tokens, "access_token");
+    let assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+    let introspection = sign(&ed, &claims(&app, &client_id));
+    let form = [
+        ("token", access_token.as_str()),
+        ("client_assertion_type", assertion_type),
+        ("client_assertion", introspection.as_str()),
+    ];
+    let active = json_ok(app.post_form("/oauth/introspect", &form).await).await;
+    assert_eq!(active["active"], true, "{active}");
+    assert_eq!(active["sub"], client_id.as_str());
+    let replay = app.post_form("/oauth/introspect", &form).await;
+    assert_oauth_error(replay, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    let revocation = sign(&rsa, &claims(&app, &client_id));
+    let form = [
+        ("token", access_token.as_str()),
+        ("client_assertion_type", assertion_type),
+        ("client_assertion", revocation.as_str()),
+    ];
+    assert_eq!(app.post_form("/oauth/revoke", &form).await.status(), StatusCode::OK);
+    eventually_status(StatusCode::UNAUTHORIZED, || app.call_mcp(&access_token)).await;
 }
 
 #[tokio::test]
@@ -170,21 +195,27 @@ async fn keys_are_checked_at_registration() {
     let app = spawn_app_with(&[("DCR_CLIENT_CREDENTIALS", "on")]).await;
     let mut private = es256("p").jwk;
     private["d"] = json!("AAAA");
-    for (why, keys) in [
-        ("no keys", json!({})),
-        ("both", json!({"jwks": {"keys": [es256("a").jwk]}, "jwks_uri": "https://keys.example/jwks.json"})),
-        ("private key", json!({"jwks": {"keys": [private]}})),
-        ("symmetric key", json!({"jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}})),
-        ("http jwks_uri", json!({"jwks_uri": "http://keys.example/jwks.json"})),
-        ("IP jwks_uri", json!({"jwks_uri": "https://127.0.0.1/jwks.json"})),
+    for (why, keys, said) in [
+        ("no keys", json!({}), "exactly one of jwks and jwks_uri"),
+        (
+            "both",
+            json!({"jwks": {"keys": [es256("a").jwk]}, "jwks_uri": "https://keys.example/jwks.json"}),
+            "exactly one of jwks and jwks_uri",
+        ),
+        ("private key", json!({"jwks": {"keys": [private]}}), "private key"),
+        ("symmetric key", json!({"jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}), "public EC P-256"),
+        ("http jwks_uri", json!({"jwks_uri": "http://keys.example/jwks.json"}), "https URL"),
+        ("IP jwks_uri", json!({"jwks_uri": "https://127.0.0.1/jwks.json"}), "https URL"),
+        ("no path", json!({"jwks_uri": "https://keys.example/"}), "https URL"),
     ] {
         let mut metadata =
             json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt"});
         for (k, v) in keys.as_object().unwrap() {
             metadata[k] = v.clone();
         }
-        let response = app.register(&metadata).await;
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{why}");
+        let body =
+            assert_oauth_error(app.register(&metadata).await, StatusCode::BAD_REQUEST, "invalid_client_metadata").await;
+        assert!(body["error_description"].as_str().unwrap().contains(said), "{why}: {body}");
     }
     let with_secret = json!({
         "redirect_uris": [REDIRECT_URI],

@@ -293,7 +293,8 @@ pub async fn call_tool(
     gateway.audit.record(OwnedAuditEntry {
         at: UnixTime::now(),
         kind: AuditKind::UpstreamCall,
-        user_id: Some(caller.sub.clone()),
+        // A client's own token (client credentials) has the client as `sub` and no person to name.
+        user_id: (caller.sub != caller.client_id).then(|| caller.sub.clone()),
         client_id: Some(caller.client_id.clone()),
         detail: Some(format!(
             "upstream={} tool={} outcome={label} ms={}",
