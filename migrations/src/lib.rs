@@ -10,6 +10,7 @@ mod m20261127_000006_audit_log;
 mod m20261203_000007_session_subject_index;
 mod m20261203_000008_upstreams;
 mod m20261204_000009_client_assertions;
+mod m20261204_000010_identity_providers;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000007_session_subject_index::Migration),
             Box::new(m20261203_000008_upstreams::Migration),
             Box::new(m20261204_000009_client_assertions::Migration),
+            Box::new(m20261204_000010_identity_providers::Migration),
         ]
     }
 }

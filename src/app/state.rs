@@ -23,6 +23,7 @@ use crate::mcp::{McpContext, ToolScopes};
 use crate::metrics::Metrics;
 use crate::oauth::authorize::Authorization;
 use crate::oauth::client_auth::ClientAuthenticator;
+use crate::oauth::id_jag::EnterpriseAssertions;
 use crate::oauth::metadata::Discovery;
 use crate::oauth::metadata_document::MetadataDocuments;
 use crate::oauth::register::RegistrationService;
@@ -140,6 +141,7 @@ impl AppState {
             lifetimes,
             scopes: scopes.clone(),
             dynamic_machine_clients: config.accounts.dcr_client_credentials,
+            enterprise: EnterpriseAssertions::new(store.clone(), server.issuer.clone(), resource.clone())?,
         };
         let registration =
             RegistrationService::new(registrar.clone(), store.clone(), clients, limits.clone(), server.issuer.clone());

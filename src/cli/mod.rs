@@ -1,5 +1,6 @@
 //! The command line: `serve` (default) and the operator commands. Every command reads the same
 //! configuration as the server.
+mod idp;
 mod secrets;
 mod upstream;
 
@@ -72,6 +73,9 @@ pub enum Command {
     /// The key that seals signing keys and upstream credentials in the database.
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
+    /// The identity providers this server trusts (enterprise ID-JAG assertions).
+    #[command(subcommand)]
+    Idp(idp::IdpCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,7 +112,7 @@ pub enum ClientCommand {
         /// A grant type the client may use; repeat for several (default: authorization_code and
         /// refresh_token). `--grant client_credentials` alone makes a machine client: confidential, no
         /// redirect URIs, tokens that act for the client itself.
-        #[arg(long = "grant", value_parser = ["authorization_code", "refresh_token", "client_credentials"])]
+        #[arg(long = "grant", value_parser = ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"])]
         grants: Vec<String>,
         /// Space-separated scopes (default: any scope the server offers, now or later).
         #[arg(long)]
@@ -213,6 +217,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             upstream::run(cmd, store, secrets).await
         }
         Command::Secrets(cmd) => secrets::run(cmd, &config, async || store(&config).await).await,
+        Command::Idp(cmd) => idp::run(cmd, store(&config).await?).await,
         Command::Keys(cmd) => keys(cmd, &config).await,
         Command::Token(TokenCommand::Mint { user, client, scope, ttl, refresh, count }) => {
             let ttl = ttl.map_or(config.tokens.access_token_ttl, |t| std::time::Duration::from_secs(u64::from(t)));

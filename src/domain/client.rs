@@ -60,11 +60,14 @@ pub enum GrantType {
     RefreshToken,
     /// RFC 6749 §4.4: a confidential client acting for itself (an unattended agent, a service), no person.
     ClientCredentials,
+    /// RFC 7523 §2.1 with an Identity Assertion JWT Authorization Grant (ID-JAG) from a trusted enterprise
+    /// identity provider: a person, whom the provider's policy lets this client act for.
+    JwtBearer,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] =
-        [GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials];
+    pub const ALL: [GrantType; 4] =
+        [GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials, GrantType::JwtBearer];
     /// What a client that signs people in registers by default.
     pub const INTERACTIVE: [GrantType; 2] = [GrantType::AuthorizationCode, GrantType::RefreshToken];
 
@@ -73,6 +76,7 @@ impl GrantType {
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
             GrantType::ClientCredentials => "client_credentials",
+            GrantType::JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer",
         }
     }
 
@@ -240,10 +244,12 @@ impl Client {
         Client::try_from(row).inspect_err(|e| tracing::error!(error = %e, "unusable client row")).ok()
     }
 
-    /// What kind of client this is, in a word for people: `machine` (client credentials only: it acts
-    /// for itself), `confidential` or `public`.
+    /// What kind of client this is, in a word for people: `enterprise` (ID-JAG assertions, no redirects),
+    /// `machine` (client credentials only: it acts for itself), `confidential` or `public`.
     pub fn kind(&self) -> &'static str {
-        if !self.grant_types.is_interactive() {
+        if !self.grant_types.is_interactive() && self.grant_types.allows(GrantType::JwtBearer) {
+            "enterprise"
+        } else if !self.grant_types.is_interactive() {
             "machine"
         } else if self.auth_method.is_confidential() {
             "confidential"

@@ -36,6 +36,20 @@ impl ClientKeys {
         Ok(ClientKeys(set.keys))
     }
 
+    /// The usable public signature keys of a set an identity provider publishes (it may list encryption or
+    /// other keys beside them, which are skipped), at most `max`; an error when none is usable.
+    pub fn parse_usable(value: &serde_json::Value, max: usize) -> Result<ClientKeys, String> {
+        let keys = value.get("keys").and_then(Value::as_array).ok_or("not a JWK Set")?;
+        let usable: Vec<Jwk> = keys
+            .iter()
+            .filter(|k| PRIVATE_MEMBERS.iter().all(|m| k.get(m).is_none()))
+            .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
+            .filter(|jwk| check_key(jwk).is_ok())
+            .take(max)
+            .collect();
+        if usable.is_empty() { Err("the key set holds no usable signature key".into()) } else { Ok(ClientKeys(usable)) }
+    }
+
     /// The keys that may have signed an assertion with this header: those of its `kid` (all, when it names
     /// none) whose type fits `alg` and whose own `alg`, if any, is `alg`.
     pub fn candidates(&self, alg: Algorithm, kid: Option<&str>) -> Vec<DecodingKey> {

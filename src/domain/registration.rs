@@ -343,8 +343,11 @@ pub fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, RegistrationEr
         );
     }
     let grants = GrantTypes::new(grants);
-    if !grants.is_interactive() && !grants.allows(GrantType::ClientCredentials) {
-        return Err(metadata_error("grant_types must include authorization_code or client_credentials"));
+    if !grants.is_interactive() && !grants.allows(GrantType::ClientCredentials) && !grants.allows(GrantType::JwtBearer)
+    {
+        return Err(metadata_error(
+            "grant_types must include authorization_code, client_credentials or urn:ietf:params:oauth:grant-type:jwt-bearer",
+        ));
     }
     if grants.allows(GrantType::RefreshToken) && !grants.is_interactive() {
         return Err(metadata_error(
@@ -365,7 +368,7 @@ pub fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, RegistrationEr
     }
     if !grants.is_interactive() && !redirect_uris.is_empty() {
         return Err(RegistrationError::InvalidRedirectUri(
-            "redirect_uris are for the authorization_code grant; a client_credentials client has none".into(),
+            "redirect_uris are for the authorization_code grant; a client without it has none".into(),
         ));
     }
     if redirect_uris.len() > MAX_REDIRECT_URIS {

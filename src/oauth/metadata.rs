@@ -2,6 +2,7 @@
 //! also served as `openid-configuration`), and the JWKS.
 use poem_openapi::Object;
 
+use super::id_jag::ID_JAG_PROFILE;
 use crate::domain::client::{AuthMethod, GrantType};
 use crate::domain::client_keys::ASSERTION_ALGORITHMS;
 use crate::domain::resource::Resource;
@@ -52,6 +53,9 @@ pub struct AuthorizationServerMetadata {
     pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// `urn:ietf:params:oauth:grant-profile:id-jag`: ID-JAG assertions from trusted enterprise identity
+    /// providers are accepted with the jwt-bearer grant (draft-ietf-oauth-identity-assertion-authz-grant §7.2).
+    pub authorization_grant_profiles_supported: Vec<String>,
     /// Only `S256` (PKCE is required for every client).
     pub code_challenge_methods_supported: Vec<String>,
     /// RFC 9207: the authorization response carries `iss`.
@@ -98,6 +102,7 @@ pub fn authorization_server(discovery: &Discovery) -> AuthorizationServerMetadat
         token_endpoint_auth_signing_alg_values_supported: strings(&ASSERTION_ALGORITHMS),
         revocation_endpoint_auth_signing_alg_values_supported: strings(&ASSERTION_ALGORITHMS),
         introspection_endpoint_auth_signing_alg_values_supported: strings(&ASSERTION_ALGORITHMS),
+        authorization_grant_profiles_supported: strings(&[ID_JAG_PROFILE]),
         code_challenge_methods_supported: strings(&["S256"]),
         authorization_response_iss_parameter_supported: true,
         client_id_metadata_document_supported: true,

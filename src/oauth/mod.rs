@@ -4,6 +4,7 @@ pub mod api;
 pub mod authorize;
 pub mod client_auth;
 pub mod error;
+pub mod id_jag;
 pub mod introspect;
 pub mod metadata;
 pub mod metadata_document;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::client_auth::{ClientAuthenticator, FormCredentials, PresentedClient};
 use super::error::{ErrorCode, OAuthError};
+use super::id_jag::{Asserted, EnterpriseAssertions};
 use crate::clock::now;
 use crate::crypto::{open_for, random_token, seal_for, sha256_hex};
 use crate::domain::client::{Client, GrantType, RegistrationSource};
@@ -16,7 +17,7 @@ use crate::domain::resource::Resource;
 use crate::domain::scope::{Scope, ScopeCatalog};
 use crate::domain::tokens::{AccessTokens, Grant};
 use crate::metrics::Metrics;
-use crate::store::{AuditEntry, AuditKind, Store, authorization_code, grant, refresh_token};
+use crate::store::{AuditEntry, AuditKind, Store, authorization_code, grant, refresh_token, user};
 
 /// The token endpoint, revocation and introspection: everything that issues, rotates or describes tokens.
 #[derive(Clone)]
@@ -33,6 +34,8 @@ pub struct TokenService {
     pub(crate) scopes: ScopeCatalog,
     /// `DCR_CLIENT_CREDENTIALS`: while off, anonymously registered machine clients get no token either.
     pub(crate) dynamic_machine_clients: bool,
+    /// Checks ID-JAG assertions (the jwt-bearer grant) against the trusted identity providers.
+    pub(crate) enterprise: EnterpriseAssertions,
 }
 
 /// How long what the token endpoint issues lives.
@@ -66,6 +69,9 @@ pub struct TokenRequest {
     pub client_id: Option<String>,
     /// The client secret, for `client_secret_post`.
     pub client_secret: Option<String>,
+    /// The Identity Assertion JWT Authorization Grant (ID-JAG) from a trusted enterprise identity provider
+    /// (`urn:ietf:params:oauth:grant-type:jwt-bearer` grant).
+    pub assertion: Option<String>,
     /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, for `private_key_jwt` (RFC 7523 §2.2).
     pub client_assertion_type: Option<String>,
     /// The signed client assertion, for `private_key_jwt`; `client_id` may then be omitted.
@@ -146,9 +152,11 @@ async fn redeem_grant(
         Some(GrantType::AuthorizationCode) => redeem_authorization_code(svc, client, ip, req).await,
         Some(GrantType::RefreshToken) => refresh(svc, client, ip, req).await,
         Some(GrantType::ClientCredentials) => client_credentials(svc, client, ip, req).await,
+        Some(GrantType::JwtBearer) => enterprise_assertion(svc, client, ip, req).await,
         None => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
-            "grant_type must be authorization_code, refresh_token or client_credentials",
+            "grant_type must be authorization_code, refresh_token, client_credentials or \
+             urn:ietf:params:oauth:grant-type:jwt-bearer",
         )),
     }
 }
@@ -287,6 +295,127 @@ async fn client_credentials(
     let entry = AuditEntry { user_id: None, client_id: Some(&client.id), ip, detail: Some(&detail) };
     svc.store.audit(AuditKind::MachineTokenIssued, entry).await;
     access_token_response(svc, client, &client.id, &scope, resource, &grant_id, None)
+}
+
+/// The jwt-bearer grant with an ID-JAG (MCP Enterprise-Managed Authorization): the person the enterprise
+/// identity provider vouches for (found by its `iss` + `sub`, or given an account now where the provider
+/// allows it), the scope that was asked, asserted and allowed all at once, a token that lives no longer
+/// than the assertion, and no refresh token. No consent page: the provider's policy decided, and the audit
+/// log says so.
+async fn enterprise_assertion(
+    svc: &TokenService,
+    client: &Client,
+    ip: Option<IpAddr>,
+    req: TokenRequest,
+) -> Result<TokenResponseBody, OAuthError> {
+    let assertion = req
+        .assertion
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("assertion is required"))?;
+    let asserted = svc.enterprise.verify(assertion, &client.id).await?;
+    let user = person_for(svc, &asserted).await?;
+    let offered = svc.scopes.all();
+    let allowed = match &client.scope {
+        Some(registered) => registered.intersection(&offered),
+        None => offered,
+    };
+    let asserted_scope =
+        Scope::parse(&asserted.scope).map_err(|_| OAuthError::invalid_grant("the assertion's scope cannot be read"))?;
+    let asked = match req.scope.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(asked) => Scope::parse(asked).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?,
+        None => asserted_scope.clone(),
+    };
+    let scope = asked.intersection(&asserted_scope).intersection(&allowed);
+    if scope.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "no scope is both asked for, allowed by the identity provider's assertion and allowed for this client",
+        ));
+    }
+    let remaining = asserted.expires_at.seconds() - now().seconds();
+    let ttl = svc.lifetimes.access_token.min(Duration::from_secs(u64::try_from(remaining).unwrap_or(0)));
+    if ttl.is_zero() {
+        return Err(OAuthError::invalid_grant("the assertion has expired"));
+    }
+    let resource = svc.resource.as_str();
+    let scope = scope.to_string();
+    let grant_id = uuid::Uuid::new_v4().to_string();
+    svc.store
+        .insert_grant(grant::Model {
+            grant_id: grant_id.clone(),
+            user_id: user.id.clone(),
+            client_id: client.id.clone(),
+            resource: resource.to_owned(),
+            scope: scope.clone(),
+            created_at: now(),
+            revoked_at: None,
+        })
+        .await?;
+    if client.expires_at.is_some() {
+        svc.store.mark_client_used(&client.id).await?;
+    }
+    let detail = format!(
+        "ID-JAG from identity provider {}: its policy is the consent (no consent page); scope {scope}",
+        asserted.provider.name
+    );
+    let entry = AuditEntry { user_id: Some(&user.id), client_id: Some(&client.id), ip, detail: Some(&detail) };
+    svc.store.audit(AuditKind::EnterpriseTokenIssued, entry).await;
+    let grant =
+        Grant { subject: &user.id, client_id: &client.id, scope: &scope, audience: resource, grant_id: &grant_id };
+    let (access_token, _) = svc.tokens.issue(grant, ttl).map_err(OAuthError::internal)?;
+    Ok(TokenResponseBody {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: ttl.as_secs(),
+        refresh_token: None,
+        scope,
+    })
+}
+
+/// The account an ID-JAG's person has here: the one linked to the provider's `iss` + `sub` (never found by
+/// email), or a new one where the provider allows sign-up (`--allow-signup`, or the email's domain in
+/// `--allowed-domains`). A disabled account gets nothing.
+async fn person_for(svc: &TokenService, asserted: &Asserted) -> Result<user::Model, OAuthError> {
+    let provider = &asserted.provider;
+    let user = match svc.store.find_identity(&provider.issuer, &asserted.subject).await? {
+        Some(link) => svc.store.find_user(&link.user_id).await?,
+        None => {
+            let domain =
+                asserted.email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
+            let domain_allowed =
+                domain.is_some_and(|d| provider.allowed_domains.split(' ').any(|a| a.eq_ignore_ascii_case(&d)));
+            if !(provider.allow_signup || domain_allowed) {
+                return Err(OAuthError::invalid_grant(
+                    "nobody here is linked to this person, and the identity provider may not add accounts \
+                     for them (its --allowed-domains or --allow-signup)",
+                ));
+            }
+            let wanted = username_for(asserted);
+            let user = svc
+                .store
+                .create_user_for_identity(&provider.issuer, &asserted.subject, asserted.email.as_deref(), &wanted)
+                .await?;
+            tracing::info!(provider = %provider.name, user_id = %user.id, "account made for a person an identity provider vouched for");
+            Some(user)
+        }
+    };
+    user.filter(|u| !u.disabled).ok_or_else(|| OAuthError::invalid_grant("this person's account is disabled"))
+}
+
+/// A username for a new account: the email's local part (or the subject), in the username alphabet.
+fn username_for(asserted: &Asserted) -> String {
+    let base = asserted.email.as_deref().and_then(|e| e.split('@').next()).unwrap_or(&asserted.subject);
+    let mut name: String = base
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .take(48)
+        .collect();
+    if name.len() < 3 {
+        name = format!("user-{name}");
+    }
+    name
 }
 
 /// RFC 6749 §6 with rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): every use returns a new refresh token,

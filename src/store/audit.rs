@@ -25,6 +25,8 @@ pub enum AuditKind {
     UpstreamChanged,
     MachineTokenIssued,
     MachineAccessRevoked,
+    EnterpriseTokenIssued,
+    IdentityProviderChanged,
 }
 
 impl AuditKind {
@@ -49,6 +51,8 @@ impl AuditKind {
             AuditKind::UpstreamChanged => "upstream_changed",
             AuditKind::MachineTokenIssued => "machine_token_issued",
             AuditKind::MachineAccessRevoked => "machine_access_revoked",
+            AuditKind::EnterpriseTokenIssued => "enterprise_token_issued",
+            AuditKind::IdentityProviderChanged => "identity_provider_changed",
         }
     }
 }

@@ -349,3 +349,55 @@ pub mod used_assertion {
     }
     no_relations!();
 }
+
+pub mod identity_provider {
+    use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
+
+    /// An identity provider the operator trusts.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "identity_providers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        /// Its `iss`, exactly as its tokens carry it.
+        pub issuer: String,
+        /// Our client id there (OpenID Connect sign-in); none for a provider trusted only for ID-JAG.
+        pub client_id: Option<String>,
+        /// Our client secret there, sealed with the secrets key.
+        pub client_secret_sealed: Option<String>,
+        /// Where its signing keys are; when absent, from its OpenID Connect discovery document.
+        pub jwks_uri: Option<String>,
+        /// Space-separated email domains whose people get an account at first sign-in.
+        pub allowed_domains: String,
+        /// Anyone it vouches for gets an account at first sign-in.
+        pub allow_signup: bool,
+        /// Its Identity Assertion JWT Authorization Grants (ID-JAG) are accepted at the token endpoint.
+        pub trust_id_jag: bool,
+        pub disabled: bool,
+        pub created_at: UnixTime,
+    }
+    no_relations!();
+}
+
+pub mod identity {
+    use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
+
+    /// A person as an identity provider knows them (`iss` + `sub`), linked to their account here.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "identities")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub issuer: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub subject: String,
+        pub user_id: String,
+        /// The email the provider asserted when the identity was linked (for people; never a lookup key).
+        pub email: Option<String>,
+        pub created_at: UnixTime,
+    }
+    no_relations!();
+}

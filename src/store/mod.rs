@@ -10,6 +10,7 @@ mod clients;
 mod codes;
 mod consents;
 mod grants;
+mod identities;
 mod keys;
 mod mcp_sessions;
 mod notes;
@@ -39,8 +40,8 @@ use crate::config::Database as DatabaseConfig;
 pub use audit::{AuditEntry, AuditFilter, AuditKind, OwnedAuditEntry};
 pub use clients::ClientUpdate;
 pub use entities::{
-    audit_event, authorization_code, client, consent, grant, login_session, mcp_session, note, refresh_token,
-    signing_key, upstream, upstream_status, upstream_tool, used_assertion, user,
+    audit_event, authorization_code, client, consent, grant, identity, identity_provider, login_session, mcp_session,
+    note, refresh_token, signing_key, upstream, upstream_status, upstream_tool, used_assertion, user,
 };
 pub use grants::{ENDINGS_CHANNEL, GrantHolder, MACHINE_GRANT_USER};
 pub use keys::{ResealedKey, ResealedUpstream};

@@ -60,7 +60,7 @@ async fn authorization_server_metadata_advertises_the_code_flow_with_s256_and_cl
     assert_eq!(metadata["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(
         sorted_strings(&metadata["grant_types_supported"]),
-        ["authorization_code", "client_credentials", "refresh_token"]
+        ["authorization_code", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer"]
     );
     assert_eq!(
         sorted_strings(&metadata["token_endpoint_auth_methods_supported"]),

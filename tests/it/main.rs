@@ -10,6 +10,7 @@ mod discovery;
 mod gateway;
 mod gateway_servers;
 mod grant_revocation;
+mod id_jag;
 mod mcp_server;
 mod metadata_documents;
 mod multi_instance;

@@ -417,16 +417,17 @@ async fn legacy_mcp_sessions_are_capped_per_person() {
 /// grant can never be used and is purged with it (one person could otherwise grow the table without end).
 #[tokio::test]
 async fn grants_of_codes_that_were_never_redeemed_are_purged() {
-    let app = spawn_app_with(&[("AUTH_CODE_TTL", "1")]).await;
+    // Codes live 4 s: long enough to be redeemed on a loaded CI machine (1 s once was not).
+    let app = spawn_app_with(&[("AUTH_CODE_TTL", "4")]).await;
     let client_id = app.register_public_client(REDIRECT_URI).await;
     let mut browser = signup_and_login(&app, "alice", PASSWORD).await;
+    let tokens = issue_tokens(&app, &mut browser, &ClientAuth::Public(client_id.clone()), ALL_SCOPES).await;
     for _ in 0..3 {
         authorize_and_get_code(&app, &mut browser, &client_id, REDIRECT_URI, &pkce_pair()).await;
     }
-    let tokens = issue_tokens(&app, &mut browser, &ClientAuth::Public(client_id), ALL_SCOPES).await;
     let count = "SELECT CAST(COUNT(*) AS BIGINT) FROM grants";
     assert_eq!(app.sql_count(count, vec![]).await, 4);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5100)).await;
     app.cli(&["purge"]);
     assert_eq!(app.sql_count(count, vec![]).await, 1, "only the redeemed grant stays");
     assert_mcp_accepts(&app, &str_field(&tokens, "access_token")).await;

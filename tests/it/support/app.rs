@@ -54,8 +54,15 @@ impl TestApp {
     /// Runs the `mcp-gateway` binary on this app's database and issuer, as an operator would; panics
     /// unless it succeeds and returns what it printed.
     pub fn cli(&self, args: &[&str]) -> String {
+        let output = self.cli_output(args);
+        assert!(output.status.success(), "mcp-gateway {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("UTF-8 output")
+    }
+
+    /// Runs an operator command, succeeding or not, and returns what it did.
+    pub fn cli_output(&self, args: &[&str]) -> std::process::Output {
         let workdir = tempfile::tempdir().expect("working directory");
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
             .args(args)
             .env_clear()
             .env("DATABASE_URL", &self.db_url)
@@ -63,9 +70,7 @@ impl TestApp {
             .env("SECRETS_KEY", TEST_SECRETS_KEY)
             .current_dir(workdir.path())
             .output()
-            .expect("run the mcp-gateway binary");
-        assert!(output.status.success(), "mcp-gateway {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).expect("UTF-8 output")
+            .expect("run the mcp-gateway binary")
     }
 }
 

@@ -4,6 +4,7 @@ pub mod browser;
 pub mod documents;
 pub mod html;
 pub mod jwt;
+pub mod keys;
 pub mod mcp;
 pub mod oauth;
 pub mod responses;

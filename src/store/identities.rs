@@ -1,0 +1,106 @@
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr};
+
+use super::{Store, identity, identity_provider, user};
+use crate::clock::now;
+
+impl Store {
+    /// Adds a provider; `Ok(false)` when its name or issuer is taken.
+    pub async fn insert_identity_provider(&self, model: identity_provider::Model) -> Result<bool, DbErr> {
+        let row = identity_provider::ActiveModel::from(model);
+        match identity_provider::Entity::insert(row).exec_without_returning(&self.db).await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn list_identity_providers(&self) -> Result<Vec<identity_provider::Model>, DbErr> {
+        identity_provider::Entity::find().order_by_asc(identity_provider::Column::Name).all(&self.db).await
+    }
+
+    /// Removes a provider (the identities it vouched for stay, unusable until it is added again).
+    pub async fn remove_identity_provider(&self, name: &str) -> Result<bool, DbErr> {
+        Ok(identity_provider::Entity::delete_by_id(name).exec(&self.db).await?.rows_affected == 1)
+    }
+
+    pub async fn set_identity_provider_disabled(&self, name: &str, disabled: bool) -> Result<bool, DbErr> {
+        let updated = identity_provider::Entity::update_many()
+            .set(identity_provider::ActiveModel { disabled: Set(disabled), ..Default::default() })
+            .filter(identity_provider::Column::Name.eq(name))
+            .exec(&self.db)
+            .await?;
+        Ok(updated.rows_affected == 1)
+    }
+
+    /// The enabled provider whose tokens carry this `iss`.
+    pub async fn enabled_identity_provider(&self, issuer: &str) -> Result<Option<identity_provider::Model>, DbErr> {
+        identity_provider::Entity::find()
+            .filter(identity_provider::Column::Issuer.eq(issuer))
+            .filter(identity_provider::Column::Disabled.eq(false))
+            .one(&self.db)
+            .await
+    }
+
+    /// The account a provider's `iss` + `sub` is linked to.
+    pub async fn find_identity(&self, issuer: &str, subject: &str) -> Result<Option<identity::Model>, DbErr> {
+        identity::Entity::find_by_id((issuer.to_owned(), subject.to_owned())).one(&self.db).await
+    }
+
+    /// Makes an account for a person a provider vouches for and links it, in one transaction. The username is
+    /// `wanted`, or `wanted-N` when taken. When a racing request linked the same identity first, its account is
+    /// returned and nothing new is kept.
+    pub async fn create_user_for_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+        email: Option<&str>,
+        wanted: &str,
+    ) -> Result<user::Model, DbErr> {
+        let (_turn, txn) = self.begin_write().await?;
+        let mut account = None;
+        for attempt in 0..20u32 {
+            let username = if attempt == 0 { wanted.to_owned() } else { format!("{wanted}-{}", attempt + 1) };
+            let model = user::Model {
+                id: uuid::Uuid::new_v4().to_string(),
+                username,
+                // No password: this person signs in through the provider.
+                password_hash: String::new(),
+                is_admin: false,
+                disabled: false,
+                created_at: now(),
+            };
+            let inserted = user::Entity::insert(user::ActiveModel::from(model.clone()))
+                .on_conflict(OnConflict::column(user::Column::Username).do_nothing().to_owned())
+                .exec_without_returning(&txn)
+                .await?;
+            if inserted == 1 {
+                account = Some(model);
+                break;
+            }
+        }
+        let Some(account) = account else {
+            return Err(DbErr::Custom(format!("no free username near {wanted}")));
+        };
+        let link = identity::Model {
+            issuer: issuer.to_owned(),
+            subject: subject.to_owned(),
+            user_id: account.id.clone(),
+            email: email.map(str::to_owned),
+            created_at: now(),
+        };
+        let linked = identity::Entity::insert(identity::ActiveModel::from(link))
+            .on_conflict(
+                OnConflict::columns([identity::Column::Issuer, identity::Column::Subject]).do_nothing().to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        if linked == 1 {
+            txn.commit().await?;
+            return Ok(account);
+        }
+        txn.rollback().await?;
+        let existing = self.find_identity(issuer, subject).await?.ok_or(DbErr::RecordNotFound("identity".into()))?;
+        self.find_user(&existing.user_id).await?.ok_or(DbErr::RecordNotFound("user".into()))
+    }
+}
