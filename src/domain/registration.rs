@@ -354,6 +354,14 @@ pub fn normalize(mut m: ClientMetadata) -> Result<ClientMetadata, RegistrationEr
             "refresh_token needs authorization_code: client_credentials issues no refresh tokens (RFC 6749 §4.4.3)",
         ));
     }
+    if grants.allows(GrantType::JwtBearer) && !method.is_confidential() {
+        // draft-ietf-oauth-identity-assertion-authz-grant §8.1: without client authentication, anyone holding
+        // an unspent assertion could redeem it.
+        return Err(metadata_error(
+            "the jwt-bearer (ID-JAG) grant is for confidential clients: choose client_secret_basic, \
+             client_secret_post or private_key_jwt",
+        ));
+    }
     if grants.allows(GrantType::ClientCredentials) && !method.is_confidential() {
         return Err(metadata_error(
             "client_credentials is for confidential clients: choose client_secret_basic, client_secret_post or \

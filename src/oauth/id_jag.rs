@@ -27,6 +27,7 @@ const LEEWAY: i64 = 10;
 /// at most once per `REFETCH_AFTER`.
 const KEYS_FOR: Duration = Duration::from_secs(3600);
 const REFETCH_AFTER: Duration = Duration::from_secs(60);
+const STALE_KEYS_FOR: Duration = Duration::from_secs(24 * 3600);
 /// The most of a discovery document or key set read.
 const MAX_DOCUMENT: usize = 256 * 1024;
 /// The most keys a provider's set may hold (Entra ID and Google publish several).
@@ -41,6 +42,8 @@ pub struct Asserted {
     /// The scopes the provider's policy allows (empty when it named none).
     pub scope: String,
     pub expires_at: UnixTime,
+    /// The provider's `email_verified`, when it sent one.
+    pub email_verified: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +56,7 @@ struct Claims {
     exp: i64,
     iat: Option<i64>,
     email: Option<String>,
+    email_verified: Option<bool>,
     aud: serde_json::Value,
 }
 
@@ -142,7 +146,7 @@ impl EnterpriseAssertions {
             .filter(|j| !j.is_empty() && j.len() <= 256)
             .ok_or_else(|| invalid_grant("the assertion has no jti"))?;
         let once = sha256_hex(&format!("id-jag\n{}\n{jti}", provider.issuer));
-        if !self.store.use_assertion(&once, UnixTime(claims.exp + LEEWAY)).await? {
+        if !self.store.use_assertion(&once, UnixTime(claims.exp.saturating_add(LEEWAY))).await? {
             tracing::warn!(issuer = %provider.issuer, %client_id, "an ID-JAG was presented again (its jti was used)");
             return Err(invalid_grant("the assertion was used already"));
         }
@@ -151,6 +155,7 @@ impl EnterpriseAssertions {
             email: claims.email.filter(|e| e.len() <= 320 && e.contains('@')),
             scope: claims.scope.unwrap_or_default(),
             expires_at: UnixTime(claims.exp),
+            email_verified: claims.email_verified,
             provider,
         })
     }
@@ -162,28 +167,30 @@ impl EnterpriseAssertions {
         provider: &identity_provider::Model,
         kid: Option<&str>,
     ) -> Result<ClientKeys, OAuthError> {
-        let cached = self.keys.lock().expect("provider keys lock").get(&provider.issuer).cloned();
+        // Keyed by the provider as configured: removing and adding it again (new keys) starts afresh.
+        let key =
+            format!("{}\n{}\n{}", provider.issuer, provider.jwks_uri.as_deref().unwrap_or(""), provider.created_at);
+        let cached = self.keys.lock().expect("provider keys lock").get(&key).cloned();
         if let Some((keys, fetched)) = &cached {
             let lacks_kid = kid.is_some_and(|k| !keys.has_kid(k));
             if fetched.elapsed() < KEYS_FOR && !(lacks_kid && fetched.elapsed() >= REFETCH_AFTER) {
                 return Ok(keys.clone());
             }
         }
-        let fresh = |c: Option<(ClientKeys, Instant)>| c.filter(|(_, at)| at.elapsed() < KEYS_FOR).map(|(k, _)| k);
+        // While a refresh fails, the last keys serve for a day: a provider's brief outage stops nobody.
+        let fresh =
+            |c: Option<(ClientKeys, Instant)>| c.filter(|(_, at)| at.elapsed() < STALE_KEYS_FOR).map(|(k, _)| k);
         let unavailable = || invalid_grant("the identity provider's signing keys are not available");
         {
             let mut attempts = self.attempts.lock().expect("provider attempts lock");
-            if attempts.get(&provider.issuer).is_some_and(|at| at.elapsed() < REFETCH_AFTER) {
+            if attempts.get(&key).is_some_and(|at| at.elapsed() < REFETCH_AFTER) {
                 return fresh(cached).ok_or_else(unavailable);
             }
-            attempts.insert(provider.issuer.clone(), Instant::now());
+            attempts.insert(key.clone(), Instant::now());
         }
         match self.fetch_keys(provider).await {
             Ok(keys) => {
-                self.keys
-                    .lock()
-                    .expect("provider keys lock")
-                    .insert(provider.issuer.clone(), (keys.clone(), Instant::now()));
+                self.keys.lock().expect("provider keys lock").insert(key, (keys.clone(), Instant::now()));
                 Ok(keys)
             }
             Err(why) => {
@@ -200,6 +207,9 @@ impl EnterpriseAssertions {
             None => {
                 let base = provider.issuer.trim_end_matches('/');
                 let discovery = self.get_json(&format!("{base}/.well-known/openid-configuration")).await?;
+                if discovery.get("issuer").and_then(|v| v.as_str()) != Some(provider.issuer.as_str()) {
+                    return Err("the discovery document names another issuer".into());
+                }
                 discovery
                     .get("jwks_uri")
                     .and_then(|v| v.as_str())

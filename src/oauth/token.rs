@@ -308,6 +308,17 @@ async fn enterprise_assertion(
     ip: Option<IpAddr>,
     req: TokenRequest,
 ) -> Result<TokenResponseBody, OAuthError> {
+    if !client.auth_method.is_confidential() {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the jwt-bearer grant is for confidential clients"));
+    }
+    if let Some(resource) = req.resource.as_deref()
+        && !svc.resource.is_named_by(resource)
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            format!("resource must be this MCP server, {}", svc.resource.as_str()),
+        ));
+    }
     let assertion = req
         .assertion
         .as_deref()
@@ -340,18 +351,7 @@ async fn enterprise_assertion(
     }
     let resource = svc.resource.as_str();
     let scope = scope.to_string();
-    let grant_id = uuid::Uuid::new_v4().to_string();
-    svc.store
-        .insert_grant(grant::Model {
-            grant_id: grant_id.clone(),
-            user_id: user.id.clone(),
-            client_id: client.id.clone(),
-            resource: resource.to_owned(),
-            scope: scope.clone(),
-            created_at: now(),
-            revoked_at: None,
-        })
-        .await?;
+    let grant_id = svc.store.enterprise_grant(&user.id, &client.id, resource, &scope).await?;
     if client.expires_at.is_some() {
         svc.store.mark_client_used(&client.id).await?;
     }

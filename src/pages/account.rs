@@ -105,7 +105,9 @@ pub async fn login(
         .passwords
         .verify_limited(
             &password,
-            user.as_ref().map(|u| u.password_hash.as_str()),
+            // An account without a password (made by an identity provider) is checked like an unknown one:
+            // against the dummy hash, so the time taken tells nothing.
+            user.as_ref().map(|u| u.password_hash.as_str()).filter(|h| !h.is_empty()),
             || pages.limits.login_allowed(ip, account.as_deref()).is_ok(),
             || blocked = pages.limits.login_failed(ip, account.as_deref()),
         )

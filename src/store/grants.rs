@@ -9,6 +9,8 @@ use crate::clock::now;
 /// The `user_id` of a machine grant (RFC 6749 §4.4 client credentials): no person, the client acts for
 /// itself. One live grant per client carries all its machine tokens, so revoking it ends them at once.
 pub const MACHINE_GRANT_USER: &str = "";
+/// The start of an enterprise grant's id (tokens from ID-JAG assertions; no consent row behind it).
+pub const ENTERPRISE_GRANT_PREFIX: &str = "id-jag:";
 
 /// Who the tokens of a live grant act for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +92,41 @@ impl Store {
         self.insert_grant(grant::Model {
             grant_id: grant_id.clone(),
             user_id: MACHINE_GRANT_USER.to_owned(),
+            client_id: client_id.to_owned(),
+            resource: resource.to_owned(),
+            scope: scope.to_owned(),
+            created_at: now(),
+            revoked_at: None,
+        })
+        .await?;
+        Ok(grant_id)
+    }
+
+    /// The live enterprise grant (ID-JAG) of a person and client, made now if there is none: its id. Every
+    /// token the client gets from that person's assertions hangs on it, so the table does not grow with each
+    /// one, and revoking it (or the person's access to the client) ends them all.
+    pub async fn enterprise_grant(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+        scope: &str,
+    ) -> Result<String, DbErr> {
+        let live = grant::Entity::find()
+            .filter(grant::Column::UserId.eq(user_id))
+            .filter(grant::Column::ClientId.eq(client_id))
+            .filter(grant::Column::Resource.eq(resource))
+            .filter(grant::Column::GrantId.starts_with(ENTERPRISE_GRANT_PREFIX))
+            .filter(grant::Column::RevokedAt.is_null())
+            .one(&self.db)
+            .await?;
+        if let Some(live) = live {
+            return Ok(live.grant_id);
+        }
+        let grant_id = format!("{ENTERPRISE_GRANT_PREFIX}{}", uuid::Uuid::new_v4());
+        self.insert_grant(grant::Model {
+            grant_id: grant_id.clone(),
+            user_id: user_id.to_owned(),
             client_id: client_id.to_owned(),
             resource: resource.to_owned(),
             scope: scope.to_owned(),

@@ -43,7 +43,7 @@ pub use entities::{
     audit_event, authorization_code, client, consent, grant, identity, identity_provider, login_session, mcp_session,
     note, refresh_token, signing_key, upstream, upstream_status, upstream_tool, used_assertion, user,
 };
-pub use grants::{ENDINGS_CHANNEL, GrantHolder, MACHINE_GRANT_USER};
+pub use grants::{ENDINGS_CHANNEL, ENTERPRISE_GRANT_PREFIX, GrantHolder, MACHINE_GRANT_USER};
 pub use keys::{ResealedKey, ResealedUpstream};
 pub use purge::{PurgeAfter, Purged};
 pub use upstreams::{UPSTREAMS_CHANNEL, UpstreamRow};

@@ -101,6 +101,8 @@ async fn a_trusted_providers_assertion_gets_a_token_for_its_person_without_a_con
         "--allowed-domains",
         "example.com",
     ]);
+    // A local account named ada exists: the provider's ada gets an account of her own, never this one.
+    app.cli(&["user", "add", "ada", "--password", PASSWORD]);
     let auth = enterprise_client(&app);
 
     let claims = assertion_claims(&app, &provider, auth.client_id(), "U-1");
@@ -111,7 +113,7 @@ async fn a_trusted_providers_assertion_gets_a_token_for_its_person_without_a_con
     let access_token = str_field(&tokens, "access_token");
     let mut mcp = McpClient::stateless(&app, &access_token);
     let me = mcp.call_tool("whoami", json!({})).await["structuredContent"].clone();
-    assert_eq!(me["username"], "ada", "an account made at first sight, named after the email: {me}");
+    assert_eq!(me["username"], "ada-2", "an account made at first sight, named after the email: {me}");
     assert_eq!(me["acts_for"], "person");
     let note = mcp.call_tool("notes_create", json!({"title": "From the IdP", "body": "b"})).await;
     assert_ne!(note["isError"], true, "{note}");
@@ -119,7 +121,12 @@ async fn a_trusted_providers_assertion_gets_a_token_for_its_person_without_a_con
     // The same iss + sub finds the same account; the audit log says the provider's policy was the consent.
     let again = assertion_claims(&app, &provider, auth.client_id(), "U-1");
     let second = json_ok(exchange(&app, &auth, &sign_typed(&signer, Some(ID_JAG), &again), None).await).await;
-    assert_eq!(jwt_claims(&str_field(&second, "access_token"))["sub"], jwt_claims(&access_token)["sub"]);
+    let (first_claims, second_claims) = (jwt_claims(&access_token), jwt_claims(&str_field(&second, "access_token")));
+    assert_eq!(second_claims["sub"], first_claims["sub"]);
+    assert_eq!(
+        second_claims["grant_id"], first_claims["grant_id"],
+        "one grant per person and client, not one per token"
+    );
     let audit = app.cli(&["audit", "--event", "enterprise_token_issued"]);
     assert_eq!(audit.matches("no consent page").count(), 2, "{audit}");
     // Another subject with the same email is another person: never matched by email.
@@ -137,7 +144,7 @@ async fn a_trusted_providers_assertion_gets_a_token_for_its_person_without_a_con
     assert_oauth_error(only_write, StatusCode::BAD_REQUEST, "invalid_scope").await;
 
     // Disabling the person ends it.
-    app.cli(&["user", "disable", "ada"]);
+    app.cli(&["user", "disable", "ada-2"]);
     let disabled = assertion_claims(&app, &provider, auth.client_id(), "U-1");
     let refused = exchange(&app, &auth, &sign_typed(&signer, Some(ID_JAG), &disabled), None).await;
     assert_oauth_error(refused, StatusCode::BAD_REQUEST, "invalid_grant").await;
@@ -247,6 +254,17 @@ async fn every_rule_of_an_id_jag_refuses() {
     }
     let none = app.post_as("/oauth/token", &auth, &[("grant_type", JWT_BEARER)]).await;
     assert_oauth_error(none, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let elsewhere = sign_typed(&signer, Some(ID_JAG), &good(&|_| {}));
+    let form =
+        [("grant_type", JWT_BEARER), ("assertion", elsewhere.as_str()), ("resource", "https://other.example/mcp")];
+    assert_oauth_error(app.post_as("/oauth/token", &auth, &form).await, StatusCode::BAD_REQUEST, "invalid_target")
+        .await;
+
+    // Public clients cannot hold the grant: anyone holding an unspent assertion could redeem it.
+    let public = app.cli_output(&["client", "add", "--name", "Public agent", "--grant", JWT_BEARER]);
+    assert!(!public.status.success() && String::from_utf8_lossy(&public.stderr).contains("confidential"));
+    let anonymous = json!({"grant_types": [JWT_BEARER], "token_endpoint_auth_method": "none"});
+    assert_oauth_error(app.register(&anonymous).await, StatusCode::BAD_REQUEST, "invalid_client_metadata").await;
 
     // A client not registered for the grant, and a provider the operator disabled.
     let (id, secret) = app.register_confidential_client("client_secret_basic").await;
