@@ -232,6 +232,27 @@ fn check_resource(svc: &TokenService, requested: Option<&str>, granted: &str) ->
     }
 }
 
+/// A grant without a redirect (client credentials, jwt-bearer): a `resource` sent must name this MCP server.
+fn check_resource_named(svc: &TokenService, requested: Option<&str>) -> Result<(), OAuthError> {
+    match requested {
+        Some(resource) if !svc.resource.is_named_by(resource) => Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            format!("resource must be this MCP server, {}", svc.resource.as_str()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What a client may get without a consent page: what it registered and the server still offers (an
+/// upstream's scope goes with the upstream), or everything offered when it registered no scope.
+fn allowed_scope(svc: &TokenService, client: &Client) -> Scope {
+    let offered = svc.scopes.all();
+    match &client.scope {
+        Some(registered) => registered.intersection(&offered),
+        None => offered,
+    }
+}
+
 /// RFC 6749 §4.4 (OAuth 2.1 §4.2): a confidential client, authenticated above, gets a token that acts for
 /// itself (`sub` = the client, RFC 9068 §2.2) under its machine grant, so revoking its machine access ends
 /// every such token at once. The scope is what it asked for, within what it registered (default: all it
@@ -251,20 +272,8 @@ async fn client_credentials(
             "this server no longer serves anonymously registered machine clients (DCR_CLIENT_CREDENTIALS)",
         ));
     }
-    if let Some(resource) = req.resource.as_deref()
-        && !svc.resource.is_named_by(resource)
-    {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidTarget,
-            format!("resource must be this MCP server, {}", svc.resource.as_str()),
-        ));
-    }
-    // What the client registered and the server still offers (an upstream's scope goes with the upstream).
-    let offered = svc.scopes.all();
-    let allowed = match &client.scope {
-        Some(registered) => registered.intersection(&offered),
-        None => offered,
-    };
+    check_resource_named(svc, req.resource.as_deref())?;
+    let allowed = allowed_scope(svc, client);
     if allowed.is_empty() {
         return Err(OAuthError::new(ErrorCode::InvalidScope, "no scope this client registered is offered any more"));
     }
@@ -311,14 +320,7 @@ async fn enterprise_assertion(
     if !client.auth_method.is_confidential() {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the jwt-bearer grant is for confidential clients"));
     }
-    if let Some(resource) = req.resource.as_deref()
-        && !svc.resource.is_named_by(resource)
-    {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidTarget,
-            format!("resource must be this MCP server, {}", svc.resource.as_str()),
-        ));
-    }
+    check_resource_named(svc, req.resource.as_deref())?;
     let assertion = req
         .assertion
         .as_deref()
@@ -326,11 +328,7 @@ async fn enterprise_assertion(
         .ok_or_else(|| OAuthError::invalid_request("assertion is required"))?;
     let asserted = svc.enterprise.verify(assertion, &client.id).await?;
     let user = person_for(svc, &asserted).await?;
-    let offered = svc.scopes.all();
-    let allowed = match &client.scope {
-        Some(registered) => registered.intersection(&offered),
-        None => offered,
-    };
+    let allowed = allowed_scope(svc, client);
     let asserted_scope =
         Scope::parse(&asserted.scope).map_err(|_| OAuthError::invalid_grant("the assertion's scope cannot be read"))?;
     let asked = match req.scope.as_deref().filter(|s| !s.trim().is_empty()) {

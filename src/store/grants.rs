@@ -78,28 +78,12 @@ impl Store {
     /// The live machine grant of a client, made now if it has none: its id. Two racing first requests may
     /// both make one; both are the client's and [`Store::revoke_machine_access`] ends every one.
     pub async fn machine_grant(&self, client_id: &str, resource: &str, scope: &str) -> Result<String, DbErr> {
-        let live = grant::Entity::find()
-            .filter(grant::Column::ClientId.eq(client_id))
-            .filter(grant::Column::UserId.eq(MACHINE_GRANT_USER))
-            .filter(grant::Column::Resource.eq(resource))
-            .filter(grant::Column::RevokedAt.is_null())
-            .one(&self.db)
-            .await?;
-        if let Some(live) = live {
-            return Ok(live.grant_id);
-        }
+        let live = grant::Column::ClientId
+            .eq(client_id)
+            .and(grant::Column::UserId.eq(MACHINE_GRANT_USER))
+            .and(grant::Column::Resource.eq(resource));
         let grant_id = uuid::Uuid::new_v4().to_string();
-        self.insert_grant(grant::Model {
-            grant_id: grant_id.clone(),
-            user_id: MACHINE_GRANT_USER.to_owned(),
-            client_id: client_id.to_owned(),
-            resource: resource.to_owned(),
-            scope: scope.to_owned(),
-            created_at: now(),
-            revoked_at: None,
-        })
-        .await?;
-        Ok(grant_id)
+        self.live_or_new_grant(live, grant_id, MACHINE_GRANT_USER, client_id, resource, scope).await
     }
 
     /// The live enterprise grant (ID-JAG) of a person and client, made now if there is none: its id. Every
@@ -112,18 +96,29 @@ impl Store {
         resource: &str,
         scope: &str,
     ) -> Result<String, DbErr> {
-        let live = grant::Entity::find()
-            .filter(grant::Column::UserId.eq(user_id))
-            .filter(grant::Column::ClientId.eq(client_id))
-            .filter(grant::Column::Resource.eq(resource))
-            .filter(grant::Column::GrantId.starts_with(ENTERPRISE_GRANT_PREFIX))
-            .filter(grant::Column::RevokedAt.is_null())
-            .one(&self.db)
-            .await?;
-        if let Some(live) = live {
-            return Ok(live.grant_id);
-        }
+        let live = grant::Column::UserId
+            .eq(user_id)
+            .and(grant::Column::ClientId.eq(client_id))
+            .and(grant::Column::Resource.eq(resource))
+            .and(grant::Column::GrantId.starts_with(ENTERPRISE_GRANT_PREFIX));
         let grant_id = format!("{ENTERPRISE_GRANT_PREFIX}{}", uuid::Uuid::new_v4());
+        self.live_or_new_grant(live, grant_id, user_id, client_id, resource, scope).await
+    }
+
+    /// The id of a live (unrevoked) grant matching `live`, or of a new one stored now with `grant_id`.
+    async fn live_or_new_grant(
+        &self,
+        live: impl IntoCondition,
+        grant_id: String,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+        scope: &str,
+    ) -> Result<String, DbErr> {
+        let found = grant::Entity::find().filter(live).filter(grant::Column::RevokedAt.is_null()).one(&self.db).await?;
+        if let Some(found) = found {
+            return Ok(found.grant_id);
+        }
         self.insert_grant(grant::Model {
             grant_id: grant_id.clone(),
             user_id: user_id.to_owned(),

@@ -8,7 +8,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rmcp::model::*;
 use rmcp::service::{PeerRequestOptions, RequestContext};
@@ -137,8 +136,13 @@ pub async fn forward(
     loop {
         tokio::select! {
             result = &mut response => {
-                // What the upstream sent just before its answer is passed on first.
-                while let Some(Some(mut note)) = next_progress(&mut progress).now_or_never() {
+                // What the upstream sent just before its answer is passed on first. rmcp hands each notification
+                // to a task of its own, so one sent just before the answer may reach us just after it: a call
+                // that asked for progress waits a moment (bounded) for such stragglers.
+                let stragglers = tokio::time::Instant::now() + PROGRESS_STRAGGLERS_MAX;
+                while down_token.is_some() {
+                    let wait = PROGRESS_STRAGGLER_GAP.min(stragglers.saturating_duration_since(tokio::time::Instant::now()));
+                    let Ok(Some(mut note)) = tokio::time::timeout(wait, next_progress(&mut progress)).await else { break };
                     if let Some(token) = &down_token {
                         note.progress_token = token.clone();
                         let _ = ctx.peer.notify_progress(note).await;
@@ -180,6 +184,11 @@ pub async fn forward(
         }
     }
 }
+
+/// How long a call that asked for progress waits, after the upstream's answer, for one more progress
+/// notification still on its way through rmcp; and the most it waits in all.
+const PROGRESS_STRAGGLER_GAP: Duration = Duration::from_millis(20);
+const PROGRESS_STRAGGLERS_MAX: Duration = Duration::from_millis(200);
 
 async fn next_progress(progress: &mut Option<ProgressSubscription>) -> Option<ProgressNotificationParam> {
     match progress {
