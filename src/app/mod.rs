@@ -186,6 +186,7 @@ pub fn routes(state: &AppState, mcp_streams: CancellationToken) -> impl Endpoint
         .at("/admin", get(pages::admin::page))
         .at("/admin/clients", post(pages::admin::switch_client))
         .at("/admin/users", post(pages::admin::switch_user))
+        .at("/admin/idps", post(pages::admin::switch_idp))
         .at("/admin/upstreams", post(pages::admin::change_upstream))
         .at("/assets/style.css", get(pages::stylesheet))
         .nest("/docs", docs)

@@ -9,7 +9,7 @@ use poem::{Response, handler};
 use serde::Deserialize;
 
 use super::error::PageError;
-use super::templates::{AdminClientRow, AdminPage, AdminUpstreamRow, AdminUserRow, render};
+use super::templates::{AdminClientRow, AdminIdpRow, AdminPage, AdminUpstreamRow, AdminUserRow, render};
 use super::{Done, Pages, account, html_response, see_other};
 use crate::domain::client::{Client, GrantType, RegistrationSource};
 use crate::domain::registration::ClientMetadata;
@@ -93,18 +93,37 @@ pub async fn page(
             }
         })
         .collect();
+    let idps = pages
+        .store
+        .list_identity_providers()
+        .await?
+        .into_iter()
+        .map(|p| AdminIdpRow {
+            signup: match (p.allow_signup, p.allowed_domains.is_empty()) {
+                (true, _) => "anyone".into(),
+                (false, true) => "none".into(),
+                (false, false) => p.allowed_domains.clone(),
+            },
+            name: p.name,
+            issuer: p.issuer,
+            disabled: p.disabled,
+            trust_id_jag: p.trust_id_jag,
+        })
+        .collect();
     let page = AdminPage {
         base: &pages.base,
         nav: account::nav(&pages, &me, "admin"),
         notice: done.notice(&[
             ("client", "The client is updated."),
             ("machine", "The client's machine access is revoked: its tokens no longer work."),
+            ("idp", "The identity provider is updated."),
             ("user", "The user is updated."),
             ("upstream", "The upstream is updated; every instance follows within seconds."),
         ]),
         clients,
         users,
         upstreams,
+        idps,
         programs: pages.admin_programs,
     };
     Ok(html_response(StatusCode::OK, render(&page)))
@@ -115,6 +134,8 @@ pub struct SwitchForm {
     csrf_token: Option<String>,
     client_id: Option<String>,
     username: Option<String>,
+    /// An identity provider's name.
+    name: Option<String>,
     action: Option<String>,
 }
 
@@ -186,6 +207,28 @@ async fn revoke_machine_access(pages: &Pages, me: Option<SignedIn>, form: Switch
         AuditEntry { user_id: Some(&me.user.id), client_id: Some(&client_id), detail: Some("by an admin"), ip: None };
     pages.store.audit(AuditKind::MachineAccessRevoked, entry).await;
     Ok(see_other(&format!("{}/admin?done=machine", pages.base)))
+}
+
+/// Disables or enables a trusted identity provider: while disabled, its assertions get no token.
+#[handler]
+pub async fn switch_idp(
+    pages: Data<&Arc<Pages>>,
+    Visitor(me): Visitor,
+    Form(form): Form<SwitchForm>,
+) -> Result<Response, PageError> {
+    let Some((me, disable)) = admin_post(me, &form)? else {
+        return Ok(account::to_login(&pages, "/admin"));
+    };
+    let name = form.name.unwrap_or_default();
+    if !pages.store.set_identity_provider_disabled(&name, disable).await? {
+        return Err(PageError::not_found());
+    }
+    let done = if disable { "disabled" } else { "enabled" };
+    tracing::info!(provider = %name, disable, admin = %me.user.id, "identity provider switched by an admin");
+    let detail = format!("identity provider {name} {done}, by an admin");
+    let entry = AuditEntry { user_id: Some(&me.user.id), detail: Some(&detail), ..AuditEntry::default() };
+    pages.store.audit(AuditKind::IdentityProviderChanged, entry).await;
+    Ok(see_other(&format!("{}/admin?done=idp", pages.base)))
 }
 
 /// Disables or enables a user; a disabled user cannot sign in and their tokens stop working at once.

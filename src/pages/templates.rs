@@ -175,6 +175,16 @@ pub struct AdminUserRow {
     pub is_me: bool,
 }
 
+/// A trusted identity provider on the admin page.
+pub struct AdminIdpRow {
+    pub name: String,
+    pub issuer: String,
+    pub disabled: bool,
+    pub trust_id_jag: bool,
+    /// Who gets an account when first seen: `anyone`, `none`, or the allowed email domains.
+    pub signup: String,
+}
+
 pub struct AdminUpstreamRow {
     pub name: String,
     pub kind: &'static str,
@@ -198,6 +208,7 @@ pub struct AdminPage<'a> {
     pub clients: Vec<AdminClientRow>,
     pub users: Vec<AdminUserRow>,
     pub upstreams: Vec<AdminUpstreamRow>,
+    pub idps: Vec<AdminIdpRow>,
     /// The add form offers programs (stdio) too.
     pub programs: bool,
 }

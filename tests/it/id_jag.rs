@@ -324,3 +324,30 @@ async fn the_operator_cannot_add_a_provider_that_could_not_work() {
     let body = assert_oauth_error(refused, StatusCode::BAD_REQUEST, "invalid_grant").await;
     assert!(body["error_description"].as_str().unwrap().contains("signing keys"), "{body}");
 }
+
+#[tokio::test]
+async fn an_admin_sees_the_providers_and_can_stop_trusting_one() {
+    let signer = es256("idp-admin");
+    let provider = Provider::start(&[&signer]).await;
+    let app = spawn_app().await;
+    app.cli(&["idp", "add", "corp", "--issuer", &provider.issuer, "--trust-id-jag", "--allow-signup"]);
+    let auth = enterprise_client(&app);
+    app.cli(&["user", "add", "root", "--admin", "--password", PASSWORD]);
+    let mut admin = Browser::new(&app);
+    admin.login("root", PASSWORD).await;
+    let html = admin.page("/admin").await;
+    assert!(html.contains("corp") && html.contains(&provider.issuer) && html.contains("ID-JAG"), "{html}");
+    let csrf = extract_hidden(&html, "csrf_token");
+
+    let forged = [("csrf_token", "forged"), ("name", "corp"), ("action", "disable")];
+    assert_html_error(admin.post_form("/admin/idps", &forged).await, StatusCode::BAD_REQUEST).await;
+    let disable = [("csrf_token", csrf.as_str()), ("name", "corp"), ("action", "disable")];
+    assert_eq!(admin.post_form("/admin/idps", &disable).await.status(), StatusCode::SEE_OTHER);
+    let claims = assertion_claims(&app, &provider, auth.client_id(), "U-1");
+    let refused = exchange(&app, &auth, &sign_typed(&signer, Some(ID_JAG), &claims), None).await;
+    assert_oauth_error(refused, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let unknown = [("csrf_token", csrf.as_str()), ("name", "nobody"), ("action", "disable")];
+    assert_html_error(admin.post_form("/admin/idps", &unknown).await, StatusCode::NOT_FOUND).await;
+    let audit = app.cli(&["audit", "--event", "identity_provider_changed"]);
+    assert!(audit.contains("corp disabled, by an admin"), "{audit}");
+}
