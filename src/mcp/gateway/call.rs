@@ -133,19 +133,33 @@ pub async fn forward(
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let mut answering: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>> = FuturesUnordered::new();
+    // Whether the upstream has sent this call any notification or request yet.
+    let mut noticed = false;
     loop {
         tokio::select! {
             result = &mut response => {
                 // What the upstream sent just before its answer is passed on first. rmcp hands each notification
                 // to a task of its own, so one sent just before the answer may reach us just after it: a call
-                // that asked for progress waits a moment (bounded) for such stragglers.
-                let stragglers = tokio::time::Instant::now() + PROGRESS_STRAGGLERS_MAX;
-                while down_token.is_some() {
-                    let wait = PROGRESS_STRAGGLER_GAP.min(stragglers.saturating_duration_since(tokio::time::Instant::now()));
-                    let Ok(Some(mut note)) = tokio::time::timeout(wait, next_progress(&mut progress)).await else { break };
-                    if let Some(token) = &down_token {
-                        note.progress_token = token.clone();
-                        let _ = ctx.peer.notify_progress(note).await;
+                // that asked for progress, or has had notifications, waits a moment (bounded) for stragglers.
+                if down_token.is_some() || noticed {
+                    let stragglers = tokio::time::Instant::now() + PROGRESS_STRAGGLERS_MAX;
+                    loop {
+                        let gap =
+                            PROGRESS_STRAGGLER_GAP.min(stragglers.saturating_duration_since(tokio::time::Instant::now()));
+                        tokio::select! {
+                            Some(mut note) = next_progress(&mut progress) => {
+                                if let Some(token) = &down_token {
+                                    note.progress_token = token.clone();
+                                    let _ = ctx.peer.notify_progress(note).await;
+                                }
+                            }
+                            Some(ask) = asks.recv() => {
+                                if let Some(answer) = answer(ask, ctx, logs) {
+                                    answering.push(answer);
+                                }
+                            }
+                            () = tokio::time::sleep(gap) => break,
+                        }
                     }
                 }
                 while let Ok(ask) = asks.try_recv() {
@@ -160,12 +174,14 @@ pub async fn forward(
                 });
             }
             Some(mut note) = next_progress(&mut progress) => {
+                noticed = true;
                 if let Some(token) = &down_token {
                     note.progress_token = token.clone();
                     let _ = ctx.peer.notify_progress(note).await;
                 }
             }
             Some(ask) = asks.recv() => {
+                noticed = true;
                 if let Some(answer) = answer(ask, ctx, logs) {
                     answering.push(answer);
                 }
@@ -185,8 +201,8 @@ pub async fn forward(
     }
 }
 
-/// How long a call that asked for progress waits, after the upstream's answer, for one more progress
-/// notification still on its way through rmcp; and the most it waits in all.
+/// How long a call that asked for progress (or had notifications) waits, after the upstream's answer, for
+/// one more notification still on its way through rmcp; and the most it waits in all.
 const PROGRESS_STRAGGLER_GAP: Duration = Duration::from_millis(20);
 const PROGRESS_STRAGGLERS_MAX: Duration = Duration::from_millis(200);
 
