@@ -85,11 +85,7 @@ pub async fn run(cmd: IdpCommand, store: Store) -> anyhow::Result<()> {
         IdpCommand::List => {
             println!("{:<16} {:<9} {:<9} {:<28} ISSUER", "NAME", "STATUS", "ID-JAG", "NEW ACCOUNTS");
             for p in store.list_identity_providers().await? {
-                let signup = match (p.allow_signup, p.allowed_domains.is_empty()) {
-                    (true, _) => "anyone".to_owned(),
-                    (false, true) => "none".to_owned(),
-                    (false, false) => p.allowed_domains.clone(),
-                };
+                let signup = p.new_accounts();
                 println!(
                     "{:<16} {:<9} {:<9} {:<28} {}",
                     p.name,

@@ -1,6 +1,11 @@
 //! The public keys a `private_key_jwt` client (RFC 7523 §2.2) signs its assertions with: its registered
 //! `jwks`, or what its `jwks_uri` serves. Only public signature keys of the pinned algorithms are accepted;
 //! a symmetric (`oct`) key, a private key or another curve is refused, so no key can be guessed or shared.
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse};
@@ -115,6 +120,71 @@ fn fits(jwk: &Jwk, alg: Algorithm) -> bool {
             | (Some(KeyAlgorithm::EdDSA), Algorithm::EdDSA)
     );
     by_type && declared
+}
+
+/// Key sets fetched from URLs (a client's `jwks_uri`, an identity provider's keys), shared by every request.
+/// A set is used while fresh; one that lacks the key id asked for is fetched again early (the owner rotated),
+/// and a URL is fetched or tried at most once per [`KeyCache::REFETCH_AFTER`], so neither an unknown key id
+/// nor a failing URL causes a fetch on every request. At most [`KeyCache::ENTRIES`] sets are kept.
+#[derive(Clone, Default)]
+pub struct KeyCache(Arc<Mutex<KeyCacheState>>);
+
+#[derive(Default)]
+struct KeyCacheState {
+    sets: HashMap<String, FetchedSet>,
+    attempts: HashMap<String, Instant>,
+}
+
+#[derive(Clone)]
+struct FetchedSet {
+    keys: ClientKeys,
+    at: Instant,
+    fresh_for: Duration,
+}
+
+impl KeyCache {
+    pub const REFETCH_AFTER: Duration = Duration::from_secs(60);
+    pub const ENTRIES: usize = 1000;
+
+    /// The keys stored under `key`: the cached set when fresh (and holding `kid`, or fetched less than a
+    /// minute ago), else what `fetch` brings (the set and how long it stays fresh), if a fetch is due. When
+    /// none is due or it fails, a cached set within its freshness plus `grace` still serves.
+    pub async fn get<F>(&self, key: &str, kid: Option<&str>, grace: Duration, fetch: F) -> Option<ClientKeys>
+    where
+        F: Future<Output = Option<(ClientKeys, Duration)>>,
+    {
+        let fallback = {
+            let mut state = self.0.lock().expect("key cache lock");
+            let cached = state.sets.get(key).cloned();
+            if let Some(c) = &cached {
+                let age = c.at.elapsed();
+                let lacks_kid = kid.is_some_and(|k| !c.keys.has_kid(k));
+                if age < c.fresh_for && !(lacks_kid && age >= Self::REFETCH_AFTER) {
+                    return Some(c.keys.clone());
+                }
+            }
+            let fallback = cached.filter(|c| c.at.elapsed() < c.fresh_for + grace).map(|c| c.keys);
+            if state.attempts.get(key).is_some_and(|at| at.elapsed() < Self::REFETCH_AFTER) {
+                return fallback;
+            }
+            if state.attempts.len() >= Self::ENTRIES {
+                state.attempts.retain(|_, at| at.elapsed() < Self::REFETCH_AFTER);
+            }
+            state.attempts.insert(key.to_owned(), Instant::now());
+            fallback
+        };
+        let Some((keys, fresh_for)) = fetch.await else { return fallback };
+        let mut state = self.0.lock().expect("key cache lock");
+        if state.sets.len() >= Self::ENTRIES {
+            state.sets.retain(|_, c| c.at.elapsed() < c.fresh_for);
+        }
+        while state.sets.len() >= Self::ENTRIES {
+            let Some(oldest) = state.sets.iter().min_by_key(|(_, c)| c.at).map(|(k, _)| k.clone()) else { break };
+            state.sets.remove(&oldest);
+        }
+        state.sets.insert(key.to_owned(), FetchedSet { keys: keys.clone(), at: Instant::now(), fresh_for });
+        Some(keys)
+    }
 }
 
 #[cfg(test)]

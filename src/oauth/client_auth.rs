@@ -1,10 +1,9 @@
 //! Client authentication at the token, revocation and introspection endpoints (RFC 6749 §2.3.1):
 //! `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523 §2.2), or `none` for public
 //! clients. Exactly one method per request, and it must be the one the client registered.
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -16,7 +15,7 @@ use super::metadata_document::MetadataDocuments;
 use crate::clock::UnixTime;
 use crate::crypto::{Passwords, is_argon2_hash, matches_sha256, sha256_hex};
 use crate::domain::client::{AuthMethod, Client};
-use crate::domain::client_keys::{ClientKeys, assertion_algorithm};
+use crate::domain::client_keys::{ClientKeys, KeyCache, assertion_algorithm};
 use crate::domain::registration::ClientMetadata;
 use crate::limits::{Limits, RetryAfter};
 use crate::store::Store;
@@ -27,12 +26,9 @@ pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jw
 const MAX_ASSERTION_LIFETIME: i64 = 300;
 /// Clock skew tolerated on an assertion's `exp`, `nbf` and `iat`.
 const ASSERTION_LEEWAY: i64 = 10;
-/// A fetched `jwks_uri` is used at least this long and at most `JWKS_MAX_CACHE`, and fetched again early
-/// (for a key id it lacks: the client rotated) at most this often.
-const JWKS_MIN_CACHE: Duration = Duration::from_secs(60);
+/// A fetched `jwks_uri` is used at least a minute and at most this long, per its Cache-Control (see
+/// [`KeyCache`] for early refetches and the size bound).
 const JWKS_MAX_CACHE: Duration = Duration::from_secs(3600);
-/// Past this many cached sets, the stale ones go.
-const JWKS_CACHE_ENTRIES: usize = 1000;
 
 /// What the form carried to authenticate the client (beside the `Authorization` header).
 #[derive(Debug, Default, Clone, Copy)]
@@ -66,17 +62,8 @@ pub struct ClientAuthenticator {
     documents: MetadataDocuments,
     /// What an assertion's `aud` may be: the issuer or the token endpoint.
     audiences: Vec<String>,
-    /// Fetched JWK Sets by URL, with when they were fetched and until when they may be used.
-    jwks: Arc<Mutex<HashMap<String, FetchedKeys>>>,
-    /// When each `jwks_uri` was last fetched or tried, so a failing one is not fetched on every request.
-    attempts: Arc<Mutex<HashMap<String, Instant>>>,
-}
-
-#[derive(Clone)]
-struct FetchedKeys {
-    keys: ClientKeys,
-    fetched: Instant,
-    fresh_for: Duration,
+    /// Fetched `jwks_uri` key sets, by URL.
+    jwks: KeyCache,
 }
 
 /// The claims of a client assertion this server reads beyond what `jsonwebtoken` validates.
@@ -172,15 +159,7 @@ impl ClientAuthenticator {
         issuer: &str,
     ) -> ClientAuthenticator {
         let audiences = vec![issuer.to_owned(), format!("{issuer}/oauth/token")];
-        ClientAuthenticator {
-            store,
-            limits,
-            passwords,
-            documents,
-            audiences,
-            jwks: Arc::default(),
-            attempts: Arc::default(),
-        }
+        ClientAuthenticator { store, limits, passwords, documents, audiences, jwks: KeyCache::default() }
     }
 
     /// A usable client (registered, enabled, not expired) by its id.
@@ -301,50 +280,20 @@ impl ClientAuthenticator {
             return ClientKeys::parse(jwks).ok();
         }
         let url = metadata.jwks_uri?;
-        let cached = self.jwks.lock().expect("jwks cache lock").get(&url).cloned();
-        if let Some(c) = &cached {
-            let age = c.fetched.elapsed();
-            let lacks_kid = kid.is_some_and(|k| !c.keys.has_kid(k));
-            if age < c.fresh_for && !(lacks_kid && age >= JWKS_MIN_CACHE) {
-                return Some(c.keys.clone());
-            }
-        }
-        let still_fresh = |c: Option<FetchedKeys>| c.filter(|c| c.fetched.elapsed() < c.fresh_for).map(|c| c.keys);
-        {
-            let mut attempts = self.attempts.lock().expect("jwks attempts lock");
-            if attempts.get(&url).is_some_and(|at| at.elapsed() < JWKS_MIN_CACHE) {
-                return still_fresh(cached);
-            }
-            if attempts.len() >= JWKS_CACHE_ENTRIES {
-                attempts.retain(|_, at| at.elapsed() < JWKS_MIN_CACHE);
-            }
-            attempts.insert(url.clone(), Instant::now());
-        }
-        let fetched = match self.documents.fetch_json(&url, ip).await {
-            Ok((body, cache_for)) => serde_json::from_slice(&body)
-                .ok()
-                .and_then(|v| ClientKeys::parse(&v).ok())
-                .map(|keys| (keys, cache_for.clamp(JWKS_MIN_CACHE, JWKS_MAX_CACHE))),
-            Err(e) => {
-                tracing::info!(client_id = %client.id, error = %e, "fetching the client's jwks_uri failed");
-                None
+        let fetch = async {
+            match self.documents.fetch_json(&url, ip).await {
+                Ok((body, cache_for)) => serde_json::from_slice(&body)
+                    .ok()
+                    .and_then(|v| ClientKeys::parse(&v).ok())
+                    .map(|keys| (keys, cache_for.clamp(KeyCache::REFETCH_AFTER, JWKS_MAX_CACHE))),
+                Err(e) => {
+                    tracing::info!(client_id = %client.id, error = %e, "fetching the client's jwks_uri failed");
+                    None
+                }
             }
         };
-        let Some((keys, fresh_for)) = fetched else {
-            // A failed fetch leaves a still-fresh set in use.
-            return still_fresh(cached);
-        };
-        let entry = FetchedKeys { keys: keys.clone(), fetched: Instant::now(), fresh_for };
-        let mut cache = self.jwks.lock().expect("jwks cache lock");
-        if cache.len() >= JWKS_CACHE_ENTRIES {
-            cache.retain(|_, c| c.fetched.elapsed() < c.fresh_for);
-        }
-        while cache.len() >= JWKS_CACHE_ENTRIES {
-            let Some(oldest) = cache.iter().min_by_key(|(_, c)| c.fetched).map(|(url, _)| url.clone()) else { break };
-            cache.remove(&oldest);
-        }
-        cache.insert(url, entry);
-        Some(keys)
+        // A failed fetch leaves a still-fresh set in use, no longer.
+        self.jwks.get(&url, kid, Duration::ZERO, fetch).await
     }
 
     /// An authenticated client presented a dead code or refresh token: counted against it at that address.

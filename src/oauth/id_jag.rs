@@ -3,9 +3,7 @@
 //! Authorization Grant (ID-JAG) that a trusted enterprise identity provider issued for it, with the
 //! `urn:ietf:params:oauth:grant-type:jwt-bearer` grant (RFC 7523 §2.1). The provider's policy stands in for
 //! the consent page. This module checks the assertion; the token endpoint maps its person and issues.
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::Validation;
 use serde::Deserialize;
@@ -14,7 +12,7 @@ use url::Url;
 use super::error::{ErrorCode, OAuthError};
 use crate::clock::UnixTime;
 use crate::crypto::sha256_hex;
-use crate::domain::client_keys::{ClientKeys, assertion_algorithm};
+use crate::domain::client_keys::{ClientKeys, KeyCache, assertion_algorithm};
 use crate::domain::resource::Resource;
 use crate::store::{Store, identity_provider};
 
@@ -23,10 +21,9 @@ pub const ID_JAG_TYPE: &str = "oauth-id-jag+jwt";
 /// Advertised in `authorization_grant_profiles_supported`.
 pub const ID_JAG_PROFILE: &str = "urn:ietf:params:oauth:grant-profile:id-jag";
 const LEEWAY: i64 = 10;
-/// A provider's keys are used this long, and fetched again early (a key id they lack: the provider rotated)
-/// at most once per `REFETCH_AFTER`.
+/// A provider's keys are used this long (fetched again early for a key id they lack, see [`KeyCache`]), and
+/// while a refresh fails, up to `STALE_KEYS_FOR`.
 const KEYS_FOR: Duration = Duration::from_secs(3600);
-const REFETCH_AFTER: Duration = Duration::from_secs(60);
 const STALE_KEYS_FOR: Duration = Duration::from_secs(24 * 3600);
 /// The most of a discovery document or key set read.
 const MAX_DOCUMENT: usize = 256 * 1024;
@@ -68,8 +65,8 @@ pub struct EnterpriseAssertions {
     /// Our issuer: the one audience an ID-JAG may name.
     issuer: String,
     resource: Resource,
-    keys: Arc<Mutex<HashMap<String, (ClientKeys, Instant)>>>,
-    attempts: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Providers' key sets, by provider as configured.
+    keys: KeyCache,
 }
 
 fn invalid_grant(description: &str) -> OAuthError {
@@ -83,7 +80,7 @@ impl EnterpriseAssertions {
             .timeout(Duration::from_secs(5))
             .user_agent(concat!("mcp-gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(EnterpriseAssertions { store, http, issuer, resource, keys: Arc::default(), attempts: Arc::default() })
+        Ok(EnterpriseAssertions { store, http, issuer, resource, keys: KeyCache::default() })
     }
 
     /// Verifies an ID-JAG presented by `client_id`: `typ` `oauth-id-jag+jwt`; a pinned algorithm; issued by
@@ -170,34 +167,20 @@ impl EnterpriseAssertions {
         // Keyed by the provider as configured: removing and adding it again (new keys) starts afresh.
         let key =
             format!("{}\n{}\n{}", provider.issuer, provider.jwks_uri.as_deref().unwrap_or(""), provider.created_at);
-        let cached = self.keys.lock().expect("provider keys lock").get(&key).cloned();
-        if let Some((keys, fetched)) = &cached {
-            let lacks_kid = kid.is_some_and(|k| !keys.has_kid(k));
-            if fetched.elapsed() < KEYS_FOR && !(lacks_kid && fetched.elapsed() >= REFETCH_AFTER) {
-                return Ok(keys.clone());
+        let fetch = async {
+            match self.fetch_keys(provider).await {
+                Ok(keys) => Some((keys, KEYS_FOR)),
+                Err(why) => {
+                    tracing::warn!(provider = %provider.name, why, "fetching the identity provider's keys failed");
+                    None
+                }
             }
-        }
+        };
         // While a refresh fails, the last keys serve for a day: a provider's brief outage stops nobody.
-        let fresh =
-            |c: Option<(ClientKeys, Instant)>| c.filter(|(_, at)| at.elapsed() < STALE_KEYS_FOR).map(|(k, _)| k);
-        let unavailable = || invalid_grant("the identity provider's signing keys are not available");
-        {
-            let mut attempts = self.attempts.lock().expect("provider attempts lock");
-            if attempts.get(&key).is_some_and(|at| at.elapsed() < REFETCH_AFTER) {
-                return fresh(cached).ok_or_else(unavailable);
-            }
-            attempts.insert(key.clone(), Instant::now());
-        }
-        match self.fetch_keys(provider).await {
-            Ok(keys) => {
-                self.keys.lock().expect("provider keys lock").insert(key, (keys.clone(), Instant::now()));
-                Ok(keys)
-            }
-            Err(why) => {
-                tracing::warn!(provider = %provider.name, why, "fetching the identity provider's keys failed");
-                fresh(cached).ok_or_else(unavailable)
-            }
-        }
+        self.keys
+            .get(&key, kid, STALE_KEYS_FOR - KEYS_FOR, fetch)
+            .await
+            .ok_or_else(|| invalid_grant("the identity provider's signing keys are not available"))
     }
 
     /// The key set at the provider's `jwks_uri`, configured or from its discovery document.

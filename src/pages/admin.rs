@@ -99,11 +99,7 @@ pub async fn page(
         .await?
         .into_iter()
         .map(|p| AdminIdpRow {
-            signup: match (p.allow_signup, p.allowed_domains.is_empty()) {
-                (true, _) => "anyone".into(),
-                (false, true) => "none".into(),
-                (false, false) => p.allowed_domains.clone(),
-            },
+            signup: p.new_accounts(),
             name: p.name,
             issuer: p.issuer,
             disabled: p.disabled,

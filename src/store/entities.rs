@@ -379,6 +379,17 @@ pub mod identity_provider {
         pub created_at: UnixTime,
     }
     no_relations!();
+
+    impl Model {
+        /// Who gets an account when first seen, in words: `anyone`, `none`, or the allowed email domains.
+        pub fn new_accounts(&self) -> String {
+            match (self.allow_signup, self.allowed_domains.is_empty()) {
+                (true, _) => "anyone".into(),
+                (false, true) => "none".into(),
+                (false, false) => self.allowed_domains.clone(),
+            }
+        }
+    }
 }
 
 pub mod identity {
