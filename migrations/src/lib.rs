@@ -11,6 +11,7 @@ mod m20261203_000007_session_subject_index;
 mod m20261203_000008_upstreams;
 mod m20261204_000009_client_assertions;
 mod m20261204_000010_identity_providers;
+mod m20261204_000011_upstream_accounts;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000008_upstreams::Migration),
             Box::new(m20261204_000009_client_assertions::Migration),
             Box::new(m20261204_000010_identity_providers::Migration),
+            Box::new(m20261204_000011_upstream_accounts::Migration),
         ]
     }
 }

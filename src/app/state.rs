@@ -15,6 +15,7 @@ use crate::limits::{Limits, RateLimits, TrustedProxies};
 use crate::mcp::events::{ListChanges, NoteEvents};
 use crate::mcp::fixtures::Fixtures;
 use crate::mcp::gateway::audit::AuditWriter;
+use crate::domain::upstream_accounts::UpstreamAccounts;
 use crate::mcp::gateway::{Gateway, GatewayParts};
 use crate::mcp::guard::Guard;
 use crate::mcp::server::McpServer;
@@ -88,6 +89,7 @@ impl AppState {
         let sessions = Sessions::new(store.clone(), server.secure_cookies(), config.accounts.session_ttl);
         let scopes = ScopeCatalog::default();
         let upstreams = Upstreams::load(store.clone(), scopes.clone(), secrets.clone()).await?;
+        let upstream_accounts = UpstreamAccounts::new(store.clone(), secrets.clone(), &server.issuer);
         let registrar = Registrar::new(
             store.clone(),
             scopes.clone(),
@@ -113,6 +115,7 @@ impl AppState {
             registrar: registrar.clone(),
             metrics: metrics.clone(),
             upstreams: upstreams.clone(),
+            upstream_accounts: upstream_accounts.clone(),
             admin_programs: config.mcp.admin_page_programs,
         };
         let authorization = Authorization {
@@ -153,6 +156,7 @@ impl AppState {
             upstreams: &upstreams,
             metrics: &metrics,
             secrets: &secrets,
+            accounts: &upstream_accounts,
         };
         let (mcp, guard, gateway) = mcp_parts(&config, inputs);
         let purge_after = PurgeAfter {
@@ -205,10 +209,11 @@ struct McpInputs<'a> {
     upstreams: &'a Upstreams,
     metrics: &'a Metrics,
     secrets: &'a SecretsKey,
+    accounts: &'a Arc<UpstreamAccounts>,
 }
 
 fn mcp_parts(config: &Config, inputs: McpInputs<'_>) -> (Arc<McpContext>, Arc<Guard>, Arc<Gateway>) {
-    let McpInputs { store, tokens, resource, scopes, upstreams, metrics, secrets } = inputs;
+    let McpInputs { store, tokens, resource, scopes, upstreams, metrics, secrets, accounts } = inputs;
     let context = Arc::new(McpContext {
         store: store.clone(),
         note_events: NoteEvents::new(store),
@@ -237,6 +242,7 @@ fn mcp_parts(config: &Config, inputs: McpInputs<'_>) -> (Arc<McpContext>, Arc<Gu
         audit: AuditWriter::start(store.clone()),
         reload_every: config.mcp.upstream_reload,
         rounds_key: secrets.derive("gateway input_required rounds"),
+        accounts: accounts.clone(),
     });
     let guard = Arc::new(Guard {
         tokens: tokens.clone(),

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use crate::crypto::SecretsKey;
 use crate::domain::scope::ScopeCatalog;
-use crate::domain::upstream::{Access, DEFAULT_TIMEOUT, Transport, Upstream, UpstreamFile};
+use crate::domain::upstream::{Access, DEFAULT_TIMEOUT, Transport, Upstream, UpstreamFile, UpstreamOAuth};
 use crate::domain::upstreams::{ChangedBy, Summary, Upstreams};
 use crate::store::Store;
 
@@ -72,6 +72,19 @@ pub struct AddArgs {
     /// Add it disabled.
     #[arg(long)]
     disabled: bool,
+    /// `oauth`: the URL is protected by its own OAuth, and each person connects their own account there
+    /// (on /connections); their calls carry their own token, never the client's.
+    #[arg(long, requires = "url", value_parser = ["none", "oauth"])]
+    auth: Option<String>,
+    /// The client id the upstream's operator gave us (else the gateway registers itself there).
+    #[arg(long, requires = "auth")]
+    client_id: Option<String>,
+    /// The client secret that goes with --client-id.
+    #[arg(long, requires = "client_id")]
+    client_secret: Option<String>,
+    /// The scopes to ask of the upstream, space-separated (default: what its metadata suggests).
+    #[arg(long, requires = "auth")]
+    scope_upstream: Option<String>,
 }
 
 pub async fn run(cmd: UpstreamCommand, store: Store, secrets: Arc<SecretsKey>) -> anyhow::Result<()> {
@@ -158,6 +171,17 @@ impl AddArgs {
             _ => bail!("give either --command or --url"),
         }
         .map_err(anyhow::Error::msg)?;
+        let oauth = match self.auth.as_deref() {
+            Some("oauth") => Some(UpstreamOAuth {
+                client_id: self.client_id,
+                client_secret: self.client_secret,
+                scopes: self.scope_upstream,
+            }),
+            _ if self.client_id.is_some() || self.scope_upstream.is_some() => {
+                bail!("--client-id and --scope-upstream go with --auth oauth")
+            }
+            _ => None,
+        };
         Ok(Upstream {
             name: self.name,
             transport,
@@ -166,6 +190,7 @@ impl AddArgs {
             timeout_secs: self.timeout,
             enabled: !self.disabled,
             tools: BTreeMap::new(),
+            oauth,
         })
     }
 }

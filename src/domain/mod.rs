@@ -13,5 +13,6 @@ pub mod scope;
 pub mod sessions;
 pub mod tokens;
 pub mod upstream;
+pub mod upstream_accounts;
 pub mod upstreams;
 pub mod views;

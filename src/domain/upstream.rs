@@ -130,6 +130,23 @@ pub struct Upstream {
     pub enabled: bool,
     /// Per-tool overrides of the scope its annotations imply (by the upstream's own tool name).
     pub tools: BTreeMap<String, Access>,
+    /// An HTTP upstream protected by its own OAuth: each person connects their own account there, and
+    /// their calls carry their own token.
+    pub oauth: Option<UpstreamOAuth>,
+}
+
+/// How the gateway signs people in to an OAuth-protected upstream: as a client it registers itself (by its
+/// Client ID Metadata Document or dynamic registration), or as the client the operator registered there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamOAuth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The scopes asked of the upstream (space-separated); when absent, what its metadata suggests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<String>,
 }
 
 /// Why an upstream's configuration cannot be used.
@@ -153,6 +170,22 @@ impl Upstream {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
+    }
+
+    /// Where its secrets go: the program or the URL.
+    fn transport_target(&self) -> &str {
+        match &self.transport {
+            Transport::Stdio { command, .. } => command,
+            Transport::Http { url, .. } => url,
+        }
+    }
+
+    /// The URL of an HTTP upstream.
+    pub fn url(&self) -> Option<&str> {
+        match &self.transport {
+            Transport::Http { url, .. } => Some(url),
+            Transport::Stdio { .. } => None,
+        }
     }
 
     /// Checks everything that can be checked without starting it.
@@ -179,6 +212,18 @@ impl Upstream {
         }
         if !(1..=3600).contains(&self.timeout_secs) {
             return fail("the timeout must be 1 to 3600 seconds".into());
+        }
+        if let Some(oauth) = &self.oauth {
+            if !matches!(self.transport, Transport::Http { .. }) {
+                return fail("--auth oauth is for HTTP upstreams".into());
+            }
+            if oauth.client_secret.is_some() && oauth.client_id.is_none() {
+                return fail("a client secret needs its --client-id".into());
+            }
+            let printable = |v: &str| !v.is_empty() && v.len() <= 1024 && !v.chars().any(char::is_control);
+            if ![&oauth.client_id, &oauth.client_secret, &oauth.scopes].iter().all(|v| v.as_deref().is_none_or(printable)) {
+                return fail("the OAuth client id, secret and scopes must be printable text".into());
+            }
         }
         match &self.transport {
             Transport::Stdio { command, env, .. } => {
@@ -225,6 +270,14 @@ impl Upstream {
             }
         };
         let now = UnixTime::now();
+        let (auth, oauth) = match &self.oauth {
+            None => ("none", "{}".to_owned()),
+            Some(settings) => {
+                let map: BTreeMap<String, String> = serde_json::from_value(serde_json::to_value(settings).expect("settings serialize"))
+                    .expect("settings are a map of strings");
+                ("oauth", sealed_map(secrets, &self.name, "oauth", self.transport_target(), &map))
+            }
+        };
         UpstreamRow {
             upstream: upstream::Model {
                 name: self.name.clone(),
@@ -241,6 +294,8 @@ impl Upstream {
                 enabled: self.enabled,
                 created_at: now,
                 updated_at: now,
+                auth: auth.to_owned(),
+                oauth,
             },
             tools: self
                 .tools
@@ -293,6 +348,15 @@ impl Upstream {
                 Access::parse(&t.access).ok_or_else(|| invalid("stored tool access is unknown"))?,
             );
         }
+        let oauth = match u.auth.as_str() {
+            "none" => None,
+            "oauth" => {
+                let map = open("oauth", &u.oauth)?;
+                let value = serde_json::to_value(map).expect("a map serializes");
+                Some(serde_json::from_value(value).map_err(|_| invalid("its stored OAuth settings are unknown"))?)
+            }
+            _ => return Err(invalid("stored auth is unknown")),
+        };
         let upstream = Upstream {
             name: u.name.clone(),
             transport,
@@ -301,6 +365,7 @@ impl Upstream {
             timeout_secs: u64::try_from(u.timeout_secs).unwrap_or(0),
             enabled: u.enabled,
             tools,
+            oauth,
         };
         upstream.validate()?;
         Ok(upstream)
@@ -332,13 +397,15 @@ fn row_target(u: &upstream::Model) -> &str {
 impl UpstreamRow {
     /// Whether an older version stored this row's environment or headers in plaintext.
     pub fn needs_sealing(&self) -> bool {
-        [&self.upstream.env, &self.upstream.headers].iter().any(|v| v.as_str() != "{}" && !SecretsKey::is_sealed(v))
+        [&self.upstream.env, &self.upstream.headers, &self.upstream.oauth]
+            .iter()
+            .any(|v| v.as_str() != "{}" && !SecretsKey::is_sealed(v))
     }
 
     /// The id of another secrets key this row's values were sealed with, if any (the start must stop).
     pub fn sealed_with_another_key(&self, secrets: &SecretsKey) -> Option<String> {
         let u = &self.upstream;
-        [("env", &u.env), ("headers", &u.headers)].into_iter().find_map(|(part, value)| {
+        [("env", &u.env), ("headers", &u.headers), ("oauth", &u.oauth)].into_iter().find_map(|(part, value)| {
             match secrets.open(&sealing_context(&u.name, part, row_target(u)), value) {
                 Err(SealError::OtherKey(id)) => Some(id),
                 _ => None,
@@ -396,6 +463,11 @@ struct Entry {
     enabled: Option<bool>,
     #[serde(default)]
     tools: BTreeMap<String, Access>,
+    /// `oauth`: each person connects their own account at the upstream.
+    auth: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    upstream_scopes: Option<String>,
 }
 
 impl UpstreamFile {
@@ -409,6 +481,15 @@ impl UpstreamFile {
                 (None, Some(url)) => Transport::Http { url, headers: entry.headers },
                 _ => return Err(format!("upstream {}: give either command or url", entry.name)),
             };
+            let oauth = match entry.auth.as_deref() {
+                None | Some("none") if entry.client_id.is_none() && entry.upstream_scopes.is_none() => None,
+                Some("oauth") => Some(UpstreamOAuth {
+                    client_id: entry.client_id,
+                    client_secret: entry.client_secret,
+                    scopes: entry.upstream_scopes,
+                }),
+                _ => return Err(format!("upstream {}: auth is \"none\" or \"oauth\" (client_id and upstream_scopes go with \"oauth\")", entry.name)),
+            };
             let upstream = Upstream {
                 name: entry.name,
                 transport,
@@ -417,6 +498,7 @@ impl UpstreamFile {
                 timeout_secs: entry.timeout_secs.unwrap_or(DEFAULT_TIMEOUT.as_secs()),
                 enabled: entry.enabled.unwrap_or(true),
                 tools: entry.tools,
+                oauth,
             };
             upstream.validate().map_err(|e| e.to_string())?;
             if !names.insert(upstream.name.clone()) {
@@ -441,6 +523,7 @@ mod tests {
             timeout_secs: 60,
             enabled: true,
             tools: BTreeMap::new(),
+            oauth: None,
         }
     }
 

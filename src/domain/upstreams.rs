@@ -333,8 +333,10 @@ pub async fn resealed_upstreams(
             name: old.name,
             old_env: old.env,
             old_headers: old.headers,
+            old_oauth: old.oauth,
             env: new.env,
             headers: new.headers,
+            oauth: new.oauth,
         });
     }
     Ok(resealed)

@@ -308,6 +308,7 @@ impl UpstreamForm {
             timeout_secs,
             enabled: true,
             tools: Default::default(),
+            oauth: None,
         })
     }
 }

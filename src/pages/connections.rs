@@ -1,4 +1,6 @@
-//! "Connections": the clients a person has allowed, and a Revoke button that ends their access.
+//! "Connections": the clients a person has allowed (Revoke ends their access), and the person's own accounts
+//! at upstreams that act on them (Connect sends them through the upstream's sign-in and back to
+//! [`callback`]; Disconnect revokes there and forgets here).
 use std::sync::Arc;
 
 use poem::http::StatusCode;
@@ -7,11 +9,12 @@ use poem::{Response, handler};
 use serde::Deserialize;
 
 use super::error::PageError;
-use super::templates::{ConnectionRow, ConnectionsPage, render};
+use super::templates::{ConnectPage, ConnectionRow, ConnectionsPage, UpstreamAccountRow, render};
 use super::{Done, Pages, account, html_response, see_other};
 use crate::domain::client::Client;
 use crate::domain::scope::Scope;
 use crate::domain::sessions::Visitor;
+use crate::domain::upstream_accounts::AccountError;
 use crate::store::{AuditEntry, AuditKind};
 
 #[handler]
@@ -40,11 +43,33 @@ pub async fn list(
             }
         })
         .collect();
+    let mine = pages.upstream_accounts.accounts_of(&me.user.id).await.map_err(PageError::internal)?;
+    let accounts = pages
+        .upstreams
+        .current()
+        .iter()
+        .filter(|u| u.enabled && u.oauth.is_some())
+        .map(|u| {
+            let account = mine.iter().find(|a| a.upstream == u.name);
+            UpstreamAccountRow {
+                name: u.name.clone(),
+                target: u.transport.target(),
+                connected: account.map(|a| a.connected_at.readable()),
+                scopes: account.map(|a| a.scopes.clone()).unwrap_or_default(),
+                problem: account.and_then(|a| a.problem.clone()),
+            }
+        })
+        .collect();
     let page = ConnectionsPage {
         base: &pages.base,
         nav: account::nav(&pages, &me, "connections"),
-        notice: done.notice(&[("revoked", "Access revoked. The application's tokens no longer work.")]),
+        notice: done.notice(&[
+            ("revoked", "Access revoked. The application's tokens no longer work."),
+            ("connected", "Connected. Calls to its tools now act as your account there."),
+            ("disconnected", "Disconnected. The gateway no longer holds your tokens there."),
+        ]),
         connections,
+        accounts,
     };
     Ok(html_response(StatusCode::OK, render(&page)))
 }
@@ -73,4 +98,179 @@ pub async fn revoke(
         pages.store.audit(AuditKind::ConsentRevoked, entry).await;
     }
     Ok(see_other(&format!("{}/connections?done=revoked", pages.base)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConnectQuery {
+    upstream: Option<String>,
+    /// Whom the link was made for (a keyed tag of their account), when it came from a tool call.
+    #[serde(rename = "for")]
+    for_: Option<String>,
+}
+
+/// The page a connect link opens: it names the upstream and where the browser goes, and connects only
+/// for the person the link was made for (a link made for someone else is refused: the MCP specification's
+/// rule against phishing with URL elicitations).
+#[handler]
+pub async fn connect_page(
+    pages: Data<&Arc<Pages>>,
+    Visitor(me): Visitor,
+    Query(query): Query<ConnectQuery>,
+) -> Result<Response, PageError> {
+    let name = query.upstream.unwrap_or_default();
+    let Some(me) = me else {
+        let mut here = format!("/connections/connect?upstream={}", encode(&name));
+        if let Some(tag) = &query.for_ {
+            here.push_str(&format!("&for={}", encode(tag)));
+        }
+        return Ok(account::to_login(&pages, &here));
+    };
+    if let Some(tag) = &query.for_
+        && !pages.upstream_accounts.link_is_for(&me.user.id, tag)
+    {
+        return Err(PageError::forbidden(
+            "This link is for another account",
+            format!(
+                "The link was made for the person whose application asked, and you are signed in as {}. \
+                 Sign out and sign in as that person, or connect from your own Connections page.",
+                me.user.username
+            ),
+        ));
+    }
+    let upstream = oauth_upstream(&pages, &name)?;
+    let page = ConnectPage {
+        base: &pages.base,
+        nav: account::nav(&pages, &me, "connections"),
+        name: upstream.name.clone(),
+        target: upstream.transport.target(),
+    };
+    Ok(html_response(StatusCode::OK, render(&page)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UpstreamForm {
+    csrf_token: Option<String>,
+    upstream: Option<String>,
+}
+
+/// Starts the sign-in at the upstream (a form POST, so no other site can start one for the person).
+#[handler]
+pub async fn connect(
+    pages: Data<&Arc<Pages>>,
+    Visitor(me): Visitor,
+    Form(form): Form<UpstreamForm>,
+) -> Result<Response, PageError> {
+    let Some(me) = me else {
+        return Ok(account::to_login(&pages, "/connections"));
+    };
+    me.check_csrf(form.csrf_token.as_deref())?;
+    let upstream = oauth_upstream(&pages, form.upstream.as_deref().unwrap_or_default())?;
+    match pages.upstream_accounts.start(&me.user.id, &upstream, None).await {
+        Ok(url) => {
+            tracing::info!(upstream = %upstream.name, user_id = %me.user.id, "connecting an upstream account");
+            Ok(see_other(&url))
+        }
+        Err(e) => Err(account_failure(&upstream.name, e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    iss: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Where the upstream sends the browser back: the `state` must be one this signed-in person started, and
+/// rmcp checks `iss` and PKCE while redeeming the code.
+#[handler]
+pub async fn callback(
+    pages: Data<&Arc<Pages>>,
+    Visitor(me): Visitor,
+    Query(query): Query<CallbackQuery>,
+) -> Result<Response, PageError> {
+    let Some(me) = me else {
+        return Err(PageError::forbidden(
+            "Not signed in",
+            "The upstream sent you back, but you are not signed in here any more. Sign in and connect again.",
+        ));
+    };
+    let Some(state) = query.state.filter(|s| !s.is_empty() && s.len() <= 512) else {
+        return Err(PageError::bad_request("No state", "The upstream sent you back without the state it was given."));
+    };
+    if let Some(error) = query.error {
+        // The flow is over either way: forget it.
+        let _ = pages.store.take_upstream_flow(&crate::crypto::sha256_hex(&state)).await;
+        let said: String = query.error_description.unwrap_or(error).chars().filter(|c| !c.is_control()).take(200).collect();
+        return Err(PageError::bad_request("Not connected", format!("The upstream did not connect your account: {said}")));
+    }
+    let Some(code) = query.code.filter(|c| !c.is_empty() && c.len() <= 4096) else {
+        return Err(PageError::bad_request("No code", "The upstream sent you back without an authorization code."));
+    };
+    let upstreams = pages.upstreams.current();
+    match pages.upstream_accounts.finish(&me.user.id, &upstreams, &state, &code, query.iss.as_deref()).await {
+        Ok((name, _)) => {
+            tracing::info!(upstream = %name, user_id = %me.user.id, "upstream account connected");
+            let entry = AuditEntry { user_id: Some(&me.user.id), detail: Some(&format!("upstream={name}")), ..AuditEntry::default() };
+            pages.store.audit(AuditKind::UpstreamConnected, entry).await;
+            Ok(see_other(&format!("{}/connections?done=connected", pages.base)))
+        }
+        Err(e) => Err(account_failure("", e)),
+    }
+}
+
+/// Ends the person's connection to an upstream: revoked there where it offers revocation, forgotten here.
+#[handler]
+pub async fn disconnect(
+    pages: Data<&Arc<Pages>>,
+    Visitor(me): Visitor,
+    Form(form): Form<UpstreamForm>,
+) -> Result<Response, PageError> {
+    let Some(me) = me else {
+        return Ok(account::to_login(&pages, "/connections"));
+    };
+    me.check_csrf(form.csrf_token.as_deref())?;
+    let name = form.upstream.unwrap_or_default();
+    if pages.upstream_accounts.disconnect(&me.user.id, &name).await.map_err(PageError::internal)? {
+        tracing::info!(upstream = %name, user_id = %me.user.id, "upstream account disconnected");
+        let entry = AuditEntry { user_id: Some(&me.user.id), detail: Some(&format!("upstream={name}")), ..AuditEntry::default() };
+        pages.store.audit(AuditKind::UpstreamDisconnected, entry).await;
+    }
+    Ok(see_other(&format!("{}/connections?done=disconnected", pages.base)))
+}
+
+fn oauth_upstream(pages: &Pages, name: &str) -> Result<crate::domain::upstream::Upstream, PageError> {
+    pages
+        .upstreams
+        .current()
+        .iter()
+        .find(|u| u.name == name && u.enabled && u.oauth.is_some())
+        .cloned()
+        .ok_or_else(|| {
+            PageError::bad_request(
+                "No such upstream",
+                "There is no enabled upstream by that name that asks people to connect their own account.",
+            )
+        })
+}
+
+fn account_failure(upstream: &str, error: AccountError) -> PageError {
+    match error {
+        AccountError::Db(e) => PageError::internal(e),
+        AccountError::Refused(why) => PageError::bad_request("Not connected", why),
+        other => {
+            tracing::warn!(%upstream, error = %other, "connecting an upstream account failed");
+            PageError {
+                status: StatusCode::BAD_GATEWAY,
+                title: "The upstream did not answer as it should".into(),
+                message: format!("Connecting failed: {other}").into(),
+            }
+        }
+    }
+}
+
+fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

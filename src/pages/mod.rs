@@ -21,6 +21,7 @@ use self::templates::{HomePage, render};
 use crate::crypto::Passwords;
 use crate::domain::registration::Registrar;
 use crate::domain::sessions::{Sessions, Visitor};
+use crate::domain::upstream_accounts::UpstreamAccounts;
 use crate::domain::upstreams::Upstreams;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
@@ -45,6 +46,8 @@ pub struct Pages {
     pub metrics: Metrics,
     /// The gateway's upstreams, which admins manage on the admin page.
     pub upstreams: Upstreams,
+    /// People's own accounts at OAuth-protected upstreams (Connections page).
+    pub upstream_accounts: Arc<UpstreamAccounts>,
     /// Admins may add programs (stdio upstreams) on the admin page (`ADMIN_PAGE_PROGRAMS`).
     pub admin_programs: bool,
 }

@@ -153,6 +153,28 @@ pub struct ConnectionsPage<'a> {
     pub nav: Nav<'a>,
     pub notice: Option<&'a str>,
     pub connections: Vec<ConnectionRow>,
+    /// Upstreams that act on the person's own account there.
+    pub accounts: Vec<UpstreamAccountRow>,
+}
+
+pub struct UpstreamAccountRow {
+    pub name: String,
+    /// The upstream's URL, as it may be shown.
+    pub target: String,
+    /// When the person connected, if they have.
+    pub connected: Option<String>,
+    pub scopes: Vec<String>,
+    /// Why the connection stopped working.
+    pub problem: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "connect.html")]
+pub struct ConnectPage<'a> {
+    pub base: &'a str,
+    pub nav: Nav<'a>,
+    pub name: String,
+    pub target: String,
 }
 
 pub struct AdminClientRow {

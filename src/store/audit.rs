@@ -27,6 +27,8 @@ pub enum AuditKind {
     MachineAccessRevoked,
     EnterpriseTokenIssued,
     IdentityProviderChanged,
+    UpstreamConnected,
+    UpstreamDisconnected,
 }
 
 impl AuditKind {
@@ -53,6 +55,8 @@ impl AuditKind {
             AuditKind::MachineAccessRevoked => "machine_access_revoked",
             AuditKind::EnterpriseTokenIssued => "enterprise_token_issued",
             AuditKind::IdentityProviderChanged => "identity_provider_changed",
+            AuditKind::UpstreamConnected => "upstream_connected",
+            AuditKind::UpstreamDisconnected => "upstream_disconnected",
         }
     }
 }

@@ -289,6 +289,99 @@ pub mod upstream {
         pub enabled: bool,
         pub created_at: UnixTime,
         pub updated_at: UnixTime,
+        /// `none`, or `oauth`: each person signs in to the upstream with their own account.
+        pub auth: String,
+        /// JSON object of the operator's OAuth client settings for the upstream (sealed when not empty).
+        pub oauth: String,
+    }
+    no_relations!();
+}
+
+pub mod upstream_client {
+    use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
+
+    /// The gateway's registration as an OAuth client at an upstream's authorization server.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "upstream_clients")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub upstream: String,
+        /// The upstream URL it was made for (a changed URL registers again).
+        pub url: String,
+        /// JSON of the authorization server's metadata, as discovered.
+        pub metadata: String,
+        /// The upstream's canonical URI, sent as `resource` (RFC 8707).
+        pub resource: String,
+        pub client_id: String,
+        pub client_secret_sealed: Option<String>,
+        pub created_at: UnixTime,
+    }
+    no_relations!();
+}
+
+pub mod upstream_account {
+    use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
+
+    /// A person's account at an OAuth-protected upstream: their tokens there, sealed.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "upstream_accounts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub upstream: String,
+        pub credentials_sealed: String,
+        /// When the access token expires, when the upstream said.
+        pub expires_at: Option<UnixTime>,
+        /// Grows with every new token: a refresh is saved only over the version it started from.
+        pub version: i64,
+        /// While an instance refreshes: until when the others leave it to it.
+        pub refreshing_until: Option<UnixTime>,
+        /// Why the account no longer works (its refresh was refused), in words; the person connects again.
+        pub problem: Option<String>,
+        pub created_at: UnixTime,
+        pub updated_at: UnixTime,
+    }
+    no_relations!();
+}
+
+pub mod upstream_flow {
+    use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
+
+    /// An authorization at an upstream under way: who started it and its PKCE state, sealed.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "upstream_flows")]
+    pub struct Model {
+        /// SHA-256 hex of the `state` sent to the upstream.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub state_hash: String,
+        pub user_id: String,
+        pub upstream: String,
+        pub flow_sealed: String,
+        pub expires_at: UnixTime,
+    }
+    no_relations!();
+}
+
+pub mod upstream_offer {
+    use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
+
+    /// The last list of what an upstream reached with people's own accounts offers (JSON).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "upstream_offers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub upstream: String,
+        pub offer: String,
+        pub updated_at: UnixTime,
     }
     no_relations!();
 }

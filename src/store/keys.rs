@@ -18,8 +18,10 @@ pub struct ResealedUpstream {
     pub name: String,
     pub old_env: String,
     pub old_headers: String,
+    pub old_oauth: String,
     pub env: String,
     pub headers: String,
+    pub oauth: String,
 }
 
 impl Store {
@@ -103,13 +105,15 @@ impl Store {
                 return Ok(false);
             }
         }
-        for ResealedUpstream { name, old_env, old_headers, env, headers } in upstreams {
+        for ResealedUpstream { name, old_env, old_headers, old_oauth, env, headers, oauth } in upstreams {
             let done = upstream::Entity::update_many()
                 .col_expr(upstream::Column::Env, Expr::value(env))
                 .col_expr(upstream::Column::Headers, Expr::value(headers))
+                .col_expr(upstream::Column::Oauth, Expr::value(oauth))
                 .filter(upstream::Column::Name.eq(name))
                 .filter(upstream::Column::Env.eq(old_env))
                 .filter(upstream::Column::Headers.eq(old_headers))
+                .filter(upstream::Column::Oauth.eq(old_oauth))
                 .exec(&txn)
                 .await?;
             if done.rows_affected != 1 {

@@ -18,6 +18,7 @@ mod notify;
 mod purge;
 mod refresh_tokens;
 mod sessions;
+mod upstream_accounts;
 mod upstreams;
 mod users;
 
@@ -41,7 +42,8 @@ pub use audit::{AuditEntry, AuditFilter, AuditKind, OwnedAuditEntry};
 pub use clients::ClientUpdate;
 pub use entities::{
     audit_event, authorization_code, client, consent, grant, identity, identity_provider, login_session, mcp_session,
-    note, refresh_token, signing_key, upstream, upstream_status, upstream_tool, used_assertion, user,
+    note, refresh_token, signing_key, upstream, upstream_account, upstream_client, upstream_flow, upstream_offer,
+    upstream_status, upstream_tool, used_assertion, user,
 };
 pub use grants::{ENDINGS_CHANNEL, ENTERPRISE_GRANT_PREFIX, GrantHolder, MACHINE_GRANT_USER};
 pub use keys::{ResealedKey, ResealedUpstream};

@@ -71,6 +71,8 @@ impl Store {
                             upstream::Column::TimeoutSecs,
                             upstream::Column::Enabled,
                             upstream::Column::UpdatedAt,
+                            upstream::Column::Auth,
+                            upstream::Column::Oauth,
                         ])
                         .to_owned(),
                 )
@@ -164,12 +166,18 @@ impl Store {
 }
 
 fn same_settings(a: &upstream::Model, b: &upstream::Model) -> bool {
-    (&a.kind, &a.command, &a.args, &a.env, &a.cwd, &a.url, &a.headers, &a.prefix, &a.scope)
-        == (&b.kind, &b.command, &b.args, &b.env, &b.cwd, &b.url, &b.headers, &b.prefix, &b.scope)
+    (&a.kind, &a.command, &a.args, &a.env, &a.cwd, &a.url, &a.headers, &a.prefix, &a.scope, &a.auth, &a.oauth)
+        == (&b.kind, &b.command, &b.args, &b.env, &b.cwd, &b.url, &b.headers, &b.prefix, &b.scope, &b.auth, &b.oauth)
         && (a.timeout_secs, a.enabled) == (b.timeout_secs, b.enabled)
 }
 
 async fn delete_upstreams(txn: &DatabaseTransaction, names: &[String]) -> Result<bool, DbErr> {
+    use super::{upstream_account, upstream_client, upstream_flow, upstream_offer};
+    // People's accounts there go with it: added again, it is connected again.
+    upstream_account::Entity::delete_many().filter(upstream_account::Column::Upstream.is_in(names)).exec(txn).await?;
+    upstream_flow::Entity::delete_many().filter(upstream_flow::Column::Upstream.is_in(names)).exec(txn).await?;
+    upstream_client::Entity::delete_many().filter(upstream_client::Column::Upstream.is_in(names)).exec(txn).await?;
+    upstream_offer::Entity::delete_many().filter(upstream_offer::Column::Upstream.is_in(names)).exec(txn).await?;
     upstream_tool::Entity::delete_many().filter(upstream_tool::Column::Upstream.is_in(names)).exec(txn).await?;
     let removed = upstream::Entity::delete_many().filter(upstream::Column::Name.is_in(names)).exec(txn).await?;
     Ok(removed.rows_affected > 0)

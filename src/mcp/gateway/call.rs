@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -14,9 +15,11 @@ use rmcp::service::{PeerRequestOptions, RequestContext};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServiceError};
 
 use super::Gateway;
-use super::connection::{Ask, ProgressSubscription};
+use super::connection::{Ask, ProgressSubscription, Relay};
+use super::personal::{LinkError, Personal};
 use crate::clock::UnixTime;
 use crate::domain::tokens::AccessClaims;
+use crate::mcp::server::context_person;
 use crate::store::{AuditKind, OwnedAuditEntry};
 
 /// Why a proxied request did not get an answer from the upstream.
@@ -32,6 +35,10 @@ pub enum Failure {
     Upstream(McpError),
     /// The connection failed while the request was in flight.
     Transport(String),
+    /// The upstream refused the token it was given (401).
+    Refused,
+    /// The caller has no working account at a per-person upstream: they connect one at `url`.
+    NeedsAccount { url: String, why: String },
 }
 
 impl Failure {
@@ -56,6 +63,8 @@ impl Failure {
             Failure::Cancelled => format!("the call to upstream {upstream} was cancelled"),
             Failure::Upstream(e) => format!("upstream {upstream}: {}", e.message),
             Failure::Transport(why) => format!("upstream {upstream} failed: {why}"),
+            Failure::Refused => format!("upstream {upstream} refused the credentials the gateway holds for it"),
+            Failure::NeedsAccount { url, why } => format!("{why}: open {url}"),
         }
     }
 
@@ -95,6 +104,9 @@ pub async fn forward(
     ctx: &RequestContext<RoleServer>,
     logs: LogLevel,
 ) -> Result<ServerResult, Failure> {
+    if let Some(personal) = gateway.personal(upstream) {
+        return forward_personal(&personal, request, ctx, logs).await;
+    }
     let connection = gateway.connection(upstream).ok_or_else(|| Failure::Unavailable("it is not enabled".into()))?;
     let Some(live) = connection.live() else {
         // Only the state: the last error may quote the program's stderr, which is the operator's to read.
@@ -117,9 +129,60 @@ pub async fn forward(
         }
         _ => (&live.peer, &connection.relay, PeerRequestOptions::no_options()),
     };
+    exchange(peer, relay, options, request, ctx, logs, timeout).await
+}
+
+/// [`forward`] to an upstream each person reaches with their own account: over this person's own client,
+/// made with their token there; a token the upstream refuses is refreshed once and the request sent again.
+async fn forward_personal(
+    personal: &Personal,
+    request: ClientRequest,
+    ctx: &RequestContext<RoleServer>,
+    logs: LogLevel,
+) -> Result<ServerResult, Failure> {
+    let name = &personal.upstream.name;
+    let me = context_person(ctx).map_err(|_| {
+        Failure::Unavailable(format!("upstream {name} acts on a person's own account, and this token has no person"))
+    })?;
+    let timeout = personal.upstream.timeout();
+    let link = personal.link(&me.sub).await.map_err(Failure::from)?;
+    let options = PeerRequestOptions::no_options;
+    match exchange(&link.peer, &link.relay, options(), request.clone(), ctx, logs, timeout).await {
+        Err(Failure::Refused) => {
+            let link = personal.relink(&me.sub, &link).await.map_err(Failure::from)?;
+            exchange(&link.peer, &link.relay, options(), request, ctx, logs, timeout).await.map_err(|f| match f {
+                Failure::Refused => Failure::NeedsAccount {
+                    url: personal.connect_url(&me.sub),
+                    why: format!("upstream {name} refuses your account's token; connect it again"),
+                },
+                other => other,
+            })
+        }
+        other => other,
+    }
+}
+
+impl From<LinkError> for Failure {
+    fn from(error: LinkError) -> Failure {
+        match error {
+            LinkError::NeedsAccount { url, why } => Failure::NeedsAccount { url, why },
+            LinkError::Unavailable(why) => Failure::Unavailable(why),
+        }
+    }
+}
+
+/// Sends one request over `peer` and waits for its answer, relaying what the upstream says meanwhile.
+async fn exchange(
+    peer: &Peer<rmcp::RoleClient>,
+    relay: &Arc<Relay>,
+    options: PeerRequestOptions,
+    request: ClientRequest,
+    ctx: &RequestContext<RoleServer>,
+    logs: LogLevel,
+    timeout: Duration,
+) -> Result<ServerResult, Failure> {
     let sending = relay.sending();
-    let handle =
-        peer.send_cancellable_request(request, options).await.map_err(|e| Failure::Transport(e.to_string()))?;
+    let handle = peer.send_cancellable_request(request, options).await.map_err(transport_failure)?;
     let (id, upstream_peer) = (handle.id.clone(), handle.peer.clone());
     let (_call, mut asks) = relay.open_call(id.clone());
     drop(sending);
@@ -168,10 +231,7 @@ pub async fn forward(
                     }
                 }
                 while answering.next().await.is_some() {}
-                return result.map_err(|e| match e {
-                    ServiceError::McpError(e) => Failure::Upstream(e),
-                    other => Failure::Transport(other.to_string()),
-                });
+                return result.map_err(transport_failure);
             }
             Some(mut note) = next_progress(&mut progress) => {
                 noticed = true;
@@ -198,6 +258,43 @@ pub async fn forward(
                 return Err(Failure::Timeout(timeout));
             }
         }
+    }
+}
+
+/// Whether the client that made the request can open a URL for its user (URL-mode elicitation, 2025-11-25).
+fn asks_by_url(ctx: &RequestContext<RoleServer>) -> bool {
+    let capabilities =
+        ctx.meta.client_capabilities().or_else(|| ctx.peer.peer_info().map(|info| info.capabilities.clone()));
+    capabilities.and_then(|c| c.elicitation).is_some_and(|e| e.url.is_some())
+}
+
+/// The `URLElicitationRequiredError` (-32042) the MCP specification defines for third-party authorization:
+/// the client shows the user our own connect page, and calls again once they are done.
+pub fn url_elicitation_required(url: &str, why: &str) -> McpError {
+    McpError::new(
+        ErrorCode(URL_ELICITATION_REQUIRED),
+        why.to_owned(),
+        Some(serde_json::json!({
+            "elicitations": [{
+                "mode": "url",
+                "elicitationId": uuid::Uuid::new_v4().to_string(),
+                "url": url,
+                "message": why,
+            }]
+        })),
+    )
+}
+
+/// JSON-RPC error code of `URLElicitationRequiredError`.
+pub const URL_ELICITATION_REQUIRED: i32 = -32042;
+
+/// A request that got no answer: the upstream's JSON-RPC error, its 401 (the token it was given is not
+/// good there), or a transport failure.
+fn transport_failure(error: ServiceError) -> Failure {
+    match error {
+        ServiceError::McpError(e) => Failure::Upstream(e),
+        other if other.is_authorization_required() => Failure::Refused,
+        other => Failure::Transport(other.to_string()),
     }
 }
 
@@ -308,6 +405,10 @@ pub async fn call_tool(
         }
         Ok(_) => (Ok(failed(Failure::Transport("it answered tools/call with something else".into())).into()), "error"),
         Err(Failure::Upstream(e)) => (Err(Failure::Upstream(e).into_error(&route.upstream)), "error"),
+        Err(Failure::NeedsAccount { url, why }) if asks_by_url(ctx) => {
+            (Err(url_elicitation_required(&url, &why)), "needs_account")
+        }
+        Err(failure @ Failure::NeedsAccount { .. }) => (Ok(failed(failure).into()), "needs_account"),
         Err(failure) => {
             let label = failure.outcome();
             (Ok(failed(failure).into()), label)

@@ -11,7 +11,7 @@ use crate::domain::scope::{MCP_READ, MCP_WRITE};
 use crate::domain::upstream::{Access, Upstream, exposed_name};
 
 /// What one upstream offers, as last listed.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Offer {
     pub tools: Vec<Tool>,
     pub prompts: Vec<Prompt>,
@@ -216,6 +216,7 @@ mod tests {
             timeout_secs: 60,
             enabled: true,
             tools: BTreeMap::new(),
+            oauth: None,
         }
     }
 

@@ -149,7 +149,7 @@ impl Connection {
 }
 
 /// What the relay hears that the supervisor acts on.
-enum Heard {
+pub(super) enum Heard {
     ToolsChanged,
     PromptsChanged,
     ResourcesChanged,
@@ -271,7 +271,7 @@ async fn learn_parameter_headers(modern: Option<&Peer<RoleClient>>, name: &str) 
 }
 
 /// Everything the upstream offers, every page of it.
-async fn fetch_offer(peer: &Peer<RoleClient>) -> Result<Offer, rmcp::ServiceError> {
+pub(super) async fn fetch_offer(peer: &Peer<RoleClient>) -> Result<Offer, rmcp::ServiceError> {
     let capabilities = peer.peer_info().map(|i| i.capabilities.clone()).unwrap_or_default();
     let tools = if capabilities.tools.is_some() { peer.list_all_tools().await? } else { vec![] };
     let prompts = if capabilities.prompts.is_some() { peer.list_all_prompts().await? } else { vec![] };
@@ -526,7 +526,7 @@ const ABANDONED_GRACE: Duration = Duration::from_secs(30);
 const REGISTRATION_WAIT: Duration = Duration::from_secs(2);
 
 impl Relay {
-    fn new(name: &str, heard: mpsc::UnboundedSender<Heard>) -> Relay {
+    pub(super) fn new(name: &str, heard: mpsc::UnboundedSender<Heard>) -> Relay {
         Relay {
             name: Arc::from(name),
             calls: Mutex::default(),

@@ -7,6 +7,7 @@ pub mod call;
 pub mod catalog;
 pub mod connection;
 pub mod front;
+pub mod personal;
 pub mod rounds;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,10 +20,12 @@ use tokio_util::sync::CancellationToken;
 use self::audit::AuditWriter;
 use self::catalog::{Catalog, Offer};
 use self::connection::{Connection, Event, State};
+use self::personal::Personal;
 use super::ToolScopes;
 use super::events::{Events, ListChanged, ListChanges};
 use crate::clock::UnixTime;
 use crate::domain::upstream::Upstream;
+use crate::domain::upstream_accounts::UpstreamAccounts;
 use crate::domain::upstreams::{StatusReport, Upstreams};
 use crate::metrics::Metrics;
 
@@ -40,6 +43,9 @@ pub struct ResourceUpdate {
 pub struct Gateway {
     upstreams: Upstreams,
     connections: Mutex<BTreeMap<String, Arc<Connection>>>,
+    /// Upstreams each person reaches with their own account there.
+    personals: Mutex<BTreeMap<String, Arc<Personal>>>,
+    pub accounts: Arc<UpstreamAccounts>,
     catalog: RwLock<Arc<Catalog>>,
     reserved_tools: HashSet<String>,
     reserved_prompts: HashSet<String>,
@@ -80,6 +86,7 @@ pub struct GatewayParts {
     pub reload_every: Duration,
     /// Seals the state of `input_required` rounds; the same on every instance.
     pub rounds_key: String,
+    pub accounts: Arc<UpstreamAccounts>,
 }
 
 impl Gateway {
@@ -87,6 +94,8 @@ impl Gateway {
         Arc::new(Gateway {
             upstreams: parts.upstreams,
             connections: Mutex::default(),
+            personals: Mutex::default(),
+            accounts: parts.accounts,
             catalog: RwLock::default(),
             reserved_tools: parts.reserved_tools,
             reserved_prompts: parts.reserved_prompts,
@@ -111,6 +120,11 @@ impl Gateway {
 
     pub fn connection(&self, upstream: &str) -> Option<Arc<Connection>> {
         self.connections.lock().expect("connections lock").get(upstream).cloned()
+    }
+
+    /// A per-person upstream by name.
+    pub fn personal(&self, upstream: &str) -> Option<Arc<Personal>> {
+        self.personals.lock().expect("personals lock").get(upstream).cloned()
     }
 
     /// Connections in name order.
@@ -212,6 +226,9 @@ impl Gateway {
         for connection in self.connections() {
             connection.stop();
         }
+        for personal in self.personals.lock().expect("personals lock").values() {
+            personal.stop();
+        }
         if let Err(e) = self.upstreams.withdraw_reports(&self.instance).await {
             tracing::debug!(error = %e, "withdrawing upstream reports failed");
         }
@@ -227,9 +244,27 @@ impl Gateway {
     /// Starts, restarts and stops connections so that exactly the enabled upstreams run, each with its
     /// current configuration.
     fn reconcile(&self, config: &[Upstream], events: &mpsc::UnboundedSender<Event>) {
+        let mut personals = self.personals.lock().expect("personals lock");
+        let personal: BTreeMap<&str, &Upstream> =
+            config.iter().filter(|u| u.enabled && u.oauth.is_some()).map(|u| (u.name.as_str(), u)).collect();
+        personals.retain(|name, p| {
+            let keep = personal.get(name.as_str()).is_some_and(|u| **u == p.upstream);
+            if !keep {
+                p.stop();
+                self.metrics.upstream_removed(name);
+            }
+            keep
+        });
+        for (name, upstream) in personal {
+            if !personals.contains_key(name) {
+                tracing::info!(upstream = %name, "serving upstream with each person's own account");
+                personals.insert(name.to_owned(), Personal::start(upstream.clone(), self.accounts.clone(), events.clone()));
+            }
+        }
+        drop(personals);
         let mut connections = self.connections.lock().expect("connections lock");
         let wanted: BTreeMap<&str, &Upstream> =
-            config.iter().filter(|u| u.enabled).map(|u| (u.name.as_str(), u)).collect();
+            config.iter().filter(|u| u.enabled && u.oauth.is_none()).map(|u| (u.name.as_str(), u)).collect();
         connections.retain(|name, connection| {
             let keep = wanted.get(name.as_str()).is_some_and(|u| **u == connection.upstream);
             if !keep {
@@ -255,7 +290,11 @@ impl Gateway {
         let connections = self.connections();
         let lives: Vec<(Arc<Connection>, Arc<Offer>)> =
             connections.iter().filter_map(|c| c.live().map(|l| (c.clone(), l.offer))).collect();
-        let offers: Vec<(&Upstream, &Offer)> = lives.iter().map(|(c, o)| (&c.upstream, o.as_ref())).collect();
+        let personals: Vec<Arc<Personal>> = self.personals.lock().expect("personals lock").values().cloned().collect();
+        let learned: Vec<(&Upstream, Arc<Offer>)> =
+            personals.iter().filter_map(|p| p.offer().map(|o| (&p.upstream, o))).collect();
+        let mut offers: Vec<(&Upstream, &Offer)> = lives.iter().map(|(c, o)| (&c.upstream, o.as_ref())).collect();
+        offers.extend(learned.iter().map(|(u, o)| (*u, o.as_ref())));
         let catalog = Catalog::build(&self.reserved_tools, &self.reserved_prompts, &offers);
         for (connection, _) in &lives {
             if let Some(problems) = catalog.problems.get(&connection.upstream.name) {
@@ -265,6 +304,9 @@ impl Gateway {
         for connection in &connections {
             let status = connection.status();
             self.metrics.upstream_state(&connection.upstream.name, status.state == State::Connected, status.restarts);
+        }
+        for personal in &personals {
+            self.metrics.upstream_state(&personal.upstream.name, personal.offer().is_some(), 0);
         }
         self.tool_scopes.set_upstream(catalog.tool_needs());
         let previous = std::mem::replace(&mut *self.catalog.write().expect("catalog lock"), Arc::new(catalog));
@@ -292,12 +334,20 @@ impl Gateway {
     pub fn reports(&self) -> Vec<StatusReport> {
         let catalog = self.catalog();
         let connections = self.connections.lock().expect("connections lock");
+        let personals = self.personals.lock().expect("personals lock");
         self.upstreams
             .current()
             .iter()
             .map(|u| {
                 let (state, error) = match connections.get(&u.name) {
                     _ if !u.enabled => ("disabled".to_owned(), None),
+                    _ if u.oauth.is_some() => match personals.get(&u.name) {
+                        Some(p) if p.offer().is_some() => (
+                            "connected".to_owned(),
+                            Some(format!("per person: {} people's clients open here", p.open_links())),
+                        ),
+                        _ => ("starting".to_owned(), Some("per person: no one has connected an account yet".to_owned())),
+                    },
                     Some(c) => {
                         let status = c.status();
                         let problems = catalog.problems.get(&u.name).map(|p| p.join("; "));

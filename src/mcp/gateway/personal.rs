@@ -1,0 +1,273 @@
+//! An upstream each person reaches with their own account there (`--auth oauth`): one rmcp client per person
+//! on this instance, made with that person's upstream token (never the MCP client's), made again when the
+//! token changes, closed when idle. What the upstream offers can only be listed with someone's token, so
+//! the last list any person's client saw is kept in the database, for every instance and restart.
+#![allow(deprecated)] // logging is deprecated by SEP-2577 but is what upstreams use today
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rmcp::model::{LoggingLevel, SetLevelRequestParams};
+use rmcp::service::{ClientCacheConfig, RunningService, ServiceExt};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{Peer, RoleClient};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::catalog::Offer;
+use super::connection::{Event, Heard, Relay, fetch_offer};
+use crate::clock::now;
+use crate::domain::upstream::{Transport, Upstream};
+use crate::domain::upstream_accounts::{AccountError, UpstreamAccounts, UpstreamToken};
+
+/// A person's client closes after this long without a call.
+const IDLE: i64 = 600;
+/// How often idle clients are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Why a person's call cannot go to the upstream.
+#[derive(Debug)]
+pub enum LinkError {
+    /// The person has no working account there: they connect one at `url` (our own page).
+    NeedsAccount { url: String, why: String },
+    Unavailable(String),
+}
+
+/// One person's client of the upstream, made with one version of their token.
+pub struct Link {
+    pub peer: Peer<RoleClient>,
+    pub relay: Arc<Relay>,
+    pub version: i64,
+    service: RunningService<RoleClient, Arc<Relay>>,
+    last_used: AtomicI64,
+}
+
+/// An upstream reached with each person's own account.
+pub struct Personal {
+    pub upstream: Upstream,
+    accounts: Arc<UpstreamAccounts>,
+    /// Each person's client, behind a lock of its own so that one person's slow sign-in there waits alone.
+    links: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Arc<Link>>>>>>,
+    learned: RwLock<Option<Arc<Offer>>>,
+    heard: mpsc::UnboundedSender<Heard>,
+    events: mpsc::UnboundedSender<Event>,
+    http: reqwest::Client,
+    stop: CancellationToken,
+}
+
+impl Personal {
+    pub fn start(
+        upstream: Upstream,
+        accounts: Arc<UpstreamAccounts>,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Arc<Personal> {
+        let (heard, heard_rx) = mpsc::unbounded_channel();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("mcp-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client builds");
+        let personal = Arc::new(Personal {
+            upstream,
+            accounts,
+            links: Mutex::default(),
+            learned: RwLock::default(),
+            heard,
+            events,
+            http,
+            stop: CancellationToken::new(),
+        });
+        tokio::spawn(personal.clone().run(heard_rx));
+        personal
+    }
+
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// What the upstream offers, as last seen by anyone's client.
+    pub fn offer(&self) -> Option<Arc<Offer>> {
+        self.learned.read().expect("learned lock").clone()
+    }
+
+    /// Our page where `user_id` connects their account here.
+    pub fn connect_url(&self, user_id: &str) -> String {
+        self.accounts.connect_url(user_id, &self.upstream.name)
+    }
+
+    /// How many people's clients are open on this instance.
+    pub fn open_links(&self) -> usize {
+        self.links.lock().expect("links lock").len()
+    }
+
+    async fn run(self: Arc<Personal>, mut heard: mpsc::UnboundedReceiver<Heard>) {
+        match self.accounts.saved_offer(&self.upstream.name).await {
+            Ok(Some(text)) => match serde_json::from_str::<Offer>(&text) {
+                Ok(offer) => self.learn(offer, false).await,
+                Err(e) => tracing::warn!(upstream = %self.upstream.name, error = %e, "the kept list of what it offers is damaged"),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::warn!(upstream = %self.upstream.name, error = %e, "reading what it offers failed"),
+        }
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => break,
+                _ = sweep.tick() => self.close_idle(),
+                Some(_) = heard.recv() => {
+                    // A person's client heard that a list changed: the next client made lists again. What the
+                    // upstream sends one person is not broadcast to the others.
+                }
+            }
+        }
+        self.links.lock().expect("links lock").clear();
+    }
+
+    fn close_idle(&self) {
+        let cutoff = now().seconds() - IDLE;
+        self.links.lock().expect("links lock").retain(|_, slot| match slot.try_lock() {
+            Ok(link) => link.as_ref().is_some_and(|l| l.last_used.load(Ordering::Relaxed) > cutoff),
+            Err(_) => true,
+        });
+    }
+
+    async fn learn(&self, offer: Offer, save: bool) {
+        let same = self.offer().is_some_and(|known| same_offer(&known, &offer));
+        if same {
+            return;
+        }
+        if save && let Ok(text) = serde_json::to_string(&offer) {
+            if let Err(e) = self.accounts.save_offer(&self.upstream.name, text).await {
+                tracing::warn!(upstream = %self.upstream.name, error = %e, "keeping what it offers failed");
+            }
+        }
+        *self.learned.write().expect("learned lock") = Some(Arc::new(offer));
+        let _ = self.events.send(Event::Changed);
+    }
+
+    /// The client for `user_id`'s calls, made (or made again, after their token changed) as needed.
+    pub async fn link(&self, user_id: &str) -> Result<Arc<Link>, LinkError> {
+        let token = self.accounts.token(user_id, &self.upstream).await.map_err(|e| self.account_error(user_id, e))?;
+        self.link_with(user_id, token).await
+    }
+
+    /// After the upstream refused the token of `stale` (401): refreshed once (by one instance), then a new
+    /// client.
+    pub async fn relink(&self, user_id: &str, stale: &Link) -> Result<Arc<Link>, LinkError> {
+        let token = self
+            .accounts
+            .refresh(user_id, &self.upstream, stale.version)
+            .await
+            .map_err(|e| self.account_error(user_id, e))?;
+        self.link_with(user_id, token).await
+    }
+
+    async fn link_with(&self, user_id: &str, token: UpstreamToken) -> Result<Arc<Link>, LinkError> {
+        let slot = self.links.lock().expect("links lock").entry(user_id.to_owned()).or_default().clone();
+        let mut current = slot.lock().await;
+        if let Some(link) = current.as_ref()
+            && link.version == token.version
+            && !link.service.is_closed()
+            && !link.service.is_transport_closed()
+        {
+            link.last_used.store(now().seconds(), Ordering::Relaxed);
+            return Ok(link.clone());
+        }
+        *current = None;
+        let link = match self.connect(&token).await {
+            Ok(link) => link,
+            Err(Connect::Refused) => {
+                // The upstream refused a token we thought good: one refresh, one more try.
+                let fresh = self
+                    .accounts
+                    .refresh(user_id, &self.upstream, token.version)
+                    .await
+                    .map_err(|e| self.account_error(user_id, e))?;
+                match self.connect(&fresh).await {
+                    Ok(link) => link,
+                    Err(Connect::Refused) => {
+                        return Err(LinkError::NeedsAccount {
+                            url: self.accounts.connect_url(user_id, &self.upstream.name),
+                            why: format!("upstream {} refuses your account's token; connect it again", self.upstream.name),
+                        });
+                    }
+                    Err(Connect::Failed(why)) => return Err(LinkError::Unavailable(why)),
+                }
+            }
+            Err(Connect::Failed(why)) => return Err(LinkError::Unavailable(why)),
+        };
+        let link = Arc::new(link);
+        *current = Some(link.clone());
+        drop(current);
+        match tokio::time::timeout(self.upstream.timeout(), fetch_offer(&link.peer)).await {
+            Ok(Ok(offer)) => self.learn(offer, true).await,
+            Ok(Err(e)) => tracing::warn!(upstream = %self.upstream.name, error = %e, "listing what it offers failed"),
+            Err(_) => tracing::warn!(upstream = %self.upstream.name, "listing what it offers took too long"),
+        }
+        Ok(link)
+    }
+
+    async fn connect(&self, token: &UpstreamToken) -> Result<Link, Connect> {
+        let Transport::Http { url, headers } = &self.upstream.transport else {
+            return Err(Connect::Failed("a per-person upstream is reached by URL".into()));
+        };
+        let mut custom = HashMap::new();
+        for (name, value) in headers {
+            let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::try_from(name.as_str()),
+                reqwest::header::HeaderValue::try_from(value.as_str()),
+            ) else {
+                return Err(Connect::Failed("a configured header is invalid".into()));
+            };
+            custom.insert(name, value);
+        }
+        let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+            .custom_headers(custom)
+            .auth_header(token.access_token.clone())
+            .max_concurrent_requests(1024)
+            .reinit_on_expired_session(true);
+        let transport = StreamableHttpClientTransport::with_client(self.http.clone(), config);
+        let relay = Arc::new(Relay::new(&self.upstream.name, self.heard.clone()));
+        let wait = self.upstream.timeout().max(Duration::from_secs(30));
+        let service = match tokio::time::timeout(wait, relay.clone().serve(transport)).await {
+            Ok(Ok(service)) => service,
+            Ok(Err(e)) if e.is_authorization_required() => return Err(Connect::Refused),
+            Ok(Err(e)) => return Err(Connect::Failed(format!("initialize failed: {e}"))),
+            Err(_) => return Err(Connect::Failed(format!("it did not answer initialize within {} s", wait.as_secs()))),
+        };
+        let peer = service.peer().clone();
+        peer.set_response_cache_config(ClientCacheConfig::disabled()).await;
+        if peer.peer_info().is_some_and(|i| i.capabilities.logging.is_some()) {
+            let _ = peer.set_level(SetLevelRequestParams::new(LoggingLevel::Debug)).await;
+        }
+        Ok(Link { peer, relay, version: token.version, service, last_used: AtomicI64::new(now().seconds()) })
+    }
+
+    fn account_error(&self, user_id: &str, error: AccountError) -> LinkError {
+        let name = &self.upstream.name;
+        match error {
+            AccountError::NotConnected => LinkError::NeedsAccount {
+                url: self.accounts.connect_url(user_id, name),
+                why: format!("upstream {name} acts on your own account there; connect it first"),
+            },
+            AccountError::Expired(why) => LinkError::NeedsAccount {
+                url: self.accounts.connect_url(user_id, name),
+                why: format!("your connection to upstream {name} stopped working ({why}); connect it again"),
+            },
+            other => LinkError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+enum Connect {
+    /// The upstream answered 401: the token is not (or no longer) good there.
+    Refused,
+    Failed(String),
+}
+
+fn same_offer(a: &Offer, b: &Offer) -> bool {
+    serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
+}
