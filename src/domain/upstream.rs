@@ -221,7 +221,10 @@ impl Upstream {
                 return fail("a client secret needs its --client-id".into());
             }
             let printable = |v: &str| !v.is_empty() && v.len() <= 1024 && !v.chars().any(char::is_control);
-            if ![&oauth.client_id, &oauth.client_secret, &oauth.scopes].iter().all(|v| v.as_deref().is_none_or(printable)) {
+            if ![&oauth.client_id, &oauth.client_secret, &oauth.scopes]
+                .iter()
+                .all(|v| v.as_deref().is_none_or(printable))
+            {
                 return fail("the OAuth client id, secret and scopes must be printable text".into());
             }
         }
@@ -273,8 +276,9 @@ impl Upstream {
         let (auth, oauth) = match &self.oauth {
             None => ("none", "{}".to_owned()),
             Some(settings) => {
-                let map: BTreeMap<String, String> = serde_json::from_value(serde_json::to_value(settings).expect("settings serialize"))
-                    .expect("settings are a map of strings");
+                let map: BTreeMap<String, String> =
+                    serde_json::from_value(serde_json::to_value(settings).expect("settings serialize"))
+                        .expect("settings are a map of strings");
                 ("oauth", sealed_map(secrets, &self.name, "oauth", self.transport_target(), &map))
             }
         };
@@ -488,7 +492,12 @@ impl UpstreamFile {
                     client_secret: entry.client_secret,
                     scopes: entry.upstream_scopes,
                 }),
-                _ => return Err(format!("upstream {}: auth is \"none\" or \"oauth\" (client_id and upstream_scopes go with \"oauth\")", entry.name)),
+                _ => {
+                    return Err(format!(
+                        "upstream {}: auth is \"none\" or \"oauth\" (client_id and upstream_scopes go with \"oauth\")",
+                        entry.name
+                    ));
+                }
             };
             let upstream = Upstream {
                 name: entry.name,

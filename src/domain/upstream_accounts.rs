@@ -92,6 +92,9 @@ pub struct UpstreamAccounts {
     /// One refresh at a time per account within this instance (the database decides between instances).
     refreshing: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
     http: reqwest::Client,
+    /// Who just connected which upstream on this instance (user id, upstream): the gateway lists what the
+    /// upstream offers with the new account at once.
+    connected: tokio::sync::broadcast::Sender<(String, String)>,
 }
 
 impl UpstreamAccounts {
@@ -111,6 +114,7 @@ impl UpstreamAccounts {
             issuer: issuer.to_owned(),
             refreshing: Mutex::default(),
             http,
+            connected: tokio::sync::broadcast::channel(64).0,
         })
     }
 
@@ -131,7 +135,12 @@ impl UpstreamAccounts {
 
     /// Starts connecting `user_id`'s account at `upstream`: discovers its authorization server, registers
     /// the gateway there if it has not yet, and returns where to send the browser.
-    pub async fn start(&self, user_id: &str, upstream: &Upstream, return_to: Option<String>) -> Result<String, AccountError> {
+    pub async fn start(
+        &self,
+        user_id: &str,
+        upstream: &Upstream,
+        return_to: Option<String>,
+    ) -> Result<String, AccountError> {
         let (Some(settings), Some(url)) = (&upstream.oauth, upstream.url()) else {
             return Err(AccountError::Refused(format!("upstream {} does not sign people in", upstream.name)));
         };
@@ -182,12 +191,12 @@ impl UpstreamAccounts {
         if let Some(secret) = &secret {
             request = request.with_client_secret(secret.clone());
         }
-        let session = AuthorizationSession::new(manager, request)
-            .await
-            .map_err(|(_, e)| upstream_failure("registration", &e))?;
+        let session =
+            AuthorizationSession::new(manager, request).await.map_err(|(_, e)| upstream_failure("registration", &e))?;
         let auth_url = session.get_authorization_url().to_owned();
         let (client_id, _) = session.get_credentials().await.map_err(|e| upstream_failure("registration", &e))?;
-        let parsed = Url::parse(&auth_url).map_err(|_| AccountError::Upstream("the authorization URL is not a URL".into()))?;
+        let parsed =
+            Url::parse(&auth_url).map_err(|_| AccountError::Upstream("the authorization URL is not a URL".into()))?;
         let query = |name: &str| parsed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
         let (Some(csrf), Some(resource)) = (query("state"), query("resource")) else {
             return Err(AccountError::Upstream("the authorization URL lacks state or resource".into()));
@@ -213,10 +222,9 @@ impl UpstreamAccounts {
             self.store.keep_upstream_client(row).await?;
         }
         let flow = Flow { state, client_id, return_to };
-        let sealed = self.secrets.seal(
-            &flow_context(user_id, &upstream.name),
-            &serde_json::to_string(&flow).expect("a flow serializes"),
-        );
+        let sealed = self
+            .secrets
+            .seal(&flow_context(user_id, &upstream.name), &serde_json::to_string(&flow).expect("a flow serializes"));
         self.store
             .save_upstream_flow(upstream_flow::Model {
                 state_hash: sha256_hex(&csrf),
@@ -253,7 +261,8 @@ impl UpstreamAccounts {
             .secrets
             .open(&flow_context(user_id, &row.upstream), &row.flow_sealed)
             .map_err(|_| AccountError::Refused("this sign-in's state does not open".into()))?;
-        let flow: Flow = serde_json::from_str(&text).map_err(|_| AccountError::Refused("damaged sign-in state".into()))?;
+        let flow: Flow =
+            serde_json::from_str(&text).map_err(|_| AccountError::Refused("damaged sign-in state".into()))?;
         let states = InMemoryStateStore::new();
         let _ = states.save(state, flow.state).await;
         let credentials = InMemoryCredentialStore::new();
@@ -272,17 +281,17 @@ impl UpstreamAccounts {
             .ok_or_else(|| AccountError::Upstream("no tokens came back".into()))?;
         let (sealed, expires_at) = self.seal_credentials(user_id, &upstream.name, &stored);
         self.store.save_upstream_account(user_id, &upstream.name, sealed, expires_at).await?;
+        let _ = self.connected.send((user_id.to_owned(), upstream.name.clone()));
         Ok((upstream.name.clone(), flow.return_to))
     }
 
     /// A manager that knows the upstream's authorization server and our client there, without asking
     /// anything over the network.
     async fn manager(&self, upstream: &Upstream, client_id: &str) -> Result<AuthorizationManager, AccountError> {
-        let row = self
-            .store
-            .upstream_client(&upstream.name)
-            .await?
-            .ok_or_else(|| AccountError::Expired(format!("the registration at upstream {} is gone", upstream.name)))?;
+        let row =
+            self.store.upstream_client(&upstream.name).await?.ok_or_else(|| {
+                AccountError::Expired(format!("the registration at upstream {} is gone", upstream.name))
+            })?;
         let metadata: AuthorizationMetadata = serde_json::from_str(&row.metadata)
             .map_err(|_| AccountError::Upstream("the stored authorization server metadata is damaged".into()))?;
         // The manager sends its base URL as `resource` (RFC 8707) once it has metadata: the upstream's
@@ -313,7 +322,12 @@ impl UpstreamAccounts {
             .transpose()
     }
 
-    fn seal_credentials(&self, user_id: &str, upstream: &str, stored: &StoredCredentials) -> (String, Option<UnixTime>) {
+    fn seal_credentials(
+        &self,
+        user_id: &str,
+        upstream: &str,
+        stored: &StoredCredentials,
+    ) -> (String, Option<UnixTime>) {
         let expires_at = stored.token_response.as_ref().and_then(|t| {
             use oauth2::TokenResponse;
             t.expires_in().map(|e| {
@@ -362,8 +376,7 @@ impl UpstreamAccounts {
         let _turn = lock.lock().await;
         let deadline = tokio::time::Instant::now() + REFRESH_WAIT;
         loop {
-            let row =
-                self.store.upstream_account(user_id, &upstream.name).await?.ok_or(AccountError::NotConnected)?;
+            let row = self.store.upstream_account(user_id, &upstream.name).await?.ok_or(AccountError::NotConnected)?;
             if let Some(problem) = &row.problem {
                 return Err(AccountError::Expired(problem.clone()));
             }
@@ -469,6 +482,11 @@ impl UpstreamAccounts {
             }
         }
         Ok(true)
+    }
+
+    /// Hears who connects which upstream on this instance.
+    pub fn connections(&self) -> tokio::sync::broadcast::Receiver<(String, String)> {
+        self.connected.subscribe()
     }
 
     /// The last list of what a per-person upstream offers (JSON), kept for every instance.

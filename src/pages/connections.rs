@@ -203,8 +203,12 @@ pub async fn callback(
     if let Some(error) = query.error {
         // The flow is over either way: forget it.
         let _ = pages.store.take_upstream_flow(&crate::crypto::sha256_hex(&state)).await;
-        let said: String = query.error_description.unwrap_or(error).chars().filter(|c| !c.is_control()).take(200).collect();
-        return Err(PageError::bad_request("Not connected", format!("The upstream did not connect your account: {said}")));
+        let said: String =
+            query.error_description.unwrap_or(error).chars().filter(|c| !c.is_control()).take(200).collect();
+        return Err(PageError::bad_request(
+            "Not connected",
+            format!("The upstream did not connect your account: {said}"),
+        ));
     }
     let Some(code) = query.code.filter(|c| !c.is_empty() && c.len() <= 4096) else {
         return Err(PageError::bad_request("No code", "The upstream sent you back without an authorization code."));
@@ -213,7 +217,11 @@ pub async fn callback(
     match pages.upstream_accounts.finish(&me.user.id, &upstreams, &state, &code, query.iss.as_deref()).await {
         Ok((name, _)) => {
             tracing::info!(upstream = %name, user_id = %me.user.id, "upstream account connected");
-            let entry = AuditEntry { user_id: Some(&me.user.id), detail: Some(&format!("upstream={name}")), ..AuditEntry::default() };
+            let entry = AuditEntry {
+                user_id: Some(&me.user.id),
+                detail: Some(&format!("upstream={name}")),
+                ..AuditEntry::default()
+            };
             pages.store.audit(AuditKind::UpstreamConnected, entry).await;
             Ok(see_other(&format!("{}/connections?done=connected", pages.base)))
         }
@@ -235,25 +243,25 @@ pub async fn disconnect(
     let name = form.upstream.unwrap_or_default();
     if pages.upstream_accounts.disconnect(&me.user.id, &name).await.map_err(PageError::internal)? {
         tracing::info!(upstream = %name, user_id = %me.user.id, "upstream account disconnected");
-        let entry = AuditEntry { user_id: Some(&me.user.id), detail: Some(&format!("upstream={name}")), ..AuditEntry::default() };
+        let entry = AuditEntry {
+            user_id: Some(&me.user.id),
+            detail: Some(&format!("upstream={name}")),
+            ..AuditEntry::default()
+        };
         pages.store.audit(AuditKind::UpstreamDisconnected, entry).await;
     }
     Ok(see_other(&format!("{}/connections?done=disconnected", pages.base)))
 }
 
 fn oauth_upstream(pages: &Pages, name: &str) -> Result<crate::domain::upstream::Upstream, PageError> {
-    pages
-        .upstreams
-        .current()
-        .iter()
-        .find(|u| u.name == name && u.enabled && u.oauth.is_some())
-        .cloned()
-        .ok_or_else(|| {
+    pages.upstreams.current().iter().find(|u| u.name == name && u.enabled && u.oauth.is_some()).cloned().ok_or_else(
+        || {
             PageError::bad_request(
                 "No such upstream",
                 "There is no enabled upstream by that name that asks people to connect their own account.",
             )
-        })
+        },
+    )
 }
 
 fn account_failure(upstream: &str, error: AccountError) -> PageError {

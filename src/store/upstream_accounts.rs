@@ -51,7 +51,11 @@ impl Store {
         Ok((taken.rows_affected == 1 && flow.expires_at > now()).then_some(flow))
     }
 
-    pub async fn upstream_account(&self, user_id: &str, upstream: &str) -> Result<Option<upstream_account::Model>, DbErr> {
+    pub async fn upstream_account(
+        &self,
+        user_id: &str,
+        upstream: &str,
+    ) -> Result<Option<upstream_account::Model>, DbErr> {
         upstream_account::Entity::find_by_id((user_id.to_owned(), upstream.to_owned())).one(&self.db).await
     }
 
@@ -94,7 +98,10 @@ impl Store {
                         upstream_account::Column::Problem,
                         upstream_account::Column::UpdatedAt,
                     ])
-                    .value(upstream_account::Column::Version, Expr::col((upstream_account::Entity, upstream_account::Column::Version)).add(1))
+                    .value(
+                        upstream_account::Column::Version,
+                        Expr::col((upstream_account::Entity, upstream_account::Column::Version)).add(1),
+                    )
                     .to_owned(),
             )
             .exec_without_returning(&self.db)
@@ -144,7 +151,10 @@ impl Store {
                 updated_at: Set(now()),
                 ..Default::default()
             })
-            .col_expr(upstream_account::Column::Version, Expr::col((upstream_account::Entity, upstream_account::Column::Version)).add(1))
+            .col_expr(
+                upstream_account::Column::Version,
+                Expr::col((upstream_account::Entity, upstream_account::Column::Version)).add(1),
+            )
             .filter(upstream_account::Column::UserId.eq(user_id))
             .filter(upstream_account::Column::Upstream.eq(upstream))
             .filter(upstream_account::Column::Version.eq(version))

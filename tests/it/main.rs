@@ -28,3 +28,4 @@ mod security_sessions;
 mod security_tokens;
 mod token;
 mod transport;
+mod upstream_accounts;

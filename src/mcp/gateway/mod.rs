@@ -258,7 +258,8 @@ impl Gateway {
         for (name, upstream) in personal {
             if !personals.contains_key(name) {
                 tracing::info!(upstream = %name, "serving upstream with each person's own account");
-                personals.insert(name.to_owned(), Personal::start(upstream.clone(), self.accounts.clone(), events.clone()));
+                personals
+                    .insert(name.to_owned(), Personal::start(upstream.clone(), self.accounts.clone(), events.clone()));
             }
         }
         drop(personals);
@@ -346,7 +347,9 @@ impl Gateway {
                             "connected".to_owned(),
                             Some(format!("per person: {} people's clients open here", p.open_links())),
                         ),
-                        _ => ("starting".to_owned(), Some("per person: no one has connected an account yet".to_owned())),
+                        _ => {
+                            ("starting".to_owned(), Some("per person: no one has connected an account yet".to_owned()))
+                        }
                     },
                     Some(c) => {
                         let status = c.status();

@@ -31,7 +31,10 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub enum LinkError {
     /// The person has no working account there: they connect one at `url` (our own page).
-    NeedsAccount { url: String, why: String },
+    NeedsAccount {
+        url: String,
+        why: String,
+    },
     Unavailable(String),
 }
 
@@ -104,19 +107,23 @@ impl Personal {
     }
 
     async fn run(self: Arc<Personal>, mut heard: mpsc::UnboundedReceiver<Heard>) {
-        match self.accounts.saved_offer(&self.upstream.name).await {
-            Ok(Some(text)) => match serde_json::from_str::<Offer>(&text) {
-                Ok(offer) => self.learn(offer, false).await,
-                Err(e) => tracing::warn!(upstream = %self.upstream.name, error = %e, "the kept list of what it offers is damaged"),
-            },
-            Ok(None) => {}
-            Err(e) => tracing::warn!(upstream = %self.upstream.name, error = %e, "reading what it offers failed"),
-        }
+        let mut connected = self.accounts.connections();
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        // Until it knows what the upstream offers, it looks for what another instance learned.
+        let mut unknown = tokio::time::interval(Duration::from_secs(2));
         loop {
             tokio::select! {
                 () = self.stop.cancelled() => break,
                 _ = sweep.tick() => self.close_idle(),
+                _ = unknown.tick(), if self.offer().is_none() => self.load_offer().await,
+                Ok((user_id, upstream)) = connected.recv() => {
+                    // Someone just connected here: their client lists what the upstream offers.
+                    if upstream == self.upstream.name
+                        && let Err(e) = self.link(&user_id).await
+                    {
+                        tracing::warn!(upstream = %self.upstream.name, error = ?e, "a new connection could not be used");
+                    }
+                }
                 Some(_) = heard.recv() => {
                     // A person's client heard that a list changed: the next client made lists again. What the
                     // upstream sends one person is not broadcast to the others.
@@ -124,6 +131,19 @@ impl Personal {
             }
         }
         self.links.lock().expect("links lock").clear();
+    }
+
+    async fn load_offer(&self) {
+        match self.accounts.saved_offer(&self.upstream.name).await {
+            Ok(Some(text)) => match serde_json::from_str::<Offer>(&text) {
+                Ok(offer) => self.learn(offer, false).await,
+                Err(e) => {
+                    tracing::warn!(upstream = %self.upstream.name, error = %e, "the kept list of what it offers is damaged");
+                }
+            },
+            Ok(None) => {}
+            Err(e) => tracing::warn!(upstream = %self.upstream.name, error = %e, "reading what it offers failed"),
+        }
     }
 
     fn close_idle(&self) {
@@ -191,7 +211,10 @@ impl Personal {
                     Err(Connect::Refused) => {
                         return Err(LinkError::NeedsAccount {
                             url: self.accounts.connect_url(user_id, &self.upstream.name),
-                            why: format!("upstream {} refuses your account's token; connect it again", self.upstream.name),
+                            why: format!(
+                                "upstream {} refuses your account's token; connect it again",
+                                self.upstream.name
+                            ),
                         });
                     }
                     Err(Connect::Failed(why)) => return Err(LinkError::Unavailable(why)),

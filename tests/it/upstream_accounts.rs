@@ -1,0 +1,208 @@
+//! Upstreams protected by their own OAuth, each person connecting their own account there. The upstream is a
+//! second mcp-gateway with its own people: the front registers itself there, sends each person through the
+//! upstream's own sign-in and consent, and calls its tools with that person's upstream token.
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::mcp::{McpClient, text_of, until_tool};
+use crate::support::*;
+
+/// The front gateway, re-reading its upstreams every second.
+async fn front() -> TestApp {
+    spawn_app_with(&[("UPSTREAM_RELOAD_SECS", "1")]).await
+}
+
+/// A person of the front with an MCP token of the front's, and their browser there.
+async fn person(front: &TestApp, auth: &ClientAuth, name: &str) -> (Browser, String) {
+    let mut browser = signup_and_login(front, name, PASSWORD).await;
+    let tokens = issue_tokens(front, &mut browser, auth, ALL_SCOPES).await;
+    (browser, tokens["access_token"].as_str().unwrap().to_owned())
+}
+
+/// Connects `front_browser`'s person to the upstream as the person signed in at `upstream_browser`: the
+/// Connect button, the upstream's consent, the way back. Returns the front's final answer.
+async fn connect(front_browser: &mut Browser, upstream_browser: &mut Browser, upstream: &str) -> reqwest::Response {
+    let html = front_browser.page("/connections").await;
+    assert!(html.contains(&format!("Connect {upstream}")), "{html}");
+    let csrf = extract_hidden(&html, "csrf_token");
+    let started =
+        front_browser.post_form("/connections/connect", &[("csrf_token", csrf.as_str()), ("upstream", upstream)]).await;
+    assert_eq!(started.status(), StatusCode::SEE_OTHER, "{:?}", started.text().await);
+    let authorize = location(&started);
+    assert!(authorize.contains("code_challenge_method=S256") && authorize.contains("resource="), "{authorize}");
+    let consent = upstream_browser.get(&authorize).await;
+    let consent = consent.text().await.unwrap();
+    assert!(is_consent_page(&consent), "the upstream asks its own person: {consent}");
+    let back = upstream_browser.decide(&consent, "allow").await;
+    assert_eq!(back.status(), StatusCode::FOUND);
+    let callback = location(&back);
+    assert!(callback.contains("/connections/callback") && callback.contains("iss="), "{callback}");
+    front_browser.get(&callback).await
+}
+
+fn username_of(result: &Value) -> String {
+    let text = text_of(result);
+    let parsed: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!({}));
+    parsed["username"].as_str().map(str::to_owned).unwrap_or(text)
+}
+
+#[tokio::test]
+async fn each_person_calls_an_oauth_protected_upstream_as_their_own_account_there() {
+    let upstream = spawn_app().await;
+    let front = front().await;
+    front.cli(&["upstream", "add", "remote", "--url", &upstream.resource, "--auth", "oauth"]);
+    let auth = ClientAuth::Public(front.register_public_client(REDIRECT_URI).await);
+
+    // Two people of the upstream, two of the front.
+    let mut xavier = signup_and_login(&upstream, "xavier", PASSWORD).await;
+    let mut yolanda = signup_and_login(&upstream, "yolanda", PASSWORD).await;
+    let (mut anna_browser, anna) = person(&front, &auth, "anna").await;
+    let (mut bob_browser, bob) = person(&front, &auth, "bob").await;
+    let (mut carol_browser, carol) = person(&front, &auth, "carol").await;
+
+    // Anna connects as xavier; the front registered itself at the upstream on the way.
+    let done = connect(&mut anna_browser, &mut xavier, "remote").await;
+    assert_eq!(location(&done), "/connections?done=connected");
+    let page = anna_browser.page("/connections").await;
+    assert!(page.contains("Disconnect") && page.contains("connected"), "{page}");
+    assert_eq!(
+        upstream
+            .sql_count(
+                "SELECT COUNT(*) FROM clients WHERE redirect_uris LIKE ?",
+                vec![format!("%{}/connections/callback%", front.base).into()]
+            )
+            .await,
+        1,
+        "the front registered itself at the upstream once"
+    );
+    let done = connect(&mut bob_browser, &mut yolanda, "remote").await;
+    assert_eq!(location(&done), "/connections?done=connected");
+    assert_eq!(
+        upstream.sql_count("SELECT COUNT(*) FROM clients", vec![]).await,
+        1,
+        "the second person reused the front's registration there"
+    );
+
+    // Each one's whoami through the front is their own account at the upstream.
+    let mut anna_mcp = McpClient::connect(&front, &anna).await;
+    until_tool(&mut anna_mcp, "remote__whoami").await;
+    assert_eq!(username_of(&anna_mcp.call_tool("remote__whoami", json!({})).await), "xavier");
+    let mut bob_mcp = McpClient::connect(&front, &bob).await;
+    assert_eq!(username_of(&bob_mcp.call_tool("remote__whoami", json!({})).await), "yolanda");
+
+    // Carol has not connected: a client that opens URLs gets the URL elicitation, naming our own page…
+    let mut carol_mcp = McpClient::connect_with(&front, &carol, json!({"elicitation": {"url": {}}})).await;
+    let refused = carol_mcp.request("tools/call", json!({"name": "remote__whoami", "arguments": {}})).await;
+    assert_eq!(refused["error"]["code"], -32042, "{refused}");
+    let elicitation = &refused["error"]["data"]["elicitations"][0];
+    assert_eq!(elicitation["mode"], "url");
+    let url = elicitation["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&format!("{}/connections/connect?upstream=remote&for=", front.base)), "{url}");
+    assert!(elicitation["elicitationId"].as_str().is_some_and(|id| !id.is_empty()));
+    // …and a client that cannot gets a tool error with the same link.
+    let mut carol_plain = McpClient::connect(&front, &carol).await;
+    let result = carol_plain.call_tool("remote__whoami", json!({})).await;
+    assert_eq!(result["isError"], true);
+    assert!(text_of(&result).contains("/connections/connect?upstream=remote&for="), "{result}");
+
+    // The link is for Carol alone: Anna opening it is refused; Carol gets the page that sends her on.
+    let foreign = anna_browser.get(&url).await;
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    let page = carol_browser.page(&url).await;
+    assert!(page.contains("Continue to remote"), "{page}");
+
+    // Nothing the front keeps is an upstream token in the clear: not in the rows, not in the file.
+    let rows = front.sql("SELECT credentials_sealed FROM upstream_accounts", vec![]).await;
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        let sealed: String = row.try_get("", "credentials_sealed").unwrap();
+        assert!(mcp_gateway::crypto::SecretsKey::is_sealed(&sealed) && !sealed.contains("eyJ"), "{sealed}");
+    }
+    if let Some(path) = front.db_url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap().to_owned()) {
+        let _ = front.sql("PRAGMA wal_checkpoint(TRUNCATE)", vec![]).await;
+        let raw = std::fs::read(&path).unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        assert!(!text.contains("eyJhbGciOi") && !text.contains("eyJ0eXAiOi"), "a JWT is stored in the clear");
+    }
+
+    // Disconnect revokes at the upstream and brings the elicitation back.
+    let page = anna_browser.page("/connections").await;
+    let csrf = extract_hidden(&page, "csrf_token");
+    let gone = anna_browser
+        .post_form("/connections/disconnect", &[("csrf_token", csrf.as_str()), ("upstream", "remote")])
+        .await;
+    assert_eq!(location(&gone), "/connections?done=disconnected");
+    assert_eq!(front.sql_count("SELECT COUNT(*) FROM upstream_accounts WHERE upstream = 'remote'", vec![]).await, 1);
+    let mut anna_mcp = McpClient::connect_with(&front, &anna, json!({"elicitation": {"url": {}}})).await;
+    let refused = anna_mcp.request("tools/call", json!({"name": "remote__whoami", "arguments": {}})).await;
+    assert_eq!(refused["error"]["code"], -32042, "{refused}");
+    assert_eq!(
+        upstream
+            .sql_count(
+                "SELECT COUNT(*) FROM grants WHERE revoked_at IS NULL AND user_id = (SELECT id FROM users WHERE username = 'xavier')",
+                vec![],
+            )
+            .await,
+        0,
+        "the upstream revoked what xavier had allowed the front (RFC 7009)"
+    );
+    assert_eq!(
+        upstream
+            .sql_count(
+                "SELECT COUNT(*) FROM grants WHERE revoked_at IS NULL AND user_id = (SELECT id FROM users WHERE username = 'yolanda')",
+                vec![],
+            )
+            .await,
+        1,
+        "yolanda's connection is untouched"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_upstream_token_is_refreshed_once_however_many_calls_need_it() {
+    let upstream = spawn_app().await;
+    let front = front().await;
+    front.cli(&["upstream", "add", "remote", "--url", &upstream.resource, "--auth", "oauth"]);
+    let auth = ClientAuth::Public(front.register_public_client(REDIRECT_URI).await);
+    let mut xavier = signup_and_login(&upstream, "xavier", PASSWORD).await;
+    let (mut anna_browser, anna) = person(&front, &auth, "anna").await;
+    let done = connect(&mut anna_browser, &mut xavier, "remote").await;
+    assert_eq!(location(&done), "/connections?done=connected");
+    let mut warm = McpClient::connect(&front, &anna).await;
+    until_tool(&mut warm, "remote__whoami").await;
+    let tokens_before = upstream.sql_count("SELECT COUNT(*) FROM refresh_tokens", vec![]).await;
+
+    // The front believes the token expired: every call now needs a refresh.
+    front.sql("UPDATE upstream_accounts SET expires_at = 1", vec![]).await;
+    let mut calls = Vec::new();
+    for _ in 0..12 {
+        let front = &front;
+        let anna = anna.clone();
+        calls.push(async move {
+            let mut client = McpClient::connect(front, &anna).await;
+            username_of(&client.call_tool("remote__whoami", json!({})).await)
+        });
+    }
+    let names = futures_util::future::join_all(calls).await;
+    assert!(names.iter().all(|n| n == "xavier"), "{names:?}");
+    assert_eq!(
+        upstream.sql_count("SELECT COUNT(*) FROM refresh_tokens", vec![]).await,
+        tokens_before + 1,
+        "one refresh at the upstream (one rotated refresh token), not one per call"
+    );
+    assert_eq!(front.sql_count("SELECT version FROM upstream_accounts", vec![]).await, 2);
+
+    // The upstream refuses a token the front thought good (401): one refresh, and the call goes through.
+    let key = mcp_gateway::crypto::SecretsKey::from_hex(TEST_SECRETS_KEY).unwrap();
+    let row = &front.sql("SELECT user_id, credentials_sealed FROM upstream_accounts", vec![]).await[0];
+    let (user_id, sealed): (String, String) =
+        (row.try_get("", "user_id").unwrap(), row.try_get("", "credentials_sealed").unwrap());
+    let context = format!("upstream-account:{user_id}:remote");
+    let mut stored: Value = serde_json::from_str(&key.open(&context, &sealed).unwrap()).unwrap();
+    stored["token_response"]["access_token"] = json!("not-a-token-the-upstream-ever-issued");
+    let forged = key.seal(&context, &stored.to_string());
+    front.sql("UPDATE upstream_accounts SET credentials_sealed = ?, version = version + 1", vec![forged.into()]).await;
+    let mut client = McpClient::connect(&front, &anna).await;
+    assert_eq!(username_of(&client.call_tool("remote__whoami", json!({})).await), "xavier");
+    assert_eq!(front.sql_count("SELECT version FROM upstream_accounts", vec![]).await, 4, "refreshed once more");
+}
