@@ -22,6 +22,12 @@ async fn person(front: &TestApp, auth: &ClientAuth, name: &str) -> (Browser, Str
 /// Connects `front_browser`'s person to the upstream as the person signed in at `upstream_browser`: the
 /// Connect button, the upstream's consent, the way back. Returns the front's final answer.
 async fn connect(front_browser: &mut Browser, upstream_browser: &mut Browser, upstream: &str) -> reqwest::Response {
+    let callback = consent_at_upstream(front_browser, upstream_browser, upstream).await;
+    front_browser.get(&callback).await
+}
+
+/// The Connect button and the upstream's consent: the callback URL the upstream sends the browser back to.
+async fn consent_at_upstream(front_browser: &mut Browser, upstream_browser: &mut Browser, upstream: &str) -> String {
     let html = front_browser.page("/connections").await;
     assert!(html.contains(&format!("Connect {upstream}")), "{html}");
     let csrf = extract_hidden(&html, "csrf_token");
@@ -37,7 +43,7 @@ async fn connect(front_browser: &mut Browser, upstream_browser: &mut Browser, up
     assert_eq!(back.status(), StatusCode::FOUND);
     let callback = location(&back);
     assert!(callback.contains("/connections/callback") && callback.contains("iss="), "{callback}");
-    front_browser.get(&callback).await
+    callback
 }
 
 fn username_of(result: &Value) -> String {
@@ -68,7 +74,7 @@ async fn each_person_calls_an_oauth_protected_upstream_as_their_own_account_ther
     assert_eq!(
         upstream
             .sql_count(
-                "SELECT COUNT(*) FROM clients WHERE redirect_uris LIKE ?",
+                "SELECT COUNT(*) FROM clients WHERE redirect_uris LIKE $1",
                 vec![format!("%{}/connections/callback%", front.base).into()]
             )
             .await,
@@ -168,18 +174,27 @@ async fn an_expired_upstream_token_is_refreshed_once_however_many_calls_need_it(
     let (mut anna_browser, anna) = person(&front, &auth, "anna").await;
     let done = connect(&mut anna_browser, &mut xavier, "remote").await;
     assert_eq!(location(&done), "/connections?done=connected");
-    let mut warm = McpClient::connect(&front, &anna).await;
-    until_tool(&mut warm, "remote__whoami").await;
+    // A second instance on the same database (and issuer) learns what the upstream offers from the first.
+    let second = spawn_app_with(&[
+        ("DATABASE_URL", front.db_url.as_str()),
+        ("AUTH_ISSUER", front.base.as_str()),
+        ("UPSTREAM_RELOAD_SECS", "1"),
+    ])
+    .await;
+    for instance in [&front, &second] {
+        let mut warm = McpClient::connect(instance, &anna).await;
+        until_tool(&mut warm, "remote__whoami").await;
+    }
     let tokens_before = upstream.sql_count("SELECT COUNT(*) FROM refresh_tokens", vec![]).await;
 
-    // The front believes the token expired: every call now needs a refresh.
+    // The token is about to expire: every call on either instance now needs a refresh.
     front.sql("UPDATE upstream_accounts SET expires_at = 1", vec![]).await;
     let mut calls = Vec::new();
-    for _ in 0..12 {
-        let front = &front;
+    for i in 0..12 {
+        let instance = if i % 2 == 0 { &front } else { &second };
         let anna = anna.clone();
         calls.push(async move {
-            let mut client = McpClient::connect(front, &anna).await;
+            let mut client = McpClient::connect(instance, &anna).await;
             username_of(&client.call_tool("remote__whoami", json!({})).await)
         });
     }
@@ -188,7 +203,7 @@ async fn an_expired_upstream_token_is_refreshed_once_however_many_calls_need_it(
     assert_eq!(
         upstream.sql_count("SELECT COUNT(*) FROM refresh_tokens", vec![]).await,
         tokens_before + 1,
-        "one refresh at the upstream (one rotated refresh token), not one per call"
+        "one refresh at the upstream (one rotated refresh token), not one per call or per instance"
     );
     assert_eq!(front.sql_count("SELECT version FROM upstream_accounts", vec![]).await, 2);
 
@@ -201,8 +216,58 @@ async fn an_expired_upstream_token_is_refreshed_once_however_many_calls_need_it(
     let mut stored: Value = serde_json::from_str(&key.open(&context, &sealed).unwrap()).unwrap();
     stored["token_response"]["access_token"] = json!("not-a-token-the-upstream-ever-issued");
     let forged = key.seal(&context, &stored.to_string());
-    front.sql("UPDATE upstream_accounts SET credentials_sealed = ?, version = version + 1", vec![forged.into()]).await;
+    front.sql("UPDATE upstream_accounts SET credentials_sealed = $1, version = version + 1", vec![forged.into()]).await;
     let mut client = McpClient::connect(&front, &anna).await;
     assert_eq!(username_of(&client.call_tool("remote__whoami", json!({})).await), "xavier");
     assert_eq!(front.sql_count("SELECT version FROM upstream_accounts", vec![]).await, 4, "refreshed once more");
+}
+
+#[tokio::test]
+async fn the_way_back_from_the_upstream_works_once_and_only_for_whoever_set_out() {
+    let upstream = spawn_app().await;
+    let front = front().await;
+    front.cli(&["upstream", "add", "remote", "--url", &upstream.resource, "--auth", "oauth"]);
+    let auth = ClientAuth::Public(front.register_public_client(REDIRECT_URI).await);
+    let mut xavier = signup_and_login(&upstream, "xavier", PASSWORD).await;
+    let (mut anna, _) = person(&front, &auth, "anna").await;
+    let (mut bob, _) = person(&front, &auth, "bob").await;
+
+    // Bob cannot finish Anna's sign-in (a stolen or planted callback URL): the flow is spent, not hers.
+    let callback = consent_at_upstream(&mut anna, &mut xavier, "remote").await;
+    let stolen = bob.get(&callback).await;
+    assert_html_error(stolen, StatusCode::BAD_REQUEST).await;
+    let replay = anna.get(&callback).await;
+    assert_html_error(replay, StatusCode::BAD_REQUEST).await;
+    assert_eq!(front.sql_count("SELECT COUNT(*) FROM upstream_accounts", vec![]).await, 0);
+
+    // An `iss` other than the upstream's authorization server (RFC 9207, a mix-up attack) is refused.
+    let callback = consent_at_upstream(&mut anna, &mut xavier, "remote").await;
+    let mixed = callback.replace("iss=http%3A%2F%2F127.0.0.1", "iss=http%3A%2F%2Fevil.example");
+    assert_ne!(mixed, callback, "{callback}");
+    assert_html_error(anna.get(&mixed).await, StatusCode::BAD_REQUEST).await;
+    // A code that does not match the PKCE verifier (another flow's code) is refused by the upstream.
+    let first = consent_at_upstream(&mut anna, &mut xavier, "remote").await;
+    let second = consent_at_upstream(&mut anna, &mut xavier, "remote").await;
+    let code_of =
+        |url: &str| url::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let swapped = first.replace(&code_of(&first), &code_of(&second));
+    assert_html_error(anna.get(&swapped).await, StatusCode::BAD_REQUEST).await;
+    // No state, or an error from the upstream: a readable page, nothing kept.
+    assert_html_error(anna.get("/connections/callback?code=abc").await, StatusCode::BAD_REQUEST).await;
+    let denied = anna.get("/connections/callback?state=xyz&error=access_denied").await;
+    assert!(assert_html_error(denied, StatusCode::BAD_REQUEST).await.contains("access_denied"));
+    assert_eq!(front.sql_count("SELECT COUNT(*) FROM upstream_accounts", vec![]).await, 0);
+
+    // (The upstream spent the second code on the failed redemption.) A flow of its own goes through.
+    let third = consent_at_upstream(&mut anna, &mut xavier, "remote").await;
+    let done = anna.get(&third).await;
+    assert_eq!(location(&done), "/connections?done=connected");
+    assert_eq!(front.sql_count("SELECT COUNT(*) FROM upstream_accounts", vec![]).await, 1);
+    // An upstream that is not per-person, or none at all: a readable refusal.
+    let page = anna.page("/connections").await;
+    let csrf = extract_hidden(&page, "csrf_token");
+    let none = anna.post_form("/connections/connect", &[("csrf_token", csrf.as_str()), ("upstream", "nope")]).await;
+    assert_html_error(none, StatusCode::BAD_REQUEST).await;
+    let forged = anna.post_form("/connections/connect", &[("csrf_token", "wrong"), ("upstream", "remote")]).await;
+    assert!(forged.status().is_client_error(), "a connect without the CSRF token is refused");
 }
