@@ -8,6 +8,7 @@ use crate::app::secrets::{DEFAULT_KEY_FILE, secrets_key};
 use crate::config::Config;
 use crate::crypto::SecretsKey;
 use crate::domain::keys::{check_secrets_key, resealed_keys};
+use crate::domain::upstream_accounts::resealed_accounts;
 use crate::domain::upstreams::resealed_upstreams;
 use crate::store::Store;
 
@@ -68,8 +69,9 @@ pub async fn run(
             }
             let keys = resealed_keys(&store, &current, &new).await?;
             let upstreams = resealed_upstreams(&store, &current, &new).await?;
-            let (key_count, upstream_count) = (keys.len(), upstreams.len());
-            if !store.replace_sealed(keys, upstreams).await? {
+            let accounts = resealed_accounts(&store, &current, &new).await?;
+            let (key_count, upstream_count, account_count) = (keys.len(), upstreams.len(), accounts.len());
+            if !store.replace_sealed(keys, upstreams, accounts).await? {
                 bail!("something was changed meanwhile; nothing was re-sealed: stop every instance and run this again");
             }
             match (file, staged) {
@@ -82,16 +84,17 @@ pub async fn run(
                     std::fs::rename(&staged, &file)
                         .with_context(|| format!("moving the new key to {}", file.display()))?;
                     println!(
-                        "re-sealed {key_count} signing keys and {upstream_count} upstreams under key {}; {} holds it \
-                         (the old key is in {}); start every instance with it",
+                        "re-sealed {key_count} signing keys, {upstream_count} upstreams and {account_count} upstream \
+                         accounts under key {}; {} holds it (the old key is in {}); start every instance with it",
                         new.id(),
                         file.display(),
                         old.display()
                     );
                 }
                 _ => println!(
-                    "re-sealed {key_count} signing keys and {upstream_count} upstreams under key {}, the key in \
-                     {}; give it to every instance (SECRETS_KEY or SECRETS_KEY_FILE) before starting it",
+                    "re-sealed {key_count} signing keys, {upstream_count} upstreams and {account_count} upstream \
+                     accounts under key {}, the key in {}; give it to every instance (SECRETS_KEY or \
+                     SECRETS_KEY_FILE) before starting it",
                     new.id(),
                     new_key_file.as_deref().map_or_else(|| "the new key file".into(), |p| p.display().to_string())
                 ),

@@ -18,7 +18,7 @@ use url::Url;
 use crate::clock::{UnixTime, now};
 use crate::crypto::{SecretsKey, sha256_hex};
 use crate::domain::upstream::Upstream;
-use crate::store::{Store, upstream_account, upstream_client, upstream_flow};
+use crate::store::{ResealedAccount, Store, upstream_account, upstream_client, upstream_flow};
 
 /// How long a person has to finish signing in at the upstream.
 const FLOW_LIFETIME: i64 = 600;
@@ -527,6 +527,42 @@ impl UpstreamAccounts {
             "application_type": "web",
         })
     }
+}
+
+/// Every person's upstream tokens and every client secret at an upstream, sealed again under `to` (for
+/// `mcp-gateway secrets rotate-key`).
+pub async fn resealed_accounts(
+    store: &Store,
+    from: &SecretsKey,
+    to: &SecretsKey,
+) -> Result<Vec<ResealedAccount>, AccountError> {
+    let mut resealed = Vec::new();
+    for row in store.all_upstream_accounts().await? {
+        let context = account_context(&row.user_id, &row.upstream);
+        let plain = from.open(&context, &row.credentials_sealed).map_err(|_| {
+            AccountError::Expired(format!("the tokens of {} at upstream {} do not open", row.user_id, row.upstream))
+        })?;
+        resealed.push(ResealedAccount::Tokens {
+            new: to.seal(&context, &plain),
+            user_id: row.user_id,
+            upstream: row.upstream,
+            old: row.credentials_sealed,
+        });
+    }
+    for row in store.upstream_clients().await? {
+        if let Some(old) = row.client_secret_sealed {
+            let context = format!("upstream-client:{}", row.upstream);
+            let plain = from.open(&context, &old).map_err(|_| {
+                AccountError::Upstream(format!("the client secret at upstream {} does not open", row.upstream))
+            })?;
+            resealed.push(ResealedAccount::ClientSecret {
+                new: to.seal(&context, &plain),
+                upstream: row.upstream,
+                old,
+            });
+        }
+    }
+    Ok(resealed)
 }
 
 fn access_token_of(stored: &StoredCredentials) -> Result<String, AccountError> {

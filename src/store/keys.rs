@@ -24,6 +24,13 @@ pub struct ResealedUpstream {
     pub oauth: String,
 }
 
+/// A person's upstream tokens, or the gateway's client secret at an upstream, sealed again under a new key.
+#[derive(Debug, Clone)]
+pub enum ResealedAccount {
+    Tokens { user_id: String, upstream: String, old: String, new: String },
+    ClientSecret { upstream: String, old: String, new: String },
+}
+
 impl Store {
     /// Keys that still verify tokens: not retired, or retired less than `keep` ago. Newest first.
     pub async fn verification_keys(&self, keep: Duration) -> Result<Vec<signing_key::Model>, DbErr> {
@@ -84,15 +91,50 @@ impl Store {
         &self,
         keys: Vec<ResealedKey>,
         upstreams: Vec<ResealedUpstream>,
+        accounts: Vec<ResealedAccount>,
     ) -> Result<bool, DbErr> {
-        use super::upstream;
+        use super::{upstream, upstream_account, upstream_client, upstream_flow};
         use sea_orm::PaginatorTrait;
         let (_turn, txn) = self.begin_write().await?;
-        // A key or an upstream added since they were read would stay sealed with the old key.
+        // A key, an upstream or an account added since they were read would stay sealed with the old key.
         let (key_rows, upstream_rows) =
             (signing_key::Entity::find().count(&txn).await?, upstream::Entity::find().count(&txn).await?);
-        if key_rows != keys.len() as u64 || upstream_rows != upstreams.len() as u64 {
+        let account_rows = upstream_account::Entity::find().count(&txn).await?
+            + upstream_client::Entity::find()
+                .filter(upstream_client::Column::ClientSecretSealed.is_not_null())
+                .count(&txn)
+                .await?;
+        if key_rows != keys.len() as u64
+            || upstream_rows != upstreams.len() as u64
+            || account_rows != accounts.len() as u64
+        {
             return Ok(false);
+        }
+        // Sign-ins at upstreams under way (ten minutes at most) are started again rather than re-sealed.
+        upstream_flow::Entity::delete_many().exec(&txn).await?;
+        for account in accounts {
+            let done = match account {
+                ResealedAccount::Tokens { user_id, upstream, old, new } => {
+                    upstream_account::Entity::update_many()
+                        .col_expr(upstream_account::Column::CredentialsSealed, Expr::value(new))
+                        .filter(upstream_account::Column::UserId.eq(user_id))
+                        .filter(upstream_account::Column::Upstream.eq(upstream))
+                        .filter(upstream_account::Column::CredentialsSealed.eq(old))
+                        .exec(&txn)
+                        .await?
+                }
+                ResealedAccount::ClientSecret { upstream, old, new } => {
+                    upstream_client::Entity::update_many()
+                        .col_expr(upstream_client::Column::ClientSecretSealed, Expr::value(new))
+                        .filter(upstream_client::Column::Upstream.eq(upstream))
+                        .filter(upstream_client::Column::ClientSecretSealed.eq(old))
+                        .exec(&txn)
+                        .await?
+                }
+            };
+            if done.rows_affected != 1 {
+                return Ok(false);
+            }
         }
         for ResealedKey { kid, old, new } in keys {
             let done = signing_key::Entity::update_many()

@@ -46,7 +46,7 @@ pub use entities::{
     upstream_status, upstream_tool, used_assertion, user,
 };
 pub use grants::{ENDINGS_CHANNEL, ENTERPRISE_GRANT_PREFIX, GrantHolder, MACHINE_GRANT_USER};
-pub use keys::{ResealedKey, ResealedUpstream};
+pub use keys::{ResealedAccount, ResealedKey, ResealedUpstream};
 pub use purge::{PurgeAfter, Purged};
 pub use upstreams::{UPSTREAMS_CHANNEL, UpstreamRow};
 

@@ -59,6 +59,14 @@ impl Store {
         upstream_account::Entity::find_by_id((user_id.to_owned(), upstream.to_owned())).one(&self.db).await
     }
 
+    pub async fn all_upstream_accounts(&self) -> Result<Vec<upstream_account::Model>, DbErr> {
+        upstream_account::Entity::find().all(&self.db).await
+    }
+
+    pub async fn upstream_clients(&self) -> Result<Vec<upstream_client::Model>, DbErr> {
+        upstream_client::Entity::find().all(&self.db).await
+    }
+
     /// A person's accounts, by upstream.
     pub async fn upstream_accounts_of(&self, user_id: &str) -> Result<Vec<upstream_account::Model>, DbErr> {
         upstream_account::Entity::find()

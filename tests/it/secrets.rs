@@ -162,7 +162,10 @@ async fn a_key_file_is_made_on_first_start_and_rotate_key_reseals_everything() {
 
     let rotated = binary(&db_url, workdir.path()).args(["secrets", "rotate-key"]).output().unwrap();
     let said = String::from_utf8_lossy(&rotated.stdout);
-    assert!(rotated.status.success() && said.contains("re-sealed 1 signing keys and 1 upstreams"), "{said}");
+    assert!(
+        rotated.status.success() && said.contains("re-sealed 1 signing keys, 1 upstreams and 0 upstream accounts"),
+        "{said}"
+    );
     let second = std::fs::read_to_string(&key_file).unwrap();
     assert_ne!(first, second, "the file holds the new key");
     assert_eq!(std::fs::read_to_string(workdir.path().join("mcp-gateway.key.old")).unwrap(), first);

@@ -220,6 +220,20 @@ async fn an_expired_upstream_token_is_refreshed_once_however_many_calls_need_it(
     let mut client = McpClient::connect(&front, &anna).await;
     assert_eq!(username_of(&client.call_tool("remote__whoami", json!({})).await), "xavier");
     assert_eq!(front.sql_count("SELECT version FROM upstream_accounts", vec![]).await, 4, "refreshed once more");
+
+    // A new secrets key re-seals the person's tokens too.
+    let dir = tempfile::tempdir().unwrap();
+    let new_hex = mcp_gateway::crypto::SecretsKey::generate_hex();
+    std::fs::write(dir.path().join("new.key"), &new_hex).unwrap();
+    let said = front.cli(&["secrets", "rotate-key", "--new-key-file", dir.path().join("new.key").to_str().unwrap()]);
+    assert!(said.contains("and 1 upstream accounts"), "{said}");
+    let resealed: String = front.sql("SELECT credentials_sealed FROM upstream_accounts", vec![]).await[0]
+        .try_get("", "credentials_sealed")
+        .unwrap();
+    let new_key = mcp_gateway::crypto::SecretsKey::from_hex(&new_hex).unwrap();
+    let opened: Value = serde_json::from_str(&new_key.open(&context, &resealed).unwrap()).unwrap();
+    assert!(opened["token_response"]["refresh_token"].is_string(), "the tokens open under the new key");
+    assert!(key.open(&context, &resealed).is_err(), "and no longer under the old one");
 }
 
 #[tokio::test]
