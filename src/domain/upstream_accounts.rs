@@ -183,7 +183,7 @@ impl UpstreamAccounts {
             }
             (None, None) => {
                 if https {
-                    request = request.with_client_metadata_url(format!("{}/oauth/upstream-client.json", self.issuer));
+                    request = request.with_client_metadata_url(client_document_url(&self.issuer));
                 }
                 None
             }
@@ -513,20 +513,6 @@ impl UpstreamAccounts {
             })
             .collect())
     }
-
-    /// Our client's metadata document (the Client ID Metadata Document upstreams fetch when they support
-    /// those, instead of our registering there).
-    pub fn client_metadata(&self) -> serde_json::Value {
-        serde_json::json!({
-            "client_id": format!("{}/oauth/upstream-client.json", self.issuer),
-            "client_name": format!("mcp-gateway ({})", host_of(&self.issuer)),
-            "redirect_uris": [self.callback],
-            "grant_types": ["authorization_code", "refresh_token"],
-            "response_types": ["code"],
-            "token_endpoint_auth_method": "none",
-            "application_type": "web",
-        })
-    }
 }
 
 /// Every person's upstream tokens and every client secret at an upstream, sealed again under `to` (for
@@ -563,6 +549,28 @@ pub async fn resealed_accounts(
         }
     }
     Ok(resealed)
+}
+
+/// Where the gateway's Client ID Metadata Document is: its client id at upstreams that accept those.
+pub fn client_document_url(issuer: &str) -> String {
+    format!("{issuer}{CLIENT_DOCUMENT_PATH}")
+}
+
+pub const CLIENT_DOCUMENT_PATH: &str = "/oauth/upstream-client.json";
+
+/// The gateway's Client ID Metadata Document, which upstreams that support those fetch instead of our
+/// registering there (draft-ietf-oauth-client-id-metadata-document).
+pub fn client_document(issuer: &str) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": client_document_url(issuer),
+        "client_name": format!("mcp-gateway ({})", host_of(issuer)),
+        "client_uri": issuer,
+        "redirect_uris": [format!("{issuer}/connections/callback")],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        "application_type": "web",
+    })
 }
 
 fn access_token_of(stored: &StoredCredentials) -> Result<String, AccountError> {

@@ -104,6 +104,13 @@ impl DiscoveryApi {
         Json(metadata::authorization_server(&discovery))
     }
 
+    /// The gateway's own Client ID Metadata Document: its client id at OAuth-protected upstreams that
+    /// accept those (an upstream fetches it when a person connects their account there).
+    #[oai(path = "/oauth/upstream-client.json", method = "get")]
+    async fn upstream_client_document(&self, discovery: Data<&Arc<Discovery>>) -> Json<serde_json::Value> {
+        Json(crate::domain::upstream_accounts::client_document(&discovery.issuer))
+    }
+
     /// The public keys that verify access tokens (RFC 7517). Empty when tokens are HS256.
     #[oai(path = "/.well-known/jwks.json", method = "get")]
     async fn jwks(&self, discovery: Data<&Arc<Discovery>>) -> Json<serde_json::Value> {

@@ -117,6 +117,11 @@ async fn each_person_calls_an_oauth_protected_upstream_as_their_own_account_ther
     let page = carol_browser.page(&url).await;
     assert!(page.contains("Continue to remote"), "{page}");
 
+    // The gateway's own Client ID Metadata Document (used at upstreams that accept those, over HTTPS).
+    let document = front.get_json("/oauth/upstream-client.json").await;
+    assert_eq!(document["client_id"], format!("{}/oauth/upstream-client.json", front.base));
+    assert_eq!(document["redirect_uris"][0], format!("{}/connections/callback", front.base));
+
     // Nothing the front keeps is an upstream token in the clear: not in the rows, not in the file.
     let rows = front.sql("SELECT credentials_sealed FROM upstream_accounts", vec![]).await;
     assert_eq!(rows.len(), 2);
