@@ -16,7 +16,7 @@ PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{
 DATA=$(mktemp -d)
 SHOTS="$PWD/target/browser-screenshots"
 rm -rf "$SHOTS"
-cleanup() { kill "${SERVER_PID:-}" 2>/dev/null || true; rm -rf "$DATA"; }
+cleanup() { kill "${SERVER_PID:-}" "${UPSTREAM_PID:-}" 2>/dev/null || true; rm -rf "$DATA"; }
 trap cleanup EXIT
 export DATABASE_URL="sqlite://$DATA/gateway.db?mode=rwc" PORT AUTH_ISSUER="http://127.0.0.1:$PORT" PASSWORD_HASH_COST=low RUST_LOG=warn
 ADMIN_PASSWORD="admin-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
@@ -29,3 +29,21 @@ for _ in $(seq 1 50); do
 done
 CHROMIUM="$CHROMIUM" node tests/browser/flow.mjs "http://127.0.0.1:$PORT" admin "$ADMIN_PASSWORD" "$SHOTS" \
   || { cat "$DATA/server.log" >&2; exit 1; }
+
+# A person connects their own account at an OAuth-protected upstream: a second mcp-gateway with its own people,
+# named localhost (the gateway is 127.0.0.1) because browsers share cookies between ports of one host.
+UPORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+UPSTREAM_ENV=(DATABASE_URL="sqlite://$DATA/upstream.db?mode=rwc" PORT="$UPORT" AUTH_ISSUER="http://localhost:$UPORT")
+PERSON_PASSWORD="p-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
+env "${UPSTREAM_ENV[@]}" "$BIN" user add xavier --password "$PERSON_PASSWORD" >/dev/null
+env "${UPSTREAM_ENV[@]}" "$BIN" >"$DATA/upstream.log" 2>&1 &
+UPSTREAM_PID=$!
+for _ in $(seq 1 50); do
+  curl -sf -o /dev/null "http://127.0.0.1:$UPORT/healthz" && break
+  sleep 0.2
+done
+"$BIN" user add anna --password "$PERSON_PASSWORD" >/dev/null
+"$BIN" upstream add remote --url "http://localhost:$UPORT/mcp" --auth oauth >/dev/null
+CHROMIUM="$CHROMIUM" node tests/browser/connect.mjs "http://127.0.0.1:$PORT" anna "$PERSON_PASSWORD" \
+  "http://localhost:$UPORT" xavier "$PERSON_PASSWORD" "$SHOTS" \
+  || { cat "$DATA/server.log" "$DATA/upstream.log" >&2; exit 1; }
