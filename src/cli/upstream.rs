@@ -16,7 +16,7 @@ use crate::store::Store;
 #[derive(Debug, Subcommand)]
 pub enum UpstreamCommand {
     /// Add an upstream: a program the gateway runs (--command) or a Streamable HTTP server (--url).
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List upstreams with what the running instances report about them.
     List,
     /// Remove an upstream (its connections close on every instance).
@@ -91,7 +91,7 @@ pub async fn run(cmd: UpstreamCommand, store: Store, secrets: Arc<SecretsKey>) -
     let upstreams = Upstreams::load(store, ScopeCatalog::default(), secrets).await?;
     match cmd {
         UpstreamCommand::Add(args) => {
-            let upstream = args.into_upstream()?;
+            let upstream = (*args).into_upstream()?;
             let name = upstream.name.clone();
             upstreams.add(upstream, ChangedBy::CLI).await?;
             println!("upstream {name} added");

@@ -79,6 +79,9 @@ struct Flow {
     return_to: Option<String>,
 }
 
+/// One refresh at a time of one person's account at one upstream, on this instance.
+type RefreshTurn = Arc<tokio::sync::Mutex<()>>;
+
 /// People's upstream accounts, for the pages (connect, disconnect) and the gateway (tokens).
 pub struct UpstreamAccounts {
     store: Store,
@@ -90,7 +93,7 @@ pub struct UpstreamAccounts {
     /// The key tying a connect link to the person it was made for.
     link_key: String,
     /// One refresh at a time per account within this instance (the database decides between instances).
-    refreshing: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    refreshing: Mutex<HashMap<(String, String), RefreshTurn>>,
     http: reqwest::Client,
     /// Who just connected which upstream on this instance (user id, upstream): the gateway lists what the
     /// upstream offers with the new account at once.

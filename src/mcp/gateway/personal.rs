@@ -47,12 +47,15 @@ pub struct Link {
     last_used: AtomicI64,
 }
 
+/// One person's client, made under a lock of its own.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Link>>>>;
+
 /// An upstream reached with each person's own account.
 pub struct Personal {
     pub upstream: Upstream,
     accounts: Arc<UpstreamAccounts>,
     /// Each person's client, behind a lock of its own so that one person's slow sign-in there waits alone.
-    links: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Arc<Link>>>>>>,
+    links: Mutex<HashMap<String, Slot>>,
     learned: RwLock<Option<Arc<Offer>>>,
     heard: mpsc::UnboundedSender<Heard>,
     events: mpsc::UnboundedSender<Event>,
@@ -159,10 +162,11 @@ impl Personal {
         if same {
             return;
         }
-        if save && let Ok(text) = serde_json::to_string(&offer) {
-            if let Err(e) = self.accounts.save_offer(&self.upstream.name, text).await {
-                tracing::warn!(upstream = %self.upstream.name, error = %e, "keeping what it offers failed");
-            }
+        if save
+            && let Ok(text) = serde_json::to_string(&offer)
+            && let Err(e) = self.accounts.save_offer(&self.upstream.name, text).await
+        {
+            tracing::warn!(upstream = %self.upstream.name, error = %e, "keeping what it offers failed");
         }
         *self.learned.write().expect("learned lock") = Some(Arc::new(offer));
         let _ = self.events.send(Event::Changed);
