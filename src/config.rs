@@ -135,6 +135,13 @@ pub struct Mcp {
     /// Whether admins may add programs (stdio upstreams) on the admin page; off leaves that to the CLI.
     #[arg(long = "admin-page-programs", env = "ADMIN_PAGE_PROGRAMS", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
     pub admin_page_programs: bool,
+    /// A person's own process of a stdio upstream with per-person secrets (`--env-per-user`) stops after this
+    /// long without a call.
+    #[arg(long = "upstream-personal-idle-secs", env = "UPSTREAM_PERSONAL_IDLE_SECS", default_value = "600", value_parser = secs::<1, 86_400>)]
+    pub upstream_personal_idle: Duration,
+    /// Most per-person processes (of every such upstream) one instance runs at once.
+    #[arg(long = "upstream-personal-max", env = "UPSTREAM_PERSONAL_MAX", default_value = "32", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub upstream_personal_max: u32,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -1,5 +1,5 @@
-//! Each person's own account at an OAuth-protected upstream: how an upstream is signed in to (`auth`, and
-//! the operator's client settings, sealed), the gateway's registration there (one per upstream, shared by
+//! Each person's own account at an upstream: how an upstream is signed in to (`auth`, and the operator's
+//! client settings, sealed; or the environment variables each person gives a program, `env_per_user`), the gateway's registration there (one per upstream, shared by
 //! every instance), each person's tokens (sealed, refreshed by one instance at a time), the authorization
 //! flows under way, and the last list of what such an upstream offers (it can only be listed with someone's
 //! token, so every instance and restart starts from the last one seen).
@@ -19,6 +19,11 @@ impl MigrationTrait for Migration {
         manager
             .alter_table(
                 Table::alter().table(Upstreams::Table).add_column(text(Upstreams::Oauth).default("{}")).to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter().table(Upstreams::Table).add_column(text(Upstreams::EnvPerUser).default("[]")).to_owned(),
             )
             .await?;
         manager
@@ -81,6 +86,9 @@ impl MigrationTrait for Migration {
         manager.drop_table(Table::drop().table(UpstreamFlows::Table).to_owned()).await?;
         manager.drop_table(Table::drop().table(UpstreamAccounts::Table).to_owned()).await?;
         manager.drop_table(Table::drop().table(UpstreamClients::Table).to_owned()).await?;
+        manager
+            .alter_table(Table::alter().table(Upstreams::Table).drop_column(Upstreams::EnvPerUser).to_owned())
+            .await?;
         manager.alter_table(Table::alter().table(Upstreams::Table).drop_column(Upstreams::Oauth).to_owned()).await?;
         manager.alter_table(Table::alter().table(Upstreams::Table).drop_column(Upstreams::Auth).to_owned()).await
     }
@@ -91,6 +99,7 @@ enum Upstreams {
     Table,
     Auth,
     Oauth,
+    EnvPerUser,
 }
 
 #[derive(DeriveIden)]

@@ -186,6 +186,7 @@ pub fn routes(state: &AppState, mcp_streams: CancellationToken) -> impl Endpoint
         .at("/connections/connect", get(pages::connections::connect_page).post(pages::connections::connect))
         .at("/connections/callback", get(pages::connections::callback))
         .at("/connections/disconnect", post(pages::connections::disconnect))
+        .at("/connections/values", post(pages::connections::save_values))
         .at("/admin", get(pages::admin::page))
         .at("/admin/clients", post(pages::admin::switch_client))
         .at("/admin/users", post(pages::admin::switch_user))

@@ -16,6 +16,7 @@ use crate::limits::{Limits, RateLimits, TrustedProxies};
 use crate::mcp::events::{ListChanges, NoteEvents};
 use crate::mcp::fixtures::Fixtures;
 use crate::mcp::gateway::audit::AuditWriter;
+use crate::mcp::gateway::personal::ProcessBudget;
 use crate::mcp::gateway::{Gateway, GatewayParts};
 use crate::mcp::guard::Guard;
 use crate::mcp::server::McpServer;
@@ -243,6 +244,10 @@ fn mcp_parts(config: &Config, inputs: McpInputs<'_>) -> (Arc<McpContext>, Arc<Gu
         reload_every: config.mcp.upstream_reload,
         rounds_key: secrets.derive("gateway input_required rounds"),
         accounts: accounts.clone(),
+        budget: ProcessBudget::new(
+            usize::try_from(config.mcp.upstream_personal_max).unwrap_or(usize::MAX),
+            config.mcp.upstream_personal_idle,
+        ),
     });
     let guard = Arc::new(Guard {
         tokens: tokens.clone(),

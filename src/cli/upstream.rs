@@ -51,6 +51,10 @@ pub struct AddArgs {
     /// An environment variable of the program, KEY=VALUE; repeat for several.
     #[arg(long = "env", requires = "command")]
     env: Vec<String>,
+    /// An environment variable each person gives the program themselves (on /connections), say an API token
+    /// of theirs; each person then gets a process of their own. Repeat for several.
+    #[arg(long = "env-per-user", requires = "command")]
+    env_per_user: Vec<String>,
     /// The program's working directory.
     #[arg(long, requires = "command")]
     cwd: Option<String>,
@@ -147,7 +151,11 @@ async fn list(upstreams: &Upstreams) -> anyhow::Result<()> {
         println!(
             "{:<16} {:<6} {:<12} {:<12} {:<24} {:>5}  {}",
             u.name,
-            u.transport.kind(),
+            match (u.transport.kind(), u.is_personal()) {
+                ("http", true) => "oauth",
+                ("stdio", true) => "stdio*",
+                (kind, _) => kind,
+            },
             if u.prefix().is_empty() { "(none)" } else { u.prefix() },
             u.scope.as_deref().unwrap_or("-"),
             status,
@@ -191,6 +199,7 @@ impl AddArgs {
             enabled: !self.disabled,
             tools: BTreeMap::new(),
             oauth,
+            env_per_user: self.env_per_user,
         })
     }
 }

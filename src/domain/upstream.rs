@@ -133,6 +133,9 @@ pub struct Upstream {
     /// An HTTP upstream protected by its own OAuth: each person connects their own account there, and
     /// their calls carry their own token.
     pub oauth: Option<UpstreamOAuth>,
+    /// Environment variables of a program that each person gives themselves (an API token of theirs, say):
+    /// each person then gets a process of their own.
+    pub env_per_user: Vec<String>,
 }
 
 /// How the gateway signs people in to an OAuth-protected upstream: as a client it registers itself (by its
@@ -170,6 +173,12 @@ impl Upstream {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
+    }
+
+    /// Whether each person reaches it with their own credentials (their account there, or their own
+    /// environment values), and so through a client or process of their own.
+    pub fn is_personal(&self) -> bool {
+        self.oauth.is_some() || !self.env_per_user.is_empty()
     }
 
     /// Where its secrets go: the program or the URL.
@@ -226,6 +235,27 @@ impl Upstream {
                 .all(|v| v.as_deref().is_none_or(printable))
             {
                 return fail("the OAuth client id, secret and scopes must be printable text".into());
+            }
+        }
+        if !self.env_per_user.is_empty() {
+            let Transport::Stdio { env, .. } = &self.transport else {
+                return fail("--env-per-user is for programs (stdio upstreams)".into());
+            };
+            let mut seen = std::collections::BTreeSet::new();
+            for key in &self.env_per_user {
+                let valid = !key.is_empty()
+                    && key.len() <= 128
+                    && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && !key.as_bytes()[0].is_ascii_digit();
+                if !valid {
+                    return fail(format!("'{}' is not an environment variable name", key.escape_default()));
+                }
+                if env.contains_key(key) || !seen.insert(key) {
+                    return fail(format!("{key} is given twice (--env and --env-per-user, or twice per person)"));
+                }
+            }
+            if self.env_per_user.len() > 16 {
+                return fail("at most 16 variables per person".into());
             }
         }
         match &self.transport {
@@ -300,6 +330,7 @@ impl Upstream {
                 updated_at: now,
                 auth: auth.to_owned(),
                 oauth,
+                env_per_user: json(&self.env_per_user),
             },
             tools: self
                 .tools
@@ -370,6 +401,8 @@ impl Upstream {
             enabled: u.enabled,
             tools,
             oauth,
+            env_per_user: serde_json::from_str(&u.env_per_user)
+                .map_err(|_| invalid("its stored per-person variables are not a list"))?,
         };
         upstream.validate()?;
         Ok(upstream)
@@ -469,6 +502,9 @@ struct Entry {
     tools: BTreeMap<String, Access>,
     /// `oauth`: each person connects their own account at the upstream.
     auth: Option<String>,
+    /// Environment variables each person gives the program themselves.
+    #[serde(default)]
+    env_per_user: Vec<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
     upstream_scopes: Option<String>,
@@ -508,6 +544,7 @@ impl UpstreamFile {
                 enabled: entry.enabled.unwrap_or(true),
                 tools: entry.tools,
                 oauth,
+                env_per_user: entry.env_per_user,
             };
             upstream.validate().map_err(|e| e.to_string())?;
             if !names.insert(upstream.name.clone()) {
@@ -533,6 +570,7 @@ mod tests {
             enabled: true,
             tools: BTreeMap::new(),
             oauth: None,
+            env_per_user: vec![],
         }
     }
 

@@ -3,7 +3,7 @@
 //! and the token requests): it registers there once for every instance, sends a person through the
 //! upstream's own sign-in from /connections, keeps their tokens sealed, and refreshes them with one
 //! instance at a time. Nothing here ever reaches an MCP client.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -350,6 +350,60 @@ impl UpstreamAccounts {
             .open(&account_context(&row.user_id, &row.upstream), &row.credentials_sealed)
             .map_err(|_| AccountError::Expired("the stored tokens do not open".into()))?;
         serde_json::from_str(&text).map_err(|_| AccountError::Expired("the stored tokens are damaged".into()))
+    }
+
+    /// Keeps the values `user_id` gives a program's per-person variables (all of them, none empty), sealed;
+    /// their process is started again with them.
+    pub async fn save_env(
+        &self,
+        user_id: &str,
+        upstream: &Upstream,
+        values: BTreeMap<String, String>,
+    ) -> Result<(), AccountError> {
+        let wanted: Vec<&String> = upstream.env_per_user.iter().collect();
+        if wanted.is_empty() {
+            return Err(AccountError::Refused(format!("upstream {} takes no values from people", upstream.name)));
+        }
+        for key in &wanted {
+            match values.get(*key) {
+                Some(v) if !v.is_empty() && v.len() <= 8192 && !v.contains('\0') => {}
+                Some(v) if v.is_empty() => return Err(AccountError::Refused(format!("give a value for {key}"))),
+                Some(_) => return Err(AccountError::Refused(format!("the value of {key} is too long or not text"))),
+                None => return Err(AccountError::Refused(format!("give a value for {key}"))),
+            }
+        }
+        if values.len() != wanted.len() {
+            return Err(AccountError::Refused("only the upstream's own variables may be given".into()));
+        }
+        let text = serde_json::json!({ "env": values }).to_string();
+        let sealed = self.secrets.seal(&account_context(user_id, &upstream.name), &text);
+        self.store.save_upstream_account(user_id, &upstream.name, sealed, None).await?;
+        let _ = self.connected.send((user_id.to_owned(), upstream.name.clone()));
+        Ok(())
+    }
+
+    /// The values `user_id` gave a program's per-person variables, and which version of them.
+    pub async fn env_of(
+        &self,
+        user_id: &str,
+        upstream: &Upstream,
+    ) -> Result<(BTreeMap<String, String>, i64), AccountError> {
+        let row = self.store.upstream_account(user_id, &upstream.name).await?.ok_or(AccountError::NotConnected)?;
+        let text = self
+            .secrets
+            .open(&account_context(&row.user_id, &row.upstream), &row.credentials_sealed)
+            .map_err(|_| AccountError::Expired("the stored values do not open".into()))?;
+        #[derive(Deserialize)]
+        struct Stored {
+            env: BTreeMap<String, String>,
+        }
+        let stored: Stored =
+            serde_json::from_str(&text).map_err(|_| AccountError::Expired("the stored values are damaged".into()))?;
+        // A variable the operator added since: the person gives it first.
+        if upstream.env_per_user.iter().any(|k| !stored.env.contains_key(k)) {
+            return Err(AccountError::Expired(format!("{} asks for a value you have not given yet", upstream.name)));
+        }
+        Ok((stored.env, row.version))
     }
 
     /// The token to call `upstream` with for `user_id`, refreshed first when it is about to expire.

@@ -309,6 +309,7 @@ impl UpstreamForm {
             enabled: true,
             tools: Default::default(),
             oauth: None,
+            env_per_user: vec![],
         })
     }
 }

@@ -48,11 +48,12 @@ pub async fn list(
         .upstreams
         .current()
         .iter()
-        .filter(|u| u.enabled && u.oauth.is_some())
+        .filter(|u| u.enabled && u.is_personal())
         .map(|u| {
             let account = mine.iter().find(|a| a.upstream == u.name);
             UpstreamAccountRow {
                 name: u.name.clone(),
+                values: u.env_per_user.clone(),
                 target: u.transport.target(),
                 connected: account.map(|a| a.connected_at.readable()),
                 scopes: account.map(|a| a.scopes.clone()).unwrap_or_default(),
@@ -66,7 +67,8 @@ pub async fn list(
         notice: done.notice(&[
             ("revoked", "Access revoked. The application's tokens no longer work."),
             ("connected", "Connected. Calls to its tools now act as your account there."),
-            ("disconnected", "Disconnected. The gateway no longer holds your tokens there."),
+            ("disconnected", "Disconnected. The gateway no longer holds your tokens or values there."),
+            ("saved", "Saved. Your own process of it starts with these values at your next call."),
         ]),
         connections,
         accounts,
@@ -137,12 +139,13 @@ pub async fn connect_page(
             ),
         ));
     }
-    let upstream = oauth_upstream(&pages, &name)?;
+    let upstream = personal_upstream(&pages, &name)?;
     let page = ConnectPage {
         base: &pages.base,
         nav: account::nav(&pages, &me, "connections"),
         name: upstream.name.clone(),
         target: upstream.transport.target(),
+        values: upstream.env_per_user.clone(),
     };
     Ok(html_response(StatusCode::OK, render(&page)))
 }
@@ -164,7 +167,7 @@ pub async fn connect(
         return Ok(account::to_login(&pages, "/connections"));
     };
     me.check_csrf(form.csrf_token.as_deref())?;
-    let upstream = oauth_upstream(&pages, form.upstream.as_deref().unwrap_or_default())?;
+    let upstream = personal_upstream(&pages, form.upstream.as_deref().unwrap_or_default())?;
     match pages.upstream_accounts.start(&me.user.id, &upstream, None).await {
         Ok(url) => {
             tracing::info!(upstream = %upstream.name, user_id = %me.user.id, "connecting an upstream account");
@@ -253,12 +256,42 @@ pub async fn disconnect(
     Ok(see_other(&format!("{}/connections?done=disconnected", pages.base)))
 }
 
-fn oauth_upstream(pages: &Pages, name: &str) -> Result<crate::domain::upstream::Upstream, PageError> {
-    pages.upstreams.current().iter().find(|u| u.name == name && u.enabled && u.oauth.is_some()).cloned().ok_or_else(
+/// Keeps the values a person gives a program's per-person variables (`--env-per-user`).
+#[handler]
+pub async fn save_values(
+    pages: Data<&Arc<Pages>>,
+    Visitor(me): Visitor,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let Some(me) = me else {
+        return Ok(account::to_login(&pages, "/connections"));
+    };
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    me.check_csrf(field("csrf_token"))?;
+    let upstream = personal_upstream(&pages, field("upstream").unwrap_or_default())?;
+    let values =
+        form.iter().filter_map(|(k, v)| k.strip_prefix("value:").map(|key| (key.to_owned(), v.clone()))).collect();
+    match pages.upstream_accounts.save_env(&me.user.id, &upstream, values).await {
+        Ok(()) => {
+            tracing::info!(upstream = %upstream.name, user_id = %me.user.id, "per-person values saved");
+            let entry = AuditEntry {
+                user_id: Some(&me.user.id),
+                detail: Some(&format!("upstream={}", upstream.name)),
+                ..AuditEntry::default()
+            };
+            pages.store.audit(AuditKind::UpstreamConnected, entry).await;
+            Ok(see_other(&format!("{}/connections?done=saved", pages.base)))
+        }
+        Err(e) => Err(account_failure(&upstream.name, e)),
+    }
+}
+
+fn personal_upstream(pages: &Pages, name: &str) -> Result<crate::domain::upstream::Upstream, PageError> {
+    pages.upstreams.current().iter().find(|u| u.name == name && u.enabled && u.is_personal()).cloned().ok_or_else(
         || {
             PageError::bad_request(
                 "No such upstream",
-                "There is no enabled upstream by that name that asks people to connect their own account.",
+                "There is no enabled upstream by that name that asks people for their own account or values.",
             )
         },
     )

@@ -159,6 +159,8 @@ pub struct ConnectionsPage<'a> {
 
 pub struct UpstreamAccountRow {
     pub name: String,
+    /// The program's variables each person gives (empty for an OAuth upstream).
+    pub values: Vec<String>,
     /// The upstream's URL, as it may be shown.
     pub target: String,
     /// When the person connected, if they have.
@@ -175,6 +177,8 @@ pub struct ConnectPage<'a> {
     pub nav: Nav<'a>,
     pub name: String,
     pub target: String,
+    /// The variables to give (a program with per-person values); empty for an OAuth upstream.
+    pub values: Vec<String>,
 }
 
 pub struct AdminClientRow {

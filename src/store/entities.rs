@@ -293,6 +293,8 @@ pub mod upstream {
         pub auth: String,
         /// JSON object of the operator's OAuth client settings for the upstream (sealed when not empty).
         pub oauth: String,
+        /// JSON array of the environment variables each person gives the program themselves.
+        pub env_per_user: String,
     }
     no_relations!();
 }
@@ -326,7 +328,8 @@ pub mod upstream_account {
 
     use crate::clock::UnixTime;
 
-    /// A person's account at an OAuth-protected upstream: their tokens there, sealed.
+    /// A person's account at an upstream: their tokens there (OAuth), or the environment values they gave
+    /// its program, sealed.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "upstream_accounts")]
     pub struct Model {

@@ -73,6 +73,7 @@ impl Store {
                             upstream::Column::UpdatedAt,
                             upstream::Column::Auth,
                             upstream::Column::Oauth,
+                            upstream::Column::EnvPerUser,
                         ])
                         .to_owned(),
                 )
@@ -168,6 +169,7 @@ impl Store {
 fn same_settings(a: &upstream::Model, b: &upstream::Model) -> bool {
     (&a.kind, &a.command, &a.args, &a.env, &a.cwd, &a.url, &a.headers, &a.prefix, &a.scope, &a.auth, &a.oauth)
         == (&b.kind, &b.command, &b.args, &b.env, &b.cwd, &b.url, &b.headers, &b.prefix, &b.scope, &b.auth, &b.oauth)
+        && a.env_per_user == b.env_per_user
         && (a.timeout_secs, a.enabled) == (b.timeout_secs, b.enabled)
 }
 

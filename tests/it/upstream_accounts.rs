@@ -290,3 +290,117 @@ async fn the_way_back_from_the_upstream_works_once_and_only_for_whoever_set_out(
     let forged = anna.post_form("/connections/connect", &[("csrf_token", "wrong"), ("upstream", "remote")]).await;
     assert!(forged.status().is_client_error(), "a connect without the CSRF token is refused");
 }
+
+/// Gives the person's value of MY_TOKEN on the page their Connections page links to.
+async fn save_value(browser: &mut Browser, value: &str) -> reqwest::Response {
+    let page = browser.page("/connections/connect?upstream=every").await;
+    assert!(page.contains("MY_TOKEN") && page.contains("type=\"password\""), "{page}");
+    let csrf = extract_hidden(&page, "csrf_token");
+    browser
+        .post_form(
+            "/connections/values",
+            &[("csrf_token", csrf.as_str()), ("upstream", "every"), ("value:MY_TOKEN", value)],
+        )
+        .await
+}
+
+/// How many processes carry `marker` on their command line.
+fn processes_with(marker: &str) -> usize {
+    let found = std::process::Command::new("pgrep").args(["-f", marker]).output().unwrap();
+    String::from_utf8_lossy(&found.stdout).lines().count()
+}
+
+#[tokio::test]
+async fn a_program_with_per_person_values_runs_once_per_person_within_the_cap_and_stops_when_idle() {
+    let kit = crate::support::upstreams::upstreams();
+    let front = spawn_app_with(&[
+        ("UPSTREAM_RELOAD_SECS", "1"),
+        ("UPSTREAM_PERSONAL_MAX", "2"),
+        ("UPSTREAM_PERSONAL_IDLE_SECS", "3"),
+    ])
+    .await;
+    let marker = format!("per-person-{}", uuid::Uuid::new_v4().simple());
+    let everything = kit.everything();
+    front.cli(&[
+        "upstream",
+        "add",
+        "every",
+        "--command",
+        "node",
+        "--arg",
+        &everything,
+        "--arg",
+        "stdio",
+        "--arg",
+        &marker,
+        "--env",
+        "SHARED=for-everyone",
+        "--env-per-user",
+        "MY_TOKEN",
+    ]);
+    let auth = ClientAuth::Public(front.register_public_client(REDIRECT_URI).await);
+    let (mut anna_browser, anna) = person(&front, &auth, "anna").await;
+    let (mut bob_browser, bob) = person(&front, &auth, "bob").await;
+    let (mut carol_browser, carol) = person(&front, &auth, "carol").await;
+
+    // Anna gives her value on the page her Connections page links to.
+    let saved = save_value(&mut anna_browser, "anna-secret-1").await;
+    assert_eq!(location(&saved), "/connections?done=saved");
+    // Values for variables it does not take, or none at all, are refused and change nothing.
+    let page = bob_browser.page("/connections/connect?upstream=every").await;
+    let csrf = extract_hidden(&page, "csrf_token");
+    let odd = bob_browser
+        .post_form(
+            "/connections/values",
+            &[("csrf_token", csrf.as_str()), ("upstream", "every"), ("value:PATH", "/evil")],
+        )
+        .await;
+    assert_html_error(odd, StatusCode::BAD_REQUEST).await;
+    let empty = bob_browser
+        .post_form(
+            "/connections/values",
+            &[("csrf_token", csrf.as_str()), ("upstream", "every"), ("value:MY_TOKEN", "")],
+        )
+        .await;
+    assert_html_error(empty, StatusCode::BAD_REQUEST).await;
+    assert_eq!(location(&save_value(&mut bob_browser, "bob-secret-2").await), "/connections?done=saved");
+
+    // Each one's process sees their own value and the shared one, never another person's.
+    let mut anna_mcp = McpClient::connect(&front, &anna).await;
+    until_tool(&mut anna_mcp, "every__get-env").await;
+    let env = text_of(&anna_mcp.call_tool("every__get-env", json!({})).await);
+    assert!(env.contains("anna-secret-1") && env.contains("for-everyone") && !env.contains("bob-secret-2"), "{env}");
+    let mut bob_mcp = McpClient::connect(&front, &bob).await;
+    let env = text_of(&bob_mcp.call_tool("every__get-env", json!({})).await);
+    assert!(env.contains("bob-secret-2") && !env.contains("anna-secret-1"), "{env}");
+    assert_eq!(processes_with(&marker), 2, "one process per person");
+
+    // Carol has given nothing: the URL elicitation names our page. Past the cap, a clear error.
+    let mut carol_mcp = McpClient::connect_with(&front, &carol, json!({"elicitation": {"url": {}}})).await;
+    let refused = carol_mcp.request("tools/call", json!({"name": "every__get-env", "arguments": {}})).await;
+    assert_eq!(refused["error"]["code"], -32042, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("MY_TOKEN"), "{refused}");
+    assert_eq!(location(&save_value(&mut carol_browser, "carol-secret-3").await), "/connections?done=saved");
+    let capped = carol_mcp.call_tool("every__get-env", json!({})).await;
+    assert_eq!(capped["isError"], true, "{capped}");
+    assert!(text_of(&capped).contains("UPSTREAM_PERSONAL_MAX"), "{capped}");
+
+    // The values are sealed; changing them starts a new process with the new value.
+    let rows = front.sql("SELECT credentials_sealed FROM upstream_accounts", vec![]).await;
+    for row in rows {
+        let sealed: String = row.try_get("", "credentials_sealed").unwrap();
+        assert!(mcp_gateway::crypto::SecretsKey::is_sealed(&sealed) && !sealed.contains("secret"), "{sealed}");
+    }
+    assert_eq!(location(&save_value(&mut anna_browser, "anna-secret-4").await), "/connections?done=saved");
+    let env = text_of(&anna_mcp.call_tool("every__get-env", json!({})).await);
+    assert!(env.contains("anna-secret-4") && !env.contains("anna-secret-1"), "{env}");
+
+    // Idle processes stop; the cap frees up and Carol's call goes through.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while processes_with(&marker) > 0 {
+        assert!(std::time::Instant::now() < deadline, "idle processes keep running");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let env = text_of(&carol_mcp.call_tool("every__get-env", json!({})).await);
+    assert!(env.contains("carol-secret-3"), "{env}");
+}

@@ -217,6 +217,7 @@ mod tests {
             enabled: true,
             tools: BTreeMap::new(),
             oauth: None,
+            env_per_user: vec![],
         }
     }
 

@@ -341,50 +341,8 @@ async fn connect(connection: &Connection) -> Result<Running, String> {
     let wait = connection.upstream.timeout().max(Duration::from_secs(30));
     match &connection.upstream.transport {
         Transport::Stdio { command, args, env, cwd } => {
-            let mut cmd = tokio::process::Command::new(command);
-            cmd.args(args)
-                .env_clear()
-                .envs(INHERITED_ENV.iter().filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))))
-                .envs(env)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true);
-            if let Some(cwd) = cwd {
-                cmd.current_dir(cwd);
-            }
-            #[cfg(unix)]
-            cmd.process_group(0);
-            let mut child = cmd.spawn().map_err(|e| format!("starting {command} failed: {e}"))?;
-            let group = group_of(&child);
-            let (Some(stdout), Some(stdin), Some(stderr)) =
-                (child.stdout.take(), child.stdin.take(), child.stderr.take())
-            else {
-                return Err("the program's standard streams are missing".into());
-            };
-            let last_words = Arc::new(Mutex::new(String::new()));
-            tokio::spawn(log_stderr(connection.upstream.name.clone(), stderr, last_words.clone()));
-            let started = tokio::time::timeout(wait, relay.serve((stdout, stdin))).await;
-            let service = match started {
-                Ok(Ok(service)) => service,
-                Ok(Err(e)) => {
-                    let exited = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
-                    kill_group(group);
-                    let mut why = match exited {
-                        Ok(Ok(status)) => format!("the program exited ({status}) before answering initialize"),
-                        _ => format!("initialize failed: {}", root_cause(&e)),
-                    };
-                    let said = last_words.lock().expect("stderr lock").clone();
-                    if !said.is_empty() {
-                        why.push_str(&format!("; its last stderr line: {said}"));
-                    }
-                    return Err(why);
-                }
-                Err(_) => {
-                    kill_group(group);
-                    return Err(format!("it did not answer initialize within {} s", wait.as_secs()));
-                }
-            };
+            let program = Program { name: &connection.upstream.name, command, args, cwd: cwd.as_deref() };
+            let (service, child, group) = start_program(&program, env.iter(), relay, wait).await?;
             Ok(Running { service, modern: None, child: Some(child), group })
         }
         Transport::Http { url, headers } => {
@@ -418,6 +376,67 @@ async fn connect(connection: &Connection) -> Result<Running, String> {
             }
         }
     }
+}
+
+/// A program to start: the upstream's name (for its log lines), what to run and where.
+pub(super) struct Program<'a> {
+    pub name: &'a str,
+    pub command: &'a str,
+    pub args: &'a [String],
+    pub cwd: Option<&'a str>,
+}
+
+/// Starts a program with a minimal environment plus `env`, its stderr logged under the upstream's name, and
+/// connects rmcp's client to it through `relay`.
+pub(super) async fn start_program<'e>(
+    program: &Program<'_>,
+    env: impl Iterator<Item = (&'e String, &'e String)>,
+    relay: Arc<Relay>,
+    wait: Duration,
+) -> Result<(RunningService<RoleClient, Arc<Relay>>, tokio::process::Child, Group), String> {
+    let mut cmd = tokio::process::Command::new(program.command);
+    cmd.args(program.args)
+        .env_clear()
+        .envs(INHERITED_ENV.iter().filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))))
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(cwd) = program.cwd {
+        cmd.current_dir(cwd);
+    }
+    #[cfg(unix)]
+    cmd.process_group(0);
+    let mut child = cmd.spawn().map_err(|e| format!("starting {} failed: {e}", program.command))?;
+    let group = group_of(&child);
+    let (Some(stdout), Some(stdin), Some(stderr)) = (child.stdout.take(), child.stdin.take(), child.stderr.take())
+    else {
+        return Err("the program's standard streams are missing".into());
+    };
+    let last_words = Arc::new(Mutex::new(String::new()));
+    tokio::spawn(log_stderr(program.name.to_owned(), stderr, last_words.clone()));
+    let service = match tokio::time::timeout(wait, relay.serve((stdout, stdin))).await {
+        Ok(Ok(service)) => service,
+        Ok(Err(e)) => {
+            let exited = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
+            kill_group(group);
+            let mut why = match exited {
+                Ok(Ok(status)) => format!("the program exited ({status}) before answering initialize"),
+                _ => format!("initialize failed: {}", root_cause(&e)),
+            };
+            let said = last_words.lock().expect("stderr lock").clone();
+            if !said.is_empty() {
+                why.push_str(&format!("; its last stderr line: {said}"));
+            }
+            return Err(why);
+        }
+        Err(_) => {
+            kill_group(group);
+            return Err(format!("it did not answer initialize within {} s", wait.as_secs()));
+        }
+    };
+    Ok((service, child, group))
 }
 
 /// A 2026-07-28 connection to the same URL, when the upstream speaks that revision (`None` otherwise).
@@ -474,7 +493,7 @@ async fn log_stderr(upstream: String, stderr: tokio::process::ChildStderr, last:
 
 /// The process group a child leads (its pid, taken at spawn: once the child is reaped tokio forgets it,
 /// and what it started, npx's node say, may still run in the group).
-type Group = Option<i32>;
+pub(super) type Group = Option<i32>;
 
 fn group_of(child: &tokio::process::Child) -> Group {
     child.id().and_then(|p| i32::try_from(p).ok())
@@ -489,7 +508,7 @@ fn terminate(group: Group) {
 }
 
 #[cfg(unix)]
-fn kill_group(group: Group) {
+pub(super) fn kill_group(group: Group) {
     if let Some(pid) = group {
         // SAFETY: as in `terminate`; ends what the program started (npx's node, say).
         unsafe { libc::killpg(pid, libc::SIGKILL) };
@@ -500,7 +519,7 @@ fn kill_group(group: Group) {
 fn terminate(_: Group) {}
 
 #[cfg(not(unix))]
-fn kill_group(_: Group) {}
+pub(super) fn kill_group(_: Group) {}
 
 /// The client side of one upstream connection.
 pub struct Relay {

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use self::audit::AuditWriter;
 use self::catalog::{Catalog, Offer};
 use self::connection::{Connection, Event, State};
-use self::personal::Personal;
+use self::personal::{Personal, ProcessBudget};
 use super::ToolScopes;
 use super::events::{Events, ListChanged, ListChanges};
 use crate::clock::UnixTime;
@@ -46,6 +46,7 @@ pub struct Gateway {
     /// Upstreams each person reaches with their own account there.
     personals: Mutex<BTreeMap<String, Arc<Personal>>>,
     pub accounts: Arc<UpstreamAccounts>,
+    budget: ProcessBudget,
     catalog: RwLock<Arc<Catalog>>,
     reserved_tools: HashSet<String>,
     reserved_prompts: HashSet<String>,
@@ -87,6 +88,8 @@ pub struct GatewayParts {
     /// Seals the state of `input_required` rounds; the same on every instance.
     pub rounds_key: String,
     pub accounts: Arc<UpstreamAccounts>,
+    /// The per-person processes this instance may run, and when an idle one stops.
+    pub budget: ProcessBudget,
 }
 
 impl Gateway {
@@ -96,6 +99,7 @@ impl Gateway {
             connections: Mutex::default(),
             personals: Mutex::default(),
             accounts: parts.accounts,
+            budget: parts.budget,
             catalog: RwLock::default(),
             reserved_tools: parts.reserved_tools,
             reserved_prompts: parts.reserved_prompts,
@@ -246,7 +250,7 @@ impl Gateway {
     fn reconcile(&self, config: &[Upstream], events: &mpsc::UnboundedSender<Event>) {
         let mut personals = self.personals.lock().expect("personals lock");
         let personal: BTreeMap<&str, &Upstream> =
-            config.iter().filter(|u| u.enabled && u.oauth.is_some()).map(|u| (u.name.as_str(), u)).collect();
+            config.iter().filter(|u| u.enabled && u.is_personal()).map(|u| (u.name.as_str(), u)).collect();
         personals.retain(|name, p| {
             let keep = personal.get(name.as_str()).is_some_and(|u| **u == p.upstream);
             if !keep {
@@ -257,15 +261,16 @@ impl Gateway {
         });
         for (name, upstream) in personal {
             if !personals.contains_key(name) {
-                tracing::info!(upstream = %name, "serving upstream with each person's own account");
-                personals
-                    .insert(name.to_owned(), Personal::start(upstream.clone(), self.accounts.clone(), events.clone()));
+                tracing::info!(upstream = %name, "serving upstream with each person's own credentials");
+                let personal =
+                    Personal::start(upstream.clone(), self.accounts.clone(), events.clone(), self.budget.clone());
+                personals.insert(name.to_owned(), personal);
             }
         }
         drop(personals);
         let mut connections = self.connections.lock().expect("connections lock");
         let wanted: BTreeMap<&str, &Upstream> =
-            config.iter().filter(|u| u.enabled && u.oauth.is_none()).map(|u| (u.name.as_str(), u)).collect();
+            config.iter().filter(|u| u.enabled && !u.is_personal()).map(|u| (u.name.as_str(), u)).collect();
         connections.retain(|name, connection| {
             let keep = wanted.get(name.as_str()).is_some_and(|u| **u == connection.upstream);
             if !keep {
@@ -342,7 +347,7 @@ impl Gateway {
             .map(|u| {
                 let (state, error) = match connections.get(&u.name) {
                     _ if !u.enabled => ("disabled".to_owned(), None),
-                    _ if u.oauth.is_some() => match personals.get(&u.name) {
+                    _ if u.is_personal() => match personals.get(&u.name) {
                         Some(p) if p.offer().is_some() => (
                             "connected".to_owned(),
                             Some(format!("per person: {} people's clients open here", p.open_links())),

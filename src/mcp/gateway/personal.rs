@@ -1,9 +1,10 @@
-//! An upstream each person reaches with their own account there (`--auth oauth`): one rmcp client per person
-//! on this instance, made with that person's upstream token (never the MCP client's), made again when the
-//! token changes, closed when idle. What the upstream offers can only be listed with someone's token, so
+//! An upstream each person reaches with their own credentials: their account there (`--auth oauth`: one rmcp
+//! client per person on this instance, made with that person's upstream token, never the MCP client's), or
+//! their own values of a program's variables (`--env-per-user`: one process per person, within a cap per
+//! instance). A client is made again when the credentials change, and closed when idle. What the upstream offers can only be listed with someone's token, so
 //! the last list any person's client saw is kept in the database, for every instance and restart.
 #![allow(deprecated)] // logging is deprecated by SEP-2577 but is what upstreams use today
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -13,19 +14,14 @@ use rmcp::service::{ClientCacheConfig, RunningService, ServiceExt};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{Peer, RoleClient};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::Offer;
-use super::connection::{Event, Heard, Relay, fetch_offer};
+use super::connection::{Event, Group, Heard, Program, Relay, fetch_offer, kill_group, start_program};
 use crate::clock::now;
 use crate::domain::upstream::{Transport, Upstream};
 use crate::domain::upstream_accounts::{AccountError, UpstreamAccounts, UpstreamToken};
-
-/// A person's client closes after this long without a call.
-const IDLE: i64 = 600;
-/// How often idle clients are looked for.
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Why a person's call cannot go to the upstream.
 #[derive(Debug)]
@@ -38,13 +34,54 @@ pub enum LinkError {
     Unavailable(String),
 }
 
-/// One person's client of the upstream, made with one version of their token.
+/// One person's client of the upstream, made with one version of their credentials.
 pub struct Link {
     pub peer: Peer<RoleClient>,
     pub relay: Arc<Relay>,
     pub version: i64,
     service: RunningService<RoleClient, Arc<Relay>>,
     last_used: AtomicI64,
+    /// The person's own process, and its place in the instance's cap.
+    program: Option<(tokio::process::Child, Group, OwnedSemaphorePermit)>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // The process (killed on drop) and whatever it started in its group.
+        if let Some((_, group, _)) = &self.program {
+            kill_group(*group);
+        }
+    }
+}
+
+/// What a person's client is made with.
+enum Credential {
+    Token(UpstreamToken),
+    Env(BTreeMap<String, String>, i64),
+}
+
+impl Credential {
+    fn version(&self) -> i64 {
+        match self {
+            Credential::Token(t) => t.version,
+            Credential::Env(_, version) => *version,
+        }
+    }
+}
+
+/// How many per-person processes this instance may run, shared by every such upstream.
+#[derive(Clone)]
+pub struct ProcessBudget {
+    permits: Arc<Semaphore>,
+    max: usize,
+    /// A person's process stops after this long without a call.
+    pub idle: Duration,
+}
+
+impl ProcessBudget {
+    pub fn new(max: usize, idle: Duration) -> ProcessBudget {
+        ProcessBudget { permits: Arc::new(Semaphore::new(max)), max, idle }
+    }
 }
 
 /// One person's client, made under a lock of its own.
@@ -60,6 +97,7 @@ pub struct Personal {
     heard: mpsc::UnboundedSender<Heard>,
     events: mpsc::UnboundedSender<Event>,
     http: reqwest::Client,
+    budget: ProcessBudget,
     stop: CancellationToken,
 }
 
@@ -68,6 +106,7 @@ impl Personal {
         upstream: Upstream,
         accounts: Arc<UpstreamAccounts>,
         events: mpsc::UnboundedSender<Event>,
+        budget: ProcessBudget,
     ) -> Arc<Personal> {
         let (heard, heard_rx) = mpsc::unbounded_channel();
         let http = reqwest::Client::builder()
@@ -84,6 +123,7 @@ impl Personal {
             heard,
             events,
             http,
+            budget,
             stop: CancellationToken::new(),
         });
         tokio::spawn(personal.clone().run(heard_rx));
@@ -111,7 +151,8 @@ impl Personal {
 
     async fn run(self: Arc<Personal>, mut heard: mpsc::UnboundedReceiver<Heard>) {
         let mut connected = self.accounts.connections();
-        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        let mut sweep =
+            tokio::time::interval((self.budget.idle / 2).clamp(Duration::from_secs(1), Duration::from_secs(60)));
         // Until it knows what the upstream offers, it looks for what another instance learned.
         let mut unknown = tokio::time::interval(Duration::from_secs(2));
         loop {
@@ -150,7 +191,7 @@ impl Personal {
     }
 
     fn close_idle(&self) {
-        let cutoff = now().seconds() - IDLE;
+        let cutoff = now().seconds() - i64::try_from(self.budget.idle.as_secs()).unwrap_or(i64::MAX);
         self.links.lock().expect("links lock").retain(|_, slot| match slot.try_lock() {
             Ok(link) => link.as_ref().is_some_and(|l| l.last_used.load(Ordering::Relaxed) > cutoff),
             Err(_) => true,
@@ -172,10 +213,19 @@ impl Personal {
         let _ = self.events.send(Event::Changed);
     }
 
-    /// The client for `user_id`'s calls, made (or made again, after their token changed) as needed.
+    /// The client for `user_id`'s calls, made (or made again, after their credentials changed) as needed.
     pub async fn link(&self, user_id: &str) -> Result<Arc<Link>, LinkError> {
-        let token = self.accounts.token(user_id, &self.upstream).await.map_err(|e| self.account_error(user_id, e))?;
-        self.link_with(user_id, token).await
+        let credential = match &self.upstream.transport {
+            Transport::Http { .. } => Credential::Token(
+                self.accounts.token(user_id, &self.upstream).await.map_err(|e| self.account_error(user_id, e))?,
+            ),
+            Transport::Stdio { .. } => {
+                let (env, version) =
+                    self.accounts.env_of(user_id, &self.upstream).await.map_err(|e| self.account_error(user_id, e))?;
+                Credential::Env(env, version)
+            }
+        };
+        self.link_with(user_id, credential).await
     }
 
     /// After the upstream refused the token of `stale` (401): refreshed once (by one instance), then a new
@@ -186,14 +236,14 @@ impl Personal {
             .refresh(user_id, &self.upstream, stale.version)
             .await
             .map_err(|e| self.account_error(user_id, e))?;
-        self.link_with(user_id, token).await
+        self.link_with(user_id, Credential::Token(token)).await
     }
 
-    async fn link_with(&self, user_id: &str, token: UpstreamToken) -> Result<Arc<Link>, LinkError> {
+    async fn link_with(&self, user_id: &str, credential: Credential) -> Result<Arc<Link>, LinkError> {
         let slot = self.links.lock().expect("links lock").entry(user_id.to_owned()).or_default().clone();
         let mut current = slot.lock().await;
         if let Some(link) = current.as_ref()
-            && link.version == token.version
+            && link.version == credential.version()
             && !link.service.is_closed()
             && !link.service.is_transport_closed()
         {
@@ -201,16 +251,16 @@ impl Personal {
             return Ok(link.clone());
         }
         *current = None;
-        let link = match self.connect(&token).await {
+        let link = match self.connect(&credential).await {
             Ok(link) => link,
             Err(Connect::Refused) => {
                 // The upstream refused a token we thought good: one refresh, one more try.
                 let fresh = self
                     .accounts
-                    .refresh(user_id, &self.upstream, token.version)
+                    .refresh(user_id, &self.upstream, credential.version())
                     .await
                     .map_err(|e| self.account_error(user_id, e))?;
-                match self.connect(&fresh).await {
+                match self.connect(&Credential::Token(fresh)).await {
                     Ok(link) => link,
                     Err(Connect::Refused) => {
                         return Err(LinkError::NeedsAccount {
@@ -237,45 +287,82 @@ impl Personal {
         Ok(link)
     }
 
-    async fn connect(&self, token: &UpstreamToken) -> Result<Link, Connect> {
-        let Transport::Http { url, headers } = &self.upstream.transport else {
-            return Err(Connect::Failed("a per-person upstream is reached by URL".into()));
-        };
-        let mut custom = HashMap::new();
-        for (name, value) in headers {
-            let (Ok(name), Ok(value)) = (
-                reqwest::header::HeaderName::try_from(name.as_str()),
-                reqwest::header::HeaderValue::try_from(value.as_str()),
-            ) else {
-                return Err(Connect::Failed("a configured header is invalid".into()));
-            };
-            custom.insert(name, value);
-        }
-        let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-            .custom_headers(custom)
-            .auth_header(token.access_token.clone())
-            .max_concurrent_requests(1024)
-            .reinit_on_expired_session(true);
-        let transport = StreamableHttpClientTransport::with_client(self.http.clone(), config);
+    async fn connect(&self, credential: &Credential) -> Result<Link, Connect> {
         let relay = Arc::new(Relay::new(&self.upstream.name, self.heard.clone()));
         let wait = self.upstream.timeout().max(Duration::from_secs(30));
-        let service = match tokio::time::timeout(wait, relay.clone().serve(transport)).await {
-            Ok(Ok(service)) => service,
-            Ok(Err(e)) if e.is_authorization_required() => return Err(Connect::Refused),
-            Ok(Err(e)) => return Err(Connect::Failed(format!("initialize failed: {e}"))),
-            Err(_) => return Err(Connect::Failed(format!("it did not answer initialize within {} s", wait.as_secs()))),
+        let (service, program) = match (&self.upstream.transport, credential) {
+            (Transport::Http { url, headers }, Credential::Token(token)) => {
+                let mut custom = HashMap::new();
+                for (name, value) in headers {
+                    let (Ok(name), Ok(value)) = (
+                        reqwest::header::HeaderName::try_from(name.as_str()),
+                        reqwest::header::HeaderValue::try_from(value.as_str()),
+                    ) else {
+                        return Err(Connect::Failed("a configured header is invalid".into()));
+                    };
+                    custom.insert(name, value);
+                }
+                let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                    .custom_headers(custom)
+                    .auth_header(token.access_token.clone())
+                    .max_concurrent_requests(1024)
+                    .reinit_on_expired_session(true);
+                let transport = StreamableHttpClientTransport::with_client(self.http.clone(), config);
+                match tokio::time::timeout(wait, relay.clone().serve(transport)).await {
+                    Ok(Ok(service)) => (service, None),
+                    Ok(Err(e)) if e.is_authorization_required() => return Err(Connect::Refused),
+                    Ok(Err(e)) => return Err(Connect::Failed(format!("initialize failed: {e}"))),
+                    Err(_) => {
+                        return Err(Connect::Failed(format!(
+                            "it did not answer initialize within {} s",
+                            wait.as_secs()
+                        )));
+                    }
+                }
+            }
+            (Transport::Stdio { command, args, env, cwd }, Credential::Env(values, _)) => {
+                let permit = self.budget.permits.clone().try_acquire_owned().map_err(|_| {
+                    Connect::Failed(format!(
+                        "this instance already runs {} per-person programs (UPSTREAM_PERSONAL_MAX); try again when \
+                         one has been idle for {} s",
+                        self.budget.max,
+                        self.budget.idle.as_secs()
+                    ))
+                })?;
+                let program = Program { name: &self.upstream.name, command, args, cwd: cwd.as_deref() };
+                let (service, child, group) =
+                    start_program(&program, env.iter().chain(values.iter()), relay.clone(), wait)
+                        .await
+                        .map_err(Connect::Failed)?;
+                (service, Some((child, group, permit)))
+            }
+            _ => return Err(Connect::Failed("its credentials do not fit how it is reached".into())),
         };
         let peer = service.peer().clone();
         peer.set_response_cache_config(ClientCacheConfig::disabled()).await;
         if peer.peer_info().is_some_and(|i| i.capabilities.logging.is_some()) {
             let _ = peer.set_level(SetLevelRequestParams::new(LoggingLevel::Debug)).await;
         }
-        Ok(Link { peer, relay, version: token.version, service, last_used: AtomicI64::new(now().seconds()) })
+        Ok(Link {
+            peer,
+            relay,
+            version: credential.version(),
+            service,
+            last_used: AtomicI64::new(now().seconds()),
+            program,
+        })
     }
 
     fn account_error(&self, user_id: &str, error: AccountError) -> LinkError {
         let name = &self.upstream.name;
         match error {
+            AccountError::NotConnected if self.upstream.oauth.is_none() => LinkError::NeedsAccount {
+                url: self.accounts.connect_url(user_id, name),
+                why: format!(
+                    "upstream {name} needs values of your own ({}); give them first",
+                    self.upstream.env_per_user.join(", ")
+                ),
+            },
             AccountError::NotConnected => LinkError::NeedsAccount {
                 url: self.accounts.connect_url(user_id, name),
                 why: format!("upstream {name} acts on your own account there; connect it first"),
