@@ -50,6 +50,7 @@ impl MigrationTrait for Migration {
                     .col(big_integer_null(UpstreamAccounts::ExpiresAt))
                     .col(big_integer(UpstreamAccounts::Version))
                     .col(big_integer_null(UpstreamAccounts::RefreshingUntil))
+                    .col(string_null(UpstreamAccounts::RefreshClaim))
                     .col(text_null(UpstreamAccounts::Problem))
                     .col(big_integer(UpstreamAccounts::CreatedAt))
                     .col(big_integer(UpstreamAccounts::UpdatedAt))
@@ -123,6 +124,7 @@ enum UpstreamAccounts {
     ExpiresAt,
     Version,
     RefreshingUntil,
+    RefreshClaim,
     Problem,
     CreatedAt,
     UpdatedAt,

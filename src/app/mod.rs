@@ -184,7 +184,7 @@ pub fn routes(state: &AppState, mcp_streams: CancellationToken) -> impl Endpoint
         .at("/connections", get(pages::connections::list))
         .at("/connections/revoke", post(pages::connections::revoke))
         .at("/connections/connect", get(pages::connections::connect_page).post(pages::connections::connect))
-        .at("/connections/callback", get(pages::connections::callback))
+        .at("/connections/callback/:upstream", get(pages::connections::callback))
         .at("/connections/disconnect", post(pages::connections::disconnect))
         .at("/connections/values", post(pages::connections::save_values))
         .at("/admin", get(pages::admin::page))

@@ -180,7 +180,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let app = Application::build(config).await?;
             let purged = app.state().store.purge_expired(app.state().purge_after).await?;
             println!(
-                "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions, {} consents, {} grants, {} unused clients, {} audit events, {} used client assertions",
+                "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions, {} consents, {} grants, {} unused clients, {} audit events, {} used client assertions, {} abandoned upstream sign-ins",
                 purged.codes,
                 purged.refresh_tokens,
                 purged.login_sessions,
@@ -189,7 +189,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 purged.grants,
                 purged.unused_clients,
                 purged.audit_events,
-                purged.used_assertions
+                purged.used_assertions,
+                purged.upstream_flows
             );
             Ok(())
         }

@@ -140,7 +140,7 @@ pub struct Upstream {
 
 /// How the gateway signs people in to an OAuth-protected upstream: as a client it registers itself (by its
 /// Client ID Metadata Document or dynamic registration), or as the client the operator registered there.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamOAuth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,6 +150,16 @@ pub struct UpstreamOAuth {
     /// The scopes asked of the upstream (space-separated); when absent, what its metadata suggests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<String>,
+}
+
+impl std::fmt::Debug for UpstreamOAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamOAuth")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[REDACTED]"))
+            .field("scopes", &self.scopes)
+            .finish()
+    }
 }
 
 /// Why an upstream's configuration cannot be used.

@@ -25,7 +25,9 @@ const FLOW_LIFETIME: i64 = 600;
 /// A token this close to its expiry is refreshed before it is used.
 const REFRESH_AHEAD: i64 = 60;
 /// How long an instance may hold a refresh before another may take it over.
-const REFRESH_CLAIM: i64 = 30;
+const REFRESH_CLAIM: i64 = 120;
+/// The most a refresh at the upstream may take (well inside the claim).
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a call waits for another instance's refresh.
 const REFRESH_WAIT: Duration = Duration::from_secs(15);
 
@@ -77,6 +79,9 @@ struct Flow {
     state: StoredAuthorizationState,
     client_id: String,
     return_to: Option<String>,
+    /// The authorization server the person was sent to (its code goes back only there) and the resource.
+    metadata: AuthorizationMetadata,
+    resource: String,
 }
 
 /// One refresh at a time of one person's account at one upstream, on this instance.
@@ -86,8 +91,7 @@ type RefreshTurn = Arc<tokio::sync::Mutex<()>>;
 pub struct UpstreamAccounts {
     store: Store,
     secrets: Arc<SecretsKey>,
-    /// Where the upstream sends the browser back.
-    callback: String,
+
     /// Our issuer: links to our own pages.
     issuer: String,
     /// The key tying a connect link to the person it was made for.
@@ -95,9 +99,9 @@ pub struct UpstreamAccounts {
     /// One refresh at a time per account within this instance (the database decides between instances).
     refreshing: Mutex<HashMap<(String, String), RefreshTurn>>,
     http: reqwest::Client,
-    /// Who just connected which upstream on this instance (user id, upstream): the gateway lists what the
-    /// upstream offers with the new account at once.
-    connected: tokio::sync::broadcast::Sender<(String, String)>,
+    /// Whose credentials at which upstream changed on this instance (user id, upstream): the gateway closes
+    /// that person's client or process at once, and lists what the upstream offers with new ones.
+    changed: tokio::sync::broadcast::Sender<(String, String)>,
 }
 
 impl UpstreamAccounts {
@@ -113,11 +117,10 @@ impl UpstreamAccounts {
             link_key: secrets.derive("upstream connect links"),
             store,
             secrets,
-            callback: format!("{issuer}/connections/callback"),
             issuer: issuer.to_owned(),
             refreshing: Mutex::default(),
             http,
-            connected: tokio::sync::broadcast::channel(64).0,
+            changed: tokio::sync::broadcast::channel(64).0,
         })
     }
 
@@ -169,7 +172,7 @@ impl UpstreamAccounts {
             None => None,
         };
         let https = self.issuer.starts_with("https://");
-        let mut request = AuthorizationRequest::new(self.callback.clone())
+        let mut request = AuthorizationRequest::new(callback_url(&self.issuer, &upstream.name))
             .with_client_name(format!("mcp-gateway ({})", host_of(&self.issuer)))
             .with_application_type(if https { "web" } else { "native" });
         if let Some(scopes) = &settings.scopes {
@@ -186,7 +189,7 @@ impl UpstreamAccounts {
             }
             (None, None) => {
                 if https {
-                    request = request.with_client_metadata_url(client_document_url(&self.issuer));
+                    request = request.with_client_metadata_url(client_document_url(&self.issuer, &upstream.name));
                 }
                 None
             }
@@ -204,6 +207,7 @@ impl UpstreamAccounts {
         let (Some(csrf), Some(resource)) = (query("state"), query("resource")) else {
             return Err(AccountError::Upstream("the authorization URL lacks state or resource".into()));
         };
+        let flow_resource = resource.clone();
         let state = states
             .load(&csrf)
             .await
@@ -224,7 +228,7 @@ impl UpstreamAccounts {
             };
             self.store.keep_upstream_client(row).await?;
         }
-        let flow = Flow { state, client_id, return_to };
+        let flow = Flow { state, client_id, return_to, metadata, resource: flow_resource };
         let sealed = self
             .secrets
             .seal(&flow_context(user_id, &upstream.name), &serde_json::to_string(&flow).expect("a flow serializes"));
@@ -243,22 +247,32 @@ impl UpstreamAccounts {
     /// Finishes a sign-in the upstream sent the browser back from: the `state` must be one this person
     /// started and not used yet; rmcp checks the `iss` (RFC 9207) and redeems the code with the PKCE
     /// verifier. Returns the upstream's name and where to go next.
+    #[allow(clippy::too_many_arguments)]
     pub async fn finish(
         &self,
         user_id: &str,
         upstreams: &[Upstream],
+        came_back_to: &str,
         state: &str,
         code: &str,
         iss: Option<&str>,
     ) -> Result<(String, Option<String>), AccountError> {
-        let Some(row) = self.store.take_upstream_flow(&sha256_hex(state)).await? else {
-            return Err(AccountError::Refused("this sign-in is unknown, used or expired; connect again".into()));
+        // Another person's `state` (a planted or stolen link) is refused without spending their flow.
+        let Some(row) = self.store.take_upstream_flow(&sha256_hex(state), user_id).await? else {
+            return Err(AccountError::Refused(
+                "this sign-in is unknown, used, expired or another account's; connect again".into(),
+            ));
         };
-        if !crate::crypto::matches_sha256(user_id, &sha256_hex(&row.user_id)) {
-            return Err(AccountError::Refused("this sign-in was started by another account".into()));
+        // Each upstream has its own way back: a code another authorization server sent to this one's is
+        // refused (mix-up, RFC 9700 §4.4), whatever `iss` says.
+        if row.upstream != came_back_to {
+            return Err(AccountError::Refused(format!(
+                "this sign-in was for upstream {}, but came back to {came_back_to}'s address",
+                row.upstream
+            )));
         }
-        let Some(upstream) = upstreams.iter().find(|u| u.name == row.upstream && u.oauth.is_some()) else {
-            return Err(AccountError::Refused(format!("upstream {} is no longer configured", row.upstream)));
+        let Some(upstream) = upstreams.iter().find(|u| u.name == row.upstream && u.enabled && u.oauth.is_some()) else {
+            return Err(AccountError::Refused(format!("upstream {} is no longer served", row.upstream)));
         };
         let text = self
             .secrets
@@ -269,7 +283,8 @@ impl UpstreamAccounts {
         let states = InMemoryStateStore::new();
         let _ = states.save(state, flow.state).await;
         let credentials = InMemoryCredentialStore::new();
-        let mut manager = self.manager(upstream, &flow.client_id).await?;
+        let secret = self.secret_for(upstream, &flow.client_id).await?;
+        let mut manager = self.manager(upstream, flow.metadata, &flow.resource, &flow.client_id, secret).await?;
         manager.set_state_store(states);
         manager.set_credential_store(credentials.clone());
         manager
@@ -284,34 +299,44 @@ impl UpstreamAccounts {
             .ok_or_else(|| AccountError::Upstream("no tokens came back".into()))?;
         let (sealed, expires_at) = self.seal_credentials(user_id, &upstream.name, &stored);
         self.store.save_upstream_account(user_id, &upstream.name, sealed, expires_at).await?;
-        let _ = self.connected.send((user_id.to_owned(), upstream.name.clone()));
+        let _ = self.changed.send((user_id.to_owned(), upstream.name.clone()));
         Ok((upstream.name.clone(), flow.return_to))
     }
 
     /// A manager that knows the upstream's authorization server and our client there, without asking
     /// anything over the network.
-    async fn manager(&self, upstream: &Upstream, client_id: &str) -> Result<AuthorizationManager, AccountError> {
-        let row =
-            self.store.upstream_client(&upstream.name).await?.ok_or_else(|| {
-                AccountError::Expired(format!("the registration at upstream {} is gone", upstream.name))
-            })?;
-        let metadata: AuthorizationMetadata = serde_json::from_str(&row.metadata)
-            .map_err(|_| AccountError::Upstream("the stored authorization server metadata is damaged".into()))?;
+    async fn manager(
+        &self,
+        upstream: &Upstream,
+        metadata: AuthorizationMetadata,
+        resource: &str,
+        client_id: &str,
+        secret: Option<String>,
+    ) -> Result<AuthorizationManager, AccountError> {
         // The manager sends its base URL as `resource` (RFC 8707) once it has metadata: the upstream's
         // canonical URI, as its protected-resource metadata gave it.
         let mut manager =
-            AuthorizationManager::new(row.resource.as_str()).await.map_err(|e| upstream_failure("its resource", &e))?;
+            AuthorizationManager::new(resource).await.map_err(|e| upstream_failure("its resource", &e))?;
         manager.set_metadata(metadata);
-        let secret = match &upstream.oauth {
-            Some(settings) if settings.client_id.as_deref() == Some(client_id) => settings.client_secret.clone(),
-            _ => self.open_client_secret(&row)?,
-        };
-        let mut config = OAuthClientConfig::new(client_id, self.callback.clone());
+        let mut config = OAuthClientConfig::new(client_id, callback_url(&self.issuer, &upstream.name));
         if let Some(secret) = secret {
             config = config.with_client_secret(secret);
         }
         manager.configure_client(config).map_err(|e| upstream_failure("its client", &e))?;
         Ok(manager)
+    }
+
+    /// The secret of our client `client_id` at the upstream: the operator's, or one kept from registration.
+    async fn secret_for(&self, upstream: &Upstream, client_id: &str) -> Result<Option<String>, AccountError> {
+        if let Some(settings) = &upstream.oauth
+            && settings.client_id.as_deref() == Some(client_id)
+        {
+            return Ok(settings.client_secret.clone());
+        }
+        match self.store.upstream_client(&upstream.name).await? {
+            Some(row) if row.client_id == client_id => self.open_client_secret(&row),
+            _ => Ok(None),
+        }
     }
 
     fn open_client_secret(&self, row: &upstream_client::Model) -> Result<Option<String>, AccountError> {
@@ -335,8 +360,9 @@ impl UpstreamAccounts {
             use oauth2::TokenResponse;
             t.expires_in().map(|e| {
                 UnixTime(
-                    i64::try_from(stored.token_received_at.unwrap_or(0)).unwrap_or(0)
-                        + i64::try_from(e.as_secs()).unwrap_or(i64::MAX / 2),
+                    i64::try_from(stored.token_received_at.unwrap_or(0))
+                        .unwrap_or(0)
+                        .saturating_add(i64::try_from(e.as_secs()).unwrap_or(i64::MAX)),
                 )
             })
         });
@@ -378,7 +404,7 @@ impl UpstreamAccounts {
         let text = serde_json::json!({ "env": values }).to_string();
         let sealed = self.secrets.seal(&account_context(user_id, &upstream.name), &text);
         self.store.save_upstream_account(user_id, &upstream.name, sealed, None).await?;
-        let _ = self.connected.send((user_id.to_owned(), upstream.name.clone()));
+        let _ = self.changed.send((user_id.to_owned(), upstream.name.clone()));
         Ok(())
     }
 
@@ -403,7 +429,10 @@ impl UpstreamAccounts {
         if upstream.env_per_user.iter().any(|k| !stored.env.contains_key(k)) {
             return Err(AccountError::Expired(format!("{} asks for a value you have not given yet", upstream.name)));
         }
-        Ok((stored.env, row.version))
+        // Only the variables the upstream takes now: one the operator has since removed (or made shared) is
+        // never passed.
+        let env = stored.env.into_iter().filter(|(k, _)| upstream.env_per_user.contains(k)).collect();
+        Ok((env, row.version))
     }
 
     /// The token to call `upstream` with for `user_id`, refreshed first when it is about to expire.
@@ -445,8 +474,9 @@ impl UpstreamAccounts {
                 });
             }
             let until = UnixTime(now().seconds() + REFRESH_CLAIM);
-            if self.store.claim_upstream_refresh(user_id, &upstream.name, stale, until).await? {
-                return self.refresh_claimed(upstream, row).await;
+            let claim = crate::crypto::random_token();
+            if self.store.claim_upstream_refresh(user_id, &upstream.name, stale, until, &claim).await? {
+                return self.refresh_claimed(upstream, row, &claim).await;
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(AccountError::Upstream(format!(
@@ -462,15 +492,35 @@ impl UpstreamAccounts {
         &self,
         upstream: &Upstream,
         row: upstream_account::Model,
+        claim: &str,
     ) -> Result<UpstreamToken, AccountError> {
         let (user_id, version) = (row.user_id.clone(), row.version);
         let outcome = async {
             let stored = self.open_credentials(&row)?;
+            // The refresh token goes only to the authorization server that issued it, with the client it
+            // was issued to: after the upstream named another server, the person connects again.
+            let client = self.store.upstream_client(&upstream.name).await?.ok_or_else(|| {
+                AccountError::Expired(format!("the registration at upstream {} is gone", upstream.name))
+            })?;
+            let metadata: AuthorizationMetadata = serde_json::from_str(&client.metadata)
+                .map_err(|_| AccountError::Upstream("the stored authorization server metadata is damaged".into()))?;
+            let ours = client.client_id == stored.client_id
+                || upstream.oauth.as_ref().and_then(|o| o.client_id.as_deref()) == Some(stored.client_id.as_str());
+            if stored.issuer.is_none() || stored.issuer != metadata.issuer || !ours {
+                return Err(AccountError::Expired(format!(
+                    "upstream {}'s authorization server or our client there changed",
+                    upstream.name
+                )));
+            }
             let credentials = InMemoryCredentialStore::new();
             let _ = credentials.save(stored.clone()).await;
-            let mut manager = self.manager(upstream, &stored.client_id).await?;
+            let secret = self.secret_for(upstream, &stored.client_id).await?;
+            let mut manager = self.manager(upstream, metadata, &client.resource, &stored.client_id, secret).await?;
             manager.set_credential_store(credentials.clone());
-            match manager.refresh_token().await {
+            let refreshed = tokio::time::timeout(REFRESH_TIMEOUT, manager.refresh_token()).await.map_err(|_| {
+                AccountError::Upstream(format!("upstream {}'s token endpoint did not answer in time", upstream.name))
+            })?;
+            match refreshed {
                 Ok(_) => {}
                 Err(e @ (AuthError::TokenRefreshRejected(_) | AuthError::AuthorizationRequired)) => {
                     return Err(AccountError::Expired(format!("upstream {} refused the refresh: {e}", upstream.name)));
@@ -483,7 +533,11 @@ impl UpstreamAccounts {
         match outcome {
             Ok(fresh) => {
                 let (sealed, expires_at) = self.seal_credentials(&user_id, &upstream.name, &fresh);
-                if !self.store.store_upstream_refresh(&user_id, &upstream.name, version, sealed, expires_at).await? {
+                if !self
+                    .store
+                    .store_upstream_refresh(&user_id, &upstream.name, version, claim, sealed, expires_at)
+                    .await?
+                {
                     return Err(AccountError::NotConnected);
                 }
                 tracing::info!(upstream = %upstream.name, %user_id, "upstream token refreshed");
@@ -491,11 +545,11 @@ impl UpstreamAccounts {
             }
             Err(AccountError::Expired(problem)) => {
                 tracing::warn!(upstream = %upstream.name, %user_id, %problem, "upstream refresh refused");
-                self.store.end_upstream_refresh(&user_id, &upstream.name, version, Some(&problem)).await?;
+                self.store.end_upstream_refresh(&user_id, &upstream.name, version, claim, Some(&problem)).await?;
                 Err(AccountError::Expired(problem))
             }
             Err(other) => {
-                self.store.end_upstream_refresh(&user_id, &upstream.name, version, None).await?;
+                self.store.end_upstream_refresh(&user_id, &upstream.name, version, claim, None).await?;
                 Err(other)
             }
         }
@@ -507,12 +561,15 @@ impl UpstreamAccounts {
         let Some(row) = self.store.delete_upstream_account(user_id, upstream).await? else {
             return Ok(false);
         };
+        let _ = self.changed.send((user_id.to_owned(), upstream.to_owned()));
         let Ok(stored) = self.open_credentials(&row) else {
             return Ok(true);
         };
         if let Some(client) = self.store.upstream_client(upstream).await?
             && let Ok(metadata) = serde_json::from_str::<AuthorizationMetadata>(&client.metadata)
             && let Some(endpoint) = metadata.additional_fields.get("revocation_endpoint").and_then(|v| v.as_str())
+            && beside_token_endpoint(endpoint, &metadata.token_endpoint)
+            && stored.issuer == metadata.issuer
             && let Some(tokens) = &stored.token_response
         {
             use oauth2::TokenResponse;
@@ -541,9 +598,9 @@ impl UpstreamAccounts {
         Ok(true)
     }
 
-    /// Hears who connects which upstream on this instance.
-    pub fn connections(&self) -> tokio::sync::broadcast::Receiver<(String, String)> {
-        self.connected.subscribe()
+    /// Hears whose credentials at which upstream change on this instance.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<(String, String)> {
+        self.changed.subscribe()
     }
 
     /// The last list of what a per-person upstream offers (JSON), kept for every instance.
@@ -608,26 +665,45 @@ pub async fn resealed_accounts(
     Ok(resealed)
 }
 
-/// Where the gateway's Client ID Metadata Document is: its client id at upstreams that accept those.
-pub fn client_document_url(issuer: &str) -> String {
-    format!("{issuer}{CLIENT_DOCUMENT_PATH}")
+/// Where the browser comes back from `upstream`'s sign-in: one address per upstream, so that a code can
+/// come back only from where it was sent (against mix-up, RFC 9700 §4.4).
+pub fn callback_url(issuer: &str, upstream: &str) -> String {
+    format!("{issuer}/connections/callback/{upstream}")
 }
 
-pub const CLIENT_DOCUMENT_PATH: &str = "/oauth/upstream-client.json";
+/// Where the gateway's Client ID Metadata Document for `upstream` is: its client id there, when the upstream
+/// accepts those (one per upstream, each naming only that upstream's way back).
+pub fn client_document_url(issuer: &str, upstream: &str) -> String {
+    format!("{issuer}/oauth/upstream-clients/{upstream}")
+}
 
-/// The gateway's Client ID Metadata Document, which upstreams that support those fetch instead of our
-/// registering there (draft-ietf-oauth-client-id-metadata-document).
-pub fn client_document(issuer: &str) -> serde_json::Value {
-    serde_json::json!({
-        "client_id": client_document_url(issuer),
-        "client_name": format!("mcp-gateway ({})", host_of(issuer)),
-        "client_uri": issuer,
-        "redirect_uris": [format!("{issuer}/connections/callback")],
-        "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"],
-        "token_endpoint_auth_method": "none",
-        "application_type": "web",
+/// The gateway's Client ID Metadata Document for `upstream`, which upstreams that support those fetch
+/// instead of our registering there (draft-ietf-oauth-client-id-metadata-document). `None` for a name no
+/// upstream could have.
+pub fn client_document(issuer: &str, upstream: &str) -> Option<serde_json::Value> {
+    let valid = (1..=32).contains(&upstream.len())
+        && upstream.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    valid.then(|| {
+        serde_json::json!({
+            "client_id": client_document_url(issuer, upstream),
+            "client_name": format!("mcp-gateway ({})", host_of(issuer)),
+            "client_uri": issuer,
+            "redirect_uris": [callback_url(issuer, upstream)],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+            "application_type": "web",
+        })
     })
+}
+
+/// Whether a revocation endpoint from the upstream's metadata is on the same origin as its token endpoint
+/// (which discovery checked): the gateway posts tokens there, and must not be sent anywhere else (SSRF).
+fn beside_token_endpoint(endpoint: &str, token_endpoint: &str) -> bool {
+    match (Url::parse(endpoint), Url::parse(token_endpoint)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin() && matches!(a.scheme(), "https" | "http"),
+        _ => false,
+    }
 }
 
 fn access_token_of(stored: &StoredCredentials) -> Result<String, AccountError> {

@@ -104,11 +104,17 @@ impl DiscoveryApi {
         Json(metadata::authorization_server(&discovery))
     }
 
-    /// The gateway's own Client ID Metadata Document: its client id at OAuth-protected upstreams that
-    /// accept those (an upstream fetches it when a person connects their account there).
-    #[oai(path = "/oauth/upstream-client.json", method = "get")]
-    async fn upstream_client_document(&self, discovery: Data<&Arc<Discovery>>) -> Json<serde_json::Value> {
-        Json(crate::domain::upstream_accounts::client_document(&discovery.issuer))
+    /// The gateway's own Client ID Metadata Document for one upstream: its client id at an OAuth-protected
+    /// upstream that accepts those (the upstream fetches it when a person connects their account there).
+    #[oai(path = "/oauth/upstream-clients/:upstream", method = "get")]
+    async fn upstream_client_document(
+        &self,
+        discovery: Data<&Arc<Discovery>>,
+        upstream: Path<String>,
+    ) -> poem::Result<Json<serde_json::Value>> {
+        crate::domain::upstream_accounts::client_document(&discovery.issuer, &upstream.0)
+            .map(Json)
+            .ok_or_else(|| poem::Error::from_status(poem::http::StatusCode::NOT_FOUND))
     }
 
     /// The public keys that verify access tokens (RFC 7517). Empty when tokens are HS256.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Query};
+use poem::web::{Data, Form, Path, Query};
 use poem::{Response, handler};
 use serde::Deserialize;
 
@@ -186,12 +186,13 @@ pub struct CallbackQuery {
     error_description: Option<String>,
 }
 
-/// Where the upstream sends the browser back: the `state` must be one this signed-in person started, and
-/// rmcp checks `iss` and PKCE while redeeming the code.
+/// Where an upstream sends the browser back (one address per upstream): the `state` must be one this
+/// signed-in person started for this upstream, and rmcp checks `iss` and PKCE while redeeming the code.
 #[handler]
 pub async fn callback(
     pages: Data<&Arc<Pages>>,
     Visitor(me): Visitor,
+    Path(upstream): Path<String>,
     Query(query): Query<CallbackQuery>,
 ) -> Result<Response, PageError> {
     let Some(me) = me else {
@@ -204,20 +205,25 @@ pub async fn callback(
         return Err(PageError::bad_request("No state", "The upstream sent you back without the state it was given."));
     };
     if let Some(error) = query.error {
-        // The flow is over either way: forget it.
-        let _ = pages.store.take_upstream_flow(&crate::crypto::sha256_hex(&state)).await;
+        // Only a sign-in of this person's ends here, and only its own upstream's words are shown.
+        let hash = crate::crypto::sha256_hex(&state);
+        if pages.store.take_upstream_flow(&hash, &me.user.id).await?.is_none() {
+            return Err(PageError::bad_request("Not connected", "This sign-in is unknown, used or expired."));
+        }
         let said: String =
             query.error_description.unwrap_or(error).chars().filter(|c| !c.is_control()).take(200).collect();
         return Err(PageError::bad_request(
             "Not connected",
-            format!("The upstream did not connect your account: {said}"),
+            format!("Upstream {upstream} did not connect your account: {said}"),
         ));
     }
     let Some(code) = query.code.filter(|c| !c.is_empty() && c.len() <= 4096) else {
         return Err(PageError::bad_request("No code", "The upstream sent you back without an authorization code."));
     };
     let upstreams = pages.upstreams.current();
-    match pages.upstream_accounts.finish(&me.user.id, &upstreams, &state, &code, query.iss.as_deref()).await {
+    let finished =
+        pages.upstream_accounts.finish(&me.user.id, &upstreams, &upstream, &state, &code, query.iss.as_deref()).await;
+    match finished {
         Ok((name, _)) => {
             tracing::info!(upstream = %name, user_id = %me.user.id, "upstream account connected");
             let entry = AuditEntry {
@@ -228,7 +234,7 @@ pub async fn callback(
             pages.store.audit(AuditKind::UpstreamConnected, entry).await;
             Ok(see_other(&format!("{}/connections?done=connected", pages.base)))
         }
-        Err(e) => Err(account_failure("", e)),
+        Err(e) => Err(account_failure(&upstream, e)),
     }
 }
 

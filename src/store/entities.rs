@@ -340,10 +340,14 @@ pub mod upstream_account {
         pub credentials_sealed: String,
         /// When the access token expires, when the upstream said.
         pub expires_at: Option<UnixTime>,
-        /// Grows with every new token: a refresh is saved only over the version it started from.
+        /// Never repeats for a person and an upstream (a new connection starts from the time, each change adds
+        /// one): a refresh is saved only over the version it started from, and a client made with an older
+        /// version is never used again.
         pub version: i64,
         /// While an instance refreshes: until when the others leave it to it.
         pub refreshing_until: Option<UnixTime>,
+        /// The refreshing instance's random claim: only it may save or end that refresh.
+        pub refresh_claim: Option<String>,
         /// Why the account no longer works (its refresh was refused), in words; the person connects again.
         pub problem: Option<String>,
         pub created_at: UnixTime,

@@ -6,7 +6,7 @@ use sea_orm::{QuerySelect, QueryTrait};
 
 use super::{
     Store, audit_event, authorization_code, client, consent, grant, login_session, mcp_session, refresh_token,
-    used_assertion,
+    upstream_flow, used_assertion,
 };
 use crate::clock::{UnixTime, now};
 
@@ -36,13 +36,15 @@ pub struct Purged {
     pub unused_clients: u64,
     pub audit_events: u64,
     pub used_assertions: u64,
+    pub upstream_flows: u64,
 }
 
 impl Store {
     /// Deletes what can never be used again: codes past expiry (plus a grace period for replay
     /// detection), refresh tokens past expiry, ended browser sessions, idle MCP sessions, revoked consents,
     /// grants revoked longer ago than any access token lives, dynamically registered clients that never
-    /// obtained a token, cached metadata documents nobody uses, and audit events older than `AUDIT_LOG_TTL`.
+    /// obtained a token, cached metadata documents nobody uses, audit events older than `AUDIT_LOG_TTL`, and
+    /// sign-ins at upstreams nobody came back from.
     /// Each is one conditional DELETE, so every instance may run it at once.
     pub async fn purge_expired(&self, ttls: PurgeAfter) -> Result<Purged, DbErr> {
         let at = now();
@@ -83,7 +85,14 @@ impl Store {
             .exec(&self.db)
             .await?
             .rows_affected;
+        // Sign-ins at upstreams nobody came back from.
+        let upstream_flows = upstream_flow::Entity::delete_many()
+            .filter(upstream_flow::Column::ExpiresAt.lt(at))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
         Ok(Purged {
+            upstream_flows,
             used_assertions,
             codes,
             refresh_tokens,

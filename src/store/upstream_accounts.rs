@@ -39,9 +39,23 @@ impl Store {
         Ok(())
     }
 
-    /// Takes a flow by its `state`, once: of two requests with the same `state`, one gets it.
-    pub async fn take_upstream_flow(&self, state_hash: &str) -> Result<Option<upstream_flow::Model>, DbErr> {
-        let Some(flow) = upstream_flow::Entity::find_by_id(state_hash).one(&self.db).await? else {
+    /// The flow a `state` names, if it is `user_id`'s.
+    pub async fn upstream_flow_of(
+        &self,
+        state_hash: &str,
+        user_id: &str,
+    ) -> Result<Option<upstream_flow::Model>, DbErr> {
+        Ok(upstream_flow::Entity::find_by_id(state_hash).one(&self.db).await?.filter(|f| f.user_id == user_id))
+    }
+
+    /// Takes `user_id`'s flow by its `state`, once: of two requests with the same `state`, one gets it. Another
+    /// person's flow is left alone.
+    pub async fn take_upstream_flow(
+        &self,
+        state_hash: &str,
+        user_id: &str,
+    ) -> Result<Option<upstream_flow::Model>, DbErr> {
+        let Some(flow) = self.upstream_flow_of(state_hash, user_id).await? else {
             return Ok(None);
         };
         let taken = upstream_flow::Entity::delete_many()
@@ -90,8 +104,11 @@ impl Store {
             upstream: upstream.to_owned(),
             credentials_sealed: sealed,
             expires_at,
-            version: 1,
+            // A connection made again must not repeat a version an older one had (clients made with that
+            // would be taken for current).
+            version: chrono::Utc::now().timestamp_micros(),
             refreshing_until: None,
+            refresh_claim: None,
             problem: None,
             created_at: at,
             updated_at: at,
@@ -103,6 +120,7 @@ impl Store {
                         upstream_account::Column::CredentialsSealed,
                         upstream_account::Column::ExpiresAt,
                         upstream_account::Column::RefreshingUntil,
+                        upstream_account::Column::RefreshClaim,
                         upstream_account::Column::Problem,
                         upstream_account::Column::UpdatedAt,
                     ])
@@ -117,17 +135,22 @@ impl Store {
         Ok(())
     }
 
-    /// Claims the refresh of the tokens at `version` until `until`: one statement, so of every instance
-    /// that tries, one wins (`true`); the others wait for the version to change.
+    /// Claims the refresh of the tokens at `version` until `until` under `claim` (random): one statement, so
+    /// of every instance that tries, one wins (`true`); the others wait for the version to change.
     pub async fn claim_upstream_refresh(
         &self,
         user_id: &str,
         upstream: &str,
         version: i64,
         until: UnixTime,
+        claim: &str,
     ) -> Result<bool, DbErr> {
         let claimed = upstream_account::Entity::update_many()
-            .set(upstream_account::ActiveModel { refreshing_until: Set(Some(until)), ..Default::default() })
+            .set(upstream_account::ActiveModel {
+                refreshing_until: Set(Some(until)),
+                refresh_claim: Set(Some(claim.to_owned())),
+                ..Default::default()
+            })
             .filter(upstream_account::Column::UserId.eq(user_id))
             .filter(upstream_account::Column::Upstream.eq(upstream))
             .filter(upstream_account::Column::Version.eq(version))
@@ -142,12 +165,14 @@ impl Store {
         Ok(claimed.rows_affected == 1)
     }
 
-    /// Saves refreshed tokens over `version` (the claim's); `false` when the account changed meanwhile.
+    /// Saves refreshed tokens over `version`, if `claim` still holds the refresh; `false` when the account
+    /// changed or the claim was taken over meanwhile.
     pub async fn store_upstream_refresh(
         &self,
         user_id: &str,
         upstream: &str,
         version: i64,
+        claim: &str,
         sealed: String,
         expires_at: Option<UnixTime>,
     ) -> Result<bool, DbErr> {
@@ -156,6 +181,8 @@ impl Store {
                 credentials_sealed: Set(sealed),
                 expires_at: Set(expires_at),
                 refreshing_until: Set(None),
+                refresh_claim: Set(None),
+                problem: Set(None),
                 updated_at: Set(now()),
                 ..Default::default()
             })
@@ -166,6 +193,7 @@ impl Store {
             .filter(upstream_account::Column::UserId.eq(user_id))
             .filter(upstream_account::Column::Upstream.eq(upstream))
             .filter(upstream_account::Column::Version.eq(version))
+            .filter(upstream_account::Column::RefreshClaim.eq(claim))
             .exec(&self.db)
             .await?;
         Ok(saved.rows_affected == 1)
@@ -178,11 +206,13 @@ impl Store {
         user_id: &str,
         upstream: &str,
         version: i64,
+        claim: &str,
         problem: Option<&str>,
     ) -> Result<(), DbErr> {
         upstream_account::Entity::update_many()
             .set(upstream_account::ActiveModel {
                 refreshing_until: Set(None),
+                refresh_claim: Set(None),
                 problem: Set(problem.map(str::to_owned)),
                 updated_at: Set(now()),
                 ..Default::default()
@@ -190,6 +220,7 @@ impl Store {
             .filter(upstream_account::Column::UserId.eq(user_id))
             .filter(upstream_account::Column::Upstream.eq(upstream))
             .filter(upstream_account::Column::Version.eq(version))
+            .filter(upstream_account::Column::RefreshClaim.eq(claim))
             .exec(&self.db)
             .await?;
         Ok(())

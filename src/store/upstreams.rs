@@ -52,6 +52,14 @@ impl Store {
                 continue;
             }
             changed = true;
+            // People's credentials were given for where the upstream was: a new URL or program gets none of them.
+            if let Some(before) = before
+                && (before.url != row.upstream.url
+                    || before.command != row.upstream.command
+                    || before.auth != row.upstream.auth)
+            {
+                forget_people(&txn, std::slice::from_ref(&row.upstream.name)).await?;
+            }
             let mut model = row.upstream.clone();
             model.created_at = before.map_or(model.created_at, |b| b.created_at);
             model.updated_at = now();
@@ -173,13 +181,20 @@ fn same_settings(a: &upstream::Model, b: &upstream::Model) -> bool {
         && (a.timeout_secs, a.enabled) == (b.timeout_secs, b.enabled)
 }
 
-async fn delete_upstreams(txn: &DatabaseTransaction, names: &[String]) -> Result<bool, DbErr> {
+/// Forgets people's accounts and values at these upstreams, the gateway's registration there, the sign-ins
+/// under way and what they offered.
+async fn forget_people(txn: &DatabaseTransaction, names: &[String]) -> Result<(), DbErr> {
     use super::{upstream_account, upstream_client, upstream_flow, upstream_offer};
-    // People's accounts there go with it: added again, it is connected again.
     upstream_account::Entity::delete_many().filter(upstream_account::Column::Upstream.is_in(names)).exec(txn).await?;
     upstream_flow::Entity::delete_many().filter(upstream_flow::Column::Upstream.is_in(names)).exec(txn).await?;
     upstream_client::Entity::delete_many().filter(upstream_client::Column::Upstream.is_in(names)).exec(txn).await?;
     upstream_offer::Entity::delete_many().filter(upstream_offer::Column::Upstream.is_in(names)).exec(txn).await?;
+    Ok(())
+}
+
+async fn delete_upstreams(txn: &DatabaseTransaction, names: &[String]) -> Result<bool, DbErr> {
+    // People's accounts there go with it: added again, it is connected again.
+    forget_people(txn, names).await?;
     upstream_tool::Entity::delete_many().filter(upstream_tool::Column::Upstream.is_in(names)).exec(txn).await?;
     let removed = upstream::Entity::delete_many().filter(upstream::Column::Name.is_in(names)).exec(txn).await?;
     Ok(removed.rows_affected > 0)

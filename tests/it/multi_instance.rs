@@ -333,8 +333,7 @@ async fn an_upstream_added_once_is_served_by_every_instance_with_its_own_process
     }
     let echoed = on_b.call_tool("every__echo", json!({"message": "via b"})).await;
     assert!(echoed["content"][0]["text"].as_str().unwrap().contains("via b"), "{echoed}");
-    let processes = Command::new("pgrep").args(["-f", &marker]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&processes.stdout).lines().count(), 2, "one process per instance");
+    assert_eq!(crate::support::upstreams::processes_with(&marker), 2, "one process per instance");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let listed = cluster.cli(&["upstream", "list"]);

@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::mcp::{McpClient, text_of, until_tool};
+use crate::support::upstreams::{processes_with, upstreams};
 use crate::support::*;
 
 /// The front gateway, re-reading its upstreams every second.
@@ -42,7 +43,10 @@ async fn consent_at_upstream(front_browser: &mut Browser, upstream_browser: &mut
     let back = upstream_browser.decide(&consent, "allow").await;
     assert_eq!(back.status(), StatusCode::FOUND);
     let callback = location(&back);
-    assert!(callback.contains("/connections/callback") && callback.contains("iss="), "{callback}");
+    assert!(
+        callback.contains(&format!("/connections/callback/{upstream}?")) && callback.contains("iss="),
+        "{callback}"
+    );
     callback
 }
 
@@ -75,7 +79,7 @@ async fn each_person_calls_an_oauth_protected_upstream_as_their_own_account_ther
         upstream
             .sql_count(
                 "SELECT COUNT(*) FROM clients WHERE redirect_uris LIKE $1",
-                vec![format!("%{}/connections/callback%", front.base).into()]
+                vec![format!("%{}/connections/callback/remote%", front.base).into()]
             )
             .await,
         1,
@@ -118,9 +122,11 @@ async fn each_person_calls_an_oauth_protected_upstream_as_their_own_account_ther
     assert!(page.contains("Continue to remote"), "{page}");
 
     // The gateway's own Client ID Metadata Document (used at upstreams that accept those, over HTTPS).
-    let document = front.get_json("/oauth/upstream-client.json").await;
-    assert_eq!(document["client_id"], format!("{}/oauth/upstream-client.json", front.base));
-    assert_eq!(document["redirect_uris"][0], format!("{}/connections/callback", front.base));
+    // One per upstream, each naming only that upstream's way back.
+    let document = front.get_json("/oauth/upstream-clients/remote").await;
+    assert_eq!(document["client_id"], format!("{}/oauth/upstream-clients/remote", front.base));
+    assert_eq!(document["redirect_uris"], json!([format!("{}/connections/callback/remote", front.base)]));
+    assert_eq!(front.get("/oauth/upstream-clients/no%20such").await.status(), StatusCode::NOT_FOUND);
 
     // Nothing the front keeps is an upstream token in the clear: not in the rows, not in the file.
     let rows = front.sql("SELECT credentials_sealed FROM upstream_accounts", vec![]).await;
@@ -191,6 +197,7 @@ async fn an_expired_upstream_token_is_refreshed_once_however_many_calls_need_it(
         until_tool(&mut warm, "remote__whoami").await;
     }
     let tokens_before = upstream.sql_count("SELECT COUNT(*) FROM refresh_tokens", vec![]).await;
+    let version_before = front.sql_count("SELECT version FROM upstream_accounts", vec![]).await;
 
     // The token is about to expire: every call on either instance now needs a refresh.
     front.sql("UPDATE upstream_accounts SET expires_at = 1", vec![]).await;
@@ -210,7 +217,7 @@ async fn an_expired_upstream_token_is_refreshed_once_however_many_calls_need_it(
         tokens_before + 1,
         "one refresh at the upstream (one rotated refresh token), not one per call or per instance"
     );
-    assert_eq!(front.sql_count("SELECT version FROM upstream_accounts", vec![]).await, 2);
+    assert_eq!(front.sql_count("SELECT version FROM upstream_accounts", vec![]).await, version_before + 1);
 
     // The upstream refuses a token the front thought good (401): one refresh, and the call goes through.
     let key = mcp_gateway::crypto::SecretsKey::from_hex(TEST_SECRETS_KEY).unwrap();
@@ -222,9 +229,14 @@ async fn an_expired_upstream_token_is_refreshed_once_however_many_calls_need_it(
     stored["token_response"]["access_token"] = json!("not-a-token-the-upstream-ever-issued");
     let forged = key.seal(&context, &stored.to_string());
     front.sql("UPDATE upstream_accounts SET credentials_sealed = $1, version = version + 1", vec![forged.into()]).await;
+    let forged_version = front.sql_count("SELECT version FROM upstream_accounts", vec![]).await;
     let mut client = McpClient::connect(&front, &anna).await;
     assert_eq!(username_of(&client.call_tool("remote__whoami", json!({})).await), "xavier");
-    assert_eq!(front.sql_count("SELECT version FROM upstream_accounts", vec![]).await, 4, "refreshed once more");
+    assert_eq!(
+        front.sql_count("SELECT version FROM upstream_accounts", vec![]).await,
+        forged_version + 1,
+        "refreshed once more"
+    );
 
     // A new secrets key re-seals the person's tokens too.
     let dir = tempfile::tempdir().unwrap();
@@ -251,13 +263,20 @@ async fn the_way_back_from_the_upstream_works_once_and_only_for_whoever_set_out(
     let (mut anna, _) = person(&front, &auth, "anna").await;
     let (mut bob, _) = person(&front, &auth, "bob").await;
 
-    // Bob cannot finish Anna's sign-in (a stolen or planted callback URL): the flow is spent, not hers.
+    // Bob cannot finish Anna's sign-in (a stolen or planted callback URL), nor spend it; it comes back to
+    // no other upstream's address (mix-up); Anna finishes it once.
     let callback = consent_at_upstream(&mut anna, &mut xavier, "remote").await;
     let stolen = bob.get(&callback).await;
     assert_html_error(stolen, StatusCode::BAD_REQUEST).await;
+    let elsewhere = callback.replace("/connections/callback/remote?", "/connections/callback/other?");
+    assert_html_error(anna.get(&elsewhere).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(front.sql_count("SELECT COUNT(*) FROM upstream_accounts", vec![]).await, 0);
+    let callback = consent_at_upstream(&mut anna, &mut xavier, "remote").await;
+    assert_html_error(bob.get(&callback).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(location(&anna.get(&callback).await), "/connections?done=connected");
     let replay = anna.get(&callback).await;
     assert_html_error(replay, StatusCode::BAD_REQUEST).await;
-    assert_eq!(front.sql_count("SELECT COUNT(*) FROM upstream_accounts", vec![]).await, 0);
+    front.sql("DELETE FROM upstream_accounts", vec![]).await;
 
     // An `iss` other than the upstream's authorization server (RFC 9207, a mix-up attack) is refused.
     let callback = consent_at_upstream(&mut anna, &mut xavier, "remote").await;
@@ -272,8 +291,12 @@ async fn the_way_back_from_the_upstream_works_once_and_only_for_whoever_set_out(
     let swapped = first.replace(&code_of(&first), &code_of(&second));
     assert_html_error(anna.get(&swapped).await, StatusCode::BAD_REQUEST).await;
     // No state, or an error from the upstream: a readable page, nothing kept.
-    assert_html_error(anna.get("/connections/callback?code=abc").await, StatusCode::BAD_REQUEST).await;
-    let denied = anna.get("/connections/callback?state=xyz&error=access_denied").await;
+    assert_html_error(anna.get("/connections/callback/remote?code=abc").await, StatusCode::BAD_REQUEST).await;
+    let unknown = anna.get("/connections/callback/remote?state=xyz&error=access_denied").await;
+    assert!(!assert_html_error(unknown, StatusCode::BAD_REQUEST).await.contains("access_denied"), "not its words");
+    let refused = consent_at_upstream(&mut anna, &mut xavier, "remote").await;
+    let state = url::Url::parse(&refused).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let denied = anna.get(&format!("/connections/callback/remote?state={state}&error=access_denied")).await;
     assert!(assert_html_error(denied, StatusCode::BAD_REQUEST).await.contains("access_denied"));
     assert_eq!(front.sql_count("SELECT COUNT(*) FROM upstream_accounts", vec![]).await, 0);
 
@@ -289,6 +312,16 @@ async fn the_way_back_from_the_upstream_works_once_and_only_for_whoever_set_out(
     assert_html_error(none, StatusCode::BAD_REQUEST).await;
     let forged = anna.post_form("/connections/connect", &[("csrf_token", "wrong"), ("upstream", "remote")]).await;
     assert!(forged.status().is_client_error(), "a connect without the CSRF token is refused");
+
+    // Moving the upstream to another URL forgets what people gave for the old one.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.toml");
+    let moved =
+        format!("[[upstream]]\nname = \"remote\"\nurl = \"{}/elsewhere/mcp\"\nauth = \"oauth\"\n", upstream.base);
+    std::fs::write(&file, moved).unwrap();
+    front.cli(&["upstream", "apply", file.to_str().unwrap()]);
+    assert_eq!(front.sql_count("SELECT COUNT(*) FROM upstream_accounts", vec![]).await, 0);
+    assert_eq!(front.sql_count("SELECT COUNT(*) FROM upstream_clients", vec![]).await, 0);
 }
 
 /// Gives the person's value of MY_TOKEN on the page their Connections page links to.
@@ -304,15 +337,9 @@ async fn save_value(browser: &mut Browser, value: &str) -> reqwest::Response {
         .await
 }
 
-/// How many processes carry `marker` on their command line.
-fn processes_with(marker: &str) -> usize {
-    let found = std::process::Command::new("pgrep").args(["-f", marker]).output().unwrap();
-    String::from_utf8_lossy(&found.stdout).lines().count()
-}
-
 #[tokio::test]
 async fn a_program_with_per_person_values_runs_once_per_person_within_the_cap_and_stops_when_idle() {
-    let kit = crate::support::upstreams::upstreams();
+    let kit = upstreams();
     let front = spawn_app_with(&[
         ("UPSTREAM_RELOAD_SECS", "1"),
         ("UPSTREAM_PERSONAL_MAX", "2"),
@@ -394,6 +421,18 @@ async fn a_program_with_per_person_values_runs_once_per_person_within_the_cap_an
     assert_eq!(location(&save_value(&mut anna_browser, "anna-secret-4").await), "/connections?done=saved");
     let env = text_of(&anna_mcp.call_tool("every__get-env", json!({})).await);
     assert!(env.contains("anna-secret-4") && !env.contains("anna-secret-1"), "{env}");
+
+    // Bob disconnects: his process goes at once, not after the idle time.
+    let page = bob_browser.page("/connections").await;
+    let csrf = extract_hidden(&page, "csrf_token");
+    let gone =
+        bob_browser.post_form("/connections/disconnect", &[("csrf_token", csrf.as_str()), ("upstream", "every")]).await;
+    assert_eq!(location(&gone), "/connections?done=disconnected");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    while processes_with(&marker) > 1 {
+        assert!(std::time::Instant::now() < deadline, "a disconnected person's process keeps running");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     // Idle processes stop; the cap frees up and Carol's call goes through.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -158,6 +158,9 @@ fn tool_needs(upstream: &Upstream, tool: &Tool) -> Arc<[String]> {
     let read_only = match upstream.tools.get(tool.name.as_ref()) {
         Some(Access::Read) => true,
         Some(Access::Write) => false,
+        // The list of an upstream reached with people's own credentials was made with one person's: its
+        // annotations cannot lower what everyone else's tokens need (the operator may, per tool).
+        None if upstream.is_personal() => false,
         None => tool.annotations.as_ref().and_then(|a| a.read_only_hint).unwrap_or(false),
     };
     let mut needs = vec![MCP_READ.to_owned()];

@@ -341,7 +341,8 @@ async fn connect(connection: &Connection) -> Result<Running, String> {
     let wait = connection.upstream.timeout().max(Duration::from_secs(30));
     match &connection.upstream.transport {
         Transport::Stdio { command, args, env, cwd } => {
-            let program = Program { name: &connection.upstream.name, command, args, cwd: cwd.as_deref() };
+            let program =
+                Program { name: &connection.upstream.name, command, args, cwd: cwd.as_deref(), personal: false };
             let (service, child, group) = start_program(&program, env.iter(), relay, wait).await?;
             Ok(Running { service, modern: None, child: Some(child), group })
         }
@@ -384,6 +385,8 @@ pub(super) struct Program<'a> {
     pub command: &'a str,
     pub args: &'a [String],
     pub cwd: Option<&'a str>,
+    /// A person's own process: its stderr (which may echo their values) is logged only at debug level.
+    pub personal: bool,
 }
 
 /// Starts a program with a minimal environment plus `env`, its stderr logged under the upstream's name, and
@@ -415,7 +418,7 @@ pub(super) async fn start_program<'e>(
         return Err("the program's standard streams are missing".into());
     };
     let last_words = Arc::new(Mutex::new(String::new()));
-    tokio::spawn(log_stderr(program.name.to_owned(), stderr, last_words.clone()));
+    tokio::spawn(log_stderr(program.name.to_owned(), stderr, last_words.clone(), program.personal));
     let service = match tokio::time::timeout(wait, relay.serve((stdout, stdin))).await {
         Ok(Ok(service)) => service,
         Ok(Err(e)) => {
@@ -478,11 +481,15 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Logs a program's stderr under its upstream's name and keeps its last non-empty line (shortened) for
 /// the status an operator sees when it fails to start.
-async fn log_stderr(upstream: String, stderr: tokio::process::ChildStderr, last: Arc<Mutex<String>>) {
+async fn log_stderr(upstream: String, stderr: tokio::process::ChildStderr, last: Arc<Mutex<String>>, personal: bool) {
     let mut lines = tokio::io::BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let end = (0..=line.len().min(MAX_LOG_LINE)).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
-        tracing::info!(upstream = %upstream, "stderr: {}", &line[..end]);
+        if personal {
+            tracing::debug!(upstream = %upstream, "stderr of a person's process: {}", &line[..end]);
+        } else {
+            tracing::info!(upstream = %upstream, "stderr: {}", &line[..end]);
+        }
         let line: String = line.trim().chars().filter(|c| !c.is_control()).collect();
         if !line.is_empty() {
             let end = (0..=line.len().min(200)).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);

@@ -150,7 +150,7 @@ impl Personal {
     }
 
     async fn run(self: Arc<Personal>, mut heard: mpsc::UnboundedReceiver<Heard>) {
-        let mut connected = self.accounts.connections();
+        let mut changes = self.accounts.changes();
         let mut sweep =
             tokio::time::interval((self.budget.idle / 2).clamp(Duration::from_secs(1), Duration::from_secs(60)));
         // Until it knows what the upstream offers, it looks for what another instance learned.
@@ -160,12 +160,16 @@ impl Personal {
                 () = self.stop.cancelled() => break,
                 _ = sweep.tick() => self.close_idle(),
                 _ = unknown.tick(), if self.offer().is_none() => self.load_offer().await,
-                Ok((user_id, upstream)) = connected.recv() => {
-                    // Someone just connected here: their client lists what the upstream offers.
-                    if upstream == self.upstream.name
-                        && let Err(e) = self.link(&user_id).await
-                    {
-                        tracing::warn!(upstream = %self.upstream.name, error = ?e, "a new connection could not be used");
+                Ok((user_id, upstream)) = changes.recv() => {
+                    if upstream != self.upstream.name {
+                        continue;
+                    }
+                    // Someone's credentials changed here: their old client or process goes at once (a
+                    // disconnect leaves nothing of theirs running), and a new one lists what the upstream offers.
+                    self.links.lock().expect("links lock").remove(&user_id);
+                    match self.link(&user_id).await {
+                        Ok(_) | Err(LinkError::NeedsAccount { .. }) => {}
+                        Err(e) => tracing::warn!(upstream = %self.upstream.name, error = ?e, "new credentials could not be used"),
                     }
                 }
                 Some(_) = heard.recv() => {
@@ -329,11 +333,19 @@ impl Personal {
                         self.budget.idle.as_secs()
                     ))
                 })?;
-                let program = Program { name: &self.upstream.name, command, args, cwd: cwd.as_deref() };
-                let (service, child, group) =
-                    start_program(&program, env.iter().chain(values.iter()), relay.clone(), wait)
-                        .await
-                        .map_err(Connect::Failed)?;
+                let program = Program { name: &self.upstream.name, command, args, cwd: cwd.as_deref(), personal: true };
+                let (service, child, group) = start_program(
+                    &program,
+                    env.iter().chain(values.iter()),
+                    relay.clone(),
+                    wait,
+                )
+                .await
+                .map_err(|why| {
+                    // What the program said is the operator's to read (it may quote the environment).
+                    tracing::warn!(upstream = %self.upstream.name, problem = %why, "a person's process did not start");
+                    Connect::Failed("its program did not start (the gateway's log says why)".into())
+                })?;
                 (service, Some((child, group, permit)))
             }
             _ => return Err(Connect::Failed("its credentials do not fit how it is reached".into())),

@@ -82,3 +82,9 @@ pub async fn until_listening(port: u16) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// How many processes carry `marker` on their command line.
+pub fn processes_with(marker: &str) -> usize {
+    let found = std::process::Command::new("pgrep").args(["-f", marker]).output().expect("pgrep runs");
+    String::from_utf8_lossy(&found.stdout).lines().count()
+}
