@@ -91,6 +91,10 @@ pub struct Accounts {
     pub session_ttl: Duration,
     #[arg(long = "signup", env = "SIGNUP", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
     pub signup: bool,
+    /// Offer the username and password form on the login page (off: people sign in only through an identity
+    /// provider).
+    #[arg(long = "password-login", env = "PASSWORD_LOGIN", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
+    pub password_login: bool,
     #[arg(long = "password-hash-cost", env = "PASSWORD_HASH_COST", default_value = "default", value_parser = hash_cost)]
     pub password_hash_cost: HashCost,
     /// A dynamically registered client that obtains no token within this time is deleted.

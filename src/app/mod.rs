@@ -187,6 +187,8 @@ pub fn routes(state: &AppState, mcp_streams: CancellationToken) -> impl Endpoint
         .at("/connections/callback/:upstream", get(pages::connections::callback))
         .at("/connections/disconnect", post(pages::connections::disconnect))
         .at("/connections/values", post(pages::connections::save_values))
+        .at("/login/idp/:name", get(pages::sign_in::start))
+        .at("/login/idp/:name/callback", get(pages::sign_in::callback))
         .at("/admin", get(pages::admin::page))
         .at("/admin/clients", post(pages::admin::switch_client))
         .at("/admin/users", post(pages::admin::switch_user))

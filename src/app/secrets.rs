@@ -36,9 +36,11 @@ pub fn secrets_key(config: &Secrets, may_create: bool) -> anyhow::Result<Arc<Sec
     read_key_file(&path).with_context(|| format!("{}", path.display()))
 }
 
-/// Whether the database keeps no signing key and no upstream yet (a key made now cannot strand anything).
+/// Whether the database keeps no signing key, no upstream and no provider's secret yet (a key made now cannot strand anything).
 pub async fn holds_nothing_sealed(store: &Store) -> anyhow::Result<bool> {
-    Ok(store.all_keys().await?.is_empty() && store.list_upstreams().await?.is_empty())
+    Ok(store.all_keys().await?.is_empty()
+        && store.list_upstreams().await?.is_empty()
+        && store.list_identity_providers().await?.iter().all(|p| p.client_secret_sealed.is_none()))
 }
 
 fn read_key_file(path: &Path) -> anyhow::Result<Arc<SecretsKey>> {

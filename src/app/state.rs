@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, HashCost, LimitName, RateLimitSetting};
 use crate::crypto::{PasswordHashCost, Passwords, SecretsKey};
+use crate::domain::identity_providers::Providers;
 use crate::domain::keys::KeyRing;
 use crate::domain::registration::Registrar;
 use crate::domain::resource::Resource;
@@ -91,6 +92,7 @@ impl AppState {
         let scopes = ScopeCatalog::default();
         let upstreams = Upstreams::load(store.clone(), scopes.clone(), secrets.clone()).await?;
         let upstream_accounts = UpstreamAccounts::new(store.clone(), secrets.clone(), &server.issuer);
+        let providers = Providers::new()?;
         let registrar = Registrar::new(
             store.clone(),
             scopes.clone(),
@@ -118,7 +120,13 @@ impl AppState {
             upstreams: upstreams.clone(),
             upstream_accounts: upstream_accounts.clone(),
             admin_programs: config.mcp.admin_page_programs,
+            issuer: server.issuer.clone(),
+            providers: providers.clone(),
+            secrets: secrets.clone(),
+            password_login: config.accounts.password_login,
+            sign_in_providers: Arc::default(),
         };
+        pages.refresh_sign_in_providers().await;
         let authorization = Authorization {
             store: store.clone(),
             sessions,
@@ -145,7 +153,12 @@ impl AppState {
             lifetimes,
             scopes: scopes.clone(),
             dynamic_machine_clients: config.accounts.dcr_client_credentials,
-            enterprise: EnterpriseAssertions::new(store.clone(), server.issuer.clone(), resource.clone())?,
+            enterprise: EnterpriseAssertions::new(
+                store.clone(),
+                providers.clone(),
+                server.issuer.clone(),
+                resource.clone(),
+            ),
         };
         let registration =
             RegistrationService::new(registrar.clone(), store.clone(), clients, limits.clone(), server.issuer.clone());

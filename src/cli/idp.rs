@@ -1,11 +1,15 @@
-//! `mcp-gateway idp …`: the identity providers the operator trusts. Today a provider is trusted for its
-//! Identity Assertion JWT Authorization Grants (ID-JAG, `--trust-id-jag`): a client presents one at the
-//! token endpoint and gets a token for the person it names, without a consent page.
+//! `mcp-gateway idp …`: the identity providers the operator trusts: to sign people in (OpenID Connect, with
+//! `--client-id`: "Sign in with NAME" on the login page), and/or for their Identity Assertion JWT
+//! Authorization Grants (ID-JAG, `--trust-id-jag`: a client presents one at the token endpoint and gets a
+//! token for the person it names, without a consent page).
+use std::sync::Arc;
+
 use anyhow::bail;
 use clap::Subcommand;
 
 use crate::clock::now;
-use crate::oauth::id_jag::check_provider_url;
+use crate::crypto::SecretsKey;
+use crate::domain::identity_providers::check_provider_url;
 use crate::store::{AuditEntry, AuditKind, Store, identity_provider};
 
 #[derive(Debug, Subcommand)]
@@ -29,6 +33,18 @@ pub enum IdpCommand {
         /// Anyone it vouches for gets an account when first seen.
         #[arg(long)]
         allow_signup: bool,
+        /// Our client id there: people sign in through it ("Sign in with NAME" on the login page).
+        #[arg(long)]
+        client_id: Option<String>,
+        /// The client secret that goes with --client-id (kept sealed).
+        #[arg(long, requires = "client_id")]
+        client_secret: Option<String>,
+        /// The scopes asked of it at sign-in.
+        #[arg(long, default_value = "openid email profile", requires = "client_id")]
+        scopes: String,
+        /// The ID token claim that lists a person's groups (kept with the account, refreshed at each sign-in).
+        #[arg(long, requires = "client_id")]
+        groups_claim: Option<String>,
     },
     /// List the trusted providers.
     List,
@@ -40,17 +56,34 @@ pub enum IdpCommand {
     Enable { name: String },
 }
 
-pub async fn run(cmd: IdpCommand, store: Store) -> anyhow::Result<()> {
+pub async fn run(cmd: IdpCommand, store: Store, secrets: Arc<SecretsKey>) -> anyhow::Result<()> {
     match cmd {
-        IdpCommand::Add { name, issuer, jwks_uri, trust_id_jag, allowed_domains, allow_signup } => {
+        IdpCommand::Add {
+            name,
+            issuer,
+            jwks_uri,
+            trust_id_jag,
+            allowed_domains,
+            allow_signup,
+            client_id,
+            client_secret,
+            scopes,
+            groups_claim,
+        } => {
             if !(1..=40).contains(&name.len()) || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
                 bail!("the name must be 1–40 letters, digits or dashes");
             }
-            if !trust_id_jag {
+            if !trust_id_jag && client_id.is_none() {
                 bail!(
-                    "signing people in through a provider is not available yet; add --trust-id-jag to accept its \
-                     ID-JAG assertions"
+                    "say what the provider is trusted for: --client-id (people sign in through it), --trust-id-jag, or both"
                 );
+            }
+            let printable = |v: &str| !v.is_empty() && v.len() <= 512 && !v.chars().any(char::is_control);
+            if ![&client_id, &client_secret, &groups_claim].iter().all(|v| v.as_deref().is_none_or(printable)) {
+                bail!("the client id, secret and groups claim must be printable text");
+            }
+            if client_id.is_some() && !scopes.split_whitespace().any(|s| s == "openid") {
+                bail!("--scopes must include openid");
             }
             check_provider_url(&issuer).map_err(anyhow::Error::msg)?;
             if let Some(uri) = &jwks_uri {
@@ -67,29 +100,39 @@ pub async fn run(cmd: IdpCommand, store: Store) -> anyhow::Result<()> {
             let model = identity_provider::Model {
                 name: name.clone(),
                 issuer: issuer.clone(),
-                client_id: None,
-                client_secret_sealed: None,
+                client_secret_sealed: client_secret
+                    .as_deref()
+                    .map(|secret| secrets.seal(&identity_provider::secret_context(&name), secret)),
+                client_id,
                 jwks_uri,
                 allowed_domains: domains.join(" "),
                 allow_signup,
                 trust_id_jag,
                 disabled: false,
                 created_at: now(),
+                scopes,
+                groups_claim,
             };
+            let model_signs_in = model.client_id.is_some();
             if !store.insert_identity_provider(model).await? {
                 bail!("a provider named {name} or with the issuer {issuer} exists already");
             }
             audit(&store, &format!("identity provider {name} added ({issuer}), by the operator")).await;
-            println!("trusting {name} ({issuer}) for ID-JAG assertions");
+            let uses: Vec<&str> = [(model_signs_in, "signing people in"), (trust_id_jag, "ID-JAG assertions")]
+                .into_iter()
+                .filter_map(|(on, what)| on.then_some(what))
+                .collect();
+            println!("trusting {name} ({issuer}) for {}", uses.join(" and "));
         }
         IdpCommand::List => {
-            println!("{:<16} {:<9} {:<9} {:<28} ISSUER", "NAME", "STATUS", "ID-JAG", "NEW ACCOUNTS");
+            println!("{:<16} {:<9} {:<8} {:<9} {:<28} ISSUER", "NAME", "STATUS", "SIGN-IN", "ID-JAG", "NEW ACCOUNTS");
             for p in store.list_identity_providers().await? {
                 let signup = p.new_accounts();
                 println!(
-                    "{:<16} {:<9} {:<9} {:<28} {}",
+                    "{:<16} {:<9} {:<8} {:<9} {:<28} {}",
                     p.name,
                     if p.disabled { "disabled" } else { "enabled" },
+                    if p.client_id.is_some() { "yes" } else { "-" },
                     if p.trust_id_jag { "trusted" } else { "-" },
                     signup,
                     p.issuer

@@ -75,7 +75,7 @@ pub enum Command {
     Secrets(secrets::SecretsCommand),
     /// The identity providers this server trusts (enterprise ID-JAG assertions).
     #[command(subcommand)]
-    Idp(idp::IdpCommand),
+    Idp(Box<idp::IdpCommand>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,7 +218,11 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             upstream::run(cmd, store, secrets).await
         }
         Command::Secrets(cmd) => secrets::run(cmd, &config, async || store(&config).await).await,
-        Command::Idp(cmd) => idp::run(cmd, store(&config).await?).await,
+        Command::Idp(cmd) => {
+            let store = store(&config).await?;
+            let secrets = secrets_key(&config, &store).await?;
+            idp::run(*cmd, store, secrets).await
+        }
         Command::Keys(cmd) => keys(cmd, &config).await,
         Command::Token(TokenCommand::Mint { user, client, scope, ttl, refresh, count }) => {
             let ttl = ttl.map_or(config.tokens.access_token_ttl, |t| std::time::Duration::from_secs(u64::from(t)));

@@ -7,6 +7,7 @@ use clap::Subcommand;
 use crate::app::secrets::{DEFAULT_KEY_FILE, secrets_key};
 use crate::config::Config;
 use crate::crypto::SecretsKey;
+use crate::domain::identity_providers::resealed_provider_secrets;
 use crate::domain::keys::{check_secrets_key, resealed_keys};
 use crate::domain::upstream_accounts::resealed_accounts;
 use crate::domain::upstreams::resealed_upstreams;
@@ -69,7 +70,8 @@ pub async fn run(
             }
             let keys = resealed_keys(&store, &current, &new).await?;
             let upstreams = resealed_upstreams(&store, &current, &new).await?;
-            let accounts = resealed_accounts(&store, &current, &new).await?;
+            let mut accounts = resealed_accounts(&store, &current, &new).await?;
+            accounts.extend(resealed_provider_secrets(&store, &current, &new).await?);
             let (key_count, upstream_count, account_count) = (keys.len(), upstreams.len(), accounts.len());
             if !store.replace_sealed(keys, upstreams, accounts).await? {
                 bail!("something was changed meanwhile; nothing was re-sealed: stop every instance and run this again");

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod client;
 pub mod client_keys;
+pub mod identity_providers;
 pub mod keys;
 pub mod pkce;
 pub mod redirect_uri;

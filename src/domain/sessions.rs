@@ -98,6 +98,20 @@ impl Sessions {
         Ok(())
     }
 
+    /// Keeps a flow under way in this browser (a sign-in at an identity provider) in a short-lived cookie.
+    pub fn set_flow_cookie(&self, jar: &CookieJar, name: &str, value: String, max_age: Duration) {
+        jar.add(self.cookie(name, value, max_age));
+    }
+
+    /// The flow cookie `name`, ended at once (it serves one return).
+    pub fn take_flow_cookie(&self, jar: &CookieJar, name: &str) -> Option<String> {
+        let value = jar.get(&self.cookie_name(name)).map(|c| c.value_str().to_owned());
+        if value.is_some() {
+            jar.add(self.cookie(name, String::new(), Duration::ZERO));
+        }
+        value
+    }
+
     /// The double-submit token of anonymous forms: the cookie's value, set if the browser has none yet.
     pub fn anonymous_csrf_token(&self, jar: &CookieJar) -> String {
         if let Some(existing) = jar.get(&self.cookie_name(CSRF_COOKIE)).filter(|c| c.value_str().len() == 43) {

@@ -12,6 +12,7 @@ use super::id_jag::{Asserted, EnterpriseAssertions};
 use crate::clock::now;
 use crate::crypto::{open_for, random_token, seal_for, sha256_hex};
 use crate::domain::client::{Client, GrantType, RegistrationSource};
+use crate::domain::identity_providers::{PersonRefused, person_for};
 use crate::domain::pkce::{CodeChallenge, is_well_formed_verifier};
 use crate::domain::resource::Resource;
 use crate::domain::scope::{Scope, ScopeCatalog};
@@ -327,7 +328,7 @@ async fn enterprise_assertion(
         .filter(|a| !a.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("assertion is required"))?;
     let asserted = svc.enterprise.verify(assertion, &client.id).await?;
-    let user = person_for(svc, &asserted).await?;
+    let user = person_of(svc, &asserted).await?;
     let allowed = allowed_scope(svc, client);
     let asserted_scope =
         Scope::parse(&asserted.scope).map_err(|_| OAuthError::invalid_grant("the assertion's scope cannot be read"))?;
@@ -371,49 +372,20 @@ async fn enterprise_assertion(
     })
 }
 
-/// The account an ID-JAG's person has here: the one linked to the provider's `iss` + `sub` (never found by
-/// email), or a new one where the provider allows sign-up (`--allow-signup`, or the email's domain in
-/// `--allowed-domains`). A disabled account gets nothing.
-async fn person_for(svc: &TokenService, asserted: &Asserted) -> Result<user::Model, OAuthError> {
-    let provider = &asserted.provider;
-    let user = match svc.store.find_identity(&provider.issuer, &asserted.subject).await? {
-        Some(link) => svc.store.find_user(&link.user_id).await?,
-        None => {
-            let domain =
-                asserted.email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
-            let domain_allowed =
-                domain.is_some_and(|d| provider.allowed_domains.split(' ').any(|a| a.eq_ignore_ascii_case(&d)));
-            if !(provider.allow_signup || domain_allowed) {
-                return Err(OAuthError::invalid_grant(
-                    "nobody here is linked to this person, and the identity provider may not add accounts \
-                     for them (its --allowed-domains or --allow-signup)",
-                ));
-            }
-            let wanted = username_for(asserted);
-            let user = svc
-                .store
-                .create_user_for_identity(&provider.issuer, &asserted.subject, asserted.email.as_deref(), &wanted)
-                .await?;
-            tracing::info!(provider = %provider.name, user_id = %user.id, "account made for a person an identity provider vouched for");
-            Some(user)
-        }
-    };
-    user.filter(|u| !u.disabled).ok_or_else(|| OAuthError::invalid_grant("this person's account is disabled"))
-}
-
-/// A username for a new account: the email's local part (or the subject), in the username alphabet.
-fn username_for(asserted: &Asserted) -> String {
-    let base = asserted.email.as_deref().and_then(|e| e.split('@').next()).unwrap_or(&asserted.subject);
-    let mut name: String = base
-        .chars()
-        .map(|c| c.to_ascii_lowercase())
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
-        .take(48)
-        .collect();
-    if name.len() < 3 {
-        name = format!("user-{name}");
-    }
-    name
+/// The account an ID-JAG's person has here (see [`person_for`]): the assertion's email counts unless the
+/// provider said it is not verified.
+async fn person_of(svc: &TokenService, asserted: &Asserted) -> Result<user::Model, OAuthError> {
+    let vouched = asserted.email_verified != Some(false);
+    person_for(&svc.store, &asserted.provider, &asserted.subject, asserted.email.as_deref(), vouched, None)
+        .await
+        .map_err(|e| match e {
+            PersonRefused::Db(e) => OAuthError::from(e),
+            PersonRefused::NotAllowed => OAuthError::invalid_grant(
+                "nobody here is linked to this person, and the identity provider may not add accounts for them \
+                 (its --allowed-domains or --allow-signup)",
+            ),
+            PersonRefused::Disabled => OAuthError::invalid_grant("this person's account is disabled"),
+        })
 }
 
 /// RFC 6749 §6 with rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): every use returns a new refresh token,

@@ -39,7 +39,16 @@ pub fn nav<'a>(pages: &'a Pages, me: &'a SignedIn, current: &'static str) -> Nav
 /// The login form; also what `/oauth/authorize` shows when nobody is signed in.
 pub fn login_html(pages: &Pages, jar: &CookieJar, return_to: &str, username: &str, error: Option<&str>) -> String {
     let csrf = pages.sessions.anonymous_csrf_token(jar);
-    render(&LoginPage { base: &pages.base, csrf_token: &csrf, return_to, username, error, signup: pages.signup })
+    render(&LoginPage {
+        base: &pages.base,
+        csrf_token: &csrf,
+        return_to,
+        username,
+        error,
+        signup: pages.signup && pages.password_login,
+        providers: pages.sign_in_providers.read().expect("providers lock").clone(),
+        password_login: pages.password_login,
+    })
 }
 
 fn login_page(
@@ -60,6 +69,7 @@ pub struct ReturnTo {
 
 #[handler]
 pub async fn login_form(pages: Data<&Arc<Pages>>, jar: &CookieJar, Query(q): Query<ReturnTo>) -> Response {
+    pages.refresh_sign_in_providers().await;
     login_page(&pages, jar, StatusCode::OK, &safe_return_to(q.return_to.as_deref()), "", None)
 }
 
@@ -79,6 +89,12 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     pages.sessions.check_anonymous_csrf(jar, form.csrf_token.as_deref())?;
+    if !pages.password_login {
+        return Err(PageError::forbidden(
+            "Sign in with your identity provider",
+            "This server does not take passwords (PASSWORD_LOGIN=off); use a \"Sign in with\" button.",
+        ));
+    }
     let return_to = safe_return_to(form.return_to.as_deref());
     let username = form.username.unwrap_or_default().trim().to_ascii_lowercase();
     let password = form.password.unwrap_or_default();

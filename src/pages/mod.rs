@@ -6,6 +6,7 @@ pub mod admin;
 pub mod apps;
 pub mod connections;
 pub mod error;
+pub mod sign_in;
 pub mod templates;
 pub mod views;
 
@@ -18,7 +19,8 @@ use serde::Deserialize;
 
 use self::error::PageError;
 use self::templates::{HomePage, render};
-use crate::crypto::Passwords;
+use crate::crypto::{Passwords, SecretsKey};
+use crate::domain::identity_providers::Providers;
 use crate::domain::registration::Registrar;
 use crate::domain::sessions::{Sessions, Visitor};
 use crate::domain::upstream_accounts::UpstreamAccounts;
@@ -50,6 +52,29 @@ pub struct Pages {
     pub upstream_accounts: Arc<UpstreamAccounts>,
     /// Admins may add programs (stdio upstreams) on the admin page (`ADMIN_PAGE_PROGRAMS`).
     pub admin_programs: bool,
+    /// Our issuer (links the identity providers send browsers back to).
+    pub issuer: String,
+    /// Identity providers, over the network (sign-in).
+    pub providers: Arc<Providers>,
+    /// Seals the cookie of a sign-in under way.
+    pub secrets: Arc<SecretsKey>,
+    /// The username and password form is offered (`PASSWORD_LOGIN`).
+    pub password_login: bool,
+    /// The names of the providers people may sign in through, as last read.
+    pub sign_in_providers: Arc<std::sync::RwLock<Vec<String>>>,
+}
+
+impl Pages {
+    /// Reads again which providers people may sign in through.
+    pub async fn refresh_sign_in_providers(&self) {
+        match self.store.list_identity_providers().await {
+            Ok(all) => {
+                let names = all.into_iter().filter(|p| !p.disabled && p.client_id.is_some()).map(|p| p.name).collect();
+                *self.sign_in_providers.write().expect("providers lock") = names;
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the identity providers failed"),
+        }
+    }
 }
 
 pub fn html_response(status: StatusCode, html: String) -> Response {

@@ -29,6 +29,10 @@ pub struct LoginPage<'a> {
     pub username: &'a str,
     pub error: Option<&'a str>,
     pub signup: bool,
+    /// The identity providers people may sign in through ("Sign in with NAME").
+    pub providers: Vec<String>,
+    /// The username and password form is offered (`PASSWORD_LOGIN`).
+    pub password_login: bool,
 }
 
 #[derive(Template)]

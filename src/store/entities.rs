@@ -477,8 +477,17 @@ pub mod identity_provider {
         pub trust_id_jag: bool,
         pub disabled: bool,
         pub created_at: UnixTime,
+        /// The scopes asked of it when a person signs in through it (space-separated).
+        pub scopes: String,
+        /// The ID token claim that lists the person's groups, if it sends one.
+        pub groups_claim: Option<String>,
     }
     no_relations!();
+
+    /// The context a provider's client secret is sealed under.
+    pub fn secret_context(name: &str) -> String {
+        format!("identity-provider:{name}:client-secret")
+    }
 
     impl Model {
         /// Who gets an account when first seen, in words: `anyone`, `none`, or the allowed email domains.
@@ -490,6 +499,24 @@ pub mod identity_provider {
             }
         }
     }
+}
+
+pub mod user_group {
+    use sea_orm::entity::prelude::*;
+
+    /// A group a person belongs to: from an identity provider's claim (`source` `idp:NAME`, replaced at each
+    /// sign-in through it) or given here (`local`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "user_groups")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub source: String,
+    }
+    no_relations!();
 }
 
 pub mod identity {

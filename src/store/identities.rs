@@ -1,7 +1,7 @@
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr};
 
-use super::{Store, identity, identity_provider, user};
+use super::{Store, identity, identity_provider, user, user_group};
 use crate::clock::now;
 
 impl Store {
@@ -31,6 +31,42 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(updated.rows_affected == 1)
+    }
+
+    /// The enabled provider people sign in through by this name (one with our client id there).
+    pub async fn sign_in_provider(&self, name: &str) -> Result<Option<identity_provider::Model>, DbErr> {
+        Ok(identity_provider::Entity::find_by_id(name)
+            .one(&self.db)
+            .await?
+            .filter(|p| !p.disabled && p.client_id.is_some()))
+    }
+
+    /// Replaces what one source says of a person's groups.
+    pub async fn set_user_groups(&self, user_id: &str, source: &str, names: &[String]) -> Result<(), DbErr> {
+        let (_turn, txn) = self.begin_write().await?;
+        user_group::Entity::delete_many()
+            .filter(user_group::Column::UserId.eq(user_id))
+            .filter(user_group::Column::Source.eq(source))
+            .exec(&txn)
+            .await?;
+        if !names.is_empty() {
+            let rows = names.iter().map(|name| user_group::ActiveModel {
+                user_id: Set(user_id.to_owned()),
+                name: Set(name.clone()),
+                source: Set(source.to_owned()),
+            });
+            user_group::Entity::insert_many(rows).exec_without_returning(&txn).await?;
+        }
+        txn.commit().await
+    }
+
+    /// A person's groups, by name (from every source).
+    pub async fn user_groups(&self, user_id: &str) -> Result<Vec<user_group::Model>, DbErr> {
+        user_group::Entity::find()
+            .filter(user_group::Column::UserId.eq(user_id))
+            .order_by_asc(user_group::Column::Name)
+            .all(&self.db)
+            .await
     }
 
     /// The enabled provider whose tokens carry this `iss`.

@@ -27,8 +27,23 @@ pub struct ResealedUpstream {
 /// A person's upstream tokens, or the gateway's client secret at an upstream, sealed again under a new key.
 #[derive(Debug, Clone)]
 pub enum ResealedAccount {
-    Tokens { user_id: String, upstream: String, old: String, new: String },
-    ClientSecret { upstream: String, old: String, new: String },
+    Tokens {
+        user_id: String,
+        upstream: String,
+        old: String,
+        new: String,
+    },
+    ClientSecret {
+        upstream: String,
+        old: String,
+        new: String,
+    },
+    /// Our client secret at an identity provider people sign in through.
+    ProviderSecret {
+        name: String,
+        old: String,
+        new: String,
+    },
 }
 
 impl Store {
@@ -93,7 +108,7 @@ impl Store {
         upstreams: Vec<ResealedUpstream>,
         accounts: Vec<ResealedAccount>,
     ) -> Result<bool, DbErr> {
-        use super::{upstream, upstream_account, upstream_client, upstream_flow};
+        use super::{identity_provider, upstream, upstream_account, upstream_client, upstream_flow};
         use sea_orm::PaginatorTrait;
         let (_turn, txn) = self.begin_write().await?;
         // A key, an upstream or an account added since they were read would stay sealed with the old key.
@@ -120,6 +135,14 @@ impl Store {
                         .filter(upstream_account::Column::UserId.eq(user_id))
                         .filter(upstream_account::Column::Upstream.eq(upstream))
                         .filter(upstream_account::Column::CredentialsSealed.eq(old))
+                        .exec(&txn)
+                        .await?
+                }
+                ResealedAccount::ProviderSecret { name, old, new } => {
+                    identity_provider::Entity::update_many()
+                        .col_expr(identity_provider::Column::ClientSecretSealed, Expr::value(new))
+                        .filter(identity_provider::Column::Name.eq(name))
+                        .filter(identity_provider::Column::ClientSecretSealed.eq(old))
                         .exec(&txn)
                         .await?
                 }

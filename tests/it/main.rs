@@ -26,6 +26,7 @@ mod security_limits;
 mod security_redirects;
 mod security_sessions;
 mod security_tokens;
+mod sign_in;
 mod token;
 mod transport;
 mod upstream_accounts;

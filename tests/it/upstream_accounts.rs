@@ -128,18 +128,37 @@ async fn each_person_calls_an_oauth_protected_upstream_as_their_own_account_ther
     assert_eq!(document["redirect_uris"], json!([format!("{}/connections/callback/remote", front.base)]));
     assert_eq!(front.get("/oauth/upstream-clients/no%20such").await.status(), StatusCode::NOT_FOUND);
 
-    // Nothing the front keeps is an upstream token in the clear: not in the rows, not in the file.
-    let rows = front.sql("SELECT credentials_sealed FROM upstream_accounts", vec![]).await;
+    // Nothing the front keeps is an upstream token in the clear: opened with the key, each person's access
+    // and refresh tokens are nowhere in the rows or in the raw database file.
+    let key = mcp_gateway::crypto::SecretsKey::from_hex(TEST_SECRETS_KEY).unwrap();
+    let rows = front.sql("SELECT user_id, upstream, credentials_sealed FROM upstream_accounts", vec![]).await;
     assert_eq!(rows.len(), 2);
+    let mut secrets = Vec::new();
     for row in rows {
-        let sealed: String = row.try_get("", "credentials_sealed").unwrap();
-        assert!(mcp_gateway::crypto::SecretsKey::is_sealed(&sealed) && !sealed.contains("eyJ"), "{sealed}");
+        let (user_id, name, sealed): (String, String, String) = (
+            row.try_get("", "user_id").unwrap(),
+            row.try_get("", "upstream").unwrap(),
+            row.try_get("", "credentials_sealed").unwrap(),
+        );
+        assert!(mcp_gateway::crypto::SecretsKey::is_sealed(&sealed), "{sealed}");
+        let opened: Value =
+            serde_json::from_str(&key.open(&format!("upstream-account:{user_id}:{name}"), &sealed).unwrap()).unwrap();
+        for field in ["access_token", "refresh_token"] {
+            let secret = opened["token_response"][field].as_str().unwrap().to_owned();
+            assert!(secret.len() >= 20 && !sealed.contains(&secret));
+            secrets.push(secret);
+        }
     }
     if let Some(path) = front.db_url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap().to_owned()) {
         let _ = front.sql("PRAGMA wal_checkpoint(TRUNCATE)", vec![]).await;
-        let raw = std::fs::read(&path).unwrap();
+        let mut raw = std::fs::read(&path).unwrap();
+        for companion in ["-wal", "-shm"] {
+            raw.extend(std::fs::read(format!("{path}{companion}")).unwrap_or_default());
+        }
         let text = String::from_utf8_lossy(&raw);
-        assert!(!text.contains("eyJhbGciOi") && !text.contains("eyJ0eXAiOi"), "a JWT is stored in the clear");
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "an upstream token is in the database file in the clear");
+        }
     }
 
     // Disconnect revokes at the upstream and brings the elicitation back.

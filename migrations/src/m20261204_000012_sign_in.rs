@@ -1,0 +1,68 @@
+//! Signing people in through an OpenID Connect provider: the scopes asked of it and the claim that carries
+//! groups, and each person's groups (from a provider's claim, refreshed at each sign-in, or local).
+use sea_orm_migration::{prelude::*, schema::*};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(IdentityProviders::Table)
+                    .add_column(string(IdentityProviders::Scopes).default("openid email profile"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(IdentityProviders::Table)
+                    .add_column(string_null(IdentityProviders::GroupsClaim))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(UserGroups::Table)
+                    .col(string(UserGroups::UserId))
+                    .col(string(UserGroups::Name))
+                    .col(string(UserGroups::Source))
+                    .primary_key(Index::create().col(UserGroups::UserId).col(UserGroups::Name).col(UserGroups::Source))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table(UserGroups::Table).to_owned()).await?;
+        manager
+            .alter_table(
+                Table::alter().table(IdentityProviders::Table).drop_column(IdentityProviders::GroupsClaim).to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter().table(IdentityProviders::Table).drop_column(IdentityProviders::Scopes).to_owned(),
+            )
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum IdentityProviders {
+    Table,
+    Scopes,
+    GroupsClaim,
+}
+
+#[derive(DeriveIden)]
+enum UserGroups {
+    Table,
+    UserId,
+    Name,
+    Source,
+}

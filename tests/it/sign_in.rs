@@ -1,0 +1,233 @@
+//! Signing in through a real OpenID Connect provider: `oidc-provider` from npm (pinned, installed by
+//! `tests/gateway/install.sh`), with its development sign-in pages and a `groups` claim.
+use std::process::{Child, Command, Stdio};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::upstreams::{free_port, until_listening, upstreams};
+use crate::support::*;
+
+const CLIENT_ID: &str = "mcp-gateway-test";
+const CLIENT_SECRET: &str = "provider-client-secret-0123456789";
+
+/// The provider, its people file, and its process (stopped on drop).
+struct Idp {
+    issuer: String,
+    people: tempfile::NamedTempFile,
+    child: Child,
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Idp {
+    async fn start(front: &TestApp, people: serde_json::Value) -> Idp {
+        let kit = upstreams();
+        let port = free_port();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), people.to_string()).unwrap();
+        // An ES module finds its packages beside itself: run a copy in the installed directory.
+        let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway/oidc_provider.mjs");
+        let script = kit.dir.join(format!("oidc_provider-{port}.mjs"));
+        std::fs::copy(source, &script).unwrap();
+        let child = Command::new("node")
+            .arg(&script)
+            .args([&port.to_string(), CLIENT_ID, CLIENT_SECRET, &format!("{}/login/idp/corp/callback", front.base)])
+            .arg(file.path())
+            .current_dir(&kit.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start oidc-provider");
+        until_listening(port).await;
+        Idp { issuer: format!("http://127.0.0.1:{port}"), people: file, child }
+    }
+
+    fn set_people(&self, people: serde_json::Value) {
+        std::fs::write(self.people.path(), people.to_string()).unwrap();
+    }
+}
+
+/// Follows redirects until the browser is back at the gateway, signing in at the provider as `login` and
+/// accepting its consent on the way. Returns the gateway's answer to the way back.
+async fn through_provider(browser: &mut Browser, front: &TestApp, start: &str, login: &str) -> reqwest::Response {
+    let mut response = browser.get(start).await;
+    for _ in 0..20 {
+        let status = response.status();
+        if status.is_redirection() {
+            let next = next_url(&response);
+            if next.starts_with(&front.base) && next.contains("/login/idp/corp/callback") {
+                return browser.get(&next).await;
+            }
+            response = browser.get(&next).await;
+            continue;
+        }
+        assert_eq!(status, StatusCode::OK, "the provider's page: {:?}", response.text().await);
+        let url = response.url().to_string();
+        let html = response.text().await.unwrap();
+        let action = url.split('?').next().unwrap().to_owned();
+        let form: Vec<(&str, &str)> = if html.contains("name=\"login\"") {
+            vec![("prompt", "login"), ("login", login), ("password", "anything")]
+        } else {
+            vec![("prompt", "consent")]
+        };
+        response = browser.post_form(&action, &form).await;
+    }
+    panic!("the provider never sent the browser back");
+}
+
+async fn groups_of(front: &TestApp, username: &str) -> Vec<String> {
+    let sql = "SELECT g.name FROM user_groups g JOIN users u ON u.id = g.user_id WHERE u.username = $1 ORDER BY g.name";
+    let rows = front.sql(sql, vec![username.into()]).await;
+    rows.iter().map(|r| r.try_get::<String>("", "name").unwrap()).collect()
+}
+
+/// Where a redirect goes, resolved against the page that sent it (the provider's, or ours).
+fn next_url(response: &reqwest::Response) -> String {
+    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).expect("a Location header");
+    response.url().join(location).expect("a resolvable Location").to_string()
+}
+
+fn people() -> serde_json::Value {
+    json!({
+        "anna": {"email": "anna@example.com", "groups": ["engineering", "admins"]},
+        "mallory": {"email": "mallory@elsewhere.org", "groups": []},
+        "unverified": {"email": "unverified@example.com", "email_verified": false},
+    })
+}
+
+#[tokio::test]
+async fn people_sign_in_through_a_real_openid_provider_and_keep_their_account_and_groups() {
+    let front = spawn_app().await;
+    let idp = Idp::start(&front, people()).await;
+    front.cli(&[
+        "idp",
+        "add",
+        "corp",
+        "--issuer",
+        &idp.issuer,
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--scopes",
+        "openid email profile groups",
+        "--groups-claim",
+        "groups",
+        "--allowed-domains",
+        "example.com",
+    ]);
+    let listed = front.cli(&["idp", "list"]);
+    assert!(listed.contains("corp") && listed.contains("yes"), "{listed}");
+
+    // The login page offers the provider; the first sign-in makes the account, with the claim's groups.
+    let mut browser = Browser::new(&front);
+    let page = browser.page("/login?return_to=/connections").await;
+    assert!(page.contains("Sign in with corp") && page.contains("/login/idp/corp?return_to=/connections"), "{page}");
+    let back = through_provider(&mut browser, &front, "/login/idp/corp?return_to=/connections", "anna").await;
+    assert_eq!(location(&back), "/connections", "{:?}", back.text().await);
+    assert!(browser.page("/connections").await.contains("anna"), "signed in as anna");
+    assert_eq!(groups_of(&front, "anna").await, ["admins", "engineering"]);
+    assert_eq!(front.sql_count("SELECT COUNT(*) FROM identities", vec![]).await, 1);
+    let secret: String = front.sql("SELECT client_secret_sealed FROM identity_providers", vec![]).await[0]
+        .try_get("", "client_secret_sealed")
+        .unwrap();
+    assert!(mcp_gateway::crypto::SecretsKey::is_sealed(&secret) && !secret.contains(CLIENT_SECRET));
+
+    // A second sign-in finds the same account by the provider's iss + sub; the groups follow the claim.
+    idp.set_people(json!({"anna": {"email": "anna@example.com", "groups": ["sales"]}}));
+    let mut again = Browser::new(&front);
+    let back = through_provider(&mut again, &front, "/login/idp/corp", "anna").await;
+    assert_eq!(location(&back), "/");
+    assert_eq!(front.sql_count("SELECT COUNT(*) FROM users", vec![]).await, 1);
+    assert_eq!(groups_of(&front, "anna").await, ["sales"]);
+
+    // A domain not allowed, or an email the provider does not vouch for, gets no account.
+    idp.set_people(people());
+    let mut outsider = Browser::new(&front);
+    let refused = through_provider(&mut outsider, &front, "/login/idp/corp", "mallory").await;
+    assert!(assert_html_error(refused, StatusCode::FORBIDDEN).await.contains("No account here"));
+    let mut unverified = Browser::new(&front);
+    let refused = through_provider(&mut unverified, &front, "/login/idp/corp", "unverified").await;
+    assert_html_error(refused, StatusCode::FORBIDDEN).await;
+    assert_eq!(front.sql_count("SELECT COUNT(*) FROM users", vec![]).await, 1);
+}
+
+#[tokio::test]
+async fn the_way_back_from_the_provider_works_only_in_the_browser_that_set_out_and_only_once() {
+    let front = spawn_app_with(&[("PASSWORD_LOGIN", "off")]).await;
+    let idp = Idp::start(&front, people()).await;
+    front.cli(&[
+        "idp",
+        "add",
+        "corp",
+        "--issuer",
+        &idp.issuer,
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--allowed-domains",
+        "example.com",
+    ]);
+
+    // PASSWORD_LOGIN=off: the login page has only the provider's button, and a password is refused.
+    let mut browser = Browser::new(&front);
+    let page = browser.page("/login").await;
+    assert!(page.contains("Sign in with corp") && !page.contains("type=\"password\""), "{page}");
+    let csrf = browser.cookie(CSRF_COOKIE).expect("the anonymous form token");
+    let password = browser
+        .post_form("/login", &[("username", "anna"), ("password", PASSWORD), ("csrf_token", csrf.as_str())])
+        .await;
+    assert_html_error(password, StatusCode::FORBIDDEN).await;
+
+    // The callback URL in another browser (no flow cookie) or with another state is refused.
+    let mut response = browser.get("/login/idp/corp").await;
+    let mut callback = None;
+    for _ in 0..20 {
+        if response.status().is_redirection() {
+            let next = next_url(&response);
+            if next.contains("/login/idp/corp/callback") {
+                callback = Some(next);
+                break;
+            }
+            response = browser.get(&next).await;
+        } else {
+            let url = response.url().to_string();
+            let html = response.text().await.unwrap();
+            let form: Vec<(&str, &str)> = if html.contains("name=\"login\"") {
+                vec![("prompt", "login"), ("login", "anna"), ("password", "x")]
+            } else {
+                vec![("prompt", "consent")]
+            };
+            response = browser.post_form(url.split('?').next().unwrap(), &form).await;
+        }
+    }
+    let callback = callback.expect("the provider sent the browser back");
+    let mut stranger = Browser::new(&front);
+    assert_html_error(stranger.get(&callback).await, StatusCode::BAD_REQUEST).await;
+    let state = url::Url::parse(&callback).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let tampered = callback.replace(&state, "another-state");
+    let mut copy = Browser::new(&front);
+    copy.set_cookie("mcpgw_idp", &browser.cookie("mcpgw_idp").unwrap());
+    assert_html_error(copy.get(&tampered).await, StatusCode::BAD_REQUEST).await;
+    // A wrong `iss` (mix-up) is refused.
+    let mut mixed = Browser::new(&front);
+    mixed.set_cookie("mcpgw_idp", &browser.cookie("mcpgw_idp").unwrap());
+    let wrong_iss = if callback.contains("iss=") {
+        callback.replace("iss=http%3A%2F%2F127.0.0.1", "iss=http%3A%2F%2Fevil.example")
+    } else {
+        format!("{callback}&iss=http%3A%2F%2Fevil.example")
+    };
+    assert_html_error(mixed.get(&wrong_iss).await, StatusCode::BAD_REQUEST).await;
+    // The browser that set out signs in, once: the cookie serves one return.
+    let back = browser.get(&callback).await;
+    assert_eq!(location(&back), "/");
+    assert_html_error(browser.get(&callback).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(front.sql_count("SELECT COUNT(*) FROM users", vec![]).await, 1);
+}
