@@ -1,5 +1,6 @@
 //! Signing people in through an OpenID Connect provider: the scopes asked of it and the claim that carries
-//! groups, and each person's groups (from a provider's claim, refreshed at each sign-in, or local).
+//! groups; each person's groups (from a provider's claim, refreshed at each sign-in, or local); and the
+//! policy rules that let groups use upstreams (and which of their tools).
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
@@ -34,10 +35,23 @@ impl MigrationTrait for Migration {
                     .primary_key(Index::create().col(UserGroups::UserId).col(UserGroups::Name).col(UserGroups::Source))
                     .to_owned(),
             )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(PolicyRules::Table)
+                    .col(string(PolicyRules::GroupName))
+                    .col(string(PolicyRules::Upstream))
+                    .col(text(PolicyRules::AllowTools))
+                    .col(text(PolicyRules::DenyTools))
+                    .primary_key(Index::create().col(PolicyRules::GroupName).col(PolicyRules::Upstream))
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table(PolicyRules::Table).to_owned()).await?;
         manager.drop_table(Table::drop().table(UserGroups::Table).to_owned()).await?;
         manager
             .alter_table(
@@ -65,4 +79,13 @@ enum UserGroups {
     UserId,
     Name,
     Source,
+}
+
+#[derive(DeriveIden)]
+enum PolicyRules {
+    Table,
+    GroupName,
+    Upstream,
+    AllowTools,
+    DenyTools,
 }

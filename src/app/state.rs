@@ -6,6 +6,7 @@ use crate::config::{Config, ConfigError, HashCost, LimitName, RateLimitSetting};
 use crate::crypto::{PasswordHashCost, Passwords, SecretsKey};
 use crate::domain::identity_providers::Providers;
 use crate::domain::keys::KeyRing;
+use crate::domain::policy::Policy;
 use crate::domain::registration::Registrar;
 use crate::domain::resource::Resource;
 use crate::domain::scope::ScopeCatalog;
@@ -261,6 +262,7 @@ fn mcp_parts(config: &Config, inputs: McpInputs<'_>) -> (Arc<McpContext>, Arc<Gu
             usize::try_from(config.mcp.upstream_personal_max).unwrap_or(usize::MAX),
             config.mcp.upstream_personal_idle,
         ),
+        policy: Policy::new(store.clone(), config.mcp.guard_cache_ttl),
     });
     let guard = Arc::new(Guard {
         tokens: tokens.clone(),

@@ -1,5 +1,6 @@
 //! The command line: `serve` (default) and the operator commands. Every command reads the same
 //! configuration as the server.
+mod groups;
 mod idp;
 mod secrets;
 mod upstream;
@@ -73,9 +74,15 @@ pub enum Command {
     /// The key that seals signing keys and upstream credentials in the database.
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
-    /// The identity providers this server trusts (enterprise ID-JAG assertions).
+    /// The identity providers this server trusts (sign-in, enterprise ID-JAG assertions).
     #[command(subcommand)]
     Idp(Box<idp::IdpCommand>),
+    /// Local groups (beside those identity providers send).
+    #[command(subcommand)]
+    Group(groups::GroupCommand),
+    /// Which groups may use which upstream and tools.
+    #[command(subcommand)]
+    Policy(groups::PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,6 +230,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let secrets = secrets_key(&config, &store).await?;
             idp::run(*cmd, store, secrets).await
         }
+        Command::Group(cmd) => groups::run_group(cmd, store(&config).await?).await,
+        Command::Policy(cmd) => groups::run_policy(cmd, store(&config).await?).await,
         Command::Keys(cmd) => keys(cmd, &config).await,
         Command::Token(TokenCommand::Mint { user, client, scope, ttl, refresh, count }) => {
             let ttl = ttl.map_or(config.tokens.access_token_ttl, |t| std::time::Duration::from_secs(u64::from(t)));

@@ -7,6 +7,7 @@ pub mod client_keys;
 pub mod identity_providers;
 pub mod keys;
 pub mod pkce;
+pub mod policy;
 pub mod redirect_uri;
 pub mod registration;
 pub mod resource;

@@ -29,6 +29,8 @@ pub enum AuditKind {
     IdentityProviderChanged,
     UpstreamConnected,
     UpstreamDisconnected,
+    PolicyRefused,
+    GroupChanged,
 }
 
 impl AuditKind {
@@ -57,6 +59,8 @@ impl AuditKind {
             AuditKind::IdentityProviderChanged => "identity_provider_changed",
             AuditKind::UpstreamConnected => "upstream_connected",
             AuditKind::UpstreamDisconnected => "upstream_disconnected",
+            AuditKind::PolicyRefused => "policy_refused",
+            AuditKind::GroupChanged => "group_changed",
         }
     }
 }

@@ -519,6 +519,25 @@ pub mod user_group {
     no_relations!();
 }
 
+pub mod policy_rule {
+    use sea_orm::entity::prelude::*;
+
+    /// A group may use an upstream: every tool, or those matching `allow_tools`, never those matching
+    /// `deny_tools` (JSON arrays of patterns, `*` any run of characters).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "policy_rules")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub group_name: String,
+        /// An upstream's name, or `*` for every upstream.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub upstream: String,
+        pub allow_tools: String,
+        pub deny_tools: String,
+    }
+    no_relations!();
+}
+
 pub mod identity {
     use sea_orm::entity::prelude::*;
 

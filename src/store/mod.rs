@@ -15,6 +15,7 @@ mod keys;
 mod mcp_sessions;
 mod notes;
 mod notify;
+mod policy;
 mod purge;
 mod refresh_tokens;
 mod sessions;
@@ -42,8 +43,8 @@ pub use audit::{AuditEntry, AuditFilter, AuditKind, OwnedAuditEntry};
 pub use clients::ClientUpdate;
 pub use entities::{
     audit_event, authorization_code, client, consent, grant, identity, identity_provider, login_session, mcp_session,
-    note, refresh_token, signing_key, upstream, upstream_account, upstream_client, upstream_flow, upstream_offer,
-    upstream_status, upstream_tool, used_assertion, user, user_group,
+    note, policy_rule, refresh_token, signing_key, upstream, upstream_account, upstream_client, upstream_flow,
+    upstream_offer, upstream_status, upstream_tool, used_assertion, user, user_group,
 };
 pub use grants::{ENDINGS_CHANNEL, ENTERPRISE_GRANT_PREFIX, GrantHolder, MACHINE_GRANT_USER};
 pub use keys::{ResealedAccount, ResealedKey, ResealedUpstream};

@@ -17,6 +17,7 @@ mod multi_instance;
 mod openapi;
 mod operations;
 mod pages;
+mod policy;
 mod private_key_jwt;
 mod registration;
 mod revoke_introspect;

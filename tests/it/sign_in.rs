@@ -5,6 +5,7 @@ use std::process::{Child, Command, Stdio};
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::support::mcp::{McpClient, until_tool};
 use crate::support::upstreams::{free_port, until_listening, upstreams};
 use crate::support::*;
 
@@ -103,7 +104,7 @@ fn people() -> serde_json::Value {
 
 #[tokio::test]
 async fn people_sign_in_through_a_real_openid_provider_and_keep_their_account_and_groups() {
-    let front = spawn_app().await;
+    let front = spawn_app_with(&[("UPSTREAM_RELOAD_SECS", "1"), ("GUARD_CACHE_SECS", "1")]).await;
     let idp = Idp::start(&front, people()).await;
     front.cli(&[
         "idp",
@@ -139,13 +140,32 @@ async fn people_sign_in_through_a_real_openid_provider_and_keep_their_account_an
         .unwrap();
     assert!(mcp_gateway::crypto::SecretsKey::is_sealed(&secret) && !secret.contains(CLIENT_SECRET));
 
-    // A second sign-in finds the same account by the provider's iss + sub; the groups follow the claim.
+    // The claim's groups gate an upstream: only engineering may use it.
+    front.cli(&["upstream", "add", "every", "--command", "node", "--arg", &upstreams().everything()]);
+    front.cli(&["policy", "allow", "engineering", "every"]);
+    let auth = ClientAuth::Public(front.register_public_client(REDIRECT_URI).await);
+    let tokens = issue_tokens(&front, &mut browser, &auth, ALL_SCOPES).await;
+    let mut anna_mcp = McpClient::connect(&front, tokens["access_token"].as_str().unwrap()).await;
+    until_tool(&mut anna_mcp, "every__echo").await;
+
+    // A second sign-in finds the same account by the provider's iss + sub; the groups follow the claim, and
+    // leaving engineering there closes the upstream to her here within the cache bound.
     idp.set_people(json!({"anna": {"email": "anna@example.com", "groups": ["sales"]}}));
     let mut again = Browser::new(&front);
     let back = through_provider(&mut again, &front, "/login/idp/corp", "anna").await;
     assert_eq!(location(&back), "/");
     assert_eq!(front.sql_count("SELECT COUNT(*) FROM users", vec![]).await, 1);
     assert_eq!(groups_of(&front, "anna").await, ["sales"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let refused =
+            anna_mcp.request("tools/call", json!({"name": "every__echo", "arguments": {"message": "x"}})).await;
+        if refused["error"]["message"].as_str().is_some_and(|m| m.contains("for the groups engineering")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still allowed after leaving the group: {refused}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 
     // A domain not allowed, or an email the provider does not vouch for, gets no account.
     idp.set_people(people());

@@ -39,6 +39,8 @@ pub enum Failure {
     Refused,
     /// The caller has no working account at a per-person upstream: they connect one at `url`.
     NeedsAccount { url: String, why: String },
+    /// The policy does not let the caller use the upstream (the rule, in words).
+    Policy(String),
 }
 
 impl Failure {
@@ -49,6 +51,7 @@ impl Failure {
                 e.message = format!("upstream {upstream}: {}", e.message).into();
                 e
             }
+            Failure::Policy(why) => McpError::invalid_request(why, Some(serde_json::json!({ "upstream": upstream }))),
             other => {
                 McpError::internal_error(other.describe(upstream), Some(serde_json::json!({ "upstream": upstream })))
             }
@@ -65,6 +68,7 @@ impl Failure {
             Failure::Transport(why) => format!("upstream {upstream} failed: {why}"),
             Failure::Refused => format!("upstream {upstream} refused the credentials the gateway holds for it"),
             Failure::NeedsAccount { url, why } => format!("{why}: open {url}"),
+            Failure::Policy(why) => why.clone(),
         }
     }
 
@@ -104,6 +108,11 @@ pub async fn forward(
     ctx: &RequestContext<RoleServer>,
     logs: LogLevel,
 ) -> Result<ServerResult, Failure> {
+    if let Ok(me) = crate::mcp::server::context_caller(ctx) {
+        let person = (me.sub != me.client_id).then_some(me.sub.as_str());
+        let view = gateway.policy.view(person).await.map_err(|e| Failure::Unavailable(e.to_string()))?;
+        view.allows(upstream, None).map_err(Failure::Policy)?;
+    }
     if let Some(personal) = gateway.personal(upstream) {
         return forward_personal(&personal, request, ctx, logs).await;
     }

@@ -69,6 +69,12 @@ impl<S: ServerHandler + Clone> Front<S> {
         Front { inner, gateway, ctx, builtins, session: Arc::default() }
     }
 
+    /// The policy as it applies to this caller now.
+    async fn policy_view(&self, me: &AccessClaims) -> Result<crate::domain::policy::PolicyView, McpError> {
+        let person = (me.sub != me.client_id).then_some(me.sub.as_str());
+        self.gateway.policy.view(person).await.map_err(|e| McpError::internal_error(e.to_string(), None))
+    }
+
     fn may_use(claims: &AccessClaims, scope: Option<&str>) -> bool {
         scope.is_none_or(|s| claims.has_scope(s))
     }
@@ -182,7 +188,15 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         let me = context_caller(&ctx)?;
         let mut tools = if self.builtins { self.inner.list_tools(None, ctx.clone()).await?.tools } else { vec![] };
         let catalog = self.gateway.catalog();
-        tools.extend(catalog.tools.iter().filter(|r| r.needs.iter().all(|s| me.has_scope(s))).map(|r| r.tool.clone()));
+        let view = self.policy_view(&me).await?;
+        tools.extend(
+            catalog
+                .tools
+                .iter()
+                .filter(|r| r.needs.iter().all(|s| me.has_scope(s)))
+                .filter(|r| view.allows(&r.upstream, Some(&r.original)).is_ok())
+                .map(|r| r.tool.clone()),
+        );
         let (tools, next) = page(&tools, request.as_ref().and_then(|r| r.cursor.as_deref()))?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
@@ -207,6 +221,19 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         let me = context_caller(&ctx)?;
         if let Some(missing) = route.needs.iter().find(|s| !me.has_scope(s)) {
             return Err(McpError::invalid_request(format!("this tool needs the scope {missing}"), None));
+        }
+        if let Err(why) = self.policy_view(&me).await?.allows(&route.upstream, Some(&route.original)) {
+            let person = (me.sub != me.client_id).then(|| me.sub.clone());
+            tracing::info!(upstream = %route.upstream, tool = %route.original, "a call refused by policy");
+            self.gateway.audit.record(crate::store::OwnedAuditEntry {
+                at: crate::clock::UnixTime::now(),
+                kind: crate::store::AuditKind::PolicyRefused,
+                user_id: person,
+                client_id: Some(me.client_id.clone()),
+                detail: Some(format!("upstream={} tool={}", route.upstream, route.original)),
+            });
+            let data = serde_json::json!({ "upstream": &*route.upstream, "tool": route.original });
+            return Err(McpError::invalid_request(why, Some(data)));
         }
         let mut params = CallToolRequestParams::new(route.original.clone());
         params.arguments = request.arguments;

@@ -24,6 +24,7 @@ use self::personal::{Personal, ProcessBudget};
 use super::ToolScopes;
 use super::events::{Events, ListChanged, ListChanges};
 use crate::clock::UnixTime;
+use crate::domain::policy::Policy;
 use crate::domain::upstream::Upstream;
 use crate::domain::upstream_accounts::UpstreamAccounts;
 use crate::domain::upstreams::{StatusReport, Upstreams};
@@ -46,6 +47,8 @@ pub struct Gateway {
     /// Upstreams each person reaches with their own account there.
     personals: Mutex<BTreeMap<String, Arc<Personal>>>,
     pub accounts: Arc<UpstreamAccounts>,
+    /// Which groups may use which upstream and tool.
+    pub policy: Arc<Policy>,
     budget: ProcessBudget,
     catalog: RwLock<Arc<Catalog>>,
     reserved_tools: HashSet<String>,
@@ -90,6 +93,7 @@ pub struct GatewayParts {
     pub accounts: Arc<UpstreamAccounts>,
     /// The per-person processes this instance may run, and when an idle one stops.
     pub budget: ProcessBudget,
+    pub policy: Arc<Policy>,
 }
 
 impl Gateway {
@@ -99,6 +103,7 @@ impl Gateway {
             connections: Mutex::default(),
             personals: Mutex::default(),
             accounts: parts.accounts,
+            policy: parts.policy,
             budget: parts.budget,
             catalog: RwLock::default(),
             reserved_tools: parts.reserved_tools,

@@ -1,0 +1,87 @@
+//! Groups decide who may use which upstream and tool: local groups (`group member add`) and rules
+//! (`policy allow`), applied at `tools/list` and at every call, within `GUARD_CACHE_SECS` of a change.
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::mcp::{McpClient, until_tool};
+use crate::support::upstreams::upstreams;
+use crate::support::*;
+
+async fn token_of(front: &TestApp, auth: &ClientAuth, name: &str) -> String {
+    let mut browser = signup_and_login(front, name, PASSWORD).await;
+    let tokens = issue_tokens(front, &mut browser, auth, ALL_SCOPES).await;
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn tool_names(client: &mut McpClient<'_>) -> Vec<String> {
+    let listed = client.result("tools/list", json!({})).await;
+    listed["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn groups_gate_upstreams_and_tools_at_listing_and_call_and_changes_apply_within_the_cache_bound() {
+    let kit = upstreams();
+    let front = spawn_app_with(&[("UPSTREAM_RELOAD_SECS", "1"), ("GUARD_CACHE_SECS", "1")]).await;
+    front.cli(&["upstream", "add", "every", "--command", "node", "--arg", &kit.everything()]);
+    let auth = ClientAuth::Public(front.register_public_client(REDIRECT_URI).await);
+    let anna = token_of(&front, &auth, "anna").await;
+    let bob = token_of(&front, &auth, "bob").await;
+    let mut anna_mcp = McpClient::connect(&front, &anna).await;
+    let mut bob_mcp = McpClient::connect(&front, &bob).await;
+
+    // No rule: everyone signed in may use every upstream.
+    until_tool(&mut anna_mcp, "every__echo").await;
+    assert!(tool_names(&mut bob_mcp).await.contains(&"every__echo".to_owned()));
+
+    // Only group eng may use it, and not get-env.
+    front.cli(&["group", "member", "add", "eng", "anna"]);
+    let said = front.cli(&["policy", "allow", "eng", "every", "--deny-tools", "get-env"]);
+    assert!(said.contains("group eng may use every except get-env"), "{said}");
+    assert!(front.cli(&["group", "list"]).contains("anna"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tool_names(&mut bob_mcp).await.iter().any(|t| t.starts_with("every__")) {
+        assert!(Instant::now() < deadline, "bob still sees the upstream");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let anna_tools = tool_names(&mut anna_mcp).await;
+    assert!(anna_tools.contains(&"every__echo".to_owned()), "{anna_tools:?}");
+    assert!(!anna_tools.contains(&"every__get-env".to_owned()), "a denied tool is not listed: {anna_tools:?}");
+    assert!(anna_tools.contains(&"whoami".to_owned()), "the built-ins stay");
+
+    // Calls: allowed, denied by pattern, refused for want of a group; each refusal names the rule.
+    let echoed = anna_mcp.call_tool("every__echo", json!({"message": "hi"})).await;
+    assert!(echoed.to_string().contains("hi"), "{echoed}");
+    let denied = anna_mcp.request("tools/call", json!({"name": "every__get-env", "arguments": {}})).await;
+    assert_eq!(denied["error"]["code"], -32600, "{denied}");
+    assert!(denied["error"]["message"].as_str().unwrap().contains("denied to group eng"), "{denied}");
+    let outsider = bob_mcp.request("tools/call", json!({"name": "every__echo", "arguments": {"message": "x"}})).await;
+    assert!(outsider["error"]["message"].as_str().unwrap().contains("for the groups eng"), "{outsider}");
+    // Prompts of the upstream are refused the same way.
+    let prompts = bob_mcp.request("prompts/get", json!({"name": "every__simple-prompt"})).await;
+    assert!(prompts.to_string().contains("policy"), "{prompts}");
+    // Audit events of calls are written in batches.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let audit = front.cli(&["audit", "--event", "policy_refused"]);
+        if audit.contains("every") && audit.contains("get-env") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the refusal is audited: {audit}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // Leaving the group takes effect within the cache bound.
+    front.cli(&["group", "member", "remove", "eng", "anna"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tool_names(&mut anna_mcp).await.iter().any(|t| t.starts_with("every__")) {
+        assert!(Instant::now() < deadline, "anna still sees the upstream after leaving the group");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    front.cli(&["policy", "remove", "eng", "every"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !tool_names(&mut bob_mcp).await.contains(&"every__echo".to_owned()) {
+        assert!(Instant::now() < deadline, "without rules the upstream is everyone's again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
