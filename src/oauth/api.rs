@@ -6,7 +6,7 @@ use poem::web::Data;
 use poem::web::cookie::CookieJar;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Form, Json};
-use poem_openapi::{OpenApi, Tags};
+use poem_openapi::{ApiResponse, OpenApi, Tags};
 
 use super::authorize::{Authorization, AuthorizationRequest, AuthorizeResponse, ConsentDecision};
 use super::error::{ErrorCode, OAuthResponse};
@@ -75,6 +75,17 @@ fn authorization_header(req: &Request) -> Option<&str> {
     req.headers().get(poem::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
 }
 
+/// The gateway's Client ID Metadata Document for one upstream.
+#[derive(ApiResponse)]
+pub enum ClientDocumentResponse {
+    /// The document.
+    #[oai(status = 200)]
+    Found(Json<serde_json::Value>),
+    /// No upstream could have that name (1–32 letters, digits, `-` or `_`).
+    #[oai(status = 404)]
+    NotFound,
+}
+
 /// Discovery: RFC 9728, RFC 8414 and the JWKS.
 pub struct DiscoveryApi;
 
@@ -111,10 +122,11 @@ impl DiscoveryApi {
         &self,
         discovery: Data<&Arc<Discovery>>,
         upstream: Path<String>,
-    ) -> poem::Result<Json<serde_json::Value>> {
-        crate::domain::upstream_accounts::client_document(&discovery.issuer, &upstream.0)
-            .map(Json)
-            .ok_or_else(|| poem::Error::from_status(poem::http::StatusCode::NOT_FOUND))
+    ) -> ClientDocumentResponse {
+        match crate::domain::upstream_accounts::client_document(&discovery.issuer, &upstream.0) {
+            Some(document) => ClientDocumentResponse::Found(Json(document)),
+            None => ClientDocumentResponse::NotFound,
+        }
     }
 
     /// The public keys that verify access tokens (RFC 7517). Empty when tokens are HS256.
