@@ -95,6 +95,9 @@ pub struct Accounts {
     /// provider).
     #[arg(long = "password-login", env = "PASSWORD_LOGIN", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
     pub password_login: bool,
+    /// Members of this group (from an identity provider's groups claim, or local) are admins.
+    #[arg(long = "admin-group", env = "ADMIN_GROUP")]
+    pub admin_group: Option<String>,
     #[arg(long = "password-hash-cost", env = "PASSWORD_HASH_COST", default_value = "default", value_parser = hash_cost)]
     pub password_hash_cost: HashCost,
     /// A dynamically registered client that obtains no token within this time is deleted.

@@ -89,7 +89,12 @@ impl AppState {
         let passwords = passwords(config.accounts.password_hash_cost);
         let metrics = Metrics::new();
         let limits = Arc::new(Limits::new(rate_limits(&config.limits.rate_limits).as_ref()));
-        let sessions = Sessions::new(store.clone(), server.secure_cookies(), config.accounts.session_ttl);
+        let sessions = Sessions::new(
+            store.clone(),
+            server.secure_cookies(),
+            config.accounts.session_ttl,
+            config.accounts.admin_group.clone(),
+        );
         let scopes = ScopeCatalog::default();
         let upstreams = Upstreams::load(store.clone(), scopes.clone(), secrets.clone()).await?;
         let upstream_accounts = UpstreamAccounts::new(store.clone(), secrets.clone(), &server.issuer);

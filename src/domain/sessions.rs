@@ -43,6 +43,8 @@ pub struct Sessions {
     /// Cookies carry `Secure` and the `__Host-` prefix: the browser reaches us over https.
     secure: bool,
     ttl: Duration,
+    /// Members of this group (from an identity provider's claim or local) are admins (`ADMIN_GROUP`).
+    admin_group: Option<String>,
 }
 
 /// The signed-in person: who, and the raw session id their CSRF token derives from.
@@ -52,8 +54,8 @@ pub struct SignedIn {
 }
 
 impl Sessions {
-    pub fn new(store: Store, secure: bool, ttl: Duration) -> Sessions {
-        Sessions { store, secure, ttl }
+    pub fn new(store: Store, secure: bool, ttl: Duration, admin_group: Option<String>) -> Sessions {
+        Sessions { store, secure, ttl, admin_group }
     }
 
     /// Over https the cookies carry the `__Host-` prefix, so the browser refuses them unless they are
@@ -77,7 +79,16 @@ impl Sessions {
         let Some(raw) = jar.get(&self.cookie_name(SESSION_COOKIE)).map(|c| c.value_str().to_owned()) else {
             return Ok(None);
         };
-        Ok(self.store.session_user(&raw).await?.map(|user| SignedIn { user, session: raw }))
+        let Some(mut user) = self.store.session_user(&raw).await? else {
+            return Ok(None);
+        };
+        // The admin role may come from a group: read at every page, so leaving the group ends it at once.
+        if !user.is_admin
+            && let Some(group) = &self.admin_group
+        {
+            user.is_admin = self.store.user_groups(&user.id).await?.iter().any(|g| &g.name == group);
+        }
+        Ok(Some(SignedIn { user, session: raw }))
     }
 
     /// Starts a fresh session for `user` (replacing any previous one in this browser).

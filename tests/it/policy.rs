@@ -85,3 +85,14 @@ async fn groups_gate_upstreams_and_tools_at_listing_and_call_and_changes_apply_w
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn the_admin_role_can_come_from_a_group() {
+    let front = spawn_app_with(&[("ADMIN_GROUP", "ops")]).await;
+    let mut bob = signup_and_login(&front, "bob", PASSWORD).await;
+    assert_ne!(bob.get("/admin").await.status(), reqwest::StatusCode::OK, "not an admin yet");
+    front.cli(&["group", "member", "add", "ops", "bob"]);
+    assert_eq!(bob.get("/admin").await.status(), reqwest::StatusCode::OK, "a member of ADMIN_GROUP is an admin");
+    front.cli(&["group", "member", "remove", "ops", "bob"]);
+    assert_ne!(bob.get("/admin").await.status(), reqwest::StatusCode::OK, "leaving the group ends it");
+}

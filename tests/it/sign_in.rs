@@ -251,3 +251,153 @@ async fn the_way_back_from_the_provider_works_only_in_the_browser_that_set_out_a
     assert_html_error(browser.get(&callback).await, StatusCode::BAD_REQUEST).await;
     assert_eq!(front.sql_count("SELECT COUNT(*) FROM users", vec![]).await, 1);
 }
+
+/// What the stand-in provider's next ID token gets wrong.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Flaw {
+    None,
+    Nonce,
+    Issuer,
+    Audience,
+    Signature,
+    Expired,
+    SeveralAudiencesNotOurs,
+}
+
+/// A provider whose ID tokens the test writes (and breaks), to show every check refuses: a discovery
+/// document, a key set, an authorization endpoint that sends the browser straight back, a token endpoint.
+struct StandIn {
+    issuer: String,
+    state: std::sync::Arc<std::sync::Mutex<StandInState>>,
+}
+
+struct StandInState {
+    flaw: Flaw,
+    nonce: String,
+    signer: crate::support::keys::Signer,
+    stranger: crate::support::keys::Signer,
+    issuer: String,
+}
+
+#[poem::handler]
+fn stand_in_discovery(poem::web::Data(issuer): poem::web::Data<&String>) -> poem::web::Json<serde_json::Value> {
+    poem::web::Json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+    }))
+}
+
+type Shared = std::sync::Arc<std::sync::Mutex<StandInState>>;
+
+#[poem::handler]
+fn stand_in_jwks(poem::web::Data(state): poem::web::Data<&Shared>) -> poem::web::Json<serde_json::Value> {
+    poem::web::Json(json!({"keys": [state.lock().unwrap().signer.jwk.clone()]}))
+}
+
+#[poem::handler]
+fn stand_in_authorize(
+    poem::web::Data(state): poem::web::Data<&Shared>,
+    poem::web::Query(query): poem::web::Query<std::collections::HashMap<String, String>>,
+) -> poem::web::Redirect {
+    state.lock().unwrap().nonce = query["nonce"].clone();
+    let back = format!("{}?code=the-code&state={}", query["redirect_uri"], query["state"]);
+    poem::web::Redirect::see_other(back)
+}
+
+#[poem::handler]
+fn stand_in_token(poem::web::Data(state): poem::web::Data<&Shared>) -> poem::web::Json<serde_json::Value> {
+    let state = state.lock().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = json!({
+        "iss": state.issuer, "sub": "stand-in-1", "aud": CLIENT_ID, "nonce": state.nonce, "iat": now,
+        "exp": now + 300, "email": "sam@example.com", "email_verified": true,
+    });
+    match state.flaw {
+        Flaw::None | Flaw::Signature => {}
+        Flaw::Nonce => claims["nonce"] = json!("another-nonce"),
+        Flaw::Issuer => claims["iss"] = json!("https://evil.example"),
+        Flaw::Audience => claims["aud"] = json!("someone-else"),
+        Flaw::Expired => claims["exp"] = json!(now - 600),
+        Flaw::SeveralAudiencesNotOurs => {
+            claims["aud"] = json!([CLIENT_ID, "someone-else"]);
+            claims["azp"] = json!("someone-else");
+        }
+    }
+    let id_token = if state.flaw == Flaw::Signature {
+        // A stranger's signature under the provider's key id.
+        let mut header = jsonwebtoken::Header::new(state.stranger.alg);
+        header.kid = Some(state.signer.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &state.stranger.key).unwrap()
+    } else {
+        crate::support::keys::sign(&state.signer, &claims)
+    };
+    poem::web::Json(json!({"access_token": "unused", "token_type": "Bearer", "id_token": id_token}))
+}
+
+impl StandIn {
+    async fn start() -> StandIn {
+        use poem::listener::{Acceptor, Listener};
+        use poem::{EndpointExt, get, post};
+        let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+        let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+        let issuer = format!("http://127.0.0.1:{port}");
+        let state = std::sync::Arc::new(std::sync::Mutex::new(StandInState {
+            flaw: Flaw::None,
+            nonce: String::new(),
+            signer: crate::support::keys::es256("stand-in"),
+            stranger: crate::support::keys::es256("stranger"),
+            issuer: issuer.clone(),
+        }));
+        let app = poem::Route::new()
+            .at("/.well-known/openid-configuration", get(stand_in_discovery))
+            .at("/jwks", get(stand_in_jwks))
+            .at("/authorize", get(stand_in_authorize))
+            .at("/token", post(stand_in_token))
+            .data(issuer.clone())
+            .data(state.clone());
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+        StandIn { issuer, state }
+    }
+}
+
+#[tokio::test]
+async fn an_id_token_with_the_wrong_nonce_issuer_audience_signature_or_lifetime_is_refused() {
+    let front = spawn_app().await;
+    let provider = StandIn::start().await;
+    front.cli(&[
+        "idp",
+        "add",
+        "stand",
+        "--issuer",
+        &provider.issuer,
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--allow-signup",
+    ]);
+    for flaw in
+        [Flaw::Nonce, Flaw::Issuer, Flaw::Audience, Flaw::Signature, Flaw::Expired, Flaw::SeveralAudiencesNotOurs]
+    {
+        provider.state.lock().unwrap().flaw = flaw;
+        let mut browser = Browser::new(&front);
+        let to_provider = browser.get("/login/idp/stand").await;
+        let back = browser.get(&next_url(&to_provider)).await;
+        let callback = next_url(&back);
+        let refused = browser.get(&callback).await;
+        let page = assert_html_error(refused, StatusCode::BAD_REQUEST).await;
+        assert!(page.contains("not valid"), "{flaw:?}: {page}");
+        assert!(browser.cookie(SESSION_COOKIE).is_none(), "{flaw:?} signed someone in");
+    }
+    assert_eq!(front.sql_count("SELECT COUNT(*) FROM users", vec![]).await, 0);
+    // The same provider, nothing wrong: signed in.
+    provider.state.lock().unwrap().flaw = Flaw::None;
+    let mut browser = Browser::new(&front);
+    let to_provider = browser.get("/login/idp/stand").await;
+    let back = browser.get(&next_url(&to_provider)).await;
+    let done = browser.get(&next_url(&back)).await;
+    assert_eq!(location(&done), "/");
+    assert!(browser.cookie(SESSION_COOKIE).is_some());
+}
