@@ -54,32 +54,36 @@ impl Idp {
     }
 }
 
-/// Follows redirects until the browser is back at the gateway, signing in at the provider as `login` and
-/// accepting its consent on the way. Returns the gateway's answer to the way back.
-async fn through_provider(browser: &mut Browser, front: &TestApp, start: &str, login: &str) -> reqwest::Response {
+/// Follows redirects until the provider sends the browser back to the gateway, signing in at the provider as
+/// `login` and accepting its consent on the way. Returns the way back (not yet visited).
+async fn to_callback(browser: &mut Browser, start: &str, login: &str) -> String {
     let mut response = browser.get(start).await;
     for _ in 0..20 {
-        let status = response.status();
-        if status.is_redirection() {
+        if response.status().is_redirection() {
             let next = next_url(&response);
-            if next.starts_with(&front.base) && next.contains("/login/idp/corp/callback") {
-                return browser.get(&next).await;
+            if next.contains("/login/idp/corp/callback") {
+                return next;
             }
             response = browser.get(&next).await;
             continue;
         }
-        assert_eq!(status, StatusCode::OK, "the provider's page: {:?}", response.text().await);
+        assert_eq!(response.status(), StatusCode::OK, "the provider's page: {:?}", response.text().await);
         let url = response.url().to_string();
         let html = response.text().await.unwrap();
-        let action = url.split('?').next().unwrap().to_owned();
         let form: Vec<(&str, &str)> = if html.contains("name=\"login\"") {
             vec![("prompt", "login"), ("login", login), ("password", "anything")]
         } else {
             vec![("prompt", "consent")]
         };
-        response = browser.post_form(&action, &form).await;
+        response = browser.post_form(url.split('?').next().unwrap(), &form).await;
     }
     panic!("the provider never sent the browser back");
+}
+
+/// [`to_callback`], and the gateway's answer to the way back.
+async fn through_provider(browser: &mut Browser, start: &str, login: &str) -> reqwest::Response {
+    let callback = to_callback(browser, start, login).await;
+    browser.get(&callback).await
 }
 
 async fn groups_of(front: &TestApp, username: &str) -> Vec<String> {
@@ -130,7 +134,7 @@ async fn people_sign_in_through_a_real_openid_provider_and_keep_their_account_an
     let mut browser = Browser::new(&front);
     let page = browser.page("/login?return_to=/connections").await;
     assert!(page.contains("Sign in with corp") && page.contains("/login/idp/corp?return_to=/connections"), "{page}");
-    let back = through_provider(&mut browser, &front, "/login/idp/corp?return_to=/connections", "anna").await;
+    let back = through_provider(&mut browser, "/login/idp/corp?return_to=/connections", "anna").await;
     assert_eq!(location(&back), "/connections", "{:?}", back.text().await);
     assert!(browser.page("/connections").await.contains("anna"), "signed in as anna");
     assert_eq!(groups_of(&front, "anna").await, ["admins", "engineering"]);
@@ -152,7 +156,7 @@ async fn people_sign_in_through_a_real_openid_provider_and_keep_their_account_an
     // leaving engineering there closes the upstream to her here within the cache bound.
     idp.set_people(json!({"anna": {"email": "anna@example.com", "groups": ["sales"]}}));
     let mut again = Browser::new(&front);
-    let back = through_provider(&mut again, &front, "/login/idp/corp", "anna").await;
+    let back = through_provider(&mut again, "/login/idp/corp", "anna").await;
     assert_eq!(location(&back), "/");
     assert_eq!(front.sql_count("SELECT COUNT(*) FROM users", vec![]).await, 1);
     assert_eq!(groups_of(&front, "anna").await, ["sales"]);
@@ -170,10 +174,10 @@ async fn people_sign_in_through_a_real_openid_provider_and_keep_their_account_an
     // A domain not allowed, or an email the provider does not vouch for, gets no account.
     idp.set_people(people());
     let mut outsider = Browser::new(&front);
-    let refused = through_provider(&mut outsider, &front, "/login/idp/corp", "mallory").await;
+    let refused = through_provider(&mut outsider, "/login/idp/corp", "mallory").await;
     assert!(assert_html_error(refused, StatusCode::FORBIDDEN).await.contains("No account here"));
     let mut unverified = Browser::new(&front);
-    let refused = through_provider(&mut unverified, &front, "/login/idp/corp", "unverified").await;
+    let refused = through_provider(&mut unverified, "/login/idp/corp", "unverified").await;
     assert_html_error(refused, StatusCode::FORBIDDEN).await;
     assert_eq!(front.sql_count("SELECT COUNT(*) FROM users", vec![]).await, 1);
 }
@@ -207,28 +211,7 @@ async fn the_way_back_from_the_provider_works_only_in_the_browser_that_set_out_a
     assert_html_error(password, StatusCode::FORBIDDEN).await;
 
     // The callback URL in another browser (no flow cookie) or with another state is refused.
-    let mut response = browser.get("/login/idp/corp").await;
-    let mut callback = None;
-    for _ in 0..20 {
-        if response.status().is_redirection() {
-            let next = next_url(&response);
-            if next.contains("/login/idp/corp/callback") {
-                callback = Some(next);
-                break;
-            }
-            response = browser.get(&next).await;
-        } else {
-            let url = response.url().to_string();
-            let html = response.text().await.unwrap();
-            let form: Vec<(&str, &str)> = if html.contains("name=\"login\"") {
-                vec![("prompt", "login"), ("login", "anna"), ("password", "x")]
-            } else {
-                vec![("prompt", "consent")]
-            };
-            response = browser.post_form(url.split('?').next().unwrap(), &form).await;
-        }
-    }
-    let callback = callback.expect("the provider sent the browser back");
+    let callback = to_callback(&mut browser, "/login/idp/corp", "anna").await;
     let mut stranger = Browser::new(&front);
     assert_html_error(stranger.get(&callback).await, StatusCode::BAD_REQUEST).await;
     let state = url::Url::parse(&callback).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
