@@ -99,6 +99,7 @@ impl AppState {
         let upstreams = Upstreams::load(store.clone(), scopes.clone(), secrets.clone()).await?;
         let upstream_accounts = UpstreamAccounts::new(store.clone(), secrets.clone(), &server.issuer);
         let providers = Providers::new()?;
+        let policy = Policy::new(store.clone(), config.mcp.guard_cache_ttl);
         let registrar = Registrar::new(
             store.clone(),
             scopes.clone(),
@@ -143,6 +144,8 @@ impl AppState {
             resource: resource.clone(),
             scopes: scopes.clone(),
             code_ttl: config.tokens.auth_code_ttl,
+            policy: policy.clone(),
+            upstreams: upstreams.clone(),
         };
         let lifetimes = TokenLifetimes {
             access_token: config.tokens.access_token_ttl,
@@ -177,6 +180,7 @@ impl AppState {
             metrics: &metrics,
             secrets: &secrets,
             accounts: &upstream_accounts,
+            policy: &policy,
         };
         let (mcp, guard, gateway) = mcp_parts(&config, inputs);
         let purge_after = PurgeAfter {
@@ -230,10 +234,11 @@ struct McpInputs<'a> {
     metrics: &'a Metrics,
     secrets: &'a SecretsKey,
     accounts: &'a Arc<UpstreamAccounts>,
+    policy: &'a Arc<Policy>,
 }
 
 fn mcp_parts(config: &Config, inputs: McpInputs<'_>) -> (Arc<McpContext>, Arc<Guard>, Arc<Gateway>) {
-    let McpInputs { store, tokens, resource, scopes, upstreams, metrics, secrets, accounts } = inputs;
+    let McpInputs { store, tokens, resource, scopes, upstreams, metrics, secrets, accounts, policy } = inputs;
     let context = Arc::new(McpContext {
         store: store.clone(),
         note_events: NoteEvents::new(store),
@@ -267,7 +272,7 @@ fn mcp_parts(config: &Config, inputs: McpInputs<'_>) -> (Arc<McpContext>, Arc<Gu
             usize::try_from(config.mcp.upstream_personal_max).unwrap_or(usize::MAX),
             config.mcp.upstream_personal_idle,
         ),
-        policy: Policy::new(store.clone(), config.mcp.guard_cache_ttl),
+        policy: policy.clone(),
     });
     let guard = Arc::new(Guard {
         tokens: tokens.clone(),

@@ -22,10 +22,12 @@ use crate::clock::now;
 use crate::crypto::{random_token, sha256_hex};
 use crate::domain::client::{Client, GrantType};
 use crate::domain::pkce::CodeChallenge;
+use crate::domain::policy::Policy;
 use crate::domain::redirect_uri::RedirectUri;
 use crate::domain::resource::Resource;
 use crate::domain::scope::{Scope, ScopeCatalog};
 use crate::domain::sessions::{FormExpired, Sessions, SignedIn};
+use crate::domain::upstreams::Upstreams;
 use crate::domain::views::{AuthorizeViews, ConsentView, LeaveView};
 use crate::store::{AuditEntry, AuditKind, Store, authorization_code, grant};
 
@@ -43,6 +45,10 @@ pub struct Authorization {
     /// The scopes offered (the gateway's upstreams add theirs).
     pub scopes: ScopeCatalog,
     pub code_ttl: Duration,
+    /// Which groups may use which upstream: the consent page offers only the scopes of upstreams the person
+    /// may use.
+    pub policy: Arc<Policy>,
+    pub upstreams: Upstreams,
 }
 
 /// The parameters of an authorization request, as sent.
@@ -347,6 +353,30 @@ impl Authorization {
         })
     }
 
+    /// `valid` without the scopes of upstreams the policy does not let this person use (a scope that opens
+    /// only such upstreams): the consent page neither shows nor grants them.
+    async fn within_policy(&self, me: &SignedIn, mut valid: ValidRequest) -> Result<ValidRequest, sea_orm::DbErr> {
+        let view = self.policy.view(Some(&me.user.id)).await?;
+        let upstreams = self.upstreams.current();
+        let kept: Vec<&str> = valid
+            .scope
+            .iter()
+            .filter(|scope| {
+                let opened: Vec<&str> = upstreams
+                    .iter()
+                    .filter(|u| u.enabled && u.scope.as_deref() == Some(*scope))
+                    .map(|u| u.name.as_str())
+                    .collect();
+                opened.is_empty() || opened.iter().any(|name| view.allows(name, None).is_ok())
+            })
+            .collect();
+        if kept.len() != valid.scope.iter().count() {
+            valid.scope = Scope::parse(&kept.join(" ")).unwrap_or_default();
+            valid.scope_text = valid.scope.to_string();
+        }
+        Ok(valid)
+    }
+
     /// `GET /oauth/authorize`: the sign-in page, the consent page, or straight back to the client when the
     /// person already consented to this client, resource and scope.
     pub async fn begin(
@@ -366,6 +396,10 @@ impl Authorization {
                 let return_to = format!("{}/oauth/authorize?{raw_query}", self.base);
                 return AuthorizeResponse::Page(Html(self.views.login(jar, &return_to)));
             }
+            Err(e) => return self.page(e.into()),
+        };
+        let valid = match self.within_policy(&me, valid).await {
+            Ok(valid) => valid,
             Err(e) => return self.page(e.into()),
         };
         // A remembered consent answers without asking only when the code goes to an https redirect URI: a
@@ -439,6 +473,10 @@ impl Authorization {
         let valid = match self.validate(client_ip, &form.request, &HashSet::new(), true).await {
             Ok(v) => v,
             Err(rejection) => return self.reject(rejection),
+        };
+        let valid = match self.within_policy(&me, valid).await {
+            Ok(valid) => valid,
+            Err(e) => return self.page(e.into()),
         };
         // The decision is about exactly what the page showed: a form whose client, redirect URI, scope,
         // resource, state or PKCE challenge was changed after the page was rendered is refused.

@@ -96,3 +96,41 @@ async fn the_admin_role_can_come_from_a_group() {
     front.cli(&["group", "member", "remove", "ops", "bob"]);
     assert_ne!(bob.get("/admin").await.status(), reqwest::StatusCode::OK, "leaving the group ends it");
 }
+
+#[tokio::test]
+async fn the_consent_page_offers_only_the_scopes_of_upstreams_the_person_may_use() {
+    let kit = upstreams();
+    let front = spawn_app_with(&[("UPSTREAM_RELOAD_SECS", "1"), ("GUARD_CACHE_SECS", "1")]).await;
+    front.cli(&["upstream", "add", "every", "--command", "node", "--arg", &kit.everything(), "--scope", "every-x"]);
+    front.cli(&["policy", "allow", "eng", "every"]);
+    let auth = ClientAuth::Public(front.register_public_client(REDIRECT_URI).await);
+    let mut anna = signup_and_login(&front, "anna", PASSWORD).await;
+    front.cli(&["group", "member", "add", "eng", "anna"]);
+    let mut bob = signup_and_login(&front, "bob", PASSWORD).await;
+    let wanted = "mcp:read mcp:write every-x";
+    // The configuration reaches the server's scope catalog within its re-read interval.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let anna_page = loop {
+        let pkce = pkce_pair();
+        let params = front.authorize_params(auth.client_id(), REDIRECT_URI, &pkce).set("scope", wanted);
+        let response = anna.get(&params.path()).await;
+        let html = response.text().await.unwrap();
+        if is_consent_page(&html) && html.contains("every-x") {
+            break html;
+        }
+        assert!(Instant::now() < deadline, "the upstream's scope is never offered: {html}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(anna_page.contains("upstream server every"), "{anna_page}");
+    let pkce = pkce_pair();
+    let params = front.authorize_params(auth.client_id(), REDIRECT_URI, &pkce).set("scope", wanted);
+    let bob_page = bob.consent_page(&params).await;
+    // (The form still carries the request as sent; the page lists, and the grant holds, only what he may use.)
+    assert!(!bob_page.contains("upstream server every"), "bob may not use every: its scope is not offered: {bob_page}");
+    let code = {
+        let response = bob.decide(&bob_page, "allow").await;
+        redirect_query(&response).get("code").cloned().expect("a code")
+    };
+    let tokens = json_ok(front.redeem_code(&auth, &code, REDIRECT_URI, &pkce.verifier).await).await;
+    assert_eq!(tokens["scope"], "mcp:read mcp:write", "{tokens}");
+}
