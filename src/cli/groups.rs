@@ -3,7 +3,7 @@
 use anyhow::bail;
 use clap::Subcommand;
 
-use crate::domain::policy::Rule;
+use crate::domain::policy::{Rule, check_group_name};
 use crate::store::{AuditEntry, AuditKind, Store};
 
 #[derive(Debug, Subcommand)]
@@ -44,10 +44,7 @@ pub enum PolicyCommand {
 }
 
 fn check_group(group: &str) -> anyhow::Result<()> {
-    if group.is_empty() || group.len() > 128 || group.chars().any(char::is_control) {
-        bail!("a group name is 1–128 printable characters");
-    }
-    Ok(())
+    check_group_name(group).map_err(anyhow::Error::msg)
 }
 
 pub async fn run_group(cmd: GroupCommand, store: Store) -> anyhow::Result<()> {
@@ -83,15 +80,11 @@ pub async fn run_group(cmd: GroupCommand, store: Store) -> anyhow::Result<()> {
 pub async fn run_policy(cmd: PolicyCommand, store: Store) -> anyhow::Result<()> {
     match cmd {
         PolicyCommand::Allow { group, upstream, tools, deny_tools } => {
-            check_group(&group)?;
-            let valid = |p: &String| !p.is_empty() && p.len() <= 128 && p.bytes().all(|b| b.is_ascii_graphic());
             if upstream != "*" && !store.list_upstreams().await?.iter().any(|u| u.upstream.name == upstream) {
                 bail!("no upstream named {upstream} (or use * for every upstream)");
             }
-            if !tools.iter().chain(&deny_tools).all(valid) {
-                bail!("a tool pattern is 1–128 printable characters without spaces");
-            }
             let rule = Rule { group, upstream, allow: tools, deny: deny_tools };
+            rule.validate().map_err(anyhow::Error::msg)?;
             store.save_policy_rule(rule.to_row()).await?;
             let detail = format!("policy: {}, by the operator", rule.describe());
             store.audit(AuditKind::GroupChanged, AuditEntry { detail: Some(&detail), ..AuditEntry::default() }).await;

@@ -8,10 +8,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use crate::crypto::SecretsKey;
+use crate::domain::policy::Rule;
 use crate::domain::scope::ScopeCatalog;
 use crate::domain::upstream::{Access, DEFAULT_TIMEOUT, Transport, Upstream, UpstreamFile, UpstreamOAuth};
 use crate::domain::upstreams::{ChangedBy, Summary, Upstreams};
-use crate::store::Store;
+use crate::store::{AuditEntry, AuditKind, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum UpstreamCommand {
@@ -92,7 +93,7 @@ pub struct AddArgs {
 }
 
 pub async fn run(cmd: UpstreamCommand, store: Store, secrets: Arc<SecretsKey>) -> anyhow::Result<()> {
-    let upstreams = Upstreams::load(store, ScopeCatalog::default(), secrets).await?;
+    let upstreams = Upstreams::load(store.clone(), ScopeCatalog::default(), secrets).await?;
     match cmd {
         UpstreamCommand::Add(args) => {
             let upstream = (*args).into_upstream()?;
@@ -111,12 +112,26 @@ pub async fn run(cmd: UpstreamCommand, store: Store, secrets: Arc<SecretsKey>) -
         UpstreamCommand::Enable { name } => switch(&upstreams, &name, true).await?,
         UpstreamCommand::Apply { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let parsed = UpstreamFile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let mut parsed = UpstreamFile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let count = parsed.upstreams.len();
-            if upstreams.apply(parsed, ChangedBy::CLI).await? {
-                println!("applied {}: {count} upstreams", file.display());
+            let policy = parsed.policy.take();
+            let mut changed = upstreams.apply(parsed, ChangedBy::CLI).await?;
+            if let Some(rules) = &policy {
+                let rows = rules.iter().map(Rule::to_row).collect();
+                if store.replace_policy_rules(rows).await? {
+                    changed = true;
+                    let said: Vec<String> = rules.iter().map(Rule::describe).collect();
+                    let detail = format!("policy applied from {}: {}", file.display(), said.join("; "));
+                    store
+                        .audit(AuditKind::GroupChanged, AuditEntry { detail: Some(&detail), ..AuditEntry::default() })
+                        .await;
+                }
+            }
+            let rules = policy.map(|r| format!(", {} policy rules", r.len())).unwrap_or_default();
+            if changed {
+                println!("applied {}: {count} upstreams{rules}", file.display());
             } else {
-                println!("{} is already in force ({count} upstreams)", file.display());
+                println!("{} is already in force ({count} upstreams{rules})", file.display());
             }
         }
         UpstreamCommand::Tool { name, tool, access } => {

@@ -39,6 +39,16 @@ impl Rule {
         }
     }
 
+    /// Checks what can be checked without the database: a printable group name, tool patterns without spaces.
+    pub fn validate(&self) -> Result<(), String> {
+        check_group_name(&self.group)?;
+        let pattern = |p: &String| !p.is_empty() && p.len() <= 128 && p.bytes().all(|b| b.is_ascii_graphic());
+        if !self.allow.iter().chain(&self.deny).all(pattern) {
+            return Err("a tool pattern is 1–128 printable characters without spaces".into());
+        }
+        Ok(())
+    }
+
     /// The rule in words, for refusals and lists.
     pub fn describe(&self) -> String {
         let mut text = format!("group {} may use {}", self.group, self.upstream);
@@ -54,6 +64,14 @@ impl Rule {
     fn covers(&self, upstream: &str) -> bool {
         self.upstream == upstream || self.upstream == "*"
     }
+}
+
+/// A group name: 1–128 printable characters (groups come from providers' claims too, so spaces are allowed).
+pub fn check_group_name(group: &str) -> Result<(), String> {
+    if group.is_empty() || group.len() > 128 || group.chars().any(char::is_control) {
+        return Err("a group name is 1–128 printable characters".into());
+    }
+    Ok(())
 }
 
 /// Whether `name` matches `pattern`, where `*` stands for any run of characters.

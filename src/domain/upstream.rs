@@ -9,6 +9,7 @@ use url::Url;
 
 use crate::clock::UnixTime;
 use crate::crypto::{SealError, SecretsKey};
+use crate::domain::policy::Rule;
 use crate::store::{UpstreamRow, upstream, upstream_tool};
 
 /// The separator between an upstream's prefix and its own tool or prompt name.
@@ -481,6 +482,8 @@ pub fn exposed_name(prefix: &str, name: &str) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct UpstreamFile {
     pub upstreams: Vec<Upstream>,
+    /// The file's `[[policy]]` tables: when it has any, the policy rules become exactly these.
+    pub policy: Option<Vec<Rule>>,
 }
 
 #[derive(Deserialize)]
@@ -488,6 +491,19 @@ pub struct UpstreamFile {
 struct FileText {
     #[serde(default)]
     upstream: Vec<Entry>,
+    policy: Option<Vec<PolicyEntry>>,
+}
+
+/// One `[[policy]]` table: a group may use an upstream (or `*`), some or all of its tools.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyEntry {
+    group: String,
+    upstream: String,
+    #[serde(default)]
+    tools: Vec<String>,
+    #[serde(default)]
+    deny_tools: Vec<String>,
 }
 
 /// One `[[upstream]]` table, as written.
@@ -562,7 +578,37 @@ impl UpstreamFile {
             }
             upstreams.push(upstream);
         }
-        Ok(UpstreamFile { upstreams })
+        let policy = match file.policy {
+            None => None,
+            Some(entries) => {
+                let mut rules = Vec::new();
+                let mut seen = std::collections::BTreeSet::new();
+                for entry in entries {
+                    if entry.upstream != "*" && !names.contains(&entry.upstream) {
+                        return Err(format!(
+                            "policy for group {}: no upstream {} in this file",
+                            entry.group, entry.upstream
+                        ));
+                    }
+                    let rule = Rule {
+                        group: entry.group,
+                        upstream: entry.upstream,
+                        allow: entry.tools,
+                        deny: entry.deny_tools,
+                    };
+                    rule.validate()?;
+                    if !seen.insert((rule.group.clone(), rule.upstream.clone())) {
+                        return Err(format!(
+                            "policy: group {} and upstream {} are listed twice",
+                            rule.group, rule.upstream
+                        ));
+                    }
+                    rules.push(rule);
+                }
+                Some(rules)
+            }
+        };
+        Ok(UpstreamFile { upstreams, policy })
     }
 }
 

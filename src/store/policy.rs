@@ -59,6 +59,27 @@ impl Store {
         Ok(())
     }
 
+    /// Makes the rules exactly `rules`, in one transaction; `true` when anything changed.
+    pub async fn replace_policy_rules(&self, rules: Vec<policy_rule::Model>) -> Result<bool, DbErr> {
+        let (_turn, txn) = self.begin_write().await?;
+        let mut before = policy_rule::Entity::find().all(&txn).await?;
+        let mut after = rules.clone();
+        let key = |r: &policy_rule::Model| (r.group_name.clone(), r.upstream.clone());
+        before.sort_by_key(key);
+        after.sort_by_key(key);
+        if before == after {
+            return Ok(false);
+        }
+        policy_rule::Entity::delete_many().exec(&txn).await?;
+        if !rules.is_empty() {
+            policy_rule::Entity::insert_many(rules.into_iter().map(policy_rule::ActiveModel::from))
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(true)
+    }
+
     pub async fn remove_policy_rule(&self, group: &str, upstream: &str) -> Result<bool, DbErr> {
         let removed = policy_rule::Entity::delete_many()
             .filter(policy_rule::Column::GroupName.eq(group))

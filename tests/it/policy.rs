@@ -134,3 +134,40 @@ async fn the_consent_page_offers_only_the_scopes_of_upstreams_the_person_may_use
     let tokens = json_ok(front.redeem_code(&auth, &code, REDIRECT_URI, &pkce.verifier).await).await;
     assert_eq!(tokens["scope"], "mcp:read mcp:write", "{tokens}");
 }
+
+#[tokio::test]
+async fn a_gateway_file_with_policy_tables_makes_the_rules_exactly_its_own() {
+    let kit = upstreams();
+    let front = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.toml");
+    let everything = kit.everything();
+    let with_policy = format!(
+        "[[upstream]]\nname = \"every\"\ncommand = \"node\"\nargs = [{everything:?}]\n\n\
+         [[policy]]\ngroup = \"eng\"\nupstream = \"every\"\ndeny_tools = [\"get-env\"]\n\n\
+         [[policy]]\ngroup = \"support\"\nupstream = \"every\"\ntools = [\"echo\", \"get-*\"]\n"
+    );
+    std::fs::write(&file, &with_policy).unwrap();
+    let said = front.cli(&["upstream", "apply", file.to_str().unwrap()]);
+    assert!(said.contains("2 policy rules"), "{said}");
+    let listed = front.cli(&["policy", "list"]);
+    assert!(listed.contains("group eng may use every except get-env"), "{listed}");
+    assert!(listed.contains("group support may use every (tools echo, get-*)"), "{listed}");
+    let again = front.cli(&["upstream", "apply", file.to_str().unwrap()]);
+    assert!(again.contains("already in force"), "applying again changes nothing: {again}");
+    // A rule made by hand is replaced by the file's set; a file without policy tables leaves rules alone.
+    front.cli(&["policy", "allow", "ops", "every"]);
+    front.cli(&["upstream", "apply", file.to_str().unwrap()]);
+    assert!(!front.cli(&["policy", "list"]).contains("ops"));
+    std::fs::write(&file, format!("[[upstream]]\nname = \"every\"\ncommand = \"node\"\nargs = [{everything:?}]\n"))
+        .unwrap();
+    front.cli(&["upstream", "apply", file.to_str().unwrap()]);
+    assert!(front.cli(&["policy", "list"]).contains("group eng"));
+    // A rule for an upstream the file does not have, or twice the same rule: refused, nothing applied.
+    let bad = with_policy.replace("upstream = \"every\"\ndeny_tools", "upstream = \"nowhere\"\ndeny_tools");
+    std::fs::write(&file, bad).unwrap();
+    assert!(!front.cli_output(&["upstream", "apply", file.to_str().unwrap()]).status.success());
+    let twice = format!("{with_policy}\n[[policy]]\ngroup = \"eng\"\nupstream = \"every\"\n");
+    std::fs::write(&file, twice).unwrap();
+    assert!(!front.cli_output(&["upstream", "apply", file.to_str().unwrap()]).status.success());
+}
