@@ -12,6 +12,7 @@ use super::error::PageError;
 use super::templates::{AdminClientRow, AdminIdpRow, AdminPage, AdminUpstreamRow, AdminUserRow, render};
 use super::{Done, Pages, account, html_response, see_other};
 use crate::domain::client::{Client, GrantType, RegistrationSource};
+use crate::domain::policy::Rule;
 use crate::domain::registration::ClientMetadata;
 use crate::domain::sessions::{SignedIn, Visitor};
 use crate::domain::upstream::{DEFAULT_TIMEOUT, Transport, Upstream};
@@ -100,11 +101,27 @@ pub async fn page(
         .into_iter()
         .map(|p| AdminIdpRow {
             signup: p.new_accounts(),
+            sign_in: p.client_id.is_some(),
             name: p.name,
             issuer: p.issuer,
             disabled: p.disabled,
             trust_id_jag: p.trust_id_jag,
         })
+        .collect();
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for m in pages.store.all_memberships().await? {
+        let who = format!("{} ({})", username_of(&m.user_id).unwrap_or(m.user_id), m.source);
+        match groups.last_mut() {
+            Some((name, members)) if *name == m.name => members.push(who),
+            _ => groups.push((m.name, vec![who])),
+        }
+    }
+    let rules = pages
+        .store
+        .policy_rules()
+        .await?
+        .iter()
+        .map(|row| (row.group_name.clone(), row.upstream.clone(), Rule::from_row(row).describe()))
         .collect();
     let page = AdminPage {
         base: &pages.base,
@@ -115,12 +132,15 @@ pub async fn page(
             ("idp", "The identity provider is updated."),
             ("user", "The user is updated."),
             ("upstream", "The upstream is updated; every instance follows within seconds."),
+            ("policy", "The policy is updated; every instance follows within GUARD_CACHE_SECS."),
         ]),
         clients,
         users,
         upstreams,
         idps,
         programs: pages.admin_programs,
+        groups,
+        rules,
     };
     Ok(html_response(StatusCode::OK, render(&page)))
 }
@@ -203,6 +223,59 @@ async fn revoke_machine_access(pages: &Pages, me: Option<SignedIn>, form: Switch
         AuditEntry { user_id: Some(&me.user.id), client_id: Some(&client_id), detail: Some("by an admin"), ip: None };
     pages.store.audit(AuditKind::MachineAccessRevoked, entry).await;
     Ok(see_other(&format!("{}/admin?done=machine", pages.base)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PolicyForm {
+    csrf_token: Option<String>,
+    action: Option<String>,
+    group: Option<String>,
+    upstream: Option<String>,
+    tools: Option<String>,
+    deny_tools: Option<String>,
+}
+
+/// Adds or removes a policy rule (CSRF-checked, audited).
+#[handler]
+pub async fn change_policy(
+    pages: Data<&Arc<Pages>>,
+    Visitor(me): Visitor,
+    Form(form): Form<PolicyForm>,
+) -> Result<Response, PageError> {
+    let Some(me) = require_admin(me)? else {
+        return Ok(account::to_login(&pages, "/admin"));
+    };
+    me.check_csrf(form.csrf_token.as_deref())?;
+    let group = form.group.unwrap_or_default().trim().to_owned();
+    let upstream = form.upstream.unwrap_or_default().trim().to_owned();
+    let patterns = |v: Option<String>| -> Vec<String> {
+        v.unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()
+    };
+    let detail = match form.action.as_deref() {
+        Some("add") => {
+            if upstream != "*" && !pages.upstreams.current().iter().any(|u| u.name == upstream) {
+                return Err(PageError::bad_request(
+                    "No such upstream",
+                    format!("There is no upstream named {upstream}."),
+                ));
+            }
+            let rule = Rule { group, upstream, allow: patterns(form.tools), deny: patterns(form.deny_tools) };
+            rule.validate().map_err(|why| PageError::bad_request("Not a rule", why))?;
+            pages.store.save_policy_rule(rule.to_row()).await?;
+            format!("policy: {}, by an admin", rule.describe())
+        }
+        Some("remove") => {
+            if !pages.store.remove_policy_rule(&group, &upstream).await? {
+                return Err(PageError::not_found());
+            }
+            format!("policy: rule of group {group} for {upstream} removed, by an admin")
+        }
+        _ => return Err(PageError::bad_request("Unknown action", "Add or remove a rule.")),
+    };
+    tracing::info!(admin = %me.user.id, "policy changed by an admin");
+    let entry = AuditEntry { user_id: Some(&me.user.id), detail: Some(&detail), ..AuditEntry::default() };
+    pages.store.audit(AuditKind::GroupChanged, entry).await;
+    Ok(see_other(&format!("{}/admin?done=policy#policy", pages.base)))
 }
 
 /// Disables or enables a trusted identity provider: while disabled, its assertions get no token.

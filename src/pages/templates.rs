@@ -211,6 +211,8 @@ pub struct AdminIdpRow {
     pub issuer: String,
     pub disabled: bool,
     pub trust_id_jag: bool,
+    /// People sign in through it.
+    pub sign_in: bool,
     /// Who gets an account when first seen: `anyone`, `none`, or the allowed email domains.
     pub signup: String,
 }
@@ -241,4 +243,8 @@ pub struct AdminPage<'a> {
     pub idps: Vec<AdminIdpRow>,
     /// The add form offers programs (stdio) too.
     pub programs: bool,
+    /// Groups with their members (username and where the membership comes from).
+    pub groups: Vec<(String, Vec<String>)>,
+    /// Policy rules: group, upstream, and the rule in words.
+    pub rules: Vec<(String, String, String)>,
 }

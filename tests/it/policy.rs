@@ -171,3 +171,68 @@ async fn a_gateway_file_with_policy_tables_makes_the_rules_exactly_its_own() {
     std::fs::write(&file, twice).unwrap();
     assert!(!front.cli_output(&["upstream", "apply", file.to_str().unwrap()]).status.success());
 }
+
+#[tokio::test]
+async fn an_admin_sees_groups_and_rules_and_adds_and_removes_rules_on_the_admin_page() {
+    let front = spawn_app().await;
+    front.cli(&["upstream", "add", "remote", "--url", "http://127.0.0.1:9/mcp"]);
+    front.cli(&["user", "add", "root", "--admin", "--password", PASSWORD]);
+    front.cli(&["user", "add", "anna", "--password", PASSWORD]);
+    front.cli(&["group", "member", "add", "eng", "anna"]);
+    let mut admin = Browser::new(&front);
+    admin.login("root", PASSWORD).await;
+    let page = admin.page("/admin").await;
+    assert!(page.contains("Groups and policy") && page.contains("anna (local)"), "{page}");
+    let csrf = extract_hidden(&page, "csrf_token");
+    let added = admin
+        .post_form(
+            "/admin/policy",
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("action", "add"),
+                ("group", "eng"),
+                ("upstream", "remote"),
+                ("tools", "read_*, list_*"),
+                ("deny_tools", ""),
+            ],
+        )
+        .await;
+    assert_eq!(location(&added), "/admin?done=policy#policy");
+    assert!(front.cli(&["policy", "list"]).contains("group eng may use remote (tools read_*, list_*)"));
+    assert!(admin.page("/admin").await.contains("group eng may use remote (tools read_*, list_*)"));
+    // Nonsense, a forged form, someone who is not an admin: refused, nothing changed.
+    let nowhere = admin
+        .post_form(
+            "/admin/policy",
+            &[("csrf_token", csrf.as_str()), ("action", "add"), ("group", "x"), ("upstream", "nope")],
+        )
+        .await;
+    assert_html_error(nowhere, reqwest::StatusCode::BAD_REQUEST).await;
+    let forged = admin
+        .post_form(
+            "/admin/policy",
+            &[("csrf_token", "wrong"), ("action", "remove"), ("group", "eng"), ("upstream", "remote")],
+        )
+        .await;
+    assert!(forged.status().is_client_error());
+    let mut anna = Browser::new(&front);
+    anna.login("anna", PASSWORD).await;
+    let page = anna.page("/connections").await;
+    let anna_csrf = extract_hidden(&page, "csrf_token");
+    let not_admin = anna
+        .post_form(
+            "/admin/policy",
+            &[("csrf_token", anna_csrf.as_str()), ("action", "remove"), ("group", "eng"), ("upstream", "remote")],
+        )
+        .await;
+    assert!(not_admin.status().is_client_error(), "{}", not_admin.status());
+    assert!(front.cli(&["policy", "list"]).contains("group eng"));
+    let removed = admin
+        .post_form(
+            "/admin/policy",
+            &[("csrf_token", csrf.as_str()), ("action", "remove"), ("group", "eng"), ("upstream", "remote")],
+        )
+        .await;
+    assert_eq!(location(&removed), "/admin?done=policy#policy");
+    assert!(!front.cli(&["policy", "list"]).contains("group eng"));
+}
