@@ -195,6 +195,7 @@ pub fn routes(state: &AppState, mcp_streams: CancellationToken) -> impl Endpoint
         .at("/admin/idps", post(pages::admin::switch_idp))
         .at("/admin/upstreams", post(pages::admin::change_upstream))
         .at("/admin/policy", post(pages::admin::change_policy))
+        .at("/admin/groups", post(pages::admin::change_member))
         .at("/assets/style.css", get(pages::stylesheet))
         .nest("/docs", docs)
         .at("/openapi.json", spec)

@@ -12,7 +12,7 @@ use super::error::PageError;
 use super::templates::{AdminClientRow, AdminIdpRow, AdminPage, AdminUpstreamRow, AdminUserRow, render};
 use super::{Done, Pages, account, html_response, see_other};
 use crate::domain::client::{Client, GrantType, RegistrationSource};
-use crate::domain::policy::Rule;
+use crate::domain::policy::{Rule, check_group_name};
 use crate::domain::registration::ClientMetadata;
 use crate::domain::sessions::{SignedIn, Visitor};
 use crate::domain::upstream::{DEFAULT_TIMEOUT, Transport, Upstream};
@@ -233,6 +233,54 @@ pub struct PolicyForm {
     upstream: Option<String>,
     tools: Option<String>,
     deny_tools: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MemberForm {
+    csrf_token: Option<String>,
+    action: Option<String>,
+    group: Option<String>,
+    username: Option<String>,
+}
+
+/// Adds a person to a local group or takes them out (CSRF-checked, audited). Groups an identity provider
+/// sends are its to change.
+#[handler]
+pub async fn change_member(
+    pages: Data<&Arc<Pages>>,
+    Visitor(me): Visitor,
+    Form(form): Form<MemberForm>,
+) -> Result<Response, PageError> {
+    let Some(me) = require_admin(me)? else {
+        return Ok(account::to_login(&pages, "/admin"));
+    };
+    me.check_csrf(form.csrf_token.as_deref())?;
+    let group = form.group.unwrap_or_default().trim().to_owned();
+    check_group_name(&group).map_err(|why| PageError::bad_request("Not a group", why))?;
+    let username = form.username.unwrap_or_default().trim().to_ascii_lowercase();
+    let Some(user) = pages.store.find_user_by_username(&username).await? else {
+        return Err(PageError::bad_request("No such user", format!("There is no user named {username}.")));
+    };
+    let detail = match form.action.as_deref() {
+        Some("add") => {
+            pages.store.add_local_member(&user.id, &group).await?;
+            format!("added to group {group}, by an admin")
+        }
+        Some("remove") => {
+            if !pages.store.remove_local_member(&user.id, &group).await? {
+                return Err(PageError::bad_request(
+                    "Not a member",
+                    format!("{username} is not in the local group {group}."),
+                ));
+            }
+            format!("removed from group {group}, by an admin")
+        }
+        _ => return Err(PageError::bad_request("Unknown action", "Add to the group or remove from it.")),
+    };
+    tracing::info!(admin = %me.user.id, user_id = %user.id, "group membership changed by an admin");
+    let entry = AuditEntry { user_id: Some(&user.id), detail: Some(&detail), ..AuditEntry::default() };
+    pages.store.audit(AuditKind::GroupChanged, entry).await;
+    Ok(see_other(&format!("{}/admin?done=policy#policy", pages.base)))
 }
 
 /// Adds or removes a policy rule (CSRF-checked, audited).

@@ -235,4 +235,28 @@ async fn an_admin_sees_groups_and_rules_and_adds_and_removes_rules_on_the_admin_
         .await;
     assert_eq!(location(&removed), "/admin?done=policy#policy");
     assert!(!front.cli(&["policy", "list"]).contains("group eng"));
+    // Local membership from the page: added, listed, removed; an unknown person is refused.
+    let joined = admin
+        .post_form(
+            "/admin/groups",
+            &[("csrf_token", csrf.as_str()), ("action", "add"), ("group", "ops"), ("username", "anna")],
+        )
+        .await;
+    assert_eq!(location(&joined), "/admin?done=policy#policy");
+    assert!(front.cli(&["group", "list"]).lines().any(|l| l.starts_with("ops") && l.contains("anna")));
+    let nobody = admin
+        .post_form(
+            "/admin/groups",
+            &[("csrf_token", csrf.as_str()), ("action", "add"), ("group", "ops"), ("username", "nobody")],
+        )
+        .await;
+    assert_html_error(nobody, reqwest::StatusCode::BAD_REQUEST).await;
+    let left = admin
+        .post_form(
+            "/admin/groups",
+            &[("csrf_token", csrf.as_str()), ("action", "remove"), ("group", "ops"), ("username", "anna")],
+        )
+        .await;
+    assert_eq!(location(&left), "/admin?done=policy#policy");
+    assert!(!front.cli(&["group", "list"]).lines().any(|l| l.starts_with("ops")));
 }
