@@ -74,6 +74,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
         let keys = self.state.tokens.keys().clone();
+        let pages = self.state.pages.clone();
         let reload_every = self.state.config.tokens.key_reload_interval;
         let reload = tokio::spawn(async move {
             let mut tick = tokio::time::interval(reload_every);
@@ -83,6 +84,9 @@ impl Application {
                 if let Err(e) = keys.reload().await {
                     tracing::warn!(error = %e, "reloading signing keys failed");
                 }
+                // The "Sign in with" buttons of login pages shown by the authorization endpoint (the login page
+                // itself reads the providers at every visit).
+                pages.refresh_sign_in_providers().await;
             }
         });
         let state = self.state.clone();

@@ -384,3 +384,22 @@ async fn an_id_token_with_the_wrong_nonce_issuer_audience_signature_or_lifetime_
     assert_eq!(location(&done), "/");
     assert!(browser.cookie(SESSION_COOKIE).is_some());
 }
+
+#[tokio::test]
+async fn the_login_page_of_an_authorization_request_offers_providers_added_while_the_server_runs() {
+    let front = spawn_app_with(&[("KEY_RELOAD_SECS", "1")]).await;
+    let auth = ClientAuth::Public(front.register_public_client(REDIRECT_URI).await);
+    front.cli(&["idp", "add", "corp", "--issuer", "https://idp.example.com", "--client-id", CLIENT_ID]);
+    let pkce = pkce_pair();
+    let params = front.authorize_params(auth.client_id(), REDIRECT_URI, &pkce);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let html = Browser::new(&front).get(&params.path()).await.text().await.unwrap();
+        assert!(is_login_page(&html), "{html}");
+        if html.contains("Sign in with corp") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the authorization request's login page never offers corp");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
