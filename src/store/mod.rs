@@ -101,7 +101,7 @@ impl Store {
         options.map_sqlx_sqlite_opts(|o| {
             o.synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5))
+                .busy_timeout(Duration::from_secs(15))
                 .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
         });
         options.map_sqlx_sqlite_pool_opts(|o| o.after_connect(|conn, _| Box::pin(configure_sqlite(conn))));
@@ -228,8 +228,9 @@ async fn configure_sqlite(conn: &mut sea_orm::sqlx::SqliteConnection) -> Result<
 /// restarts it is cut back to this size instead of keeping its peak on disk for good.
 const JOURNAL_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
 
-/// How long a connection waits for the write lock: about 5 s in all.
-const LOCK_WAIT_ATTEMPTS: c_int = 3_125;
+/// How long a connection waits for the write lock: about 15 s in all. (5 s was seen too short for an operator
+/// command beside a server on a loaded 2-core machine: `database is locked` from `upstream enable`.)
+const LOCK_WAIT_ATTEMPTS: c_int = 9_375;
 
 /// SQLite's busy handler: called with the number of earlier calls for this lock; nonzero means try again.
 /// It sleeps 100 µs, doubling up to 1.6 ms. SQLite's own busy timeout sleeps 1, 2, 5 … 100 ms, so under
