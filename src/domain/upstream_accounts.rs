@@ -598,6 +598,11 @@ impl UpstreamAccounts {
         Ok(true)
     }
 
+    /// Someone with working credentials at `upstream`, if anyone.
+    pub async fn someone_at(&self, upstream: &str) -> Result<Option<String>, sea_orm::DbErr> {
+        self.store.someone_at_upstream(upstream).await
+    }
+
     /// Hears whose credentials at which upstream change on this instance.
     pub fn changes(&self) -> tokio::sync::broadcast::Receiver<(String, String)> {
         self.changed.subscribe()

@@ -81,6 +81,16 @@ impl Store {
         upstream_client::Entity::find().all(&self.db).await
     }
 
+    /// Someone with credentials at `upstream` (with whose client what it offers can be listed).
+    pub async fn someone_at_upstream(&self, upstream: &str) -> Result<Option<String>, DbErr> {
+        Ok(upstream_account::Entity::find()
+            .filter(upstream_account::Column::Upstream.eq(upstream))
+            .filter(upstream_account::Column::Problem.is_null())
+            .one(&self.db)
+            .await?
+            .map(|a| a.user_id))
+    }
+
     /// A person's accounts, by upstream.
     pub async fn upstream_accounts_of(&self, user_id: &str) -> Result<Vec<upstream_account::Model>, DbErr> {
         upstream_account::Entity::find()

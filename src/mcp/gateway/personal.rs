@@ -159,7 +159,17 @@ impl Personal {
             tokio::select! {
                 () = self.stop.cancelled() => break,
                 _ = sweep.tick() => self.close_idle(),
-                _ = unknown.tick(), if self.offer().is_none() => self.load_offer().await,
+                _ = unknown.tick(), if self.offer().is_none() => {
+                    self.load_offer().await;
+                    // Nobody's list is kept yet, but someone gave credentials (perhaps before this instance
+                    // served the upstream): their client lists what it offers.
+                    if self.offer().is_none()
+                        && let Ok(Some(user_id)) = self.accounts.someone_at(&self.upstream.name).await
+                        && let Err(e) = self.link(&user_id).await
+                    {
+                        tracing::debug!(upstream = %self.upstream.name, error = ?e, "listing with someone's credentials failed");
+                    }
+                }
                 Ok((user_id, upstream)) = changes.recv() => {
                     if upstream != self.upstream.name {
                         continue;
