@@ -12,15 +12,29 @@ use crate::crypto::SecretsKey;
 use crate::domain::identity_providers::check_provider_url;
 use crate::store::{AuditEntry, AuditKind, Store, identity_provider};
 
+const GITHUB: &str = "https://github.com";
+const GITHUB_API: &str = "https://api.github.com";
+const GITHUB_SCOPES: &str = "read:user user:email read:org";
+const OIDC_SCOPES: &str = "openid email profile";
+
 #[derive(Debug, Subcommand)]
 pub enum IdpCommand {
     /// Trust an identity provider.
     Add {
         /// A short name (letters, digits, dashes), shown in lists and the audit log.
         name: String,
-        /// Its issuer, exactly as the `iss` of its tokens (https, or http to this machine).
-        #[arg(long)]
-        issuer: String,
+        /// Its issuer, exactly as the `iss` of its tokens (https, or http to this machine). With --github:
+        /// GitHub's web address (default https://github.com; a GitHub Enterprise Server's own).
+        #[arg(long, required_unless_present = "github")]
+        issuer: Option<String>,
+        /// GitHub (OAuth, not OpenID Connect): the person and their organizations and teams (as groups
+        /// `org` and `org/team`) come from GitHub's API. Needs --client-id and --client-secret.
+        #[arg(long, requires_all = ["client_id", "client_secret"], conflicts_with_all = ["trust_id_jag", "groups_claim", "jwks_uri"])]
+        github: bool,
+        /// With --github: GitHub's REST API (default https://api.github.com, or ISSUER/api/v3 for a GitHub
+        /// Enterprise Server).
+        #[arg(long, requires = "github")]
+        github_api_url: Option<String>,
         /// Where its signing keys are (default: the `jwks_uri` of its OpenID Connect discovery document).
         #[arg(long)]
         jwks_uri: Option<String>,
@@ -39,9 +53,10 @@ pub enum IdpCommand {
         /// The client secret that goes with --client-id (kept sealed).
         #[arg(long, requires = "client_id")]
         client_secret: Option<String>,
-        /// The scopes asked of it at sign-in.
-        #[arg(long, default_value = "openid email profile", requires = "client_id")]
-        scopes: String,
+        /// The scopes asked of it at sign-in (default "openid email profile"; with --github
+        /// "read:user user:email read:org").
+        #[arg(long, requires = "client_id")]
+        scopes: Option<String>,
         /// The ID token claim that lists a person's groups (kept with the account, refreshed at each sign-in).
         #[arg(long, requires = "client_id")]
         groups_claim: Option<String>,
@@ -61,6 +76,8 @@ pub async fn run(cmd: IdpCommand, store: Store, secrets: Arc<SecretsKey>) -> any
         IdpCommand::Add {
             name,
             issuer,
+            github,
+            github_api_url,
             jwks_uri,
             trust_id_jag,
             allowed_domains,
@@ -82,10 +99,23 @@ pub async fn run(cmd: IdpCommand, store: Store, secrets: Arc<SecretsKey>) -> any
             if ![&client_id, &client_secret, &groups_claim].iter().all(|v| v.as_deref().is_none_or(printable)) {
                 bail!("the client id, secret and groups claim must be printable text");
             }
-            if client_id.is_some() && !scopes.split_whitespace().any(|s| s == "openid") {
+            let issuer = issuer.unwrap_or_else(|| GITHUB.to_owned()).trim_end_matches('/').to_owned();
+            let scopes = scopes.unwrap_or_else(|| if github { GITHUB_SCOPES } else { OIDC_SCOPES }.to_owned());
+            if !github && client_id.is_some() && !scopes.split_whitespace().any(|s| s == "openid") {
                 bail!("--scopes must include openid");
             }
+            if !printable(&scopes) {
+                bail!("--scopes must be printable text");
+            }
             check_provider_url(&issuer).map_err(anyhow::Error::msg)?;
+            let api_url = github.then(|| {
+                github_api_url.map(|u| u.trim_end_matches('/').to_owned()).unwrap_or_else(|| {
+                    if issuer == GITHUB { GITHUB_API.to_owned() } else { format!("{issuer}/api/v3") }
+                })
+            });
+            if let Some(url) = &api_url {
+                check_provider_url(url).map_err(anyhow::Error::msg)?;
+            }
             if let Some(uri) = &jwks_uri {
                 check_provider_url(uri).map_err(anyhow::Error::msg)?;
             }
@@ -112,6 +142,8 @@ pub async fn run(cmd: IdpCommand, store: Store, secrets: Arc<SecretsKey>) -> any
                 created_at: now(),
                 scopes,
                 groups_claim,
+                kind: if github { identity_provider::GITHUB } else { identity_provider::OIDC }.to_owned(),
+                api_url,
             };
             let model_signs_in = model.client_id.is_some();
             if !store.insert_identity_provider(model).await? {
@@ -132,7 +164,11 @@ pub async fn run(cmd: IdpCommand, store: Store, secrets: Arc<SecretsKey>) -> any
                     "{:<16} {:<9} {:<8} {:<9} {:<28} {}",
                     p.name,
                     if p.disabled { "disabled" } else { "enabled" },
-                    if p.client_id.is_some() { "yes" } else { "-" },
+                    match (p.client_id.is_some(), p.is_github()) {
+                        (true, true) => "github",
+                        (true, false) => "oidc",
+                        _ => "-",
+                    },
                     if p.trust_id_jag { "trusted" } else { "-" },
                     signup,
                     p.issuer

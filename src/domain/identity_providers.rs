@@ -69,8 +69,17 @@ impl Providers {
         Ok(document)
     }
 
-    /// What signing people in needs of the provider's discovery document: its endpoints and keys.
+    /// Where a person signs in at the provider and where the code is redeemed: from its discovery document
+    /// (OpenID Connect), or GitHub's fixed paths under its web address.
     pub async fn discovery(&self, provider: &identity_provider::Model) -> Result<Discovered, String> {
+        if provider.is_github() {
+            let base = provider.issuer.trim_end_matches('/');
+            return Ok(Discovered {
+                authorization_endpoint: format!("{base}/login/oauth/authorize"),
+                token_endpoint: format!("{base}/login/oauth/access_token"),
+                jwks_uri: String::new(),
+            });
+        }
         let document = self.document(provider).await?;
         Ok(Discovered {
             authorization_endpoint: endpoint(&document, "authorization_endpoint")?,
@@ -109,18 +118,24 @@ impl Providers {
     }
 
     /// A token request at `token_endpoint` (form-encoded, with the client authenticated by HTTP Basic when it
-    /// has a secret); the JSON answer, or why not.
+    /// has a secret, or in the form with `secret_in_form`, as GitHub documents); the JSON answer, or why not
+    /// (also a refusal sent with 200, as GitHub does).
     pub async fn token_request(
         &self,
         token_endpoint: &str,
         client_id: &str,
         client_secret: Option<&str>,
+        secret_in_form: bool,
         form: &[(&str, &str)],
     ) -> Result<serde_json::Value, String> {
         check_provider_url(token_endpoint)?;
         let mut pairs: Vec<(&str, &str)> = form.to_vec();
         let mut request = self.http.post(token_endpoint).header("accept", "application/json");
         match client_secret {
+            Some(secret) if secret_in_form => {
+                pairs.push(("client_id", client_id));
+                pairs.push(("client_secret", secret));
+            }
             // RFC 6749 §2.3.1: the id and secret are form-encoded before they are joined.
             Some(secret) => {
                 let encode = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
@@ -137,11 +152,91 @@ impl Providers {
             .map_err(|_| format!("{token_endpoint} cannot be reached"))?;
         let status = response.status();
         let json = read_json(response, token_endpoint).await?;
-        if !status.is_success() {
+        if !status.is_success() || json.get("error").is_some() {
             let error = json.get("error").and_then(|v| v.as_str()).unwrap_or("no error code");
-            return Err(format!("the provider refused the code ({status}, {})", error.escape_default()));
+            let error: String = error.chars().filter(char::is_ascii_graphic).take(64).collect();
+            return Err(format!("the provider refused the code ({status}, {error})"));
         }
         Ok(json)
+    }
+
+    /// Who a GitHub token belongs to, from GitHub's API at `api_url`: the account's numeric id (stable, unlike
+    /// its login), login, primary email (vouched when GitHub verified it; needs `user:email`), and the
+    /// organizations (`org`) and teams (`org/team`) it belongs to as groups (needs `read:org`; without it,
+    /// what GitHub shows publicly). The first 100 of each are read.
+    pub async fn github_person(&self, api_url: &str, token: &str) -> Result<GithubPerson, String> {
+        let api = api_url.trim_end_matches('/');
+        let user = self.github_get(&format!("{api}/user"), token).await?.ok_or("GitHub did not show the account")?;
+        let id = match user.get("id") {
+            Some(serde_json::Value::Number(n)) if n.is_u64() => n.to_string(),
+            _ => return Err("GitHub's account has no numeric id".into()),
+        };
+        let login = user.get("login").and_then(|v| v.as_str()).map(str::to_owned);
+        let emails = self.github_get(&format!("{api}/user/emails?per_page=100"), token).await?;
+        let primary = emails
+            .as_ref()
+            .and_then(|list| list.as_array())
+            .and_then(|list| list.iter().find(|e| e.get("primary").and_then(|v| v.as_bool()) == Some(true)));
+        let (email, email_verified) = match primary {
+            Some(e) => (
+                e.get("email").and_then(|v| v.as_str()).map(str::to_owned),
+                e.get("verified").and_then(|v| v.as_bool()) == Some(true),
+            ),
+            // Without `user:email`: the public address, which GitHub does not vouch for here.
+            None => (user.get("email").and_then(|v| v.as_str()).map(str::to_owned), false),
+        };
+        let mut groups = Vec::new();
+        if let Some(serde_json::Value::Array(orgs)) =
+            self.github_get(&format!("{api}/user/orgs?per_page=100"), token).await?
+        {
+            groups.extend(orgs.iter().filter_map(|o| o.get("login")?.as_str()).map(str::to_owned));
+        }
+        if let Some(serde_json::Value::Array(teams)) =
+            self.github_get(&format!("{api}/user/teams?per_page=100"), token).await?
+        {
+            groups.extend(teams.iter().filter_map(|t| {
+                let org = t.get("organization")?.get("login")?.as_str()?;
+                Some(format!("{org}/{}", t.get("slug")?.as_str()?))
+            }));
+        }
+        Ok(GithubPerson { id, login, email, email_verified, groups })
+    }
+
+    /// Gives a GitHub token back once the person is known (we keep none): `DELETE
+    /// /applications/{client_id}/token`, authenticated as the app. Best effort.
+    pub async fn github_forget(&self, api_url: &str, client_id: &str, client_secret: &str, token: &str) {
+        let encoded: String = url::form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
+        let url = format!("{}/applications/{encoded}/token", api_url.trim_end_matches('/'));
+        let sent = self
+            .http
+            .delete(&url)
+            .basic_auth(client_id, Some(client_secret))
+            .header("accept", "application/vnd.github+json")
+            .json(&serde_json::json!({ "access_token": token }))
+            .send()
+            .await;
+        if let Err(e) = sent.and_then(reqwest::Response::error_for_status) {
+            tracing::info!(status = ?e.status(), "giving a GitHub token back failed");
+        }
+    }
+
+    /// A GitHub API document, or `None` where the token's scopes do not reach it (403, 404).
+    async fn github_get(&self, url: &str, token: &str) -> Result<Option<serde_json::Value>, String> {
+        check_provider_url(url)?;
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28")
+            .send()
+            .await
+            .map_err(|_| format!("{url} cannot be reached"))?;
+        match response.status().as_u16() {
+            200 => read_json(response, url).await.map(Some),
+            403 | 404 => Ok(None),
+            status => Err(format!("{url} answered {status}")),
+        }
     }
 
     async fn get_json(&self, url: &str) -> Result<serde_json::Value, String> {
@@ -171,6 +266,16 @@ async fn read_json(mut response: reqwest::Response, url: &str) -> Result<serde_j
         }
     }
     serde_json::from_slice(&body).map_err(|_| format!("{url} did not send JSON"))
+}
+
+/// What GitHub's API says of a person.
+#[derive(Debug, Clone)]
+pub struct GithubPerson {
+    pub id: String,
+    pub login: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub groups: Vec<String>,
 }
 
 /// Why a person a provider vouches for gets no account here.

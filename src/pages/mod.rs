@@ -13,12 +13,12 @@ pub mod views;
 use std::sync::Arc;
 
 use poem::http::StatusCode;
-use poem::web::{Data, Redirect};
+use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 
 use self::error::PageError;
-use self::templates::{HomePage, render};
+use self::templates::{HomePage, LinkedProvider, render};
 use crate::crypto::{Passwords, SecretsKey};
 use crate::domain::identity_providers::Providers;
 use crate::domain::registration::Registrar;
@@ -100,8 +100,25 @@ impl Done {
 }
 
 #[handler]
-pub async fn home(pages: Data<&Arc<Pages>>, Visitor(me): Visitor) -> Result<Response, PageError> {
+pub async fn home(
+    pages: Data<&Arc<Pages>>,
+    Visitor(me): Visitor,
+    Query(query): Query<HomeQuery>,
+) -> Result<Response, PageError> {
     let csrf = me.as_ref().map(|m| m.csrf_token()).unwrap_or_default();
+    let (mut linked, mut linkable) = (Vec::new(), Vec::new());
+    if let Some(me) = &me {
+        let identities = pages.store.identities_of(&me.user.id).await?;
+        for provider in pages.store.list_identity_providers().await? {
+            match identities.iter().find(|i| i.issuer == provider.issuer) {
+                Some(identity) => {
+                    linked.push(LinkedProvider { name: provider.name, email: identity.email.clone() });
+                }
+                None if !provider.disabled && provider.client_id.is_some() => linkable.push(provider.name),
+                None => {}
+            }
+        }
+    }
     let page = HomePage {
         base: &pages.base,
         nav: me.as_ref().map(|m| account::nav(&pages, m, "home")),
@@ -110,8 +127,20 @@ pub async fn home(pages: Data<&Arc<Pages>>, Visitor(me): Visitor) -> Result<Resp
         csrf_token: &csrf,
         signup: pages.signup,
         resource: &pages.resource,
+        linked,
+        linkable,
+        notice: match query.done.as_deref() {
+            Some("linked") => Some("The provider is linked: you can sign in through it."),
+            Some("unlinked") => Some("The provider is unlinked."),
+            _ => None,
+        },
     };
     Ok(html_response(StatusCode::OK, render(&page)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HomeQuery {
+    done: Option<String>,
 }
 
 #[handler]

@@ -62,6 +62,16 @@ pub struct HomePage<'a> {
     pub csrf_token: &'a str,
     pub signup: bool,
     pub resource: &'a str,
+    /// The identity providers linked to this account, and the ones it may link.
+    pub linked: Vec<LinkedProvider>,
+    pub linkable: Vec<String>,
+    pub notice: Option<&'static str>,
+}
+
+/// An identity provider linked to the signed-in account.
+pub struct LinkedProvider {
+    pub name: String,
+    pub email: Option<String>,
 }
 
 /// Renders a template; a rendering failure (a bug) becomes the plain error page.

@@ -31,6 +31,8 @@ pub enum AuditKind {
     UpstreamDisconnected,
     PolicyRefused,
     GroupChanged,
+    IdentityLinked,
+    IdentityUnlinked,
 }
 
 impl AuditKind {
@@ -61,6 +63,8 @@ impl AuditKind {
             AuditKind::UpstreamDisconnected => "upstream_disconnected",
             AuditKind::PolicyRefused => "policy_refused",
             AuditKind::GroupChanged => "group_changed",
+            AuditKind::IdentityLinked => "identity_linked",
+            AuditKind::IdentityUnlinked => "identity_unlinked",
         }
     }
 }

@@ -481,6 +481,10 @@ pub mod identity_provider {
         pub scopes: String,
         /// The ID token claim that lists the person's groups, if it sends one.
         pub groups_claim: Option<String>,
+        /// `oidc`, or `github` (OAuth, with the person and their organizations from GitHub's API).
+        pub kind: String,
+        /// GitHub's REST API (api.github.com, or a GitHub Enterprise Server's `/api/v3`).
+        pub api_url: Option<String>,
     }
     no_relations!();
 
@@ -489,7 +493,15 @@ pub mod identity_provider {
         format!("identity-provider:{name}:client-secret")
     }
 
+    /// The kinds of provider: OpenID Connect, or GitHub's OAuth and API.
+    pub const OIDC: &str = "oidc";
+    pub const GITHUB: &str = "github";
+
     impl Model {
+        pub fn is_github(&self) -> bool {
+            self.kind == GITHUB
+        }
+
         /// Who gets an account when first seen, in words: `anyone`, `none`, or the allowed email domains.
         pub fn new_accounts(&self) -> String {
             match (self.allow_signup, self.allowed_domains.is_empty()) {

@@ -83,6 +83,69 @@ impl Store {
         identity::Entity::find_by_id((issuer.to_owned(), subject.to_owned())).one(&self.db).await
     }
 
+    /// The identities linked to an account.
+    pub async fn identities_of(&self, user_id: &str) -> Result<Vec<identity::Model>, DbErr> {
+        identity::Entity::find()
+            .filter(identity::Column::UserId.eq(user_id))
+            .order_by_asc(identity::Column::CreatedAt)
+            .all(&self.db)
+            .await
+    }
+
+    /// Links a provider's `iss` + `sub` to an account, unless it is linked already; returns the account it is
+    /// linked to now (another one's means it was not linked here).
+    pub async fn link_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+        user_id: &str,
+        email: Option<&str>,
+    ) -> Result<String, DbErr> {
+        let link = identity::Model {
+            issuer: issuer.to_owned(),
+            subject: subject.to_owned(),
+            user_id: user_id.to_owned(),
+            email: email.map(str::to_owned),
+            created_at: now(),
+        };
+        let inserted = identity::Entity::insert(identity::ActiveModel::from(link))
+            .on_conflict(
+                OnConflict::columns([identity::Column::Issuer, identity::Column::Subject]).do_nothing().to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        if inserted == 1 {
+            return Ok(user_id.to_owned());
+        }
+        let existing = self.find_identity(issuer, subject).await?.ok_or(DbErr::RecordNotFound("identity".into()))?;
+        Ok(existing.user_id)
+    }
+
+    /// Unlinks one of an account's identities, in one statement, only while the account keeps another way
+    /// to sign in (a password, or another identity): nobody locks themselves out. Returns whether it went.
+    pub async fn unlink_identity(&self, user_id: &str, issuer: &str) -> Result<bool, DbErr> {
+        use sea_orm::sea_query::{Expr, ExprTrait, Query};
+        let others = Query::select()
+            .expr(Expr::val(1))
+            .from(identity::Entity)
+            .and_where(Expr::col((identity::Entity, identity::Column::UserId)).eq(user_id))
+            .and_where(Expr::col((identity::Entity, identity::Column::Issuer)).ne(issuer))
+            .to_owned();
+        let with_password = Query::select()
+            .expr(Expr::val(1))
+            .from(user::Entity)
+            .and_where(Expr::col((user::Entity, user::Column::Id)).eq(user_id))
+            .and_where(Expr::col((user::Entity, user::Column::PasswordHash)).ne(""))
+            .to_owned();
+        let removed = identity::Entity::delete_many()
+            .filter(identity::Column::UserId.eq(user_id))
+            .filter(identity::Column::Issuer.eq(issuer))
+            .filter(Expr::exists(others).or(Expr::exists(with_password)))
+            .exec(&self.db)
+            .await?;
+        Ok(removed.rows_affected > 0)
+    }
+
     /// Makes an account for a person a provider vouches for and links it, in one transaction. The username is
     /// `wanted`, or `wanted-N` when taken. When a racing request linked the same identity first, its account is
     /// returned and nothing new is kept.

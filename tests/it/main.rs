@@ -9,6 +9,7 @@ mod client_credentials;
 mod discovery;
 mod gateway;
 mod gateway_servers;
+mod github_sign_in;
 mod grant_revocation;
 mod id_jag;
 mod mcp_server;

@@ -54,8 +54,14 @@ impl TestApp {
     /// Runs the `mcp-gateway` binary on this app's database and issuer, as an operator would; panics
     /// unless it succeeds and returns what it printed.
     pub fn cli(&self, args: &[&str]) -> String {
+        let t0 = std::time::Instant::now();
         let output = self.cli_output(args);
-        assert!(output.status.success(), "mcp-gateway {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "mcp-gateway {args:?} after {:?}: {}",
+            t0.elapsed(),
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).expect("UTF-8 output")
     }
 
