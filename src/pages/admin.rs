@@ -301,6 +301,8 @@ pub async fn change_policy(
     };
     let detail = match form.action.as_deref() {
         Some("add") => {
+            // What the database holds now (an upstream added a moment ago elsewhere counts).
+            pages.upstreams.reload().await?;
             if upstream != "*" && !pages.upstreams.current().iter().any(|u| u.name == upstream) {
                 return Err(PageError::bad_request(
                     "No such upstream",

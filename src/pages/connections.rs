@@ -44,6 +44,8 @@ pub async fn list(
         })
         .collect();
     let mine = pages.upstream_accounts.accounts_of(&me.user.id).await.map_err(PageError::internal)?;
+    // The upstreams as the database holds them now, not as of this instance's last re-read.
+    pages.upstreams.reload().await?;
     let accounts = pages
         .upstreams
         .current()
@@ -139,7 +141,7 @@ pub async fn connect_page(
             ),
         ));
     }
-    let upstream = personal_upstream(&pages, &name)?;
+    let upstream = personal_upstream(&pages, &name).await?;
     let page = ConnectPage {
         base: &pages.base,
         nav: account::nav(&pages, &me, "connections"),
@@ -167,7 +169,7 @@ pub async fn connect(
         return Ok(account::to_login(&pages, "/connections"));
     };
     me.check_csrf(form.csrf_token.as_deref())?;
-    let upstream = personal_upstream(&pages, form.upstream.as_deref().unwrap_or_default())?;
+    let upstream = personal_upstream(&pages, form.upstream.as_deref().unwrap_or_default()).await?;
     match pages.upstream_accounts.start(&me.user.id, &upstream, None).await {
         Ok(url) => {
             tracing::info!(upstream = %upstream.name, user_id = %me.user.id, "connecting an upstream account");
@@ -274,7 +276,7 @@ pub async fn save_values(
     };
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     me.check_csrf(field("csrf_token"))?;
-    let upstream = personal_upstream(&pages, field("upstream").unwrap_or_default())?;
+    let upstream = personal_upstream(&pages, field("upstream").unwrap_or_default()).await?;
     let values =
         form.iter().filter_map(|(k, v)| k.strip_prefix("value:").map(|key| (key.to_owned(), v.clone()))).collect();
     match pages.upstream_accounts.save_env(&me.user.id, &upstream, values).await {
@@ -292,15 +294,20 @@ pub async fn save_values(
     }
 }
 
-fn personal_upstream(pages: &Pages, name: &str) -> Result<crate::domain::upstream::Upstream, PageError> {
-    pages.upstreams.current().iter().find(|u| u.name == name && u.enabled && u.is_personal()).cloned().ok_or_else(
-        || {
-            PageError::bad_request(
-                "No such upstream",
-                "There is no enabled upstream by that name that asks people for their own account or values.",
-            )
-        },
-    )
+/// The enabled upstream of this name that asks people for their own account or values; one added a moment ago
+/// (on this instance's next re-read) is looked up in the database.
+async fn personal_upstream(pages: &Pages, name: &str) -> Result<crate::domain::upstream::Upstream, PageError> {
+    let find = || pages.upstreams.current().iter().find(|u| u.name == name && u.enabled && u.is_personal()).cloned();
+    if let Some(found) = find() {
+        return Ok(found);
+    }
+    pages.upstreams.reload().await?;
+    find().ok_or_else(|| {
+        PageError::bad_request(
+            "No such upstream",
+            "There is no enabled upstream by that name that asks people for their own account or values.",
+        )
+    })
 }
 
 fn account_failure(upstream: &str, error: AccountError) -> PageError {

@@ -129,12 +129,23 @@ impl Store {
     /// refresh-token rotations ran far slower; bench/RESULTS.md). So on SQLite the transactions of one process
     /// queue here first, and only other processes meet the busy handler. Keep the guard until the transaction
     /// ends. Postgres locks rows, not the database, so there it is a plain `begin`.
+    ///
+    /// On SQLite the transaction is IMMEDIATE: it takes the write lock at `BEGIN`, waiting in the busy handler
+    /// for another process (an operator command beside the server) to finish. A deferred one that reads first
+    /// would have to upgrade its read to a write, and SQLite refuses that at once, without waiting, while
+    /// another connection writes (`database is locked` after a few milliseconds, seen in CI).
     async fn begin_write(&self) -> Result<(Option<OwnedMutexGuard<()>>, DatabaseTransaction), DbErr> {
-        let turn = match &self.writing {
-            Some(lock) => Some(lock.clone().lock_owned().await),
-            None => None,
-        };
-        Ok((turn, self.db.begin().await?))
+        match &self.writing {
+            Some(lock) => {
+                let turn = lock.clone().lock_owned().await;
+                let options = TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..Default::default()
+                };
+                Ok((Some(turn), self.db.begin_with_options(options).await?))
+            }
+            None => Ok((None, self.db.begin().await?)),
+        }
     }
 
     /// Brings the schema up to date, safely when several instances start at once: on Postgres under a
@@ -264,5 +275,32 @@ mod tests {
             let limit = pragma("journal_size_limit").await.try_get_by_index::<i64>(0).unwrap();
             assert_eq!(limit as u64, JOURNAL_SIZE_LIMIT);
         }
+    }
+
+    /// A transaction that reads before it writes waits for another process's write instead of failing at
+    /// once (it holds the write lock from `BEGIN`).
+    #[tokio::test]
+    async fn a_transaction_that_reads_first_waits_for_another_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("two.db").display());
+        // Two pools on one file, as a server and an operator command are.
+        let server = Store::connect(&url, 2, Duration::from_secs(5)).await.unwrap();
+        let command = Store::connect(&url, 2, Duration::from_secs(5)).await.unwrap();
+        server.db.execute_unprepared("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)").await.unwrap();
+        let (_turn, writing) = server.begin_write().await.unwrap();
+        writing.execute_unprepared("INSERT INTO t VALUES (2)").await.unwrap();
+        let waiting = tokio::spawn(async move {
+            let (_turn, txn) = command.begin_write().await?;
+            let read = sea_orm::Statement::from_string(DatabaseBackend::Sqlite, "SELECT COUNT(*) FROM t".to_owned());
+            let count: i64 = txn.query_one_raw(read).await?.expect("a row").try_get_by_index(0)?;
+            txn.execute_unprepared(&format!("INSERT INTO t VALUES ({})", count + 10)).await?;
+            txn.commit().await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        writing.commit().await.unwrap();
+        waiting.await.unwrap().expect("the second writer waited for the first");
+        let rows = sea_orm::Statement::from_string(DatabaseBackend::Sqlite, "SELECT MAX(v) FROM t".to_owned());
+        let max: i64 = server.db.query_one_raw(rows).await.unwrap().unwrap().try_get_by_index(0).unwrap();
+        assert_eq!(max, 12, "it read what the first writer committed");
     }
 }

@@ -128,7 +128,7 @@ async fn people_sign_in_through_a_real_openid_provider_and_keep_their_account_an
         "example.com",
     ]);
     let listed = front.cli(&["idp", "list"]);
-    assert!(listed.contains("corp") && listed.contains("yes"), "{listed}");
+    assert!(listed.contains("corp") && listed.contains("oidc"), "{listed}");
 
     // The login page offers the provider; the first sign-in makes the account, with the claim's groups.
     let mut browser = Browser::new(&front);

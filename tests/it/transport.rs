@@ -6,9 +6,10 @@ use reqwest::StatusCode;
 #[tokio::test]
 async fn oversized_bodies_are_refused_with_413() {
     let app = spawn_app().await;
+    // The server answers before reading the body and closes the connection: no connection is kept to reuse.
+    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().unwrap();
     let big = "x".repeat(65 * 1024);
-    let response = app
-        .client
+    let response = client
         .post(app.url("/oauth/token"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("grant_type={big}"))
@@ -18,7 +19,7 @@ async fn oversized_bodies_are_refused_with_413() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let huge = "x".repeat(1024 * 1024 + 1);
     let response =
-        app.client.post(app.url("/mcp")).header("content-type", "application/json").body(huge).send().await.unwrap();
+        client.post(app.url("/mcp")).header("content-type", "application/json").body(huge).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 

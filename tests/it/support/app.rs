@@ -22,6 +22,8 @@ use super::*;
 pub const TEST_SECRETS_KEY: &str = "5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7";
 
 pub struct TestApp {
+    /// Stops the server's runtime when dropped (none for a [`TestApp::remote`] handle).
+    _server: Option<tokio::sync::oneshot::Sender<()>>,
     pub base: String,
     pub issuer: String,
     pub resource: String,
@@ -40,6 +42,7 @@ impl TestApp {
         let client =
             Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().expect("http client");
         TestApp {
+            _server: None,
             base: base.to_owned(),
             issuer: issuer.to_owned(),
             resource: resource.to_owned(),
@@ -127,7 +130,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 
 /// Like [`spawn_app_with`], with settings the environment cannot give (such as the test-only TLS trust).
 pub async fn spawn_app_overridden(extra: &[(&str, &str)], overrides: Overrides) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.set_nonblocking(true).expect("a non-blocking listener");
     let port = listener.local_addr().expect("local address").port();
     let base = format!("http://127.0.0.1:{port}");
     let (db_url, db_dir) = match extra.iter().find(|(key, _)| *key == "DATABASE_URL") {
@@ -155,10 +159,35 @@ pub async fn spawn_app_overridden(extra: &[(&str, &str)], overrides: Overrides) 
     let resource = env.get("MCP_RESOURCE_URI").cloned().unwrap_or_else(|| format!("{issuer}/mcp"));
     let config = Config::from_lookup(move |name| env.get(name).cloned())
         .unwrap_or_else(|error| panic!("test configuration is invalid: {error}"));
-    let app = Application::build_with(config, overrides).await.expect("application builds");
-    tokio::spawn(app.serve(listener));
+    // The server runs on its own thread and runtime, like a real server in its own process: a test that
+    // blocks its thread (an operator command it waits for) must not stop the server halfway through a
+    // transaction, which would leave the command waiting for the database's write lock until it gives up.
+    let (ready, built) = tokio::sync::oneshot::channel::<Result<(), String>>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name(format!("server-{port}"))
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(async move {
+                let app = match Application::build_with(config, overrides).await {
+                    Ok(app) => app,
+                    Err(e) => {
+                        let _ = ready.send(Err(format!("{e:#}")));
+                        return;
+                    }
+                };
+                let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+                let _ = ready.send(Ok(()));
+                tokio::select! {
+                    _ = app.serve(listener) => {}
+                    _ = stopped => {}
+                }
+            });
+        })
+        .expect("a server thread");
+    built.await.expect("the server thread reports").unwrap_or_else(|e| panic!("application builds: {e}"));
     let client = Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().expect("http client");
-    TestApp { base, issuer, resource, client, db_url, _db_dir: db_dir }
+    TestApp { _server: Some(stop), base, issuer, resource, client, db_url, _db_dir: db_dir }
 }
 
 async fn fresh_database() -> (String, Option<TempDir>) {
