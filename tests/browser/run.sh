@@ -47,3 +47,24 @@ done
 CHROMIUM="$CHROMIUM" node tests/browser/connect.mjs "http://127.0.0.1:$PORT" anna "$PERSON_PASSWORD" \
   "http://localhost:$UPORT" xavier "$PERSON_PASSWORD" "$SHOTS" \
   || { cat "$DATA/server.log" "$DATA/upstream.log" >&2; exit 1; }
+
+# Signing in through a real OpenID Connect provider (oidc-provider from npm, pinned in tests/gateway) and
+# linking it to an account that has a password.
+KIT=$(tests/gateway/install.sh)
+IPORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+cp tests/gateway/oidc_provider.mjs "$KIT/oidc_provider-browser-$IPORT.mjs"
+echo '{"erin": {"email": "erin@example.com", "groups": ["engineering"]}, "anna": {"email": "anna@example.com"}}' >"$DATA/people.json"
+IDP_SECRET="s-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
+(cd "$KIT" && exec node "oidc_provider-browser-$IPORT.mjs" "$IPORT" corp-client "$IDP_SECRET" \
+  "http://127.0.0.1:$PORT/login/idp/corp/callback" "$DATA/people.json") >"$DATA/idp.log" 2>&1 &
+IDP_PID=$!
+trap 'cleanup; kill "${IDP_PID:-}" 2>/dev/null || true; rm -f "$KIT/oidc_provider-browser-$IPORT.mjs"' EXIT
+for _ in $(seq 1 50); do
+  curl -sf -o /dev/null "http://127.0.0.1:$IPORT/.well-known/openid-configuration" && break
+  sleep 0.2
+done
+"$BIN" idp add corp --issuer "http://127.0.0.1:$IPORT" --client-id corp-client --client-secret "$IDP_SECRET" \
+  --scopes "openid email profile groups" --groups-claim groups --allowed-domains example.com >/dev/null
+CHROMIUM="$CHROMIUM" node tests/browser/sign_in.mjs "http://127.0.0.1:$PORT" "http://127.0.0.1:$IPORT" anna \
+  "$PERSON_PASSWORD" "$SHOTS" \
+  || { cat "$DATA/server.log" "$DATA/idp.log" >&2; exit 1; }
