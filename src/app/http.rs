@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::StreamExt;
 use poem::http::uri::Scheme;
 use poem::http::{HeaderValue, Method, StatusCode, Uri, header};
 use poem::listener::{Acceptor, TcpAcceptor};
@@ -103,24 +104,63 @@ pub async fn rewrite_paths<E: Endpoint>(ep: E, mut req: Request, paths: Arc<Path
 }
 
 /// Refuses bodies over [`MAX_BODY_BYTES`] ([`crate::mcp::MAX_BODY_BYTES`] on `/mcp`) with 413: by
-/// `Content-Length` before reading, otherwise by reading at most that much.
+/// `Content-Length` before reading, otherwise by reading at most that much. What the client is still sending
+/// is read and dropped first (up to [`DRAIN_MAX_BYTES`], for [`DRAIN_FOR`] at most), so it gets the 413
+/// rather than a connection cut while it writes.
 pub async fn limit_body<E: Endpoint>(ep: E, mut req: Request) -> poem::Result<E::Output> {
     let limit = if req.uri().path() == "/mcp" { crate::mcp::MAX_BODY_BYTES } else { MAX_BODY_BYTES };
     let too_large = || poem::Error::from_string("request body too large", StatusCode::PAYLOAD_TOO_LARGE);
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(|v| v.parse::<usize>());
     match declared {
-        Some(Ok(len)) if len > limit => return Err(too_large()),
+        Some(Ok(len)) if len > limit => {
+            if len <= DRAIN_MAX_BYTES {
+                drain(Box::pin(req.take_body().into_bytes_stream()), 0).await;
+            }
+            return Err(too_large());
+        }
         Some(Ok(_)) => {}
         Some(Err(_)) => {
             return Err(poem::Error::from_string("invalid Content-Length", StatusCode::BAD_REQUEST));
         }
         // Chunked HTTP/1.1 or an HTTP/2 stream without a declared length: read at most the limit.
         None => {
-            let body = req.take_body().into_bytes_limit(limit).await.map_err(|_| too_large())?;
+            let mut stream = Box::pin(req.take_body().into_bytes_stream());
+            let mut body = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk =
+                    chunk.map_err(|_| poem::Error::from_string("the body broke off", StatusCode::BAD_REQUEST))?;
+                if body.len() + chunk.len() > limit {
+                    drain(stream, body.len() + chunk.len()).await;
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
             req.set_body(body);
         }
     }
     ep.call(req).await
+}
+
+/// The most of a refused body read (and dropped) before the 413, and for how long.
+const DRAIN_MAX_BYTES: usize = 8 * 1024 * 1024;
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops what is left of a refused body, `read` bytes in (bounded by [`DRAIN_MAX_BYTES`] and
+/// [`DRAIN_FOR`]).
+async fn drain<S, T, E>(mut stream: std::pin::Pin<Box<S>>, mut read: usize)
+where
+    S: futures_util::Stream<Item = Result<T, E>> + ?Sized,
+    T: AsRef<[u8]>,
+{
+    let _ = tokio::time::timeout(DRAIN_FOR, async {
+        while read <= DRAIN_MAX_BYTES {
+            match stream.next().await {
+                Some(Ok(chunk)) => read += chunk.as_ref().len(),
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
 
 /// Security headers on every response and one log line per request (method, path without the query,
