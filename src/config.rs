@@ -149,6 +149,15 @@ pub struct Mcp {
     /// Most per-person processes (of every such upstream) one instance runs at once.
     #[arg(long = "upstream-personal-max", env = "UPSTREAM_PERSONAL_MAX", default_value = "32", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub upstream_personal_max: u32,
+    /// A task (and its result) is kept this long from its creation, finished or not.
+    #[arg(long = "tasks-ttl-secs", env = "TASKS_TTL_SECS", default_value = "3600", value_parser = secs::<60, 604_800>)]
+    pub tasks_ttl: Duration,
+    /// Most tasks one person may have working or waiting for input at once.
+    #[arg(long = "tasks-max-per-user", env = "TASKS_MAX_PER_USER", default_value = "20", value_parser = count::<1, 10_000>)]
+    pub tasks_max_per_user: u64,
+    /// The largest result a task keeps, in bytes of JSON; a larger one fails the task.
+    #[arg(long = "tasks-max-result-bytes", env = "TASKS_MAX_RESULT_BYTES", default_value = "4194304", value_parser = count::<1024, 67_108_864>)]
+    pub tasks_max_result_bytes: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -14,6 +14,7 @@ mod m20261204_000010_identity_providers;
 mod m20261204_000011_upstream_accounts;
 mod m20261204_000012_sign_in;
 mod m20261204_000013_github_sign_in;
+mod m20261204_000014_tasks;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000011_upstream_accounts::Migration),
             Box::new(m20261204_000012_sign_in::Migration),
             Box::new(m20261204_000013_github_sign_in::Migration),
+            Box::new(m20261204_000014_tasks::Migration),
         ]
     }
 }

@@ -22,6 +22,7 @@ use crate::mcp::gateway::personal::ProcessBudget;
 use crate::mcp::gateway::{Gateway, GatewayParts};
 use crate::mcp::guard::Guard;
 use crate::mcp::server::McpServer;
+use crate::mcp::tasks::{TaskSettings, Tasks};
 use crate::mcp::trust::Trust;
 use crate::mcp::{McpContext, ToolScopes};
 use crate::metrics::Metrics;
@@ -232,7 +233,7 @@ struct McpInputs<'a> {
     scopes: &'a ScopeCatalog,
     upstreams: &'a Upstreams,
     metrics: &'a Metrics,
-    secrets: &'a SecretsKey,
+    secrets: &'a Arc<SecretsKey>,
     accounts: &'a Arc<UpstreamAccounts>,
     policy: &'a Arc<Policy>,
 }
@@ -246,6 +247,16 @@ fn mcp_parts(config: &Config, inputs: McpInputs<'_>) -> (Arc<McpContext>, Arc<Gu
         open_streams: Default::default(),
         max_streams_per_user: usize::try_from(config.mcp.max_streams_per_user).unwrap_or(usize::MAX),
         upstream_changes: Arc::default(),
+        tasks: Tasks::new(
+            store.clone(),
+            secrets.clone(),
+            format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            TaskSettings {
+                ttl: config.mcp.tasks_ttl,
+                max_per_user: config.mcp.tasks_max_per_user,
+                max_result_bytes: usize::try_from(config.mcp.tasks_max_result_bytes).unwrap_or(usize::MAX),
+            },
+        ),
     });
     let mut tool_scopes = ToolScopes::of(&[&McpServer::tools()]);
     let mut prompts: HashSet<String> = McpServer::prompt_names();

@@ -187,7 +187,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let app = Application::build(config).await?;
             let purged = app.state().store.purge_expired(app.state().purge_after).await?;
             println!(
-                "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions, {} consents, {} grants, {} unused clients, {} audit events, {} used client assertions, {} abandoned upstream sign-ins",
+                "purged {} codes, {} refresh tokens, {} browser sessions, {} MCP sessions, {} consents, {} grants, {} unused clients, {} audit events, {} used client assertions, {} abandoned upstream sign-ins, {} expired tasks",
                 purged.codes,
                 purged.refresh_tokens,
                 purged.login_sessions,
@@ -197,7 +197,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 purged.unused_clients,
                 purged.audit_events,
                 purged.used_assertions,
-                purged.upstream_flows
+                purged.upstream_flows,
+                purged.tasks
             );
             Ok(())
         }

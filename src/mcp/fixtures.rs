@@ -57,7 +57,10 @@ impl Fixtures {
 
     /// The fixture tools, for routing and for the guard's scope decisions.
     pub fn tools() -> ToolRouter<Fixtures> {
-        Fixtures::conformance_router() + Fixtures::conformance_mrtr_router() + schema_router()
+        Fixtures::conformance_router()
+            + Fixtures::conformance_mrtr_router()
+            + Fixtures::conformance_tasks_router()
+            + schema_router()
     }
 
     /// The names of the fixture prompts.
@@ -830,5 +833,116 @@ impl Fixtures {
     async fn test_trigger_prompt_change(&self) -> CallToolResult {
         self.inner.ctx.list_changes.publish(ListChanged::Prompts);
         text("prompt list change announced")
+    }
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct Greeting {
+    /// Who to greet.
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct Compute {
+    /// How long the computation takes, in seconds (at most 600).
+    pub seconds: f64,
+    /// A label to name the result by.
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct FileToDelete {
+    /// The file to (pretend to) delete.
+    pub filename: String,
+}
+
+/// How a fixture runs for a client that declared the tasks extension (SEP-2663).
+pub fn task_support(tool: &str) -> crate::mcp::tasks::TaskSupport {
+    use crate::mcp::tasks::TaskSupport;
+    match tool {
+        "slow_compute" | "protocol_error_job" | "confirm_delete" | "multi_input" => TaskSupport::Optional,
+        "failing_job" => TaskSupport::Required,
+        "test_tool_with_task" => TaskSupport::RequiredAfterInput,
+        _ => TaskSupport::Never,
+    }
+}
+
+/// The tasks extension's fixtures (SEP-2663): the gateway runs them as tasks for clients that declared the
+/// extension (see [`task_support`]); they are ordinary tools otherwise.
+#[tool_router(router = conformance_tasks_router, vis = "pub(crate)")]
+impl Fixtures {
+    /// Greets someone, at once (never a task).
+    #[tool(name = "greet", annotations(read_only_hint = true))]
+    async fn greet(&self, Parameters(Greeting { name }): Parameters<Greeting>) -> CallToolResult {
+        text(&format!("Hello, {name}!"))
+    }
+
+    /// Computes for `seconds` (a task for clients that declared the extension; cancellable).
+    #[tool(name = "slow_compute", annotations(read_only_hint = true))]
+    async fn slow_compute(&self, Parameters(Compute { seconds, label }): Parameters<Compute>) -> CallToolResult {
+        let seconds = if seconds.is_finite() { seconds.clamp(0.0, 600.0) } else { 0.0 };
+        tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)).await;
+        text(&format!("Computed {} in {seconds} s.", label.as_deref().unwrap_or("the answer")))
+    }
+
+    /// A job that runs as a task only, and ends in a tool error (`isError`).
+    #[tool(name = "failing_job", annotations(read_only_hint = true))]
+    async fn failing_job(&self) -> CallToolResult {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        CallToolResult::error(vec![ContentBlock::text("The job failed: the input was not valid.")])
+    }
+
+    /// A job that ends in a protocol error (a task that fails).
+    #[tool(name = "protocol_error_job", annotations(read_only_hint = true))]
+    async fn protocol_error_job(&self) -> Result<CallToolResult, McpError> {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        Err(McpError::internal_error("the job broke down", None))
+    }
+
+    /// Asks for confirmation before (pretending to) delete a file.
+    #[tool(name = "confirm_delete", annotations(read_only_hint = true))]
+    async fn confirm_delete(
+        &self,
+        Parameters(FileToDelete { filename }): Parameters<FileToDelete>,
+        ToolInputResponses(responses): ToolInputResponses,
+    ) -> Result<CallToolResponse, McpError> {
+        match accepted(&responses, "confirm", "confirm").and_then(serde_json::Value::as_bool) {
+            Some(true) => Ok(text(&format!("Deleted {filename}.")).into()),
+            Some(false) => Ok(text(&format!("Kept {filename}.")).into()),
+            None => input_required(
+                vec![("confirm", elicitation(&format!("Delete {filename}?"), "confirm", "boolean"))],
+                None,
+            ),
+        }
+    }
+
+    /// Asks two things at once.
+    #[tool(name = "multi_input", annotations(read_only_hint = true))]
+    async fn multi_input(
+        &self,
+        ToolInputResponses(responses): ToolInputResponses,
+    ) -> Result<CallToolResponse, McpError> {
+        if answered(&responses, "name") && answered(&responses, "confirm") {
+            return Ok(text("Both answers arrived.").into());
+        }
+        input_required(
+            vec![
+                ("name", elicitation("What is your name?", "name", "string")),
+                ("confirm", elicitation("Go ahead?", "confirm", "boolean")),
+            ],
+            None,
+        )
+    }
+
+    /// Asks for a name at once, then runs as a task that greets it.
+    #[tool(name = "test_tool_with_task", annotations(read_only_hint = true))]
+    async fn test_tool_with_task(
+        &self,
+        ToolInputResponses(responses): ToolInputResponses,
+    ) -> Result<CallToolResponse, McpError> {
+        match accepted(&responses, "user_name", "name").and_then(|n| n.as_str()) {
+            Some(name) => Ok(text(&format!("Hello, {name}!")).into()),
+            None => input_required(vec![("user_name", elicitation("What is your name?", "name", "string"))], None),
+        }
     }
 }

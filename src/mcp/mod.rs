@@ -10,6 +10,7 @@ pub mod guard;
 pub mod server;
 pub mod session_store;
 pub mod streams;
+pub mod tasks;
 pub mod tools;
 pub mod trust;
 
@@ -42,6 +43,8 @@ pub struct McpContext {
     pub max_streams_per_user: usize,
     /// Notified when another instance announces a change of the upstream configuration (Postgres).
     pub upstream_changes: Arc<tokio::sync::Notify>,
+    /// Tool calls run as tasks, kept in the database.
+    pub tasks: tasks::Tasks,
 }
 
 /// How the transport is set up (from the server and MCP sections of the configuration).

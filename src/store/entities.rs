@@ -570,3 +570,37 @@ pub mod identity {
     }
     no_relations!();
 }
+
+pub mod task {
+    use sea_orm::entity::prelude::*;
+
+    use crate::clock::UnixTime;
+
+    /// A task: a tool call run in the background for the client that asked, polled with `tasks/get`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tasks")]
+    pub struct Model {
+        /// Random (UUID v4): whoever does not own it cannot guess it, and gets "unknown task" anyway.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// Whose it is: the token's subject and client. Nobody else sees it.
+        pub owner_sub: String,
+        pub owner_client: String,
+        pub tool: String,
+        /// `working`, `input_required`, `completed`, `failed` or `cancelled`.
+        pub status: String,
+        /// The call, the input it waits for and what it answered, sealed with the secrets key.
+        pub sealed: String,
+        /// Counts the times it went back to work: a change is made on the round it was read at, once.
+        pub round: i64,
+        /// The instance running it while `working`, which beats its heart every few seconds.
+        pub instance: Option<String>,
+        pub heartbeat_at: UnixTime,
+        pub cancel_requested: bool,
+        pub created_at: UnixTime,
+        pub updated_at: UnixTime,
+        /// Created plus its time to live: then it is deleted, finished or not.
+        pub expires_at: UnixTime,
+    }
+    no_relations!();
+}

@@ -19,6 +19,7 @@ mod policy;
 mod purge;
 mod refresh_tokens;
 mod sessions;
+mod tasks;
 mod upstream_accounts;
 mod upstreams;
 mod users;
@@ -43,12 +44,16 @@ pub use audit::{AuditEntry, AuditFilter, AuditKind, OwnedAuditEntry};
 pub use clients::ClientUpdate;
 pub use entities::{
     audit_event, authorization_code, client, consent, grant, identity, identity_provider, login_session, mcp_session,
-    note, policy_rule, refresh_token, signing_key, upstream, upstream_account, upstream_client, upstream_flow,
+    note, policy_rule, refresh_token, signing_key, task, upstream, upstream_account, upstream_client, upstream_flow,
     upstream_offer, upstream_status, upstream_tool, used_assertion, user, user_group,
 };
 pub use grants::{ENDINGS_CHANNEL, ENTERPRISE_GRANT_PREFIX, GrantHolder, MACHINE_GRANT_USER};
 pub use keys::{ResealedAccount, ResealedKey, ResealedUpstream};
 pub use purge::{PurgeAfter, Purged};
+pub use tasks::{NewTask, TaskChange};
+pub mod task_status {
+    pub use super::tasks::{CANCELLED, COMPLETED, FAILED, INPUT_REQUIRED, WORKING};
+}
 pub use upstreams::{UPSTREAMS_CHANNEL, UpstreamRow};
 
 /// The database handle shared by every request.

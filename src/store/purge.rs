@@ -37,6 +37,7 @@ pub struct Purged {
     pub audit_events: u64,
     pub used_assertions: u64,
     pub upstream_flows: u64,
+    pub tasks: u64,
 }
 
 impl Store {
@@ -91,7 +92,9 @@ impl Store {
             .exec(&self.db)
             .await?
             .rows_affected;
+        let tasks = self.purge_tasks(at).await?;
         Ok(Purged {
+            tasks,
             upstream_flows,
             used_assertions,
             codes,

@@ -29,6 +29,7 @@ mod security_redirects;
 mod security_sessions;
 mod security_tokens;
 mod sign_in;
+mod tasks;
 mod token;
 mod transport;
 mod upstream_accounts;

@@ -412,6 +412,8 @@ pub async fn call_tool(
             let round = gateway.rounds.wrap(&route.upstream, &route.tool.name, caller, round);
             (Ok(CallToolResponse::InputRequired(round)), "input_required")
         }
+        // The upstream made a task of it (the client declared the tasks extension): the front adopts it.
+        Ok(ServerResult::CreateTaskResult(handle)) => (Ok(CallToolResponse::Task(handle)), "task"),
         Ok(_) => (Ok(failed(Failure::Transport("it answered tools/call with something else".into())).into()), "error"),
         Err(Failure::Upstream(e)) => (Err(Failure::Upstream(e).into_error(&route.upstream)), "error"),
         Err(Failure::NeedsAccount { url, why }) if asks_by_url(ctx) => {
@@ -439,4 +441,84 @@ pub async fn call_tool(
         )),
     });
     result
+}
+
+/// Follows a task an upstream runs (`task_id` there) for one of our tasks: gives it the client's `answers`
+/// first (`tasks/update`), then polls `tasks/get` until it stops working, and answers as the call would have:
+/// its result, its input requests (this task then waits for the client), or its error. Cancelling `ctx`
+/// cancels it upstream (`tasks/cancel`).
+pub async fn follow_upstream_task(
+    gateway: &Gateway,
+    upstream: &str,
+    task_id: &str,
+    answers: Option<InputResponses>,
+    ctx: &RequestContext<RoleServer>,
+) -> Result<CallToolResponse, McpError> {
+    let ask = |request: ClientRequest| forward(gateway, upstream, request, ctx, LogLevel::None);
+    if let Some(answers) = answers.filter(|a| !a.is_empty()) {
+        let update = UpdateTaskRequest::new(UpdateTaskParams::new(task_id, answers));
+        ask(ClientRequest::UpdateTaskRequest(update)).await.map_err(|f| f.into_error(upstream))?;
+    }
+    let mut wait = Duration::from_millis(200);
+    loop {
+        let got = ask(ClientRequest::GetTaskRequest(GetTaskRequest::new(GetTaskParams::new(task_id))));
+        let got = tokio::select! {
+            got = got => got,
+            () = ctx.ct.cancelled() => return Err(cancel_upstream_task(gateway, upstream, task_id, ctx).await),
+        };
+        let ServerResult::GetTaskResult(task) = got.map_err(|f| f.into_error(upstream))? else {
+            return Err(McpError::internal_error(
+                format!("upstream {upstream} answered tasks/get with something else"),
+                None,
+            ));
+        };
+        if let Some(ms) = task.task.task.poll_interval_ms {
+            wait = Duration::from_millis(ms.clamp(200, 5000));
+        }
+        match task.task.payload {
+            TaskPayload::Completed { result } => {
+                let result: CallToolResult =
+                    serde_json::from_value(serde_json::Value::Object(result)).map_err(|_| {
+                        McpError::internal_error(
+                            format!("upstream {upstream} finished its task with no tool result"),
+                            None,
+                        )
+                    })?;
+                return Ok(CallToolResponse::Complete(result));
+            }
+            TaskPayload::InputRequired { input_requests } => {
+                return Ok(CallToolResponse::InputRequired(InputRequiredResult::new(Some(input_requests), None)));
+            }
+            TaskPayload::Failed { error } => {
+                let error: McpError = serde_json::from_value(serde_json::Value::Object(error))
+                    .unwrap_or_else(|_| McpError::internal_error(format!("upstream {upstream}'s task failed"), None));
+                return Err(error);
+            }
+            TaskPayload::Cancelled => {
+                return Err(McpError::internal_error(format!("upstream {upstream} cancelled the task"), None));
+            }
+            _ => {}
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = ctx.ct.cancelled() => return Err(cancel_upstream_task(gateway, upstream, task_id, ctx).await),
+        }
+    }
+}
+
+/// Tells an upstream to cancel its task; the error that ends ours.
+pub async fn cancel_upstream_task(
+    gateway: &Gateway,
+    upstream: &str,
+    task_id: &str,
+    ctx: &RequestContext<RoleServer>,
+) -> McpError {
+    let cancel = ClientRequest::CancelTaskRequest(CancelTaskRequest::new(CancelTaskParams::new(task_id)));
+    // Sent on behalf of the same client, but not stopped by the cancellation it carries out.
+    let mut ctx = ctx.clone();
+    ctx.ct = tokio_util::sync::CancellationToken::new();
+    if let Err(failure) = forward(gateway, upstream, cancel, &ctx, LogLevel::None).await {
+        tracing::info!(upstream, why = %failure.describe(upstream), "cancelling an upstream's task failed");
+    }
+    McpError::internal_error("cancelled", None)
 }

@@ -15,11 +15,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Gateway;
-use super::call::{Failure, LogLevel, call_tool, forward};
+use super::call::{Failure, LogLevel, call_tool, cancel_upstream_task, follow_upstream_task, forward};
+use super::catalog::ToolRoute;
 use crate::domain::tokens::AccessClaims;
 use crate::mcp::McpContext;
 use crate::mcp::events::ListChanged;
 use crate::mcp::server::{context_caller, still_authorized};
+use crate::mcp::tasks::{RemoteTask, TaskSupport};
 
 /// Tools or prompts per page of a merged list.
 const PAGE: usize = 200;
@@ -65,6 +67,69 @@ impl Drop for FrontSession {
 }
 
 impl<S: ServerHandler + Clone> Front<S> {
+    /// How a task's round runs here: the call itself, or following the upstream's task.
+    fn runner(&self) -> impl crate::mcp::tasks::Runner {
+        let front = self.clone();
+        move |params: CallToolRequestParams, ctx: RequestContext<RoleServer>, remote: Option<RemoteTask>| {
+            let front = front.clone();
+            async move {
+                match remote {
+                    Some(remote) => {
+                        let gateway = &front.gateway;
+                        follow_upstream_task(gateway, &remote.upstream, &remote.task_id, params.input_responses, &ctx)
+                            .await
+                    }
+                    None => front.call_now(params, ctx).await,
+                }
+            }
+        }
+    }
+
+    /// A tool call answered now: a built-in, or an upstream's, under the caller's scopes and policy.
+    async fn call_now(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        if self.builtins && self.inner.get_tool(&request.name).is_some() {
+            return self.inner.call_tool(request, ctx).await;
+        }
+        let me = context_caller(&ctx)?;
+        let catalog = self.gateway.catalog();
+        let route = routed(&catalog, &request.name)?;
+        self.permitted(route, &me).await?;
+        let mut params = CallToolRequestParams::new(route.original.clone());
+        params.arguments = request.arguments;
+        let (answers, state) =
+            self.continuation(request.input_responses, request.request_state, &route.upstream, &request.name, &me)?;
+        params.input_responses = answers;
+        params.request_state = state;
+        let level = self.log_level(&ctx);
+        call_tool(&self.gateway, route, params, &ctx, level, &me).await
+    }
+
+    /// Whether the caller's scopes and the policy let them call the upstream tool `route` now (a refusal by
+    /// policy is audited).
+    async fn permitted(&self, route: &ToolRoute, me: &AccessClaims) -> Result<(), McpError> {
+        if let Some(missing) = route.needs.iter().find(|s| !me.has_scope(s)) {
+            return Err(McpError::invalid_request(format!("this tool needs the scope {missing}"), None));
+        }
+        if let Err(why) = self.policy_view(me).await?.allows(&route.upstream, Some(&route.original)) {
+            let person = (me.sub != me.client_id).then(|| me.sub.clone());
+            tracing::info!(upstream = %route.upstream, tool = %route.original, "a call refused by policy");
+            self.gateway.audit.record(crate::store::OwnedAuditEntry {
+                at: crate::clock::UnixTime::now(),
+                kind: crate::store::AuditKind::PolicyRefused,
+                user_id: person,
+                client_id: Some(me.client_id.clone()),
+                detail: Some(format!("upstream={} tool={}", route.upstream, route.original)),
+            });
+            let data = serde_json::json!({ "upstream": &*route.upstream, "tool": route.original });
+            return Err(McpError::invalid_request(why, Some(data)));
+        }
+        Ok(())
+    }
+
     pub fn new(inner: S, gateway: Arc<Gateway>, ctx: Arc<McpContext>, builtins: bool) -> Front<S> {
         Front { inner, gateway, ctx, builtins, session: Arc::default() }
     }
@@ -139,6 +204,11 @@ fn page<T: Clone>(items: &[T], cursor: Option<&str>) -> Result<(Vec<T>, Option<S
     Ok((items[offset..end].to_vec(), next))
 }
 
+/// The upstream tool a client names.
+fn routed<'a>(catalog: &'a super::catalog::Catalog, name: &str) -> Result<&'a ToolRoute, McpError> {
+    catalog.tool(name).ok_or_else(|| McpError::invalid_params(format!("no tool named {name}"), None))
+}
+
 fn cache_hints<T>(ctx: &RequestContext<RoleServer>, mut result: T, set: impl FnOnce(&mut T)) -> T {
     if ctx.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28) {
         set(&mut result);
@@ -157,6 +227,11 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         resources.subscribe = Some(true);
         capabilities.completions.get_or_insert_default();
         capabilities.logging.get_or_insert_default();
+        // Tool calls of clients that declare the tasks extension may run as tasks (SEP-2663).
+        capabilities
+            .extensions
+            .get_or_insert_with(ExtensionCapabilities::new)
+            .insert(TASKS_EXTENSION_ID.to_owned(), JsonObject::new());
         if !self.builtins {
             info.instructions = Some("A gateway to the MCP servers its operator configured.".into());
         }
@@ -206,43 +281,78 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         }))
     }
 
+    /// A tool call, answered at once; or, for a client that declared the tasks extension, started as a task
+    /// (upstream tools and the fixtures that take tasks; the built-ins answer at once), whose handle it gets
+    /// back at once. A task is started only for a call that would be allowed now.
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        if self.builtins && self.inner.get_tool(&request.name).is_some() {
-            return self.inner.call_tool(request, ctx).await;
-        }
-        let catalog = self.gateway.catalog();
-        let Some(route) = catalog.tool(&request.name) else {
-            return Err(McpError::invalid_params(format!("no tool named {}", request.name), None));
+        let builtin = self.builtins && self.inner.get_tool(&request.name).is_some();
+        let declared = ctx.client_capabilities().is_some_and(|c| c.supports_tasks());
+        let support = if builtin {
+            crate::mcp::fixtures::task_support(&request.name)
+        } else {
+            match self.gateway.catalog().tool(&request.name) {
+                // An upstream that runs tasks itself decides: the call goes to it, and a task it makes is
+                // followed by one of ours.
+                Some(route) if declared && self.gateway.runs_tasks(&route.upstream) => {
+                    let upstream = route.upstream.to_string();
+                    let name = request.name.to_string();
+                    let me = context_caller(&ctx)?;
+                    return match self.call_now(request, ctx.clone()).await? {
+                        CallToolResponse::Task(handle) => {
+                            let remote = RemoteTask { upstream, task_id: handle.task.task_id };
+                            let task = self.ctx.tasks.adopt(&me, &name, remote, &ctx, self.runner()).await?;
+                            Ok(CallToolResponse::Task(task))
+                        }
+                        answered => Ok(answered),
+                    };
+                }
+                _ => TaskSupport::Optional,
+            }
         };
+        let as_task = match support {
+            TaskSupport::Never => false,
+            TaskSupport::Optional => declared,
+            TaskSupport::Required | TaskSupport::RequiredAfterInput if !declared => {
+                return Err(McpError::missing_required_client_capability(
+                    ClientCapabilities::builder().enable_tasks().build(),
+                ));
+            }
+            TaskSupport::Required => true,
+            TaskSupport::RequiredAfterInput => request.input_responses.is_some(),
+        };
+        if !as_task {
+            return self.call_now(request, ctx).await;
+        }
         let me = context_caller(&ctx)?;
-        if let Some(missing) = route.needs.iter().find(|s| !me.has_scope(s)) {
-            return Err(McpError::invalid_request(format!("this tool needs the scope {missing}"), None));
+        if !builtin {
+            let catalog = self.gateway.catalog();
+            self.permitted(routed(&catalog, &request.name)?, &me).await?;
         }
-        if let Err(why) = self.policy_view(&me).await?.allows(&route.upstream, Some(&route.original)) {
-            let person = (me.sub != me.client_id).then(|| me.sub.clone());
-            tracing::info!(upstream = %route.upstream, tool = %route.original, "a call refused by policy");
-            self.gateway.audit.record(crate::store::OwnedAuditEntry {
-                at: crate::clock::UnixTime::now(),
-                kind: crate::store::AuditKind::PolicyRefused,
-                user_id: person,
-                client_id: Some(me.client_id.clone()),
-                detail: Some(format!("upstream={} tool={}", route.upstream, route.original)),
-            });
-            let data = serde_json::json!({ "upstream": &*route.upstream, "tool": route.original });
-            return Err(McpError::invalid_request(why, Some(data)));
+        self.ctx.tasks.start(&me, request, &ctx, self.runner()).await.map(CallToolResponse::Task)
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        self.ctx.tasks.get(&context_caller(&ctx)?, &request.task_id).await
+    }
+
+    async fn update_task(&self, request: UpdateTaskParams, ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
+        let me = context_caller(&ctx)?;
+        self.ctx.tasks.update(&me, &request.task_id, request.input_responses, &ctx, self.runner()).await
+    }
+
+    async fn cancel_task(&self, request: CancelTaskParams, ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
+        if let Some(remote) = self.ctx.tasks.cancel(&context_caller(&ctx)?, &request.task_id).await? {
+            cancel_upstream_task(&self.gateway, &remote.upstream, &remote.task_id, &ctx).await;
         }
-        let mut params = CallToolRequestParams::new(route.original.clone());
-        params.arguments = request.arguments;
-        let (answers, state) =
-            self.continuation(request.input_responses, request.request_state, &route.upstream, &request.name, &me)?;
-        params.input_responses = answers;
-        params.request_state = state;
-        let level = self.log_level(&ctx);
-        call_tool(&self.gateway, route, params, &ctx, level, &me).await
+        Ok(())
     }
 
     async fn list_prompts(

@@ -131,6 +131,15 @@ impl Gateway {
         self.connections.lock().expect("connections lock").get(upstream).cloned()
     }
 
+    /// Whether an upstream runs tasks itself (its 2026-07-28 connection declares the tasks extension): then
+    /// a client's task-augmented call goes to it as it is, and a task it makes is followed.
+    pub fn runs_tasks(&self, upstream: &str) -> bool {
+        self.connection(upstream)
+            .and_then(|c| c.live())
+            .and_then(|live| live.modern.as_ref().and_then(|p| p.peer_info()).map(|i| i.capabilities.supports_tasks()))
+            .unwrap_or(false)
+    }
+
     /// A per-person upstream by name.
     pub fn personal(&self, upstream: &str) -> Option<Arc<Personal>> {
         self.personals.lock().expect("personals lock").get(upstream).cloned()
