@@ -687,10 +687,7 @@ impl Fixtures {
         &self,
         ToolInputResponses(responses): ToolInputResponses,
     ) -> Result<CallToolResponse, McpError> {
-        match accepted(&responses, "user_name", "name").and_then(|n| n.as_str()) {
-            Some(name) => Ok(text(&format!("Hello, {name}!")).into()),
-            None => input_required(vec![("user_name", elicitation("What is your name?", "name", "string"))], None),
-        }
+        greet_the_named(&responses)
     }
 
     /// Asks the client's model a question through an input-required result.
@@ -940,9 +937,14 @@ impl Fixtures {
         &self,
         ToolInputResponses(responses): ToolInputResponses,
     ) -> Result<CallToolResponse, McpError> {
-        match accepted(&responses, "user_name", "name").and_then(|n| n.as_str()) {
-            Some(name) => Ok(text(&format!("Hello, {name}!")).into()),
-            None => input_required(vec![("user_name", elicitation("What is your name?", "name", "string"))], None),
-        }
+        greet_the_named(&responses)
+    }
+}
+
+/// "Hello, NAME!" once the client said its name (`user_name`), else the question.
+fn greet_the_named(responses: &Option<InputResponses>) -> Result<CallToolResponse, McpError> {
+    match accepted(responses, "user_name", "name").and_then(|n| n.as_str()) {
+        Some(name) => Ok(text(&format!("Hello, {name}!")).into()),
+        None => input_required(vec![("user_name", elicitation("What is your name?", "name", "string"))], None),
     }
 }

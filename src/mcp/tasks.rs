@@ -195,7 +195,8 @@ impl Tasks {
             )));
             let cutoff = now() - ABANDONED_AFTER;
             let sealed = self.seal(id, &state);
-            if self.inner.store.fail_abandoned_task(id, row.round, cutoff, &sealed).await.map_err(internal)? {
+            let change = TaskChange::Abandoned { before: cutoff, sealed: &sealed };
+            if self.inner.store.change_task(id, row.round, change).await.map_err(internal)? {
                 tracing::warn!(task = %id, "a task whose instance stopped is reported failed");
             }
             row = self.owned(me, id).await?;
@@ -367,8 +368,8 @@ impl Tasks {
                 Some(status) => TaskChange::Finish { status, sealed: &sealed },
             };
             let status = match &change {
-                TaskChange::AwaitInput { .. } => task_status::INPUT_REQUIRED,
                 TaskChange::Finish { status, .. } => status,
+                _ => task_status::INPUT_REQUIRED,
             };
             match tasks.inner.store.change_task(&id, round, change).await {
                 Ok(true) => tracing::info!(task = %id, status, "task changed"),

@@ -29,6 +29,8 @@ pub enum TaskChange<'a> {
     AwaitInput { sealed: &'a str },
     /// Working → finished: `completed`, `failed` (sealed: the result or the error).
     Finish { status: &'static str, sealed: &'a str },
+    /// Working, on an instance that has not beaten since `before` → failed (sealed: that error).
+    Abandoned { before: UnixTime, sealed: &'a str },
 }
 
 impl Store {
@@ -72,23 +74,26 @@ impl Store {
         Ok(task::Entity::find_by_id(id).one(&self.db).await?.filter(|t| t.expires_at >= now()))
     }
 
-    /// A working task's change, made only if it is still working in `round` (not cancelled meanwhile).
+    /// A working task's change, made only if it is still working in `round` (not cancelled meanwhile), and
+    /// for [`TaskChange::Abandoned`] only if its heartbeat is still old: once, whoever tries.
     pub async fn change_task(&self, id: &str, round: i64, change: TaskChange<'_>) -> Result<bool, DbErr> {
-        let (status, sealed) = match change {
-            TaskChange::AwaitInput { sealed } => (INPUT_REQUIRED, sealed),
-            TaskChange::Finish { status, sealed } => (status, sealed),
+        let (status, sealed, abandoned_before) = match change {
+            TaskChange::AwaitInput { sealed } => (INPUT_REQUIRED, sealed, None),
+            TaskChange::Finish { status, sealed } => (status, sealed, None),
+            TaskChange::Abandoned { before, sealed } => (FAILED, sealed, Some(before)),
         };
-        let updated = task::Entity::update_many()
+        let mut update = task::Entity::update_many()
             .col_expr(task::Column::Status, Expr::value(status))
             .col_expr(task::Column::Sealed, Expr::value(sealed))
             .col_expr(task::Column::Instance, Expr::value(Option::<String>::None))
             .col_expr(task::Column::UpdatedAt, Expr::value(now()))
             .filter(task::Column::Id.eq(id))
             .filter(task::Column::Round.eq(round))
-            .filter(task::Column::Status.eq(WORKING))
-            .exec(&self.db)
-            .await?;
-        Ok(updated.rows_affected == 1)
+            .filter(task::Column::Status.eq(WORKING));
+        if let Some(before) = abandoned_before {
+            update = update.filter(task::Column::HeartbeatAt.lt(before));
+        }
+        Ok(update.exec(&self.db).await?.rows_affected == 1)
     }
 
     /// Records answers to a task waiting for input, read in `round`: with `resume`, it goes back to work on
@@ -148,28 +153,6 @@ impl Store {
             .all(&self.db)
             .await?;
         Ok(ids.iter().filter(|id| !still.iter().any(|t| &&t.id == id)).cloned().collect())
-    }
-
-    /// A working task whose instance stopped beating before `cutoff` is failed (sealed: that error); once.
-    pub async fn fail_abandoned_task(
-        &self,
-        id: &str,
-        round: i64,
-        cutoff: UnixTime,
-        sealed: &str,
-    ) -> Result<bool, DbErr> {
-        let updated = task::Entity::update_many()
-            .col_expr(task::Column::Status, Expr::value(FAILED))
-            .col_expr(task::Column::Sealed, Expr::value(sealed))
-            .col_expr(task::Column::Instance, Expr::value(Option::<String>::None))
-            .col_expr(task::Column::UpdatedAt, Expr::value(now()))
-            .filter(task::Column::Id.eq(id))
-            .filter(task::Column::Round.eq(round))
-            .filter(task::Column::Status.eq(WORKING))
-            .filter(task::Column::HeartbeatAt.lt(cutoff))
-            .exec(&self.db)
-            .await?;
-        Ok(updated.rows_affected == 1)
     }
 
     /// Deletes tasks past their time to live, finished or not.
