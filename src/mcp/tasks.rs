@@ -109,8 +109,8 @@ struct Inner {
     secrets: Arc<SecretsKey>,
     instance: String,
     settings: TaskSettings,
-    /// The calls this instance runs, by task id.
-    running: Mutex<HashMap<String, CancellationToken>>,
+    /// The calls this instance runs, by task id: the round and how to stop it.
+    running: Mutex<HashMap<String, (i64, CancellationToken)>>,
     beating: std::sync::Once,
 }
 
@@ -170,7 +170,8 @@ impl Tasks {
             instance: self.inner.instance.clone(),
             expires_at: created + self.inner.settings.ttl,
         };
-        if !self.inner.store.insert_task(new, self.inner.settings.max_per_user).await.map_err(internal)? {
+        let alive_since = now() - ABANDONED_AFTER;
+        if !self.inner.store.insert_task(new, self.inner.settings.max_per_user, alive_since).await.map_err(internal)? {
             return Err(McpError::invalid_request(
                 format!(
                     "at most {} tasks may be working or waiting for input at once per person (TASKS_MAX_PER_USER)",
@@ -264,20 +265,19 @@ impl Tasks {
 
     /// `tasks/cancel`: a task working or waiting for input is cancelled (its call is stopped, and an
     /// upstream told, within a heartbeat wherever it runs); a finished one stays as it is. Returns the
-    /// upstream's task when ours was waiting for input (no call runs to tell the upstream: the caller does).
+    /// upstream's task a cancelled one followed, for the caller to cancel too (no call of ours may be
+    /// running to do it: the task may have been waiting for input, or just have started to).
     pub async fn cancel(&self, me: &AccessClaims, id: &str) -> Result<Option<RemoteTask>, McpError> {
         let row = self.owned(me, id).await?;
         if !self.inner.store.cancel_task(id).await.map_err(internal)? {
             return Ok(None);
         }
         tracing::info!(task = %id, "task cancelled");
-        if let Some(token) = self.inner.running.lock().expect("running lock").get(id) {
+        if let Some((_, token)) = self.inner.running.lock().expect("running lock").get(id) {
             token.cancel();
         }
-        if row.status == task_status::INPUT_REQUIRED {
-            return Ok(self.open(&row)?.remote);
-        }
-        Ok(None)
+        // Whether or not a call of ours still runs to tell it (telling it twice does no harm).
+        Ok(self.open(&row)?.remote)
     }
 
     /// The task if `me` owns it; anyone else (and an expired or unknown id) gets the same -32602.
@@ -298,7 +298,7 @@ impl Tasks {
     ) {
         self.start_heartbeat();
         let token = CancellationToken::new();
-        self.inner.running.lock().expect("running lock").insert(id.clone(), token.clone());
+        self.inner.running.lock().expect("running lock").insert(id.clone(), (round, token.clone()));
         let mut ctx = ctx;
         // The request that started it has ended; the call stops with the task, not with that request.
         ctx.ct = token.clone();
@@ -309,6 +309,8 @@ impl Tasks {
         let tasks = self.clone();
         let remote = state.remote.clone();
         tokio::spawn(async move {
+            // Leaves the running calls however this ends (a panicking call included).
+            let _running = Running { tasks: tasks.clone(), id: id.clone(), round };
             let call = run(params, ctx, remote);
             tokio::pin!(call);
             let outcome = tokio::select! {
@@ -319,16 +321,22 @@ impl Tasks {
                 // Cancelled: let the call tell its upstream, then drop it.
                 let _ = tokio::time::timeout(WIND_DOWN, call).await;
             }
-            tasks.inner.running.lock().expect("running lock").remove(&id);
             let Some(outcome) = outcome else {
                 return;
             };
             let change = match outcome {
-                Ok(CallToolResponse::InputRequired(asked)) => {
+                Ok(CallToolResponse::InputRequired(asked))
+                    if asked.input_requests.as_ref().is_some_and(|r| !r.is_empty()) =>
+                {
                     state.input_requests = asked.input_requests;
                     state.request_state = asked.request_state;
                     state.answers.clear();
                     None
+                }
+                Ok(CallToolResponse::InputRequired(_)) => {
+                    let why = "the call asked for input without saying what";
+                    state.error = Some(error_object(&McpError::internal_error(why, None)));
+                    Some(task_status::FAILED)
                 }
                 Ok(CallToolResponse::Complete(result)) => {
                     let value = serde_json::to_value(&result).unwrap_or_default();
@@ -393,14 +401,20 @@ impl Tasks {
                     let Some(inner) = weak.upgrade() else {
                         return;
                     };
-                    let ids: Vec<String> = inner.running.lock().expect("running lock").keys().cloned().collect();
+                    // The calls as they run now: a call that ends and a next round that starts meanwhile
+                    // keep their own token, which this beat never cancels.
+                    let calls: Vec<(String, CancellationToken)> = inner
+                        .running
+                        .lock()
+                        .expect("running lock")
+                        .iter()
+                        .map(|(id, (_, token))| (id.clone(), token.clone()))
+                        .collect();
+                    let ids: Vec<String> = calls.iter().map(|(id, _)| id.clone()).collect();
                     match inner.store.task_heartbeat(&inner.instance, &ids).await {
                         Ok(stopped) => {
-                            let running = inner.running.lock().expect("running lock");
-                            for id in stopped {
-                                if let Some(token) = running.get(&id) {
-                                    token.cancel();
-                                }
+                            for (_, token) in calls.iter().filter(|(id, _)| stopped.contains(id)) {
+                                token.cancel();
                             }
                         }
                         Err(e) => tracing::warn!(error = %e, "the tasks' heartbeat failed"),
@@ -429,6 +443,22 @@ impl Tasks {
             .open(&context(&row.id), &row.sealed)
             .map_err(|_| McpError::internal_error("a task's state does not open", None))?;
         serde_json::from_str(&json).map_err(|_| McpError::internal_error("a task's state does not read", None))
+    }
+}
+
+/// A call in `running` while it runs; removed when it ends, unless a next round took its place already.
+struct Running {
+    tasks: Tasks,
+    id: String,
+    round: i64,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut running = self.tasks.inner.running.lock().expect("running lock");
+        if running.get(&self.id).is_some_and(|(round, _)| *round == self.round) {
+            running.remove(&self.id);
+        }
     }
 }
 

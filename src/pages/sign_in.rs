@@ -355,12 +355,15 @@ async fn github_person(
         pages.providers.github_forget(api, client_id, secret, token).await;
     }
     let person = found.map_err(|why| unreachable(provider, &why))?;
+    // Organization names on GitHub are anyone's to register: they count here only under the provider's
+    // name (`github:acme`), never as a group of the same name from the company's own directory.
+    let groups = person.groups.iter().map(|g| format!("{}:{g}", provider.name)).collect();
     Ok(Vouched {
         subject: person.id,
         email: person.email,
         email_verified: person.email_verified,
         username: person.login,
-        groups: Some(person.groups),
+        groups: Some(groups),
     })
 }
 

@@ -34,21 +34,29 @@ pub enum TaskChange<'a> {
 }
 
 impl Store {
-    /// Adds a working task unless its owner already has `max_active` tasks working or waiting for input;
-    /// `Ok(false)` then. (On SQLite the count and the insert are one write; on Postgres two calls at the same
-    /// moment may both pass the count, so the cap is exact to within the calls racing.)
-    pub async fn insert_task(&self, new: NewTask, max_active: u64) -> Result<bool, DbErr> {
+    /// Adds a working task unless its owner already has `max_active` live tasks: unexpired, and waiting for
+    /// input or working on an instance heard from since `alive_since` (a task whose instance stopped does not
+    /// count); `Ok(false)` then. (On SQLite the count and the insert are one write; on Postgres two calls at
+    /// the same moment may both pass the count, so the cap is exact to within the calls racing.)
+    pub async fn insert_task(&self, new: NewTask, max_active: u64, alive_since: UnixTime) -> Result<bool, DbErr> {
         let (_turn, txn) = self.begin_write().await?;
+        let at = now();
         let active = task::Entity::find()
             .filter(task::Column::OwnerSub.eq(&new.owner_sub))
-            .filter(task::Column::Status.is_in([WORKING, INPUT_REQUIRED]))
+            .filter(task::Column::ExpiresAt.gte(at))
+            .filter(
+                sea_orm::Condition::any().add(task::Column::Status.eq(INPUT_REQUIRED)).add(
+                    sea_orm::Condition::all()
+                        .add(task::Column::Status.eq(WORKING))
+                        .add(task::Column::HeartbeatAt.gte(alive_since)),
+                ),
+            )
             .count(&txn)
             .await?;
         if active >= max_active {
             txn.rollback().await?;
             return Ok(false);
         }
-        let at = now();
         let row = task::ActiveModel {
             id: Set(new.id),
             owner_sub: Set(new.owner_sub),
@@ -96,17 +104,18 @@ impl Store {
         Ok(update.exec(&self.db).await?.rows_affected == 1)
     }
 
-    /// Records answers to a task waiting for input, read in `round`: with `resume`, it goes back to work on
-    /// `instance` (the next round); else it keeps waiting for the rest. Once, whoever answers first.
+    /// Records answers to a task waiting for input, read in `round`, and moves it to the next round (so of two
+    /// answers read in the same round one wins, and the other reads again): with `resume`, it goes back to
+    /// work on `instance`; else it keeps waiting for the rest.
     pub async fn answer_task(&self, id: &str, round: i64, sealed: &str, resume: Option<&str>) -> Result<bool, DbErr> {
         let at = now();
         let mut update = task::Entity::update_many()
             .col_expr(task::Column::Sealed, Expr::value(sealed))
+            .col_expr(task::Column::Round, Expr::col(task::Column::Round).add(1))
             .col_expr(task::Column::UpdatedAt, Expr::value(at));
         if let Some(instance) = resume {
             update = update
                 .col_expr(task::Column::Status, Expr::value(WORKING))
-                .col_expr(task::Column::Round, Expr::col(task::Column::Round).add(1))
                 .col_expr(task::Column::Instance, Expr::value(instance))
                 .col_expr(task::Column::HeartbeatAt, Expr::value(at));
         }

@@ -183,7 +183,7 @@ async fn people_sign_in_through_github_with_its_verified_email_and_their_organiz
     let done = through_github(&mut browser, poem::http::Method::GET, None).await;
     assert_eq!(location(&done), "/", "{:?}", done.text().await);
     assert!(browser.page("/").await.contains("Signed in as <strong>octocat</strong>"));
-    assert_eq!(groups_of(&front, "octocat").await, ["acme", "acme/platform"]);
+    assert_eq!(groups_of(&front, "octocat").await, ["gh:acme", "gh:acme/platform"]);
     let link = front.sql("SELECT issuer, subject, email FROM identities", vec![]).await;
     assert_eq!(link[0].try_get::<String>("", "subject").unwrap(), "4242");
     assert_eq!(link[0].try_get::<String>("", "issuer").unwrap(), github.url);
@@ -247,7 +247,7 @@ async fn a_signed_in_person_links_github_to_their_account_and_may_unlink_it_but_
     assert_eq!(location(&done), "/?done=linked", "{:?}", done.text().await);
     let home = mia.page("/").await;
     assert!(home.contains("octo@example.com") && home.contains("Unlink"), "{home}");
-    assert_eq!(groups_of(&front, "mia").await, ["acme", "acme/platform"]);
+    assert_eq!(groups_of(&front, "mia").await, ["gh:acme", "gh:acme/platform"]);
     let linked = front.sql("SELECT event FROM audit_events WHERE event = 'identity_linked'", vec![]).await;
     assert_eq!(linked.len(), 1);
 

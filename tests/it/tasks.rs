@@ -112,6 +112,20 @@ async fn a_task_lives_in_the_database_where_any_instance_answers_for_it_and_only
     let done = until_status(&mut on_a, &task, "completed").await;
     assert_eq!(text_of(&done["result"]), "Deleted notes.txt.");
 
+    // Two answers at once, one to each of two questions, on two instances: neither is lost.
+    let task = start(&mut on_a, "multi_input", json!({})).await;
+    let waiting = until_status(&mut on_a, &task, "input_required").await;
+    assert_eq!(waiting["inputRequests"].as_object().unwrap().len(), 2, "{waiting}");
+    let name = json!({"name": {"action": "accept", "content": {"name": "Ada"}}});
+    let confirm = json!({"confirm": {"action": "accept", "content": {"confirm": true}}});
+    let (first, second) = tokio::join!(
+        declared(&mut on_a, "tasks/update", json!({"taskId": task, "inputResponses": name})),
+        declared(&mut on_b, "tasks/update", json!({"taskId": task, "inputResponses": confirm})),
+    );
+    assert!(first.get("result").is_some() && second.get("result").is_some(), "{first} {second}");
+    let done = until_status(&mut on_a, &task, "completed").await;
+    assert_eq!(text_of(&done["result"]), "Both answers arrived.");
+
     // Cancelled on B, the call running on A stops (within its heartbeat); cancelling again is acknowledged.
     let task = start(&mut on_a, "slow_compute", json!({"seconds": 60})).await;
     let ack = declared(&mut on_b, "tasks/cancel", json!({"taskId": task})).await;

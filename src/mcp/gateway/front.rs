@@ -75,6 +75,10 @@ impl<S: ServerHandler + Clone> Front<S> {
             async move {
                 match remote {
                     Some(remote) => {
+                        // Each round under the scopes and policy of the caller now, as a call would be.
+                        let me = context_caller(&ctx)?;
+                        let catalog = front.gateway.catalog();
+                        front.permitted(routed(&catalog, &params.name)?, &me).await?;
                         let gateway = &front.gateway;
                         follow_upstream_task(gateway, &remote.upstream, &remote.task_id, params.input_responses, &ctx)
                             .await
@@ -304,8 +308,14 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
                     return match self.call_now(request, ctx.clone()).await? {
                         CallToolResponse::Task(handle) => {
                             let remote = RemoteTask { upstream, task_id: handle.task.task_id };
-                            let task = self.ctx.tasks.adopt(&me, &name, remote, &ctx, self.runner()).await?;
-                            Ok(CallToolResponse::Task(task))
+                            match self.ctx.tasks.adopt(&me, &name, remote.clone(), &ctx, self.runner()).await {
+                                Ok(task) => Ok(CallToolResponse::Task(task)),
+                                Err(refused) => {
+                                    // Ours could not start (a limit): the upstream's is not left running.
+                                    cancel_upstream_task(&self.gateway, &remote.upstream, &remote.task_id, &ctx).await;
+                                    Err(refused)
+                                }
+                            }
                         }
                         answered => Ok(answered),
                     };
