@@ -9,6 +9,8 @@
 --   servers that match answers to requests by id within a session when two connections share one.
 -- A 200 whose body is a tool result with "isError":true (a tool that refused) counts as an error too.
 --   BENCH_THREADS: wrk's -t, to share the refresh tokens between threads.
+--   BENCH_PACE_MS (optional): each connection waits this long after an answer before its next request, so
+--   the load is a fixed pace below saturation rather than as fast as the server answers.
 -- done() prints: RESULT <requests/s> <p50 ms> <p99 ms> <errors> <requests>
 local threads = {}
 local next_id = 0
@@ -62,6 +64,11 @@ function init(args)
   else
     fixed = wrk.format(os.getenv("BENCH_METHOD") or "GET", path, headers, os.getenv("BENCH_BODY"))
   end
+end
+
+local pace = tonumber(os.getenv("BENCH_PACE_MS") or "0")
+if pace > 0 then
+  function delay() return pace end
 end
 
 function request()
