@@ -8,9 +8,10 @@
 # Options: --duration S, --connections C, --pace-ms P. BENCH_BIN=path runs that binary instead of building one.
 #
 # Closed loop (as fast as each route answers) the p99 of a saturated route is mostly its queue. So the
-# routes of mcp-gateway are also measured paced: each connection sends its next call P ms (default 40) after
-# the last answer, the same load for the direct and the proxied route, well below either's saturation; the
-# added p99 there is what the gateway adds to one call.
+# routes of mcp-gateway are also measured paced: each connection sends its next call on average P ms
+# (default 40; uniformly 0 to 2P, so the connections do not send in lockstep) after the last answer, the
+# same load for the direct and the proxied route, well below either's saturation; the added p99 there is
+# what the gateway adds to one call.
 #
 # Upstreams: a second mcp-gateway instance (its built-in tool `whoami`, cheap, so the proxy's cost dominates)
 # as the HTTP upstream, and @modelcontextprotocol/server-everything over stdio (tool `echo`), pinned in
@@ -366,7 +367,7 @@ awk -F'|' -v gw_rss="$GW_RSS_MB" -v conns="$CONNECTIONS" -v pace="$PACE_MS" '
           (order[i] ~ /^mcp-gateway/ ? " (closed loop: mostly queueing at saturation)" : "")
     pd = "HTTP upstream direct, paced"; pg = "mcp-gateway → HTTP upstream, paced"
     if ((pd in p99) && (pg in p99))
-      printf "- added p99 at the same paced load (%s connections, next call %s ms after an answer): %.3f ms (%s − %s) (target ≤ 5 ms)\n",
+      printf "- added p99 at the same paced load (%s connections, next call on average %s ms after an answer): %.3f ms (%s − %s) (target ≤ 5 ms)\n",
         conns, pace, p99[pg] - p99[pd], p99[pg], p99[pd]
     ratio("mcp-gateway → HTTP upstream", best_http)
     ratio("mcp-gateway → stdio", best_stdio)

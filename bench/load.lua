@@ -9,8 +9,9 @@
 --   servers that match answers to requests by id within a session when two connections share one.
 -- A 200 whose body is a tool result with "isError":true (a tool that refused) counts as an error too.
 --   BENCH_THREADS: wrk's -t, to share the refresh tokens between threads.
---   BENCH_PACE_MS (optional): each connection waits this long after an answer before its next request, so
---   the load is a fixed pace below saturation rather than as fast as the server answers.
+--   BENCH_PACE_MS (optional): each connection waits on average this long (uniformly 0 to twice it) after an
+--   answer before its next request, so the load is a steady pace below saturation rather than as fast as
+--   the server answers.
 -- done() prints: RESULT <requests/s> <p50 ms> <p99 ms> <errors> <requests>
 local threads = {}
 local next_id = 0
@@ -68,7 +69,9 @@ end
 
 local pace = tonumber(os.getenv("BENCH_PACE_MS") or "0")
 if pace > 0 then
-  function delay() return pace end
+  -- Uniform over 0..2×pace: on average pace, and the connections drift apart instead of sending in
+  -- lockstep bursts (which would measure a queue of all of them at once).
+  function delay() return math.random(0, 2 * pace) end
 end
 
 function request()
