@@ -5,7 +5,8 @@
 #   bench/gateway.sh             10 s per route at 64 connections, with the peers
 #   bench/gateway.sh --smoke     1 s per route, mcp-gateway only, debug binary: fails only on errors (CI)
 #
-# Options: --duration S, --connections C, --pace-ms P. BENCH_BIN=path runs that binary instead of building one.
+# Options: --duration S, --connections C, --pace-ms P, --no-peers (mcp-gateway's routes only). BENCH_BIN=path
+# runs that binary instead of building one.
 #
 # Closed loop (as fast as each route answers) the p99 of a saturated route is mostly its queue. So the
 # routes of mcp-gateway are also measured paced: each connection sends its next call on average P ms
@@ -29,12 +30,13 @@ set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
-DURATION=10 CONNECTIONS=64 SMOKE=0 PACE_MS=40
+DURATION=10 CONNECTIONS=64 SMOKE=0 PACE_MS=40 PEERS_ON=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION="$2"; shift 2 ;;
     --connections) CONNECTIONS="$2"; shift 2 ;;
     --pace-ms) PACE_MS="$2"; shift 2 ;;
+    --no-peers) PEERS_ON=0; shift ;;
     --smoke) SMOKE=1; DURATION=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -52,7 +54,7 @@ else
 fi
 BIN="$(realpath "$BIN")"
 EVERYTHING="$(tests/gateway/install.sh)/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
-[ "$SMOKE" = 1 ] || PEERS="$(bench/gateway/install.sh)"
+[ "$SMOKE" = 1 ] || [ "$PEERS_ON" = 0 ] || PEERS="$(bench/gateway/install.sh)"
 if [ "$(nproc)" -ge 2 ]; then SERVER_CPUS=0 LOAD_CPUS=1; else SERVER_CPUS=0 LOAD_CPUS=0; fi
 NODE="$(command -v node)" TASKSET="$(command -v taskset)"
 # The stdio upstream, kept off the proxy's core wherever a proxy starts it.
@@ -326,7 +328,7 @@ peer_contextforge() {
   stop "$CF_PID"
 }
 
-if [ "$SMOKE" = 0 ]; then
+if [ "$SMOKE" = 0 ] && [ "$PEERS_ON" = 1 ]; then
   peer_supergateway
   fastmcp_row "fastmcp proxy → HTTP upstream" whoami '{}' http "$UP_URL/mcp" "Bearer $UP_TOKEN"
   fastmcp_row "fastmcp proxy → stdio" echo '{"message":"hi"}' stdio "${STDIO_UPSTREAM[@]}"
