@@ -1,5 +1,5 @@
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
 
 use super::{Store, identity, identity_provider, user, user_group};
 use crate::clock::now;
@@ -121,7 +121,7 @@ impl Store {
         Ok(existing.user_id)
     }
 
-    /// Unlinks one of an account's identities, in one statement, only while the account keeps another way
+    /// Unlinks one of an account's identities only while the account keeps another way
     /// to sign in (a password, or another identity): nobody locks themselves out. Returns whether it went.
     pub async fn unlink_identity(&self, user_id: &str, issuer: &str) -> Result<bool, DbErr> {
         use sea_orm::sea_query::{Expr, ExprTrait, Query};
@@ -137,12 +137,19 @@ impl Store {
             .and_where(Expr::col((user::Entity, user::Column::Id)).eq(user_id))
             .and_where(Expr::col((user::Entity, user::Column::PasswordHash)).ne(""))
             .to_owned();
+        // Two unlinks of the same account at once take turns on its row (Postgres: a row lock; SQLite: the
+        // one write lock), so the second sees what the first left and never removes the last way in.
+        let (_turn, txn) = self.begin_write().await?;
+        if user::Entity::find_by_id(user_id).lock_exclusive().one(&txn).await?.is_none() {
+            return Ok(false);
+        }
         let removed = identity::Entity::delete_many()
             .filter(identity::Column::UserId.eq(user_id))
             .filter(identity::Column::Issuer.eq(issuer))
             .filter(Expr::exists(others).or(Expr::exists(with_password)))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        txn.commit().await?;
         Ok(removed.rows_affected > 0)
     }
 
