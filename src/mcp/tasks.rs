@@ -317,67 +317,55 @@ impl Tasks {
                 outcome = &mut call => Some(outcome),
                 () = token.cancelled() => None,
             };
-            if outcome.is_none() {
+            let Some(outcome) = outcome else {
                 // Cancelled: let the call tell its upstream, then drop it.
                 let _ = tokio::time::timeout(WIND_DOWN, call).await;
-            }
-            let Some(outcome) = outcome else {
                 return;
             };
-            let change = match outcome {
+            let mut fail = |error: &McpError| {
+                state.error = Some(error_object(error));
+                task_status::FAILED
+            };
+            let status = match outcome {
                 Ok(CallToolResponse::InputRequired(asked))
                     if asked.input_requests.as_ref().is_some_and(|r| !r.is_empty()) =>
                 {
                     state.input_requests = asked.input_requests;
                     state.request_state = asked.request_state;
                     state.answers.clear();
-                    None
+                    task_status::INPUT_REQUIRED
                 }
                 Ok(CallToolResponse::InputRequired(_)) => {
-                    let why = "the call asked for input without saying what";
-                    state.error = Some(error_object(&McpError::internal_error(why, None)));
-                    Some(task_status::FAILED)
+                    fail(&McpError::internal_error("the call asked for input without saying what", None))
                 }
                 Ok(CallToolResponse::Complete(result)) => {
                     let value = serde_json::to_value(&result).unwrap_or_default();
-                    let size = value.to_string().len();
-                    if size > tasks.inner.settings.max_result_bytes {
-                        let why = format!(
-                            "the result ({size} bytes) is larger than TASKS_MAX_RESULT_BYTES ({})",
-                            tasks.inner.settings.max_result_bytes
-                        );
-                        state.error = Some(error_object(&McpError::internal_error(why, None)));
-                        Some(task_status::FAILED)
-                    } else {
-                        let serde_json::Value::Object(mut result) = value else {
-                            return;
-                        };
-                        result.remove("resultType");
-                        state.result = Some(result);
-                        Some(task_status::COMPLETED)
+                    let (size, max) = (value.to_string().len(), tasks.inner.settings.max_result_bytes);
+                    match value {
+                        _ if size > max => {
+                            let why =
+                                format!("the result ({size} bytes) is larger than TASKS_MAX_RESULT_BYTES ({max})");
+                            fail(&McpError::internal_error(why, None))
+                        }
+                        serde_json::Value::Object(mut result) => {
+                            result.remove("resultType");
+                            state.result = Some(result);
+                            task_status::COMPLETED
+                        }
+                        _ => fail(&McpError::internal_error("the call's result does not serialize", None)),
                     }
                 }
-                Ok(_) => {
-                    state.error = Some(error_object(&McpError::internal_error("the call answered with a task", None)));
-                    Some(task_status::FAILED)
-                }
-                Err(error) => {
-                    state.error = Some(error_object(&error));
-                    Some(task_status::FAILED)
-                }
+                Ok(_) => fail(&McpError::internal_error("the call answered with a task", None)),
+                Err(error) => fail(&error),
             };
-            if change.is_some() {
+            if status != task_status::INPUT_REQUIRED {
                 // Finished: what it was called with is no longer needed.
                 state.arguments = None;
             }
             let sealed = tasks.seal(&id, &state);
-            let change = match change {
-                None => TaskChange::AwaitInput { sealed: &sealed },
-                Some(status) => TaskChange::Finish { status, sealed: &sealed },
-            };
-            let status = match &change {
-                TaskChange::Finish { status, .. } => status,
-                _ => task_status::INPUT_REQUIRED,
+            let change = match status {
+                task_status::INPUT_REQUIRED => TaskChange::AwaitInput { sealed: &sealed },
+                status => TaskChange::Finish { status, sealed: &sealed },
             };
             match tasks.inner.store.change_task(&id, round, change).await {
                 Ok(true) => tracing::info!(task = %id, status, "task changed"),

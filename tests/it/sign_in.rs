@@ -49,6 +49,15 @@ impl Idp {
         Idp { issuer: format!("http://127.0.0.1:{port}"), people: file, child }
     }
 
+    /// `idp add corp` for this provider, with our client there and example.com's people allowed in, plus
+    /// `extra`.
+    fn add_to(&self, front: &TestApp, extra: &[&str]) {
+        let mut args = vec!["idp", "add", "corp", "--issuer", &self.issuer, "--client-id", CLIENT_ID];
+        args.extend(["--client-secret", CLIENT_SECRET, "--allowed-domains", "example.com"]);
+        args.extend_from_slice(extra);
+        front.cli(&args);
+    }
+
     fn set_people(&self, people: serde_json::Value) {
         std::fs::write(self.people.path(), people.to_string()).unwrap();
     }
@@ -110,23 +119,7 @@ fn people() -> serde_json::Value {
 async fn people_sign_in_through_a_real_openid_provider_and_keep_their_account_and_groups() {
     let front = spawn_app_with(&[("UPSTREAM_RELOAD_SECS", "1"), ("GUARD_CACHE_SECS", "1")]).await;
     let idp = Idp::start(&front, people()).await;
-    front.cli(&[
-        "idp",
-        "add",
-        "corp",
-        "--issuer",
-        &idp.issuer,
-        "--client-id",
-        CLIENT_ID,
-        "--client-secret",
-        CLIENT_SECRET,
-        "--scopes",
-        "openid email profile groups",
-        "--groups-claim",
-        "groups",
-        "--allowed-domains",
-        "example.com",
-    ]);
+    idp.add_to(&front, &["--scopes", "openid email profile groups", "--groups-claim", "groups"]);
     let listed = front.cli(&["idp", "list"]);
     assert!(listed.contains("corp") && listed.contains("oidc"), "{listed}");
 
@@ -186,19 +179,7 @@ async fn people_sign_in_through_a_real_openid_provider_and_keep_their_account_an
 async fn the_way_back_from_the_provider_works_only_in_the_browser_that_set_out_and_only_once() {
     let front = spawn_app_with(&[("PASSWORD_LOGIN", "off")]).await;
     let idp = Idp::start(&front, people()).await;
-    front.cli(&[
-        "idp",
-        "add",
-        "corp",
-        "--issuer",
-        &idp.issuer,
-        "--client-id",
-        CLIENT_ID,
-        "--client-secret",
-        CLIENT_SECRET,
-        "--allowed-domains",
-        "example.com",
-    ]);
+    idp.add_to(&front, &[]);
 
     // PASSWORD_LOGIN=off: the login page has only the provider's button, and a password is refused.
     let mut browser = Browser::new(&front);

@@ -67,6 +67,31 @@ impl Drop for FrontSession {
 }
 
 impl<S: ServerHandler + Clone> Front<S> {
+    /// A call of an upstream that runs tasks itself: it decides, and a task it makes is followed by one of
+    /// ours (or cancelled, when ours cannot start).
+    async fn call_upstream_that_runs_tasks(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+        upstream: String,
+    ) -> Result<CallToolResponse, McpError> {
+        let name = request.name.to_string();
+        let me = context_caller(&ctx)?;
+        let handle = match self.call_now(request, ctx.clone()).await? {
+            CallToolResponse::Task(handle) => handle,
+            answered => return Ok(answered),
+        };
+        let remote = RemoteTask { upstream, task_id: handle.task.task_id };
+        match self.ctx.tasks.adopt(&me, &name, remote.clone(), &ctx, self.runner()).await {
+            Ok(task) => Ok(CallToolResponse::Task(task)),
+            Err(refused) => {
+                // Ours could not start (a limit): the upstream's is not left running.
+                cancel_upstream_task(&self.gateway, &remote.upstream, &remote.task_id, &ctx).await;
+                Err(refused)
+            }
+        }
+    }
+
     /// How a task's round runs here: the call itself, or following the upstream's task.
     fn runner(&self) -> impl crate::mcp::tasks::Runner {
         let front = self.clone();
@@ -295,30 +320,14 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
     ) -> Result<CallToolResponse, McpError> {
         let builtin = self.builtins && self.inner.get_tool(&request.name).is_some();
         let declared = ctx.client_capabilities().is_some_and(|c| c.supports_tasks());
+        let catalog = self.gateway.catalog();
         let support = if builtin {
             crate::mcp::fixtures::task_support(&request.name)
         } else {
-            match self.gateway.catalog().tool(&request.name) {
-                // An upstream that runs tasks itself decides: the call goes to it, and a task it makes is
-                // followed by one of ours.
+            match catalog.tool(&request.name) {
                 Some(route) if declared && self.gateway.runs_tasks(&route.upstream) => {
                     let upstream = route.upstream.to_string();
-                    let name = request.name.to_string();
-                    let me = context_caller(&ctx)?;
-                    return match self.call_now(request, ctx.clone()).await? {
-                        CallToolResponse::Task(handle) => {
-                            let remote = RemoteTask { upstream, task_id: handle.task.task_id };
-                            match self.ctx.tasks.adopt(&me, &name, remote.clone(), &ctx, self.runner()).await {
-                                Ok(task) => Ok(CallToolResponse::Task(task)),
-                                Err(refused) => {
-                                    // Ours could not start (a limit): the upstream's is not left running.
-                                    cancel_upstream_task(&self.gateway, &remote.upstream, &remote.task_id, &ctx).await;
-                                    Err(refused)
-                                }
-                            }
-                        }
-                        answered => Ok(answered),
-                    };
+                    return self.call_upstream_that_runs_tasks(request, ctx, upstream).await;
                 }
                 _ => TaskSupport::Optional,
             }
@@ -339,7 +348,6 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         }
         let me = context_caller(&ctx)?;
         if !builtin {
-            let catalog = self.gateway.catalog();
             self.permitted(routed(&catalog, &request.name)?, &me).await?;
         }
         self.ctx.tasks.start(&me, request, &ctx, self.runner()).await.map(CallToolResponse::Task)
