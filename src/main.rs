@@ -36,13 +36,19 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// Lines waiting for the writer thread: over a second of access lines at full load. The buffer is allocated
+/// whole at start, 32 bytes a line (tracing-appender's default of 128,000 lines is 4 MB, resident for good).
+const LOG_BUFFER_LINES: usize = 16_384;
+
 /// By default our own lines at `info` (one access line per request, and what the server decides) and every
 /// library's warnings; `RUST_LOG` overrides. Lines are written to stderr by a background thread, so a
-/// request never waits for the terminal or a log collector (past a full buffer, lines are dropped rather
-/// than the request held). The guard flushes what is buffered when `main` returns.
+/// request never waits for the terminal or a log collector (past a full buffer of [`LOG_BUFFER_LINES`],
+/// lines are dropped rather than the request held). The guard flushes what is buffered when `main` returns.
 fn init_logging(format: LogFormat) -> WorkerGuard {
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("warn,mcp_gateway=info"));
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),

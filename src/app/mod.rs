@@ -7,10 +7,10 @@ mod state;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::endpoint::TowerCompatExt;
+use poem::endpoint::{BoxEndpoint, TowerCompatExt};
 use poem::listener::TcpAcceptor;
 use poem::middleware::CookieJarManager;
-use poem::{Endpoint, EndpointExt, Response, Route, Server, get, post};
+use poem::{Endpoint, EndpointExt, Request, Response, Route, Server, get, post};
 use poem_openapi::OpenApiService;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +34,19 @@ pub fn openapi_service() -> OpenApiService<(DiscoveryApi, OAuthApi, OpsApi), ()>
         "An MCP server (Streamable HTTP at /mcp) that is its own OAuth 2.1 authorization server. \
          Discovery: RFC 9728 and RFC 8414. Registration: RFC 7591. Tokens: RFC 9068 JWTs, PKCE S256 required.",
     )
+}
+
+/// Swagger UI, made at its first request: its page inlines the UI's script and the spec (1.6 MB), memory an
+/// instance keeps only once someone reads the docs there.
+#[derive(Default)]
+struct Docs(std::sync::OnceLock<BoxEndpoint<'static>>);
+
+impl Endpoint for Docs {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        self.0.get_or_init(|| openapi_service().swagger_ui().map_to_response().boxed()).call(req).await
+    }
 }
 
 pub struct Application {
@@ -164,7 +177,6 @@ fn mcp_endpoint(state: &AppState, streams: CancellationToken) -> poem::endpoint:
 /// pages' and OAuth endpoints' request data: its hot path carries none of it.
 pub fn routes(state: &AppState, mcp_streams: CancellationToken) -> impl Endpoint<Output = Response> + use<> {
     let api = openapi_service();
-    let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     let paths = Arc::new(http::Paths {
         issuer: state.config.server.issuer_path().to_owned(),
@@ -202,7 +214,7 @@ pub fn routes(state: &AppState, mcp_streams: CancellationToken) -> impl Endpoint
         .at("/admin/policy", post(pages::admin::change_policy))
         .at("/admin/groups", post(pages::admin::change_member))
         .at("/assets/style.css", get(pages::stylesheet))
-        .nest("/docs", docs)
+        .nest("/docs", Docs::default())
         .at("/openapi.json", spec)
         .catch_error(|_: poem::error::NotFoundError| async {
             poem::error::ResponseError::as_response(&pages::error::PageError::not_found())

@@ -116,12 +116,18 @@ impl Store {
         }
     }
 
-    /// Appends many events in one statement (the gateway's calls, written in batches). A failure is logged.
+    /// Appends many events in one transaction (the gateway's calls, written in batches). A failure is logged.
     pub async fn audit_many(&self, events: Vec<OwnedAuditEntry>) {
-        if events.is_empty() {
-            return;
+        if let Err(e) = self.insert_audit_batch(events).await {
+            tracing::warn!(error = %e, "writing a batch of audit events failed");
         }
-        let rows = events.into_iter().map(|e| audit_event::ActiveModel {
+    }
+
+    async fn insert_audit_batch(&self, events: Vec<OwnedAuditEntry>) -> Result<(), DbErr> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut rows = events.into_iter().map(|e| audit_event::ActiveModel {
             id: sea_orm::ActiveValue::NotSet,
             at: sea_orm::ActiveValue::Set(e.at),
             event: sea_orm::ActiveValue::Set(e.kind.as_str().to_owned()),
@@ -130,9 +136,11 @@ impl Store {
             ip: sea_orm::ActiveValue::Set(None),
             detail: sea_orm::ActiveValue::Set(e.detail),
         });
-        if let Err(e) = audit_event::Entity::insert_many(rows).exec_without_returning(&self.db).await {
-            tracing::warn!(error = %e, "writing a batch of audit events failed");
+        let (_turn, txn) = self.begin_write().await?;
+        for length in insert_lengths(rows.len()) {
+            audit_event::Entity::insert_many(rows.by_ref().take(length)).exec_without_returning(&txn).await?;
         }
+        txn.commit().await
     }
 
     /// The newest events first.
@@ -151,5 +159,59 @@ impl Store {
             query = query.filter(audit_event::Column::At.gte(since));
         }
         query.order_by_desc(audit_event::Column::Id).limit(filter.limit).all(&self.db).await
+    }
+}
+
+/// Most rows in one insert of audit events.
+const MOST_ROWS_PER_INSERT: usize = 64;
+
+/// How `n` rows go in: inserts of [`MOST_ROWS_PER_INSERT`] rows, then one of each power of two the rest is
+/// made of. Every connection keeps each statement it prepared; an insert of exactly a batch's length would keep
+/// one compiled statement per length ever seen (SQLite's, some 1 KiB per row: megabytes under load), where these
+/// are at most 7 shapes.
+fn insert_lengths(n: usize) -> impl Iterator<Item = usize> {
+    let rest = n % MOST_ROWS_PER_INSERT;
+    std::iter::repeat_n(MOST_ROWS_PER_INSERT, n / MOST_ROWS_PER_INSERT).chain(
+        (0..MOST_ROWS_PER_INSERT.trailing_zeros()).rev().map(|bit| 1 << bit).filter(move |part| rest & part != 0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_batch_goes_in_as_a_few_shapes_of_insert() {
+        let mut shapes = std::collections::BTreeSet::new();
+        for n in 0..=1_000 {
+            let lengths: Vec<usize> = insert_lengths(n).collect();
+            assert_eq!(lengths.iter().sum::<usize>(), n, "{n} rows: {lengths:?}");
+            assert!(lengths.iter().all(|&l| (1..=MOST_ROWS_PER_INSERT).contains(&l)), "{n} rows: {lengths:?}");
+            shapes.extend(lengths);
+        }
+        assert_eq!(shapes.into_iter().collect::<Vec<_>>(), [1, 2, 4, 8, 16, 32, 64]);
+    }
+
+    #[tokio::test]
+    async fn every_event_of_a_batch_is_written_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("audit.db").display());
+        let store = Store::connect(&url, 2, Duration::from_secs(5)).await.unwrap();
+        store.migrate().await.unwrap();
+        let event = |i: usize| OwnedAuditEntry {
+            at: now(),
+            kind: AuditKind::UpstreamCall,
+            user_id: Some(format!("user-{i}")),
+            client_id: None,
+            detail: Some(format!("call {i}")),
+        };
+        store.audit_many((0..203).map(event).collect()).await;
+        store.audit_many(vec![event(203)]).await;
+        let filter = AuditFilter { limit: 1_000, ..Default::default() };
+        let written: Vec<String> =
+            store.audit_events(&filter).await.unwrap().into_iter().rev().filter_map(|e| e.detail).collect();
+        assert_eq!(written, (0..204).map(|i| format!("call {i}")).collect::<Vec<_>>());
     }
 }
