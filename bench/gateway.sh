@@ -19,7 +19,8 @@
 # tests/gateway. Peers, pinned in bench/gateway (bench/gateway/install.sh): supergateway (npm, stdio ->
 # Streamable HTTP, no authentication; stateful, one session per connection), FastMCP's proxy
 # (bench/gateway/fastmcp_proxy.py, its JWT bearer verifier on; its default fresh backend session per request
-# and its opt-in shared session) and IBM's ContextForge (its JWT authentication on, otherwise its defaults;
+# and its opt-in shared session) and IBM's ContextForge (its JWT authentication on, otherwise its defaults
+# but for its rate limiter, which answers 429 past 100 MCP calls a minute and then locks the account out;
 # stdio through its own translate bridge). mcp-gateway gets the sessionless 2026-07-28 tools/call; the peers,
 # whose SDKs refuse that shape, a sessionless 2025-11-25 one (supergateway: within a session).
 #
@@ -277,7 +278,8 @@ contextforge_start() {
   CF_ENV=(JWT_SECRET_KEY="$secret" AUTH_ENCRYPTION_SECRET="$(head -c 32 /dev/urandom | base64 | tr -d '/+=')"
     PLATFORM_ADMIN_EMAIL=admin@example.com PLATFORM_ADMIN_PASSWORD="Bench-$secret"
     BASIC_AUTH_PASSWORD="Basic-$secret" DATABASE_URL="sqlite:///$dir/contextforge.db"
-    MCPGATEWAY_UI_ENABLED=false MCPGATEWAY_ADMIN_API_ENABLED=true SSRF_ALLOW_LOCALHOST=true LOG_LEVEL=ERROR)
+    MCPGATEWAY_UI_ENABLED=false MCPGATEWAY_ADMIN_API_ENABLED=true SSRF_ALLOW_LOCALHOST=true LOG_LEVEL=ERROR
+    RATE_LIMITING_ENABLED=false)
   start contextforge "$SERVER_CPUS" env -C "$dir" "${CF_ENV[@]}" "$PEERS/contextforge/bin/mcpgateway" \
     --host 127.0.0.1 --port "$CF_PORT"
   CF_PID=$PID

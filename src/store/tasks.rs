@@ -1,7 +1,10 @@
 //! Tasks in the database. Every change of status is one conditional UPDATE on the status (and the round it
 //! was read at), so of two instances racing — a cancel and a finish, two answers — exactly one wins.
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    Statement,
+};
 
 use super::{Store, task};
 use crate::clock::{UnixTime, now};
@@ -36,10 +39,18 @@ pub enum TaskChange<'a> {
 impl Store {
     /// Adds a working task unless its owner already has `max_active` live tasks: unexpired, and waiting for
     /// input or working on an instance heard from since `alive_since` (a task whose instance stopped does not
-    /// count); `Ok(false)` then. (On SQLite the count and the insert are one write; on Postgres two calls at
-    /// the same moment may both pass the count, so the cap is exact to within the calls racing.)
+    /// count); `Ok(false)` then. One owner's inserts take turns (SQLite: the one write lock; Postgres: a lock
+    /// on the owner for the transaction), so calls at the same moment cannot all pass the count.
     pub async fn insert_task(&self, new: NewTask, max_active: u64, alive_since: UnixTime) -> Result<bool, DbErr> {
         let (_turn, txn) = self.begin_write().await?;
+        if self.is_postgres() {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 2663))",
+                [format!("task owner {}", new.owner_sub).into()],
+            ))
+            .await?;
+        }
         let at = now();
         let active = task::Entity::find()
             .filter(task::Column::OwnerSub.eq(&new.owner_sub))

@@ -182,6 +182,13 @@ async fn a_task_whose_instance_stopped_is_failed_and_the_limits_hold() {
     let refused =
         declared(&mut on_first, "tools/call", json!({"name": "slow_compute", "arguments": {"seconds": 1}})).await;
     assert!(refused["error"]["message"].as_str().unwrap().contains("TASKS_MAX_PER_USER"), "{refused}");
+    // Also when many calls come at the same moment (on Postgres, each on its own pooled connection).
+    first.sql("UPDATE tasks SET status = 'cancelled'", vec![]).await;
+    let mut clients: Vec<McpClient> = (0..8).map(|_| McpClient::stateless(&first, &token)).collect();
+    let call = json!({"name": "slow_compute", "arguments": {"seconds": 60}});
+    let outcomes = futures::future::join_all(clients.iter_mut().map(|c| declared(c, "tools/call", call.clone()))).await;
+    let started = outcomes.iter().filter(|o| o["result"]["resultType"] == "task").count();
+    assert_eq!(started, 2, "{outcomes:#?}");
 
     // A result over TASKS_MAX_RESULT_BYTES fails the task, saying so.
     first.sql("UPDATE tasks SET status = 'cancelled'", vec![]).await;
