@@ -1,5 +1,5 @@
 //! Groups decide who may use which upstream and tool: local groups (`group member add`) and rules
-//! (`policy allow`), applied at `tools/list` and at every call, within `GUARD_CACHE_SECS` of a change.
+//! (`policy allow`), applied at every list and every call, within `GUARD_CACHE_SECS` of a change.
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -17,6 +17,20 @@ async fn token_of(front: &TestApp, auth: &ClientAuth, name: &str) -> String {
 async fn tool_names(client: &mut McpClient<'_>) -> Vec<String> {
     let listed = client.result("tools/list", json!({})).await;
     listed["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+}
+
+/// What `method` (a paginated list) lists under `key`, every page; each entry's `field`.
+async fn listed(client: &mut McpClient<'_>, method: &str, key: &str, field: &str) -> Vec<String> {
+    let mut all = Vec::new();
+    let mut params = json!({});
+    loop {
+        let page = client.result(method, params).await;
+        all.extend(page[key].as_array().unwrap().iter().map(|e| e[field].as_str().unwrap().to_owned()));
+        match page["nextCursor"].as_str() {
+            Some(cursor) => params = json!({"cursor": cursor}),
+            None => return all,
+        }
+    }
 }
 
 #[tokio::test]
@@ -48,6 +62,18 @@ async fn groups_gate_upstreams_and_tools_at_listing_and_call_and_changes_apply_w
     assert!(anna_tools.contains(&"every__echo".to_owned()), "{anna_tools:?}");
     assert!(!anna_tools.contains(&"every__get-env".to_owned()), "a denied tool is not listed: {anna_tools:?}");
     assert!(anna_tools.contains(&"whoami".to_owned()), "the built-ins stay");
+    // Nor its prompts, resource templates and resources: bob's lists go without them (never an error).
+    let bob_prompts = listed(&mut bob_mcp, "prompts/list", "prompts", "name").await;
+    assert!(!bob_prompts.iter().any(|p| p.starts_with("every__")), "{bob_prompts:?}");
+    assert!(listed(&mut anna_mcp, "prompts/list", "prompts", "name").await.contains(&"every__simple-prompt".into()));
+    let templates = "resources/templates/list";
+    let bob_templates = listed(&mut bob_mcp, templates, "resourceTemplates", "uriTemplate").await;
+    let anna_templates = listed(&mut anna_mcp, templates, "resourceTemplates", "uriTemplate").await;
+    assert!(anna_templates.len() > bob_templates.len(), "{anna_templates:?} / {bob_templates:?}");
+    let bob_resources = listed(&mut bob_mcp, "resources/list", "resources", "uri").await;
+    let anna_resources = listed(&mut anna_mcp, "resources/list", "resources", "uri").await;
+    let theirs: Vec<&String> = anna_resources.iter().filter(|r| !bob_resources.contains(r)).collect();
+    assert!(!theirs.is_empty(), "anna lists the upstream's resources: {anna_resources:?} / {bob_resources:?}");
 
     // Calls: allowed, denied by pattern, refused for want of a group; each refusal names the rule.
     let echoed = anna_mcp.call_tool("every__echo", json!({"message": "hi"})).await;

@@ -382,8 +382,13 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         let mut prompts =
             if self.builtins { self.inner.list_prompts(None, ctx.clone()).await?.prompts } else { vec![] };
         let catalog = self.gateway.catalog();
+        let view = self.policy_view(&me).await?;
         prompts.extend(
-            catalog.prompts.iter().filter(|r| Self::may_use(&me, r.scope.as_deref())).map(|r| r.prompt.clone()),
+            catalog
+                .prompts
+                .iter()
+                .filter(|r| Self::may_use(&me, r.scope.as_deref()) && view.allows(&r.upstream, None).is_ok())
+                .map(|r| r.prompt.clone()),
         );
         let (prompts, next) = page(&prompts, request.as_ref().and_then(|r| r.cursor.as_deref()))?;
         let mut result = ListPromptsResult::with_all_items(prompts);
@@ -444,12 +449,14 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
             Some(text) => Cursor::decode(text)?,
         };
         // The sources in order: the built-ins (""), then every connected upstream the caller may use.
+        let view = self.policy_view(&me).await?;
         let upstreams: Vec<(String, Option<String>)> = self
             .gateway
             .connections()
             .iter()
             .filter(|c| c.live().is_some_and(|l| l.offer.resources))
             .filter(|c| Self::may_use(&me, c.upstream.scope.as_deref()))
+            .filter(|c| view.allows(&c.upstream.name, None).is_ok())
             .map(|c| (c.upstream.name.clone(), c.upstream.scope.clone()))
             .collect();
         let next_source =
@@ -510,8 +517,13 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
             vec![]
         };
         let catalog = self.gateway.catalog();
+        let view = self.policy_view(&me).await?;
         templates.extend(
-            catalog.templates.iter().filter(|t| Self::may_use(&me, t.scope.as_deref())).map(|t| t.template.clone()),
+            catalog
+                .templates
+                .iter()
+                .filter(|t| Self::may_use(&me, t.scope.as_deref()) && view.allows(&t.upstream, None).is_ok())
+                .map(|t| t.template.clone()),
         );
         let (templates, next) = page(&templates, request.as_ref().and_then(|r| r.cursor.as_deref()))?;
         let mut result = ListResourceTemplatesResult::with_all_items(templates);
