@@ -19,20 +19,6 @@ async fn tool_names(client: &mut McpClient<'_>) -> Vec<String> {
     listed["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
 }
 
-/// What `method` (a paginated list) lists under `key`, every page; each entry's `field`.
-async fn listed(client: &mut McpClient<'_>, method: &str, key: &str, field: &str) -> Vec<String> {
-    let mut all = Vec::new();
-    let mut params = json!({});
-    loop {
-        let page = client.result(method, params).await;
-        all.extend(page[key].as_array().unwrap().iter().map(|e| e[field].as_str().unwrap().to_owned()));
-        match page["nextCursor"].as_str() {
-            Some(cursor) => params = json!({"cursor": cursor}),
-            None => return all,
-        }
-    }
-}
-
 #[tokio::test]
 async fn groups_gate_upstreams_and_tools_at_listing_and_call_and_changes_apply_within_the_cache_bound() {
     let kit = upstreams();
@@ -63,15 +49,15 @@ async fn groups_gate_upstreams_and_tools_at_listing_and_call_and_changes_apply_w
     assert!(!anna_tools.contains(&"every__get-env".to_owned()), "a denied tool is not listed: {anna_tools:?}");
     assert!(anna_tools.contains(&"whoami".to_owned()), "the built-ins stay");
     // Nor its prompts, resource templates and resources: bob's lists go without them (never an error).
-    let bob_prompts = listed(&mut bob_mcp, "prompts/list", "prompts", "name").await;
+    let bob_prompts = bob_mcp.list_all("prompts/list", "prompts", "name").await;
     assert!(!bob_prompts.iter().any(|p| p.starts_with("every__")), "{bob_prompts:?}");
-    assert!(listed(&mut anna_mcp, "prompts/list", "prompts", "name").await.contains(&"every__simple-prompt".into()));
+    assert!(anna_mcp.list_all("prompts/list", "prompts", "name").await.contains(&"every__simple-prompt".into()));
     let templates = "resources/templates/list";
-    let bob_templates = listed(&mut bob_mcp, templates, "resourceTemplates", "uriTemplate").await;
-    let anna_templates = listed(&mut anna_mcp, templates, "resourceTemplates", "uriTemplate").await;
+    let bob_templates = bob_mcp.list_all(templates, "resourceTemplates", "uriTemplate").await;
+    let anna_templates = anna_mcp.list_all(templates, "resourceTemplates", "uriTemplate").await;
     assert!(anna_templates.len() > bob_templates.len(), "{anna_templates:?} / {bob_templates:?}");
-    let bob_resources = listed(&mut bob_mcp, "resources/list", "resources", "uri").await;
-    let anna_resources = listed(&mut anna_mcp, "resources/list", "resources", "uri").await;
+    let bob_resources = bob_mcp.list_all("resources/list", "resources", "uri").await;
+    let anna_resources = anna_mcp.list_all("resources/list", "resources", "uri").await;
     let theirs: Vec<&String> = anna_resources.iter().filter(|r| !bob_resources.contains(r)).collect();
     assert!(!theirs.is_empty(), "anna lists the upstream's resources: {anna_resources:?} / {bob_resources:?}");
 

@@ -421,8 +421,16 @@ async fn a_program_with_per_person_values_runs_once_per_person_within_the_cap_an
     assert!(env.contains("bob-secret-2") && !env.contains("anna-secret-1"), "{env}");
     assert_eq!(processes_with(&marker), 2, "one process per person");
 
-    // Carol has given nothing: the URL elicitation names our page. Past the cap, a clear error.
+    // Its resources too, listed and read through each one's own process; without a value, none (no error).
+    let anna_resources = anna_mcp.list_all("resources/list", "resources", "uri").await;
+    let theirs = anna_resources.iter().find(|u| u.starts_with("demo://")).expect("the upstream's resources");
+    let read = anna_mcp.result("resources/read", json!({"uri": theirs})).await;
+    assert_eq!(read["contents"][0]["uri"], theirs.as_str(), "{read}");
     let mut carol_mcp = McpClient::connect_with(&front, &carol, json!({"elicitation": {"url": {}}})).await;
+    let carol_resources = carol_mcp.list_all("resources/list", "resources", "uri").await;
+    assert!(!carol_resources.iter().any(|u| u.starts_with("demo://")), "{carol_resources:?}");
+
+    // Carol has given nothing: the URL elicitation names our page. Past the cap, a clear error.
     let refused = carol_mcp.request("tools/call", json!({"name": "every__get-env", "arguments": {}})).await;
     assert_eq!(refused["error"]["code"], -32042, "{refused}");
     assert!(refused["error"]["message"].as_str().unwrap().contains("MY_TOKEN"), "{refused}");

@@ -448,19 +448,20 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
             None => Cursor { s: if self.builtins { String::new() } else { "\u{0}".into() }, c: None },
             Some(text) => Cursor::decode(text)?,
         };
-        // The sources in order: the built-ins (""), then every connected upstream the caller may use.
+        // The sources in name order: the built-ins (""), then every upstream with resources the caller may
+        // use: connected ones, and those that act on each person's own account (theirs is asked).
         let view = self.policy_view(&me).await?;
-        let upstreams: Vec<(String, Option<String>)> = self
-            .gateway
-            .connections()
-            .iter()
-            .filter(|c| c.live().is_some_and(|l| l.offer.resources))
-            .filter(|c| Self::may_use(&me, c.upstream.scope.as_deref()))
-            .filter(|c| view.allows(&c.upstream.name, None).is_ok())
-            .map(|c| (c.upstream.name.clone(), c.upstream.scope.clone()))
+        let shared = self.gateway.connections().into_iter().filter(|c| c.live().is_some_and(|l| l.offer.resources));
+        let shared = shared.map(|c| (c.upstream.name.clone(), c.upstream.scope.clone()));
+        let personal = self.gateway.personals().into_iter().filter(|p| p.offer().is_some_and(|o| o.resources));
+        let personal = personal.map(|p| (p.upstream.name.clone(), p.upstream.scope.clone()));
+        let mut upstreams: Vec<String> = shared
+            .chain(personal)
+            .filter(|(name, scope)| Self::may_use(&me, scope.as_deref()) && view.allows(name, None).is_ok())
+            .map(|(name, _)| name)
             .collect();
-        let next_source =
-            |after: &str| -> Option<String> { upstreams.iter().map(|(n, _)| n).find(|n| n.as_str() > after).cloned() };
+        upstreams.sort();
+        let next_source = |after: &str| -> Option<String> { upstreams.iter().find(|n| n.as_str() > after).cloned() };
         let mut source = cursor.s;
         let mut inner_cursor = cursor.c;
         if source == "\u{0}" {
@@ -474,7 +475,7 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
             let result = self.inner.list_resources(params, ctx.clone()).await?;
             (result.resources, result.next_cursor)
         } else {
-            if !upstreams.iter().any(|(n, _)| *n == source) {
+            if !upstreams.contains(&source) {
                 return Err(McpError::invalid_params("the cursor names a server that is no longer available", None));
             }
             let params = inner_cursor.take().map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
@@ -490,6 +491,8 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
                         Failure::Transport("it answered resources/list with something else".into()).into_error(&source)
                     );
                 }
+                // Someone who has not connected their account there has none of its resources.
+                Err(Failure::NeedsAccount { .. }) => (vec![], None),
                 Err(failure) => return Err(failure.into_error(&source)),
             }
         };
@@ -735,7 +738,10 @@ impl<S: ServerHandler + Clone> Front<S> {
     /// The upstream a resource URI belongs to, with that upstream's scope.
     fn owner(&self, uri: &str) -> Option<(Arc<str>, Option<String>)> {
         let upstream = self.gateway.resource_owner(uri)?;
-        let scope = self.gateway.connection(&upstream)?.upstream.scope.clone();
+        let scope = match self.gateway.connection(&upstream) {
+            Some(connection) => connection.upstream.scope.clone(),
+            None => self.gateway.personal(&upstream)?.upstream.scope.clone(),
+        };
         Some((upstream, scope))
     }
 }

@@ -150,6 +150,11 @@ impl Gateway {
         self.connections.lock().expect("connections lock").values().cloned().collect()
     }
 
+    /// Upstreams that act on each person's own account, in name order.
+    pub fn personals(&self) -> Vec<Arc<Personal>> {
+        self.personals.lock().expect("personals lock").values().cloned().collect()
+    }
+
     /// Remembers that `upstream` listed these resource URIs.
     pub fn saw_resources<'a>(&self, upstream: &Arc<str>, uris: impl Iterator<Item = &'a str>) {
         let mut owners = self.resource_owners.lock().expect("resource owners lock");
@@ -310,7 +315,7 @@ impl Gateway {
         let connections = self.connections();
         let lives: Vec<(Arc<Connection>, Arc<Offer>)> =
             connections.iter().filter_map(|c| c.live().map(|l| (c.clone(), l.offer))).collect();
-        let personals: Vec<Arc<Personal>> = self.personals.lock().expect("personals lock").values().cloned().collect();
+        let personals = self.personals();
         let learned: Vec<(&Upstream, Arc<Offer>)> =
             personals.iter().filter_map(|p| p.offer().map(|o| (&p.upstream, o))).collect();
         let mut offers: Vec<(&Upstream, &Offer)> = lives.iter().map(|(c, o)| (&c.upstream, o.as_ref())).collect();

@@ -144,6 +144,21 @@ impl<'a> McpClient<'a> {
         answer["result"].clone()
     }
 
+    /// Every entry of a paginated list (`tools/list`, `resources/list`, …), page after page: the `field` of
+    /// each entry under `key`.
+    pub async fn list_all(&mut self, method: &str, key: &str, field: &str) -> Vec<String> {
+        let mut all = Vec::new();
+        let mut params = json!({});
+        loop {
+            let page = self.result(method, params).await;
+            all.extend(page[key].as_array().unwrap().iter().map(|e| e[field].as_str().unwrap().to_owned()));
+            match page["nextCursor"].as_str() {
+                Some(cursor) => params = json!({"cursor": cursor}),
+                None => return all,
+            }
+        }
+    }
+
     pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
         self.result("tools/call", json!({"name": name, "arguments": arguments})).await
     }
