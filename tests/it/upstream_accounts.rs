@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::mcp::{McpClient, text_of, until_tool};
+use crate::support::mcp::{McpClient, next_message, text_of, until_tool};
 use crate::support::upstreams::{processes_with, upstreams};
 use crate::support::*;
 
@@ -343,15 +343,15 @@ async fn the_way_back_from_the_upstream_works_once_and_only_for_whoever_set_out(
     assert_eq!(front.sql_count("SELECT COUNT(*) FROM upstream_clients", vec![]).await, 0);
 }
 
-/// Gives the person's value of MY_TOKEN on the page their Connections page links to.
-async fn save_value(browser: &mut Browser, value: &str) -> reqwest::Response {
-    let page = browser.page("/connections/connect?upstream=every").await;
+/// Gives the person's value of MY_TOKEN for `upstream` on the page their Connections page links to.
+async fn save_value(browser: &mut Browser, upstream: &str, value: &str) -> reqwest::Response {
+    let page = browser.page(&format!("/connections/connect?upstream={upstream}")).await;
     assert!(page.contains("MY_TOKEN") && page.contains("type=\"password\""), "{page}");
     let csrf = extract_hidden(&page, "csrf_token");
     browser
         .post_form(
             "/connections/values",
-            &[("csrf_token", csrf.as_str()), ("upstream", "every"), ("value:MY_TOKEN", value)],
+            &[("csrf_token", csrf.as_str()), ("upstream", upstream), ("value:MY_TOKEN", value)],
         )
         .await
 }
@@ -390,7 +390,7 @@ async fn a_program_with_per_person_values_runs_once_per_person_within_the_cap_an
     let (mut carol_browser, carol) = person(&front, &auth, "carol").await;
 
     // Anna gives her value on the page her Connections page links to.
-    let saved = save_value(&mut anna_browser, "anna-secret-1").await;
+    let saved = save_value(&mut anna_browser, "every", "anna-secret-1").await;
     assert_eq!(location(&saved), "/connections?done=saved");
     // Values for variables it does not take, or none at all, are refused and change nothing.
     let page = bob_browser.page("/connections/connect?upstream=every").await;
@@ -409,7 +409,7 @@ async fn a_program_with_per_person_values_runs_once_per_person_within_the_cap_an
         )
         .await;
     assert_html_error(empty, StatusCode::BAD_REQUEST).await;
-    assert_eq!(location(&save_value(&mut bob_browser, "bob-secret-2").await), "/connections?done=saved");
+    assert_eq!(location(&save_value(&mut bob_browser, "every", "bob-secret-2").await), "/connections?done=saved");
 
     // Each one's process sees their own value and the shared one, never another person's.
     let mut anna_mcp = McpClient::connect(&front, &anna).await;
@@ -434,7 +434,7 @@ async fn a_program_with_per_person_values_runs_once_per_person_within_the_cap_an
     let refused = carol_mcp.request("tools/call", json!({"name": "every__get-env", "arguments": {}})).await;
     assert_eq!(refused["error"]["code"], -32042, "{refused}");
     assert!(refused["error"]["message"].as_str().unwrap().contains("MY_TOKEN"), "{refused}");
-    assert_eq!(location(&save_value(&mut carol_browser, "carol-secret-3").await), "/connections?done=saved");
+    assert_eq!(location(&save_value(&mut carol_browser, "every", "carol-secret-3").await), "/connections?done=saved");
     let capped = carol_mcp.call_tool("every__get-env", json!({})).await;
     assert_eq!(capped["isError"], true, "{capped}");
     assert!(text_of(&capped).contains("UPSTREAM_PERSONAL_MAX"), "{capped}");
@@ -445,7 +445,7 @@ async fn a_program_with_per_person_values_runs_once_per_person_within_the_cap_an
         let sealed: String = row.try_get("", "credentials_sealed").unwrap();
         assert!(mcp_gateway::crypto::SecretsKey::is_sealed(&sealed) && !sealed.contains("secret"), "{sealed}");
     }
-    assert_eq!(location(&save_value(&mut anna_browser, "anna-secret-4").await), "/connections?done=saved");
+    assert_eq!(location(&save_value(&mut anna_browser, "every", "anna-secret-4").await), "/connections?done=saved");
     let env = text_of(&anna_mcp.call_tool("every__get-env", json!({})).await);
     assert!(env.contains("anna-secret-4") && !env.contains("anna-secret-1"), "{env}");
 
@@ -469,4 +469,31 @@ async fn a_program_with_per_person_values_runs_once_per_person_within_the_cap_an
     }
     let env = text_of(&carol_mcp.call_tool("every__get-env", json!({})).await);
     assert!(env.contains("carol-secret-3"), "{env}");
+}
+
+#[tokio::test]
+async fn a_tool_list_change_one_persons_program_announces_reaches_every_client() {
+    let kit = upstreams();
+    let front = spawn_app_with(&[("UPSTREAM_RELOAD_SECS", "1")]).await;
+    let python = kit.python();
+    let program = ["upstream", "add", "grow", "--command", &python, "--arg", kit.growing_server()];
+    front.cli(&[&program[..], &["--env-per-user", "MY_TOKEN"]].concat());
+    let auth = ClientAuth::Public(front.register_public_client(REDIRECT_URI).await);
+    let (mut anna_browser, anna) = person(&front, &auth, "anna").await;
+    let (_, bob) = person(&front, &auth, "bob").await;
+    assert_eq!(location(&save_value(&mut anna_browser, "grow", "anna-1").await), "/connections?done=saved");
+
+    // Bob, who has given nothing, listens for list changes; Anna's program grows a tool.
+    let mut anna_mcp = McpClient::connect(&front, &anna).await;
+    until_tool(&mut anna_mcp, "grow__grow").await;
+    let mut bob_mcp = McpClient::connect(&front, &bob).await;
+    let mut bob_stream = bob_mcp.open_stream().await;
+    assert!(!bob_mcp.list_all("tools/list", "tools", "name").await.contains(&"grow__extra".to_owned()));
+    assert_eq!(text_of(&anna_mcp.call_tool("grow__grow", json!({})).await), "grown");
+
+    // The gateway lists it again through Anna's program: Bob is told, and both lists have the new tool.
+    next_message(&mut bob_stream, |m| m["method"] == "notifications/tools/list_changed").await;
+    assert!(bob_mcp.list_all("tools/list", "tools", "name").await.contains(&"grow__extra".to_owned()));
+    until_tool(&mut anna_mcp, "grow__extra").await;
+    assert_eq!(text_of(&anna_mcp.call_tool("grow__extra", json!({})).await), "extra");
 }

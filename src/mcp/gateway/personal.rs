@@ -182,10 +182,17 @@ impl Personal {
                         Err(e) => tracing::warn!(upstream = %self.upstream.name, error = ?e, "new credentials could not be used"),
                     }
                 }
-                Some(_) = heard.recv() => {
-                    // A person's client heard that a list changed: the next client made lists again. What the
-                    // upstream sends one person is not broadcast to the others.
-                }
+                Some(what) = heard.recv() => match what {
+                    // One list for everyone: listed again through an open client, off this loop.
+                    Heard::ToolsChanged | Heard::PromptsChanged => {
+                        tokio::spawn(self.clone().relist());
+                    }
+                    Heard::ResourcesChanged => {
+                        let _ = self.events.send(Event::ResourcesChanged);
+                    }
+                    // Nothing of such an upstream is subscribed to.
+                    Heard::ResourceUpdated(_) => {}
+                },
             }
         }
         self.links.lock().expect("links lock").clear();
@@ -201,6 +208,24 @@ impl Personal {
             },
             Ok(None) => {}
             Err(e) => tracing::warn!(upstream = %self.upstream.name, error = %e, "reading what it offers failed"),
+        }
+    }
+
+    /// A person's client heard that the upstream's tools or prompts changed: what it offers is listed again
+    /// through an open client (the list is everyone's), and clients are told if it changed.
+    async fn relist(self: Arc<Personal>) {
+        let open = self.links.lock().expect("links lock").values().find_map(|slot| {
+            slot.try_lock().ok().and_then(|link| link.clone()).filter(|link| !link.service.is_closed())
+        });
+        let Some(link) = open else {
+            return;
+        };
+        match tokio::time::timeout(self.upstream.timeout(), fetch_offer(&link.peer)).await {
+            Ok(Ok(offer)) => self.learn(offer, true).await,
+            Ok(Err(e)) => {
+                tracing::warn!(upstream = %self.upstream.name, error = %e, "re-listing after a change failed")
+            }
+            Err(_) => tracing::warn!(upstream = %self.upstream.name, "re-listing after a change took too long"),
         }
     }
 

@@ -46,10 +46,20 @@ impl Upstreams {
         Running(child)
     }
 
+    /// The Python interpreter the Python SDK is installed for.
+    pub fn python(&self) -> String {
+        self.dir.join("venv/bin/python").display().to_string()
+    }
+
+    /// The Python SDK server over stdio whose tool `grow` adds a tool (run with [`Upstreams::python`]).
+    pub fn growing_server(&self) -> &'static str {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway/growing_server.py")
+    }
+
     /// The Python SDK server that wants `X-API-Key: key`, on `port`.
     pub fn api_key_server(&self, port: u16, key: &str) -> Running {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway/api_key_server.py");
-        let child = Command::new(self.dir.join("venv/bin/python"))
+        let child = Command::new(self.python())
             .args([script, &port.to_string(), key])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
