@@ -7,28 +7,6 @@ use serde_json::{Value, json};
 use crate::support::mcp::{McpClient, text_of};
 use crate::support::*;
 
-/// `mcp-gateway client add --grant client_credentials`: the id and the secret it prints.
-fn machine_client(app: &TestApp, extra: &[&str]) -> ClientAuth {
-    let mut args = vec!["client", "add", "--name", "Nightly job", "--grant", "client_credentials"];
-    args.extend_from_slice(extra);
-    let printed = app.cli(&args);
-    let field = |name: &str| {
-        printed
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} printed: {printed}"))
-            .trim()
-            .to_owned()
-    };
-    ClientAuth::Basic(field("client_id: "), field("client_secret: "))
-}
-
-async fn machine_token(app: &TestApp, auth: &ClientAuth, params: &[(&str, &str)]) -> reqwest::Response {
-    let mut form = vec![("grant_type", "client_credentials")];
-    form.extend_from_slice(params);
-    app.post_as("/oauth/token", auth, &form).await
-}
-
 #[tokio::test]
 async fn a_machine_token_acts_for_the_client_and_has_no_person_behind_it() {
     let app = spawn_app().await;

@@ -429,6 +429,12 @@ async fn a_program_with_per_person_values_runs_once_per_person_within_the_cap_an
     let mut carol_mcp = McpClient::connect_with(&front, &carol, json!({"elicitation": {"url": {}}})).await;
     let carol_resources = carol_mcp.list_all("resources/list", "resources", "uri").await;
     assert!(!carol_resources.iter().any(|u| u.starts_with("demo://")), "{carol_resources:?}");
+    // Nor a client's token of its own, which has no person there.
+    let machine = machine_client(&front, &[]);
+    let tokens = json_ok(machine_token(&front, &machine, &[]).await).await;
+    let mut job = McpClient::stateless(&front, tokens["access_token"].as_str().unwrap());
+    let job_resources = job.list_all("resources/list", "resources", "uri").await;
+    assert!(!job_resources.iter().any(|u| u.starts_with("demo://")), "{job_resources:?}");
 
     // Carol has given nothing: the URL elicitation names our page. Past the cap, a clear error.
     let refused = carol_mcp.request("tools/call", json!({"name": "every__get-env", "arguments": {}})).await;

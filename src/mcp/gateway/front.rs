@@ -449,11 +449,14 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
             Some(text) => Cursor::decode(text)?,
         };
         // The sources in name order: the built-ins (""), then every upstream with resources the caller may
-        // use: connected ones, and those that act on each person's own account (theirs is asked).
+        // use: connected ones, and for a person those that act on each person's own account (theirs is asked;
+        // a client's token of its own has no person there).
         let view = self.policy_view(&me).await?;
         let shared = self.gateway.connections().into_iter().filter(|c| c.live().is_some_and(|l| l.offer.resources));
         let shared = shared.map(|c| (c.upstream.name.clone(), c.upstream.scope.clone()));
-        let personal = self.gateway.personals().into_iter().filter(|p| p.offer().is_some_and(|o| o.resources));
+        let a_person = me.sub != me.client_id;
+        let personal =
+            self.gateway.personals().into_iter().filter(|p| a_person && p.offer().is_some_and(|o| o.resources));
         let personal = personal.map(|p| (p.upstream.name.clone(), p.upstream.scope.clone()));
         let mut upstreams: Vec<String> = shared
             .chain(personal)
