@@ -3,18 +3,14 @@
 // back to the gateway, and Disconnect. Screenshots of each page go next to the main flow's.
 //
 // Usage: node connect.mjs <gateway URL> <person> <password> <upstream URL> <upstream person> <password> <shots>
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import assert from 'node:assert/strict';
 
 const [base, person, password, upstream, upstreamPerson, upstreamPassword, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 const problems = [];
 const page = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage();
 page.on('console', (m) => {

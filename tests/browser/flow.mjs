@@ -3,7 +3,7 @@
 // Every page is also checked at phone width, and a screenshot of each is saved for a reviewer.
 //
 // Usage: node flow.mjs <gateway base URL> <admin username> <admin password> <screenshot directory>
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { mkdirSync } from 'node:fs';
@@ -25,11 +25,7 @@ const callback = createServer((req, res) => {
 await new Promise((resolve) => callback.listen(0, '127.0.0.1', resolve));
 const redirectUri = `http://127.0.0.1:${callback.address().port}/callback`;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 const problems = [];
 let step = 0;
 

@@ -4,18 +4,14 @@
 // provider from their home page and unlinks it. Screenshots of each page go next to the main flow's.
 //
 // Usage: node sign_in.mjs <gateway URL> <provider URL> <person with a password> <password> <shots>
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import assert from 'node:assert/strict';
 
 const [base, provider, person, password, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 const problems = [];
 let step = 0;
 
