@@ -42,6 +42,12 @@ impl AccessClaims {
         self.scope.split(' ').filter(|s| !s.is_empty()).collect()
     }
 
+    /// The person the token acts for: its subject, unless the token is a client's own (client credentials,
+    /// RFC 9068 §2.2: then the subject is the client).
+    pub fn person(&self) -> Option<&str> {
+        (self.sub != self.client_id).then_some(self.sub.as_str())
+    }
+
     pub fn expires_at(&self) -> UnixTime {
         UnixTime(self.exp)
     }

@@ -109,8 +109,7 @@ pub async fn forward(
     logs: LogLevel,
 ) -> Result<ServerResult, Failure> {
     if let Ok(me) = crate::mcp::server::context_caller(ctx) {
-        let person = (me.sub != me.client_id).then_some(me.sub.as_str());
-        let view = gateway.policy.view(person).await.map_err(|e| Failure::Unavailable(e.to_string()))?;
+        let view = gateway.policy.view(me.person()).await.map_err(|e| Failure::Unavailable(e.to_string()))?;
         view.allows(upstream, None).map_err(Failure::Policy)?;
     }
     if let Some(personal) = gateway.personal(upstream) {
@@ -431,7 +430,7 @@ pub async fn call_tool(
         at: UnixTime::now(),
         kind: AuditKind::UpstreamCall,
         // A client's own token (client credentials) has the client as `sub` and no person to name.
-        user_id: (caller.sub != caller.client_id).then(|| caller.sub.clone()),
+        user_id: caller.person().map(str::to_owned),
         client_id: Some(caller.client_id.clone()),
         detail: Some(format!(
             "upstream={} tool={} outcome={label} ms={}",

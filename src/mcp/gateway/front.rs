@@ -144,7 +144,7 @@ impl<S: ServerHandler + Clone> Front<S> {
             return Err(McpError::invalid_request(format!("this tool needs the scope {missing}"), None));
         }
         if let Err(why) = self.policy_view(me).await?.allows(&route.upstream, Some(&route.original)) {
-            let person = (me.sub != me.client_id).then(|| me.sub.clone());
+            let person = me.person().map(str::to_owned);
             tracing::info!(upstream = %route.upstream, tool = %route.original, "a call refused by policy");
             self.gateway.audit.record(crate::store::OwnedAuditEntry {
                 at: crate::clock::UnixTime::now(),
@@ -165,8 +165,7 @@ impl<S: ServerHandler + Clone> Front<S> {
 
     /// The policy as it applies to this caller now.
     async fn policy_view(&self, me: &AccessClaims) -> Result<crate::domain::policy::PolicyView, McpError> {
-        let person = (me.sub != me.client_id).then_some(me.sub.as_str());
-        self.gateway.policy.view(person).await.map_err(|e| McpError::internal_error(e.to_string(), None))
+        self.gateway.policy.view(me.person()).await.map_err(|e| McpError::internal_error(e.to_string(), None))
     }
 
     fn may_use(claims: &AccessClaims, scope: Option<&str>) -> bool {
@@ -454,7 +453,7 @@ impl<S: ServerHandler + Clone> ServerHandler for Front<S> {
         let view = self.policy_view(&me).await?;
         let shared = self.gateway.connections().into_iter().filter(|c| c.live().is_some_and(|l| l.offer.resources));
         let shared = shared.map(|c| (c.upstream.name.clone(), c.upstream.scope.clone()));
-        let a_person = me.sub != me.client_id;
+        let a_person = me.person().is_some();
         let personal =
             self.gateway.personals().into_iter().filter(|p| a_person && p.offer().is_some_and(|o| o.resources));
         let personal = personal.map(|p| (p.upstream.name.clone(), p.upstream.scope.clone()));
