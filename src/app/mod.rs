@@ -104,7 +104,9 @@ impl Application {
         });
         let state = self.state.clone();
         let purge = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PURGE_INTERVAL);
+            // First after one interval, not at start: a purge at start on its own is housekeeping no one
+            // waits for, and racing an operator's `purge` (or a test aging rows) it left that one nothing.
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PURGE_INTERVAL, PURGE_INTERVAL);
             loop {
                 tick.tick().await;
                 state.limits.forget_idle();
